@@ -1,0 +1,685 @@
+//! serde serialization, writing monerod's exact bytes in one pass.
+//!
+//! Entries go straight into the output. A section remembers where each of
+//! its entries starts and ends; at its end it checks the names are in order
+//! (the common case, when fields are declared sorted) and otherwise moves the
+//! entries into order with one copy of the section. A `None` or an empty
+//! sequence is written, found to be empty, and cut off again.
+
+use serde::ser::{self, Impossible, Serialize};
+
+use crate::{Error, HEADER, Key, MAX_NAME_LEN, Result, tag, varint};
+
+/// Encodes `value`, which must serialize as a struct or map, into a body.
+pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_into(&mut out, value)?;
+    Ok(out)
+}
+
+/// Appends the body of `value` to `out`. On error `out` is left as it was.
+pub fn write_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    let start = out.len();
+    let mut state = State {
+        out: std::mem::take(out),
+        spans: Vec::new(),
+        scratch: Vec::new(),
+    };
+    state.out.extend_from_slice(&HEADER);
+    let result = value.serialize(Root(&mut state));
+    *out = state.out;
+    if let Err(e) = result {
+        out.truncate(start);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The output and the bookkeeping shared by all nested serializers.
+struct State {
+    out: Vec<u8>,
+    /// Start and end of every entry of the open sections, innermost last.
+    spans: Vec<(usize, usize)>,
+    /// Room to reorder a section's entries in.
+    scratch: Vec<u8>,
+}
+
+/// The name of the entry starting at `start`.
+fn name_at(out: &[u8], start: usize) -> &[u8] {
+    let len = usize::from(out[start]);
+    &out[start + 1..start + 1 + len]
+}
+
+impl State {
+    /// Writes a varint whose value is known only later, `width` bytes wide.
+    fn reserve_count(&mut self, width: usize) -> usize {
+        let pos = self.out.len();
+        self.out.extend_from_slice(&[0; 8][..width]);
+        pos
+    }
+
+    /// Fills in a count reserved with [`reserve_count`](Self::reserve_count),
+    /// moving what follows if the count needs another width.
+    fn patch_count(&mut self, pos: usize, width: usize, count: usize) -> Result<()> {
+        let mut buf = Vec::with_capacity(8);
+        varint::write(&mut buf, count as u64)?;
+        if buf.len() == width {
+            self.out[pos..pos + width].copy_from_slice(&buf);
+        } else {
+            self.out.splice(pos..pos + width, buf);
+        }
+        Ok(())
+    }
+
+    fn write_name(&mut self, name: &[u8]) -> Result<()> {
+        match name.len() {
+            0 => Err(Error::EmptyName),
+            len @ 1..=MAX_NAME_LEN => {
+                self.out.push(len as u8);
+                self.out.extend_from_slice(name);
+                Ok(())
+            }
+            len => Err(Error::NameTooLong(len)),
+        }
+    }
+
+    fn write_string(&mut self, bytes: &[u8]) -> Result<()> {
+        varint::write(&mut self.out, bytes.len() as u64)?;
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// The compound and wrapper methods of a serializer that accepts only one
+/// scalar kind, each refusing with `$error`.
+macro_rules! refuse_compound {
+    ($ok:ty, $error:expr) => {
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<$ok> {
+            Err($error)
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok> {
+            Err($error)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok> {
+            Err($error)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
+            Err($error)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
+            Err($error)
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct> {
+            Err($error)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant> {
+            Err($error)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
+            Err($error)
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
+            Err($error)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant> {
+            Err($error)
+        }
+    };
+}
+
+/// The root of a body: a section without a type byte.
+struct Root<'a>(&'a mut State);
+
+macro_rules! refuse {
+    ($error:expr; $($method:ident($($arg:ty),*);)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<Self::Ok> {
+            Err($error)
+        })*
+    };
+}
+
+impl<'a> ser::Serializer for Root<'a> {
+    type Ok = bool;
+    type Error = Error;
+    type SerializeSeq = Impossible<bool, Error>;
+    type SerializeTuple = Impossible<bool, Error>;
+    type SerializeTupleStruct = Impossible<bool, Error>;
+    type SerializeTupleVariant = Impossible<bool, Error>;
+    type SerializeMap = SectionSer<'a>;
+    type SerializeStruct = SectionSer<'a>;
+    type SerializeStructVariant = Impossible<bool, Error>;
+
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<SectionSer<'a>> {
+        Ok(SectionSer::begin(self.0, len))
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<SectionSer<'a>> {
+        Ok(SectionSer::begin(self.0, len.unwrap_or(0)))
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<bool> {
+        value.serialize(self)
+    }
+
+    refuse! { Error::RootNotObject;
+        serialize_bool(bool); serialize_i8(i8); serialize_i16(i16); serialize_i32(i32);
+        serialize_i64(i64); serialize_u8(u8); serialize_u16(u16); serialize_u32(u32);
+        serialize_u64(u64); serialize_f32(f32); serialize_f64(f64); serialize_char(char);
+        serialize_str(&str); serialize_bytes(&[u8]); serialize_none(); serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<bool> {
+        Err(Error::RootNotObject)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool> {
+        Err(Error::RootNotObject)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
+        Err(Error::RootNotObject)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
+        Err(Error::RootNotObject)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct> {
+        Err(Error::RootNotObject)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant> {
+        Err(Error::RootNotObject)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant> {
+        Err(Error::RootNotObject)
+    }
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// Where a value goes: behind its own type byte as an entry's value, or as
+/// an array element, whose type is the array's (its type byte at `ty_pos`,
+/// zero until the first element sets it).
+#[derive(Clone, Copy)]
+enum Place {
+    Entry,
+    Element { ty_pos: usize },
+}
+
+/// Serializes one value. `Ok(false)` means nothing was written: the value
+/// was `None` or an empty sequence, and its entry is to be left out.
+struct ValueSer<'a> {
+    st: &'a mut State,
+    place: Place,
+}
+
+impl<'a> ValueSer<'a> {
+    /// Writes the type byte, or checks it against the array's.
+    fn tag(&mut self, ty: u8) -> Result<()> {
+        match self.place {
+            Place::Entry => self.st.out.push(ty),
+            Place::Element { ty_pos } => {
+                let array_ty = &mut self.st.out[ty_pos];
+                if *array_ty == 0 {
+                    *array_ty = tag::ARRAY_FLAG | ty;
+                } else if *array_ty != tag::ARRAY_FLAG | ty {
+                    return Err(Error::MixedArray);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scalar(mut self, ty: u8, bytes: &[u8]) -> Result<bool> {
+        self.tag(ty)?;
+        self.st.out.extend_from_slice(bytes);
+        Ok(true)
+    }
+
+    fn string(mut self, bytes: &[u8]) -> Result<bool> {
+        self.tag(tag::STRING)?;
+        self.st.write_string(bytes)?;
+        Ok(true)
+    }
+
+    fn not_in_array(&self, what: &'static str) -> Result<()> {
+        match self.place {
+            Place::Entry => Ok(()),
+            Place::Element { .. } => Err(Error::Unsupported(what)),
+        }
+    }
+}
+
+impl<'a> ser::Serializer for ValueSer<'a> {
+    type Ok = bool;
+    type Error = Error;
+    type SerializeSeq = SeqSer<'a>;
+    type SerializeTuple = BytesSer<'a>;
+    type SerializeTupleStruct = Impossible<bool, Error>;
+    type SerializeTupleVariant = Impossible<bool, Error>;
+    type SerializeMap = SectionSer<'a>;
+    type SerializeStruct = SectionSer<'a>;
+    type SerializeStructVariant = Impossible<bool, Error>;
+
+    fn serialize_bool(self, v: bool) -> Result<bool> {
+        self.scalar(tag::BOOL, &[u8::from(v)])
+    }
+    fn serialize_i8(self, v: i8) -> Result<bool> {
+        self.scalar(tag::I8, &v.to_le_bytes())
+    }
+    fn serialize_i16(self, v: i16) -> Result<bool> {
+        self.scalar(tag::I16, &v.to_le_bytes())
+    }
+    fn serialize_i32(self, v: i32) -> Result<bool> {
+        self.scalar(tag::I32, &v.to_le_bytes())
+    }
+    fn serialize_i64(self, v: i64) -> Result<bool> {
+        self.scalar(tag::I64, &v.to_le_bytes())
+    }
+    fn serialize_u8(self, v: u8) -> Result<bool> {
+        self.scalar(tag::U8, &[v])
+    }
+    fn serialize_u16(self, v: u16) -> Result<bool> {
+        self.scalar(tag::U16, &v.to_le_bytes())
+    }
+    fn serialize_u32(self, v: u32) -> Result<bool> {
+        self.scalar(tag::U32, &v.to_le_bytes())
+    }
+    fn serialize_u64(self, v: u64) -> Result<bool> {
+        self.scalar(tag::U64, &v.to_le_bytes())
+    }
+    /// The format has no `f32`; it is widened to `f64`, which loses nothing.
+    fn serialize_f32(self, v: f32) -> Result<bool> {
+        self.serialize_f64(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<bool> {
+        self.scalar(tag::F64, &v.to_le_bytes())
+    }
+    fn serialize_char(self, v: char) -> Result<bool> {
+        self.string(v.encode_utf8(&mut [0; 4]).as_bytes())
+    }
+    fn serialize_str(self, v: &str) -> Result<bool> {
+        self.string(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<bool> {
+        self.string(v)
+    }
+
+    /// A `None` entry is left out, as monerod leaves out optional fields.
+    fn serialize_none(self) -> Result<bool> {
+        self.not_in_array("None inside an array")?;
+        Ok(false)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<bool> {
+        Err(Error::Unsupported("unit"))
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<bool> {
+        Err(Error::Unsupported("a unit struct"))
+    }
+    /// Unit variants travel as their names.
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<bool> {
+        self.string(variant.as_bytes())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<bool> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bool> {
+        Err(Error::Unsupported("an enum variant with data"))
+    }
+
+    /// A sequence is an array; an empty one is left out, as monerod does.
+    fn serialize_seq(mut self, len: Option<usize>) -> Result<SeqSer<'a>> {
+        self.not_in_array("an array of arrays")?;
+        let ty_pos = self.st.out.len();
+        self.tag(0)?;
+        let width = varint::width(len.unwrap_or(0) as u64);
+        let count_pos = self.st.reserve_count(width);
+        Ok(SeqSer {
+            st: self.st,
+            ty_pos,
+            count_pos,
+            width,
+            count: 0,
+        })
+    }
+
+    /// Tuples are fixed-size byte arrays such as `[u8; 32]`: a string.
+    fn serialize_tuple(mut self, len: usize) -> Result<BytesSer<'a>> {
+        self.tag(tag::STRING)?;
+        varint::write(&mut self.st.out, len as u64)?;
+        Ok(BytesSer {
+            st: self.st,
+            left: len,
+        })
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct> {
+        Err(Error::Unsupported("a tuple struct"))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant> {
+        Err(Error::Unsupported("an enum variant with data"))
+    }
+    fn serialize_map(mut self, len: Option<usize>) -> Result<SectionSer<'a>> {
+        self.tag(tag::OBJECT)?;
+        Ok(SectionSer::begin(self.st, len.unwrap_or(0)))
+    }
+    fn serialize_struct(mut self, _: &'static str, len: usize) -> Result<SectionSer<'a>> {
+        self.tag(tag::OBJECT)?;
+        Ok(SectionSer::begin(self.st, len))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant> {
+        Err(Error::Unsupported("an enum variant with data"))
+    }
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// The entries of one section.
+struct SectionSer<'a> {
+    st: &'a mut State,
+    count_pos: usize,
+    width: usize,
+    /// Where the first entry starts.
+    body: usize,
+    /// Where this section's spans start in [`State::spans`].
+    base: usize,
+    /// Start of the entry whose key was written last (maps only).
+    key_start: usize,
+}
+
+impl<'a> SectionSer<'a> {
+    fn begin(st: &'a mut State, len: usize) -> Self {
+        let width = varint::width(len as u64);
+        let count_pos = st.reserve_count(width);
+        SectionSer {
+            body: st.out.len(),
+            base: st.spans.len(),
+            key_start: 0,
+            st,
+            count_pos,
+            width,
+        }
+    }
+
+    /// Writes the value of the entry that starts at `start`, or removes the
+    /// entry if the value turns out to be empty.
+    fn value<T: Serialize + ?Sized>(&mut self, start: usize, value: &T) -> Result<()> {
+        let written = value.serialize(ValueSer {
+            st: &mut *self.st,
+            place: Place::Entry,
+        })?;
+        if written {
+            self.st.spans.push((start, self.st.out.len()));
+        } else {
+            self.st.out.truncate(start);
+        }
+        Ok(())
+    }
+
+    /// Puts the entries in name order, rejects duplicates and writes the
+    /// count.
+    fn finish(self) -> Result<bool> {
+        let State {
+            out,
+            spans,
+            scratch,
+        } = &mut *self.st;
+        let entries = &mut spans[self.base..];
+        let mut sorted = true;
+        for pair in entries.windows(2) {
+            match name_at(out, pair[0].0).cmp(name_at(out, pair[1].0)) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(Error::DuplicateKey(Key(name_at(out, pair[0].0).to_vec())));
+                }
+                std::cmp::Ordering::Greater => sorted = false,
+            }
+        }
+        if !sorted {
+            entries.sort_unstable_by(|a, b| name_at(out, a.0).cmp(name_at(out, b.0)));
+            if let Some(pair) = entries
+                .windows(2)
+                .find(|pair| name_at(out, pair[0].0) == name_at(out, pair[1].0))
+            {
+                return Err(Error::DuplicateKey(Key(name_at(out, pair[0].0).to_vec())));
+            }
+            scratch.clear();
+            scratch.extend_from_slice(&out[self.body..]);
+            out.truncate(self.body);
+            for &(start, end) in entries.iter() {
+                out.extend_from_slice(&scratch[start - self.body..end - self.body]);
+            }
+        }
+        let count = entries.len();
+        spans.truncate(self.base);
+        self.st.patch_count(self.count_pos, self.width, count)?;
+        Ok(true)
+    }
+}
+
+impl ser::SerializeStruct for SectionSer<'_> {
+    type Ok = bool;
+    type Error = Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
+        let start = self.st.out.len();
+        self.st.write_name(key.as_bytes())?;
+        self.value(start, value)
+    }
+
+    fn end(self) -> Result<bool> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeMap for SectionSer<'_> {
+    type Ok = bool;
+    type Error = Error;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
+        self.key_start = self.st.out.len();
+        key.serialize(KeySer(&mut *self.st))
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.value(self.key_start, value)
+    }
+
+    fn end(self) -> Result<bool> {
+        self.finish()
+    }
+}
+
+/// The elements of an array.
+struct SeqSer<'a> {
+    st: &'a mut State,
+    ty_pos: usize,
+    count_pos: usize,
+    width: usize,
+    count: usize,
+}
+
+impl ser::SerializeSeq for SeqSer<'_> {
+    type Ok = bool;
+    type Error = Error;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.count += 1;
+        value.serialize(ValueSer {
+            st: &mut *self.st,
+            place: Place::Element {
+                ty_pos: self.ty_pos,
+            },
+        })?;
+        Ok(())
+    }
+
+    fn end(self) -> Result<bool> {
+        if self.count == 0 {
+            return Ok(false);
+        }
+        self.st.patch_count(self.count_pos, self.width, self.count)?;
+        Ok(true)
+    }
+}
+
+/// The bytes of a fixed-size byte array, written as a string.
+struct BytesSer<'a> {
+    st: &'a mut State,
+    left: usize,
+}
+
+impl ser::SerializeTuple for BytesSer<'_> {
+    type Ok = bool;
+    type Error = Error;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        if self.left == 0 {
+            return Err(Error::Unsupported("a tuple longer than announced"));
+        }
+        self.left -= 1;
+        let byte = value.serialize(ByteSer)?;
+        self.st.out.push(byte);
+        Ok(())
+    }
+
+    fn end(self) -> Result<bool> {
+        match self.left {
+            0 => Ok(true),
+            _ => Err(Error::Unsupported("a tuple shorter than announced")),
+        }
+    }
+}
+
+/// Accepts exactly one `u8`: an element of a fixed-size byte array.
+struct ByteSer;
+
+impl ser::Serializer for ByteSer {
+    type Ok = u8;
+    type Error = Error;
+    type SerializeSeq = Impossible<u8, Error>;
+    type SerializeTuple = Impossible<u8, Error>;
+    type SerializeTupleStruct = Impossible<u8, Error>;
+    type SerializeTupleVariant = Impossible<u8, Error>;
+    type SerializeMap = Impossible<u8, Error>;
+    type SerializeStruct = Impossible<u8, Error>;
+    type SerializeStructVariant = Impossible<u8, Error>;
+
+    fn serialize_u8(self, v: u8) -> Result<u8> {
+        Ok(v)
+    }
+
+    refuse! { Error::Unsupported("a tuple of anything but bytes");
+        serialize_bool(bool); serialize_i8(i8); serialize_i16(i16); serialize_i32(i32);
+        serialize_i64(i64); serialize_u16(u16); serialize_u32(u32);
+        serialize_u64(u64); serialize_f32(f32); serialize_f64(f64); serialize_char(char);
+        serialize_str(&str); serialize_bytes(&[u8]); serialize_none(); serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+    refuse_compound!(u8, Error::Unsupported("a tuple of anything but bytes"));
+}
+
+/// Writes a map key as an entry name.
+struct KeySer<'a>(&'a mut State);
+
+impl ser::Serializer for KeySer<'_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Impossible<(), Error>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Impossible<(), Error>;
+    type SerializeStruct = Impossible<(), Error>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    fn serialize_str(self, v: &str) -> Result<()> {
+        self.0.write_name(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<()> {
+        self.0.write_name(v)
+    }
+
+    refuse! { Error::KeyNotString;
+        serialize_bool(bool); serialize_i8(i8); serialize_i16(i16); serialize_i32(i32);
+        serialize_i64(i64); serialize_u8(u8); serialize_u16(u16); serialize_u32(u32);
+        serialize_u64(u64); serialize_f32(f32); serialize_f64(f64); serialize_char(char);
+        serialize_none(); serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+    refuse_compound!((), Error::KeyNotString);
+}

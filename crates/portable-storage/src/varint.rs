@@ -1,0 +1,90 @@
+//! Portable storage's varint: the low two bits of the first byte give the
+//! width (1, 2, 4 or 8 bytes), the rest of the little-endian integer is the
+//! value shifted left by two.
+
+use crate::{Error, MAX_VARINT, Result};
+
+/// Writes `value` in the shortest width, as monerod does.
+pub(crate) fn write(out: &mut Vec<u8>, value: u64) -> Result<()> {
+    let shifted = value << 2;
+    if value <= 63 {
+        out.push(shifted as u8);
+    } else if value <= 16_383 {
+        out.extend_from_slice(&(shifted as u16 | 1).to_le_bytes());
+    } else if value <= 1_073_741_823 {
+        out.extend_from_slice(&(shifted as u32 | 2).to_le_bytes());
+    } else if value <= MAX_VARINT {
+        out.extend_from_slice(&(shifted | 3).to_le_bytes());
+    } else {
+        return Err(Error::VarintOverflow(value));
+    }
+    Ok(())
+}
+
+/// The number of bytes [`write`] uses for `value`.
+pub(crate) fn width(value: u64) -> usize {
+    match value {
+        0..=63 => 1,
+        64..=16_383 => 2,
+        16_384..=1_073_741_823 => 4,
+        _ => 8,
+    }
+}
+
+/// Reads a varint of any width from the front of `input`, returning the value
+/// and the bytes used. Non-minimal widths are accepted.
+pub(crate) fn read(input: &[u8], offset: usize) -> Result<(u64, usize)> {
+    let Some(&first) = input.get(offset) else {
+        return Err(Error::UnexpectedEof { offset, needed: 1 });
+    };
+    let len = 1usize << (first & 3);
+    let Some(raw) = input.get(offset..offset + len) else {
+        return Err(Error::UnexpectedEof {
+            offset,
+            needed: offset + len - input.len(),
+        });
+    };
+    let mut buf = [0u8; 8];
+    buf[..len].copy_from_slice(raw);
+    Ok((u64::from_le_bytes(buf) >> 2, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortest_widths_at_each_boundary() {
+        for (value, len) in [
+            (0, 1),
+            (63, 1),
+            (64, 2),
+            (16_383, 2),
+            (16_384, 4),
+            (1_073_741_823, 4),
+            (1_073_741_824, 8),
+            (MAX_VARINT, 8),
+        ] {
+            let mut out = Vec::new();
+            write(&mut out, value).unwrap();
+            assert_eq!(out.len(), len, "{value}");
+            assert_eq!(width(value), len, "{value}");
+            assert_eq!(read(&out, 0).unwrap(), (value, len));
+        }
+        assert_eq!(write(&mut Vec::new(), MAX_VARINT + 1), Err(Error::VarintOverflow(MAX_VARINT + 1)));
+    }
+
+    #[test]
+    fn non_minimal_widths_are_read() {
+        // 5 written in 2, 4 and 8 bytes.
+        assert_eq!(read(&[0x15, 0x00], 0).unwrap(), (5, 2));
+        assert_eq!(read(&[0x16, 0, 0, 0], 0).unwrap(), (5, 4));
+        assert_eq!(read(&[0x17, 0, 0, 0, 0, 0, 0, 0], 0).unwrap(), (5, 8));
+    }
+
+    #[test]
+    fn truncated_varint_is_an_error() {
+        assert!(matches!(read(&[0x17, 0, 0], 0), Err(Error::UnexpectedEof { .. })));
+        assert!(matches!(read(&[], 0), Err(Error::UnexpectedEof { .. })));
+    }
+}
