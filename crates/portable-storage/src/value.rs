@@ -374,3 +374,20 @@ impl<'de> Deserialize<'de> for Section {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/portable-storage.md` promises that a decoded tree takes at most
+    /// 32 bytes of memory per byte of the smallest encoding of what it holds.
+    #[test]
+    fn memory_per_wire_byte_is_bounded() {
+        use std::mem::size_of;
+        // Array elements: strings and objects take 1 wire byte at least.
+        assert!(size_of::<Bytes>() <= 32);
+        assert!(size_of::<Section>() <= 32);
+        // A section entry takes 4 wire bytes at least.
+        assert!(size_of::<(Bytes, Value)>() <= 4 * 32);
+    }
+}

@@ -1,0 +1,235 @@
+//! strata's portable-storage codec against the baselines, decode and encode.
+//!
+//! Each group compares one workload: `strata` is strata's measurement, every
+//! other function a baseline measured in the same run. Before timing, every
+//! crate's result is checked against strata's.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use strata_benches::baselines::{bin_serde, epee_encoding as ee, monero_epee as me};
+use strata_benches::messages as m;
+use strata_portable_storage::{from_bytes, from_slice, to_vec};
+
+const STRATA: &str = "strata";
+const BIN_SERDE: &str = "monero-epee-bin-serde";
+const EPEE_ENCODING: &str = "epee-encoding";
+const MONERO_EPEE: &str = "monero-epee";
+
+/// Peers in the synthetic handshake.
+const PEERS: u32 = 250;
+const MIB: usize = 1 << 20;
+const KIB: usize = 1 << 10;
+
+/// Decodes `body` with every crate, checks they all agree with strata and
+/// returns strata's result.
+fn check_handshake_decoders(what: &str, body: &[u8]) -> m::HandshakeResponse {
+    let strata: m::HandshakeResponse =
+        from_slice(body).unwrap_or_else(|e| panic!("{what}: strata cannot decode: {e}"));
+    let a: bin_serde::HandshakeResponse = monero_epee_bin_serde::from_bytes(body)
+        .unwrap_or_else(|e| panic!("{what}: {BIN_SERDE} cannot decode: {e}"));
+    assert_eq!(m::HandshakeResponse::from(a), strata, "{what}: {BIN_SERDE}");
+    let b: ee::HandshakeResponse = epee_encoding::from_bytes(body)
+        .unwrap_or_else(|e| panic!("{what}: {EPEE_ENCODING} cannot decode: {e:?}"));
+    assert_eq!(
+        m::HandshakeResponse::from(b),
+        strata,
+        "{what}: {EPEE_ENCODING}"
+    );
+    let c = me::decode_handshake(body)
+        .unwrap_or_else(|e| panic!("{what}: {MONERO_EPEE} cannot decode: {e:?}"));
+    assert_eq!(
+        m::HandshakeResponse::from(c),
+        strata,
+        "{what}: {MONERO_EPEE}"
+    );
+    strata
+}
+
+/// Checks that a baseline's encoding of `message` decodes back to it, and
+/// says whether it is byte for byte strata's.
+fn check_encoding(
+    what: &str,
+    who: &str,
+    encoded: &[u8],
+    strata: &[u8],
+    message: &m::HandshakeResponse,
+) {
+    let back: m::HandshakeResponse = from_slice(encoded)
+        .unwrap_or_else(|e| panic!("{what}: strata cannot decode {who}'s encoding: {e}"));
+    assert_eq!(&back, message, "{what}: {who}'s encoding");
+    if encoded != strata {
+        eprintln!(
+            "note: {what}: {who} encodes {} bytes that differ from strata's {} (same fields)",
+            encoded.len(),
+            strata.len()
+        );
+    }
+}
+
+fn decode_handshake_group(c: &mut Criterion, group: &str, body: &[u8]) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function(STRATA, |bench| {
+        bench.iter(|| from_slice::<m::HandshakeResponse>(black_box(body)).unwrap());
+    });
+    g.bench_function(BIN_SERDE, |bench| {
+        bench.iter(|| {
+            monero_epee_bin_serde::from_bytes::<bin_serde::HandshakeResponse, _>(black_box(body))
+                .unwrap()
+        });
+    });
+    g.bench_function(EPEE_ENCODING, |bench| {
+        bench.iter(|| epee_encoding::from_bytes::<ee::HandshakeResponse>(black_box(body)).unwrap());
+    });
+    g.bench_function(MONERO_EPEE, |bench| {
+        bench.iter(|| me::decode_handshake(black_box(body)).unwrap());
+    });
+    g.finish();
+}
+
+fn encode_handshake_group(c: &mut Criterion, group: &str, message: &m::HandshakeResponse) {
+    let strata = to_vec(message).unwrap();
+    let a = bin_serde::HandshakeResponse::from(message);
+    let b = ee::HandshakeResponse::from(message);
+    check_encoding(
+        group,
+        BIN_SERDE,
+        &monero_epee_bin_serde::to_bytes(&a).unwrap(),
+        &strata,
+        message,
+    );
+    check_encoding(
+        group,
+        EPEE_ENCODING,
+        &epee_encoding::to_bytes(&b).unwrap(),
+        &strata,
+        message,
+    );
+
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Bytes(strata.len() as u64));
+    g.bench_function(STRATA, |bench| {
+        bench.iter(|| to_vec(black_box(message)).unwrap())
+    });
+    g.bench_function(BIN_SERDE, |bench| {
+        bench.iter(|| monero_epee_bin_serde::to_bytes(black_box(&a)).unwrap());
+    });
+    g.bench_function(EPEE_ENCODING, |bench| {
+        bench.iter(|| epee_encoding::to_bytes(black_box(&b)).unwrap());
+    });
+    g.finish();
+}
+
+fn handshake_monerod(c: &mut Criterion) {
+    let body = strata_benches::monerod_handshake_response();
+    let message = check_handshake_decoders("monerod handshake", &body);
+    assert_eq!(
+        to_vec(&message).unwrap(),
+        body,
+        "strata re-encodes monerod's bytes"
+    );
+    decode_handshake_group(c, "decode/handshake-monerod", &body);
+    encode_handshake_group(c, "encode/handshake-monerod", &message);
+}
+
+fn handshake_250_peers(c: &mut Criterion) {
+    let message = strata_benches::synthetic_handshake(PEERS);
+    let body = to_vec(&message).unwrap();
+    assert_eq!(
+        check_handshake_decoders("synthetic handshake", &body),
+        message
+    );
+    decode_handshake_group(c, "decode/handshake-250-peers", &body);
+    encode_handshake_group(c, "encode/handshake-250-peers", &message);
+}
+
+/// Encodes a blob message and checks every crate decodes it to the same
+/// fields, strata's blob as a view of the input.
+fn blob_body(len: usize) -> (m::BlobMessage, Bytes) {
+    let message = strata_benches::blob_message(len);
+    let body = Bytes::from(to_vec(&message).unwrap());
+    let strata: m::BlobMessage = from_bytes(&body).unwrap();
+    assert_eq!(strata, message);
+    let range = body.as_ptr_range();
+    assert!(
+        range.contains(&strata.blob.as_ptr()) && strata.blob.as_ptr_range().end <= range.end,
+        "strata's blob is a view of the input"
+    );
+    let a: bin_serde::BlobMessage = monero_epee_bin_serde::from_bytes(&body[..]).unwrap();
+    assert_eq!(m::BlobMessage::from(a), message, "{BIN_SERDE}");
+    let b: ee::BlobMessage = epee_encoding::from_bytes(&body).unwrap();
+    assert_eq!(m::BlobMessage::from(b), message, "{EPEE_ENCODING}");
+    let c = me::decode_blob(&body).unwrap();
+    assert_eq!(m::BlobMessage::from(c), message, "{MONERO_EPEE}");
+    (message, body)
+}
+
+fn blob(c: &mut Criterion) {
+    let (message, body) = blob_body(MIB);
+    let (_, small) = blob_body(KIB);
+
+    let mut g = c.benchmark_group("decode/blob-1MiB");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function(STRATA, |bench| {
+        bench.iter(|| from_bytes::<m::BlobMessage>(black_box(&body)).unwrap());
+    });
+    g.bench_function(BIN_SERDE, |bench| {
+        bench.iter(|| {
+            monero_epee_bin_serde::from_bytes::<bin_serde::BlobMessage, _>(black_box(&body[..]))
+                .unwrap()
+        });
+    });
+    g.bench_function(EPEE_ENCODING, |bench| {
+        bench.iter(|| epee_encoding::from_bytes::<ee::BlobMessage>(black_box(&body)).unwrap());
+    });
+    g.bench_function(MONERO_EPEE, |bench| {
+        bench.iter(|| me::decode_blob(black_box(&body)).unwrap());
+    });
+    g.finish();
+
+    let a = bin_serde::BlobMessage::from(&message);
+    let b = ee::BlobMessage::from(&message);
+    for (who, encoded) in [
+        (BIN_SERDE, monero_epee_bin_serde::to_bytes(&a).unwrap()),
+        (EPEE_ENCODING, epee_encoding::to_bytes(&b).unwrap()),
+    ] {
+        assert_eq!(
+            from_slice::<m::BlobMessage>(&encoded).unwrap(),
+            message,
+            "{who}'s encoding"
+        );
+        if encoded != body {
+            eprintln!(
+                "note: encode/blob-1MiB: {who} encodes other bytes than strata (same fields)"
+            );
+        }
+    }
+    let mut g = c.benchmark_group("encode/blob-1MiB");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function(STRATA, |bench| {
+        bench.iter(|| to_vec(black_box(&message)).unwrap())
+    });
+    g.bench_function(BIN_SERDE, |bench| {
+        bench.iter(|| monero_epee_bin_serde::to_bytes(black_box(&a)).unwrap());
+    });
+    g.bench_function(EPEE_ENCODING, |bench| {
+        bench.iter(|| epee_encoding::to_bytes(black_box(&b)).unwrap());
+    });
+    g.finish();
+
+    // Decoding time should not depend on the blob's size.
+    let mut g = c.benchmark_group("decode/blob-size");
+    g.bench_function(STRATA, |bench| {
+        bench.iter(|| from_bytes::<m::BlobMessage>(black_box(&body)).unwrap());
+    });
+    g.bench_function("strata-1KiB", |bench| {
+        bench.iter(|| from_bytes::<m::BlobMessage>(black_box(&small)).unwrap());
+    });
+    g.finish();
+}
+
+criterion_group!(benches, handshake_monerod, handshake_250_peers, blob);
+criterion_main!(benches);

@@ -1,0 +1,59 @@
+//! Any body, read as a p2p handshake response: never panics, and what
+//! decodes round-trips.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde::{Deserialize, Serialize};
+use strata_portable_storage::{from_slice, to_vec};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct NodeData<'a> {
+    my_port: u32,
+    network_id: [u8; 16],
+    peer_id: u64,
+    rpc_port: Option<u16>,
+    support_flags: Option<u32>,
+    #[serde(borrow, default, with = "strata_portable_storage::blob")]
+    extra: Option<&'a [u8]>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Addr {
+    addr: Option<[u8; 16]>,
+    m_ip: Option<u32>,
+    m_port: u16,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct NetAddress {
+    addr: Addr,
+    #[serde(rename = "type")]
+    kind: u8,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PeerEntry {
+    adr: NetAddress,
+    id: u64,
+    last_seen: Option<i64>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Handshake<'a> {
+    #[serde(default)]
+    local_peerlist_new: Vec<PeerEntry>,
+    #[serde(borrow)]
+    node_data: NodeData<'a>,
+    #[serde(default)]
+    names: Vec<String>,
+    payload_data: strata_portable_storage::Value,
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = from_slice::<serde::de::IgnoredAny>(data);
+    if let Ok(message) = from_slice::<Handshake<'_>>(data) {
+        let body = to_vec(&message).expect("a decoded message encodes");
+        let back: Handshake<'_> = from_slice(&body).expect("an encoded message decodes");
+        assert_eq!(to_vec(&back).expect("encodes"), body);
+    }
+});

@@ -1,0 +1,68 @@
+//! `cargo xtask test`: the one test command, stopping at the first failing step.
+
+use crate::process::{self, cargo};
+use crate::tools::{self, CARGO_DENY, MONEROD};
+
+/// A step: its heading and what it runs.
+type Step = (&'static str, fn() -> Result<(), String>);
+
+const STEPS: [Step; 6] = [
+    ("tools", ensure_tools),
+    ("rustfmt", fmt),
+    ("clippy", clippy),
+    ("tests", tests),
+    ("rustdoc", docs),
+    ("cargo-deny: bans, licenses, sources", deny),
+];
+
+pub(crate) fn run() -> Result<(), String> {
+    for (index, (title, step)) in STEPS.iter().enumerate() {
+        process::heading(index + 1, STEPS.len(), title);
+        step().map_err(|err| format!("step `{title}` failed: {err}"))?;
+    }
+    println!("\nall {} steps passed", STEPS.len());
+    Ok(())
+}
+
+fn ensure_tools() -> Result<(), String> {
+    tools::ensure_apt(&[MONEROD])?;
+    tools::ensure_cargo(&CARGO_DENY)
+}
+
+fn fmt() -> Result<(), String> {
+    process::run(&mut cargo(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy() -> Result<(), String> {
+    process::run(&mut cargo([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn tests() -> Result<(), String> {
+    process::run(&mut cargo(["test", "--workspace", "--locked"]))
+}
+
+fn docs() -> Result<(), String> {
+    process::run(
+        cargo(["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
+    )
+}
+
+fn deny() -> Result<(), String> {
+    // Advisories need the advisory database from the network, so they are not checked here.
+    process::run(&mut cargo([
+        "deny",
+        "--all-features",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]))
+}
