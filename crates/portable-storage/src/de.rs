@@ -163,10 +163,15 @@ impl<'de> de::Deserializer<'de> for KeyDe<'de> {
         }
     }
 
+    /// Field names of derived structs match on bytes: no UTF-8 check needed.
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_borrowed_bytes(self.0)
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
+        tuple_struct map struct enum ignored_any
     }
 }
 

@@ -44,9 +44,6 @@ pub use value::{Array, Section, Value};
 /// `0x01020101` (both little-endian) and format version 1.
 pub const HEADER: [u8; 9] = [0x01, 0x11, 0x01, 0x01, 0x01, 0x01, 0x02, 0x01, 0x01];
 
-/// Longest entry name the format can carry (its length is one byte).
-pub const MAX_NAME_LEN: usize = 255;
-
 /// Largest value a varint can carry: 2^62 - 1.
 pub const MAX_VARINT: u64 = (1 << 62) - 1;
 

@@ -8,7 +8,7 @@
 
 use serde::ser::{self, Impossible, Serialize};
 
-use crate::{Error, HEADER, Key, MAX_NAME_LEN, Result, tag, varint};
+use crate::{Error, HEADER, Key, Result, tag, varint};
 
 /// Encodes `value`, which must serialize as a struct or map, into a body.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
@@ -72,14 +72,14 @@ impl State {
     }
 
     fn write_name(&mut self, name: &[u8]) -> Result<()> {
-        match name.len() {
-            0 => Err(Error::EmptyName),
-            len @ 1..=MAX_NAME_LEN => {
-                self.out.push(len as u8);
+        match u8::try_from(name.len()) {
+            Ok(0) => Err(Error::EmptyName),
+            Ok(len) => {
+                self.out.push(len);
                 self.out.extend_from_slice(name);
                 Ok(())
             }
-            len => Err(Error::NameTooLong(len)),
+            Err(_) => Err(Error::NameTooLong(name.len())),
         }
     }
 

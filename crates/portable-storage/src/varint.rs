@@ -5,6 +5,7 @@
 use crate::{Error, MAX_VARINT, Result};
 
 /// Writes `value` in the shortest width, as monerod does.
+#[allow(clippy::cast_possible_truncation)] // each branch checked the value fits
 pub(crate) fn write(out: &mut Vec<u8>, value: u64) -> Result<()> {
     let shifted = value << 2;
     if value <= 63 {

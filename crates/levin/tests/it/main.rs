@@ -1,5 +1,5 @@
 //! Integration tests of the Levin framing.
-#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, missing_docs, unreachable_pub)]
 
 mod codec;
 mod fragments;
