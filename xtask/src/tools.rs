@@ -79,7 +79,6 @@ fn apt_get(args: &[&str]) -> Result<(), String> {
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
-    .map_err(|err| format!("{err}; installing Debian packages needs root and apt-get"))
 }
 
 /// Installs the cargo subcommand unless `cargo <subcommand> --version` works, then prints its
