@@ -188,6 +188,36 @@ pub fn monerod_frame(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("monerod vector {} is not hex: {e}", path.display()))
 }
 
+/// Every frame captured from monerod, as (name, whole frame), in a fixed
+/// order.
+pub fn monerod_frames() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for net in ["testnet", "regtest"] {
+        let dir = vectors_dir().join(net);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let stem = path.file_stem()?.to_str()?.to_owned();
+                (path.extension()? == "hex").then_some(stem)
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let name = format!("{net}/{name}");
+            let frame = monerod_frame(&name);
+            out.push((name, frame));
+        }
+    }
+    assert!(
+        !out.is_empty(),
+        "no monerod frames found under {}",
+        vectors_dir().display()
+    );
+    out
+}
+
 /// The portable-storage body of a captured frame: what follows the Levin
 /// header.
 pub fn monerod_body(name: &str) -> Vec<u8> {

@@ -40,7 +40,7 @@ fn section<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D:
 /// `Option` fields: only present values are read, and `None` is skipped
 /// before getting here.
 mod opt {
-    use serde::{Deserialize, Deserializer, Serialize};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         d: D,
