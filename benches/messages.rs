@@ -73,3 +73,13 @@ pub struct BlobMessage {
     pub height: u64,
     pub top_id: [u8; 32],
 }
+
+/// [`BlobMessage`] with its blob borrowed from the input: the same output as
+/// monero-epee's cursor gives.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BorrowedBlobMessage<'a> {
+    #[serde(borrow, with = "blob")]
+    pub blob: &'a [u8],
+    pub height: u64,
+    pub top_id: [u8; 32],
+}

@@ -105,7 +105,12 @@ impl BucketDecoder {
 
     /// The largest body a frame of `command` may have now.
     pub fn body_limit(&self, command: u32) -> u64 {
-        let cap = self.limits.command_caps.get(&command).copied().unwrap_or(u64::MAX);
+        let cap = self
+            .limits
+            .command_caps
+            .get(&command)
+            .copied()
+            .unwrap_or(u64::MAX);
         self.connection_limit().min(cap)
     }
 
@@ -222,9 +227,14 @@ impl MessageDecoder {
     /// The message inside joined fragments: a whole header, its body, and
     /// padding that is dropped.
     fn reassemble(&self, joined: Bytes) -> Result<Bucket, Error> {
-        let raw = joined.first_chunk::<HEADER_LEN>().ok_or(Error::BadInnerMessage)?;
+        let raw = joined
+            .first_chunk::<HEADER_LEN>()
+            .ok_or(Error::BadInnerMessage)?;
         let header = Header::decode(raw).map_err(|_| Error::BadInnerMessage)?;
-        if !matches!(header.kind(), Kind::Request | Kind::Notification | Kind::Response) {
+        if !matches!(
+            header.kind(),
+            Kind::Request | Kind::Notification | Kind::Response
+        ) {
             return Err(Error::BadInnerMessage);
         }
         let len = self.buckets.check_body(&header)?;

@@ -28,7 +28,7 @@ mod invoke;
 pub use decoder::{Bucket, BucketDecoder, Limits, MessageDecoder};
 pub use error::Error;
 pub use fragment::{fragment, noise};
-pub use header::{Flags, Header, HEADER_LEN, Kind, PROTOCOL_VERSION, SIGNATURE, return_code};
+pub use header::{Flags, HEADER_LEN, Header, Kind, PROTOCOL_VERSION, SIGNATURE, return_code};
 pub use invoke::InvokeTracker;
 
 /// Named sizes and counts, monerod's where monerod has one.

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 
-use crate::stash::{self, BYTES_TOKEN};
 use crate::Value;
+use crate::stash::{self, BYTES_TOKEN};
 
 /// Writes a blob as a string.
 pub fn serialize<T: AsBlob + ?Sized, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -140,11 +140,13 @@ impl<'de> FromBlob<'de> for Vec<u8> {
 
 impl<'de> FromBlob<'de> for Bytes {
     fn deserialize_blob<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match d.deserialize_newtype_struct(BYTES_TOKEN, BlobVisitor(PhantomData))? {
-            Blob::Borrowed(v) => Bytes::copy_from_slice(v),
-            Blob::Owned(v) => Bytes::from(v),
-            Blob::Shared(v) => v,
-        })
+        Ok(
+            match d.deserialize_newtype_struct(BYTES_TOKEN, BlobVisitor(PhantomData))? {
+                Blob::Borrowed(v) => Bytes::copy_from_slice(v),
+                Blob::Owned(v) => Bytes::from(v),
+                Blob::Shared(v) => v,
+            },
+        )
     }
 }
 

@@ -175,6 +175,24 @@ impl<'de> de::Deserializer<'de> for KeyDe<'de> {
     }
 }
 
+/// `deserialize_*` methods for numbers: a direct read when the wire type is
+/// the one asked for, otherwise whatever the wire holds (the visitor converts
+/// integers that fit).
+macro_rules! numbers {
+    ($($method:ident $visit:ident $tag:ident $ty:ty;)*) => {
+        $(
+            #[inline]
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+                if self.ty == tag::$tag {
+                    visitor.$visit(<$ty>::from_le_bytes(self.de.reader.fixed()?))
+                } else {
+                    self.deserialize_any(visitor)
+                }
+            }
+        )*
+    };
+}
+
 /// One value whose type byte is known: an entry's value, or an array
 /// element (which carries no type byte of its own).
 struct ValueDe<'a, 'de> {
@@ -228,6 +246,27 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, 'de> {
             // A bare array type byte: arrays are always tagged with the flag.
             other => Err(Error::UnknownType(other)),
         }
+    }
+
+    numbers! {
+        deserialize_i64 visit_i64 I64 i64;
+        deserialize_i32 visit_i32 I32 i32;
+        deserialize_i16 visit_i16 I16 i16;
+        deserialize_i8 visit_i8 I8 i8;
+        deserialize_u64 visit_u64 U64 u64;
+        deserialize_u32 visit_u32 U32 u32;
+        deserialize_u16 visit_u16 U16 u16;
+        deserialize_u8 visit_u8 U8 u8;
+        deserialize_f64 visit_f64 F64 f64;
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.deserialize_any(visitor)
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -313,8 +352,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, 'de> {
     }
 
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
-        bytes byte_buf unit unit_struct seq tuple_struct map struct identifier
+        bool i128 u128 f32 char bytes byte_buf unit unit_struct seq tuple_struct map identifier
     }
 }
 

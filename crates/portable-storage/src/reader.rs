@@ -6,10 +6,6 @@ use std::collections::HashSet;
 
 use crate::{Error, HEADER, Key, Limits, Result, tag, varint};
 
-/// Sections with more keys than this switch duplicate detection from a
-/// linear scan to a hash set once their keys arrive out of order.
-const LINEAR_KEY_SCAN: usize = 16;
-
 /// Smallest encoding of one section entry: name length, a one-byte name,
 /// the type byte and a one-byte value.
 const MIN_ENTRY_SIZE: usize = 4;
@@ -26,6 +22,18 @@ pub(crate) fn min_size(elem: u8) -> usize {
     }
 }
 
+/// Whether `a` sorts strictly before `b`, byte-wise. Names are short: a
+/// plain loop beats a call to `memcmp`.
+#[inline]
+pub(crate) fn less(a: &[u8], b: &[u8]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x < y;
+        }
+    }
+    a.len() < b.len()
+}
+
 /// A cursor over one body, with the running counts the limits apply to.
 pub(crate) struct Reader<'de> {
     input: &'de [u8],
@@ -35,30 +43,43 @@ pub(crate) struct Reader<'de> {
     fields: usize,
     strings: usize,
     depth: usize,
-    /// Names of the entries of every section being read, innermost last.
-    keys: Vec<&'de [u8]>,
 }
 
 /// What a reader remembers about one section while its entries are read.
+///
+/// Duplicate names are found cheaply while names arrive sorted, as monerod
+/// writes them: each must be greater than the last. At the first name out of
+/// order, the section's earlier names are read again from the input (it was
+/// checked already, so this is a plain walk) into a set, which every later
+/// name is checked against. The walk visits each earlier entry once, and its
+/// cost is bounded by the field, string and object limits, not by the body's
+/// size: arrays of numbers are stepped over whole.
 pub(crate) struct SectionState<'de> {
+    /// Entries not read yet.
     remaining: usize,
-    /// Where this section's names start in [`Reader::keys`].
-    base: usize,
-    /// Whether every name so far was greater than the one before.
-    sorted: bool,
-    /// All names so far, once a large section arrived out of order.
-    seen: Option<HashSet<&'de [u8]>>,
+    /// Entries read so far.
+    read: usize,
+    /// Offset of the first entry.
+    start: usize,
+    /// The name read last.
+    last: &'de [u8],
+    /// All names so far, once one arrived out of order. Boxed: the state
+    /// lives on the stack once per nesting level, and is rarely needed.
+    #[allow(clippy::box_collection)]
+    seen: Option<Box<HashSet<&'de [u8]>>>,
 }
 
 impl SectionState<'_> {
     /// Entries not read yet.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.remaining
     }
 
     /// Whether the names so far arrived in strictly increasing order.
+    #[inline]
     pub(crate) fn sorted(&self) -> bool {
-        self.sorted
+        self.seen.is_none()
     }
 }
 
@@ -72,14 +93,15 @@ impl<'de> Reader<'de> {
             fields: 0,
             strings: 0,
             depth: 0,
-            keys: Vec::new(),
         }
     }
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.input.len() - self.pos
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'de [u8]> {
         let Some(bytes) = self.input.get(self.pos..self.pos.saturating_add(n)) else {
             return Err(Error::UnexpectedEof {
@@ -91,16 +113,30 @@ impl<'de> Reader<'de> {
         Ok(bytes)
     }
 
+    #[inline]
     pub(crate) fn fixed<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        match self
+            .input
+            .get(self.pos..)
+            .and_then(<[u8]>::first_chunk::<N>)
+        {
+            Some(bytes) => {
+                self.pos += N;
+                Ok(*bytes)
+            }
+            None => Err(Error::UnexpectedEof {
+                offset: self.pos,
+                needed: N - self.remaining(),
+            }),
+        }
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8> {
         Ok(self.fixed::<1>()?[0])
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
         let (value, len) = varint::read(self.input, self.pos)?;
         self.pos += len;
@@ -118,6 +154,7 @@ impl<'de> Reader<'de> {
         }
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self) -> Result<bool> {
         match self.u8()? {
             0 => Ok(false),
@@ -127,6 +164,7 @@ impl<'de> Reader<'de> {
     }
 
     /// A string value: counted against `max_strings`, borrowed from the input.
+    #[inline]
     pub(crate) fn string(&mut self) -> Result<&'de [u8]> {
         self.strings += 1;
         if self.strings > self.limits.max_strings {
@@ -143,7 +181,8 @@ impl<'de> Reader<'de> {
     }
 
     /// A type byte: a base type 1..=13, with or without the array flag.
-    pub(crate) fn type_byte(&mut self) -> Result<u8> {
+    #[inline]
+    fn type_byte(&mut self) -> Result<u8> {
         let ty = self.u8()?;
         match ty & !tag::ARRAY_FLAG {
             tag::I64..=tag::ARRAY => Ok(ty),
@@ -153,6 +192,7 @@ impl<'de> Reader<'de> {
 
     /// The element count of an array of `elem`, checked against what the rest
     /// of the input could hold.
+    #[inline]
     pub(crate) fn array_len(&mut self, elem: u8) -> Result<usize> {
         let count = self.varint()?;
         if count > 0 && elem == tag::ARRAY {
@@ -166,6 +206,7 @@ impl<'de> Reader<'de> {
     }
 
     /// Counts a nested object and one more level of nesting.
+    #[inline]
     pub(crate) fn enter_object(&mut self) -> Result<()> {
         self.objects += 1;
         if self.objects > self.limits.max_objects {
@@ -178,12 +219,14 @@ impl<'de> Reader<'de> {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn leave_object(&mut self) {
         self.depth -= 1;
     }
 
     /// Reads a section's entry count; its entries follow through
     /// [`next_entry`](Self::next_entry).
+    #[inline]
     pub(crate) fn section(&mut self) -> Result<SectionState<'de>> {
         let count = self.varint()?;
         let remaining = self.remaining();
@@ -197,62 +240,95 @@ impl<'de> Reader<'de> {
         }
         Ok(SectionState {
             remaining: count,
-            base: self.keys.len(),
-            sorted: true,
+            read: 0,
+            start: self.pos,
+            last: &[],
             seen: None,
         })
     }
 
     /// The next entry's name and type byte, or `None` at the section's end.
+    #[inline(always)]
     pub(crate) fn next_entry(
         &mut self,
         state: &mut SectionState<'de>,
     ) -> Result<Option<(&'de [u8], u8)>> {
         if state.remaining == 0 {
-            self.keys.truncate(state.base);
             return Ok(None);
         }
+        // The common case in one bounds check: length byte, name, type byte.
+        let input = self.input;
+        let pos = self.pos;
+        let len = input.get(pos).map_or(0, |&len| usize::from(len));
+        let (name, ty) = match (input.get(pos + 1..pos + 1 + len), input.get(pos + 1 + len)) {
+            (Some(name), Some(&ty)) if len > 0 => (name, ty),
+            _ => return Err(self.entry_error(len)),
+        };
+        self.pos = pos + 2 + len;
+        let ty = match ty & !tag::ARRAY_FLAG {
+            tag::I64..=tag::OBJECT => ty,
+            _ => self.odd_type(ty)?,
+        };
+        if state.seen.is_none() && (state.read == 0 || less(state.last, name)) {
+            state.last = name;
+        } else {
+            self.check_unique(state, name)?;
+        }
         state.remaining -= 1;
-        let len = usize::from(self.u8()?);
-        if len == 0 {
-            return Err(Error::EmptyName);
-        }
-        let name = self.take(len)?;
-        self.check_unique(state, name)?;
-        let mut ty = self.type_byte()?;
-        if ty == tag::ARRAY {
-            // A bare array type is followed by the array's own type byte.
-            ty = self.type_byte()?;
-            if ty & tag::ARRAY_FLAG == 0 {
-                return Err(Error::UnknownType(ty));
-            }
-        }
+        state.read += 1;
         Ok(Some((name, ty)))
     }
 
-    /// Rejects a name seen before in the same section. Names monerod writes
-    /// arrive sorted, which a single comparison confirms.
-    fn check_unique(&mut self, state: &mut SectionState<'de>, name: &'de [u8]) -> Result<()> {
-        let earlier = &self.keys[state.base..];
-        if state.sorted && earlier.last().is_none_or(|last| *last < name) {
-            self.keys.push(name);
-            return Ok(());
-        }
-        state.sorted = false;
-        let duplicate = match &mut state.seen {
-            Some(seen) => !seen.insert(name),
-            None if earlier.len() < LINEAR_KEY_SCAN => earlier.contains(&name),
-            None => {
-                let mut seen: HashSet<&[u8]> = earlier.iter().copied().collect();
-                let duplicate = !seen.insert(name);
-                state.seen = Some(seen);
-                duplicate
+    /// Why an entry's name or type byte could not be read.
+    #[cold]
+    #[inline(never)]
+    fn entry_error(&self, len: usize) -> Error {
+        if self.remaining() > 0 && len == 0 {
+            Error::EmptyName
+        } else {
+            Error::UnexpectedEof {
+                offset: self.pos,
+                needed: (2 + len).saturating_sub(self.remaining()).max(1),
             }
-        };
-        if duplicate {
-            return Err(Error::DuplicateKey(Key(name.to_vec())));
         }
-        self.keys.push(name);
+    }
+
+    /// A type byte outside the scalar and object types: an array of arrays,
+    /// a bare array tag (followed by the array's own type byte), or garbage.
+    #[cold]
+    #[inline(never)]
+    fn odd_type(&mut self, ty: u8) -> Result<u8> {
+        match ty {
+            tag::ARRAY => {
+                let inner = self.type_byte()?;
+                if inner & tag::ARRAY_FLAG == 0 {
+                    return Err(Error::UnknownType(inner));
+                }
+                Ok(inner)
+            }
+            ty if ty == tag::ARRAY_FLAG | tag::ARRAY => Ok(ty),
+            _ => Err(Error::UnknownType(ty)),
+        }
+    }
+
+    /// Rejects a name seen before in the same section, once its names
+    /// stopped arriving in order.
+    #[cold]
+    #[inline(never)]
+    fn check_unique(&mut self, state: &mut SectionState<'de>, name: &'de [u8]) -> Result<()> {
+        if state.seen.is_none() {
+            let mut walk = Walk::new(self.input, state.start);
+            let mut seen = HashSet::with_capacity(state.read + 1);
+            for _ in 0..state.read {
+                seen.insert(walk.entry()?);
+            }
+            state.seen = Some(Box::new(seen));
+        }
+        if let Some(seen) = &mut state.seen {
+            if !seen.insert(name) {
+                return Err(Error::DuplicateKey(Key(name.to_vec())));
+            }
+        }
         Ok(())
     }
 
@@ -261,10 +337,17 @@ impl<'de> Reader<'de> {
     pub(crate) fn skip(&mut self, ty: u8) -> Result<()> {
         if ty & tag::ARRAY_FLAG != 0 {
             let elem = ty & !tag::ARRAY_FLAG;
-            for _ in 0..self.array_len(elem)? {
-                self.skip(elem)?;
-            }
-            return Ok(());
+            let count = self.array_len(elem)?;
+            return match elem {
+                tag::STRING | tag::BOOL | tag::OBJECT => {
+                    for _ in 0..count {
+                        self.skip(elem)?;
+                    }
+                    Ok(())
+                }
+                // Numbers need no check: step over the whole array.
+                _ => self.take(count * min_size(elem)).map(drop),
+            };
         }
         match ty {
             tag::STRING => self.string().map(drop),
@@ -275,8 +358,6 @@ impl<'de> Reader<'de> {
                 self.leave_object();
                 Ok(())
             }
-            // Only empty arrays of arrays exist, and they have no elements.
-            tag::ARRAY => Err(Error::NestedArray),
             scalar => self.take(min_size(scalar)).map(drop),
         }
     }
@@ -288,10 +369,105 @@ impl<'de> Reader<'de> {
     }
 
     /// Reads past the entries of `state` that are left.
+    #[inline]
     pub(crate) fn skip_entries(&mut self, state: &mut SectionState<'de>) -> Result<()> {
+        if state.remaining == 0 {
+            return Ok(());
+        }
+        self.skip_rest(state)
+    }
+
+    #[inline(never)]
+    fn skip_rest(&mut self, state: &mut SectionState<'de>) -> Result<()> {
         while let Some((_, ty)) = self.next_entry(state)? {
             self.skip(ty)?;
         }
         Ok(())
+    }
+}
+
+/// A second pass over entries already checked (by a [`Reader`], or written
+/// by the encoder), to find their names and extents. It counts nothing and
+/// checks only what it must to stay in bounds.
+pub(crate) struct Walk<'de> {
+    input: &'de [u8],
+    pos: usize,
+}
+
+impl<'de> Walk<'de> {
+    pub(crate) fn new(input: &'de [u8], pos: usize) -> Self {
+        Walk { input, pos }
+    }
+
+    /// Offset of the next entry.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'de [u8]> {
+        let bytes =
+            self.input
+                .get(self.pos..self.pos.saturating_add(n))
+                .ok_or(Error::UnexpectedEof {
+                    offset: self.pos,
+                    needed: n,
+                })?;
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.bytes(1)?[0])
+    }
+
+    fn count(&mut self) -> Result<usize> {
+        let (value, len) = varint::read(self.input, self.pos)?;
+        self.pos += len;
+        // Checked against the input's length when first read.
+        usize::try_from(value).map_err(|_| Error::ArrayTooLong {
+            count: value,
+            remaining: 0,
+        })
+    }
+
+    /// Steps over one entry, returning its name.
+    pub(crate) fn entry(&mut self) -> Result<&'de [u8]> {
+        let len = usize::from(self.byte()?);
+        let name = self.bytes(len)?;
+        let mut ty = self.byte()?;
+        if ty == tag::ARRAY {
+            ty = self.byte()?;
+        }
+        self.value(ty)?;
+        Ok(name)
+    }
+
+    fn value(&mut self, ty: u8) -> Result<()> {
+        if ty & tag::ARRAY_FLAG != 0 {
+            let elem = ty & !tag::ARRAY_FLAG;
+            let count = self.count()?;
+            match elem {
+                tag::STRING | tag::OBJECT => {
+                    for _ in 0..count {
+                        self.value(elem)?;
+                    }
+                }
+                _ => drop(self.bytes(count.saturating_mul(min_size(elem)))?),
+            }
+            return Ok(());
+        }
+        match ty {
+            tag::STRING => {
+                let len = self.count()?;
+                self.bytes(len).map(drop)
+            }
+            tag::OBJECT => {
+                for _ in 0..self.count()? {
+                    self.entry()?;
+                }
+                Ok(())
+            }
+            scalar => self.bytes(min_size(scalar)).map(drop),
+        }
     }
 }

@@ -1,18 +1,20 @@
 //! serde serialization, writing monerod's exact bytes in one pass.
 //!
-//! Entries go straight into the output. A section remembers where each of
-//! its entries starts and ends; at its end it checks the names are in order
-//! (the common case, when fields are declared sorted) and otherwise moves the
-//! entries into order with one copy of the section. A `None` or an empty
-//! sequence is written, found to be empty, and cut off again.
+//! Entries go straight into the output. A section compares each name with
+//! the one before; if they all arrive in order (the common case, when fields
+//! are declared sorted) nothing more is done. Otherwise, at its end, the
+//! section finds its entries again in the output and moves them into order
+//! with one copy of the section. A `None` writes nothing, not even its name;
+//! an empty sequence is written, found to be empty, and cut off again.
 
 use serde::ser::{self, Impossible, Serialize};
 
+use crate::reader::{Walk, less};
 use crate::{Error, HEADER, Key, Result, tag, varint};
 
 /// Encodes `value`, which must serialize as a struct or map, into a body.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(512);
     write_into(&mut out, value)?;
     Ok(out)
 }
@@ -22,7 +24,6 @@ pub fn write_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result
     let start = out.len();
     let mut state = State {
         out: std::mem::take(out),
-        spans: Vec::new(),
         scratch: Vec::new(),
     };
     state.out.extend_from_slice(&HEADER);
@@ -35,11 +36,9 @@ pub fn write_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result
     Ok(())
 }
 
-/// The output and the bookkeeping shared by all nested serializers.
+/// The output and room shared by all nested serializers.
 struct State {
     out: Vec<u8>,
-    /// Start and end of every entry of the open sections, innermost last.
-    spans: Vec<(usize, usize)>,
     /// Room to reorder a section's entries in.
     scratch: Vec<u8>,
 }
@@ -61,16 +60,17 @@ impl State {
     /// Fills in a count reserved with [`reserve_count`](Self::reserve_count),
     /// moving what follows if the count needs another width.
     fn patch_count(&mut self, pos: usize, width: usize, count: usize) -> Result<()> {
-        let mut buf = Vec::with_capacity(8);
-        varint::write(&mut buf, count as u64)?;
-        if buf.len() == width {
-            self.out[pos..pos + width].copy_from_slice(&buf);
+        let (buf, len) = varint::encode(count as u64)?;
+        if len == width {
+            self.out[pos..pos + width].copy_from_slice(&buf[..len]);
         } else {
-            self.out.splice(pos..pos + width, buf);
+            self.out
+                .splice(pos..pos + width, buf[..len].iter().copied());
         }
         Ok(())
     }
 
+    #[inline]
     fn write_name(&mut self, name: &[u8]) -> Result<()> {
         match u8::try_from(name.len()) {
             Ok(0) => Err(Error::EmptyName),
@@ -218,7 +218,11 @@ impl<'a> ser::Serializer for Root<'a> {
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
         Err(Error::RootNotObject)
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct> {
         Err(Error::RootNotObject)
     }
     fn serialize_tuple_variant(
@@ -244,13 +248,18 @@ impl<'a> ser::Serializer for Root<'a> {
     }
 }
 
-/// Where a value goes: behind its own type byte as an entry's value, or as
+/// Where a value goes: an entry's value, behind its name and type byte; or
 /// an array element, whose type is the array's (its type byte at `ty_pos`,
 /// zero until the first element sets it).
 #[derive(Clone, Copy)]
 enum Place {
+    /// A struct field, its name written only if the value is.
+    Field(&'static str),
+    /// A map entry whose key is already written.
     Entry,
-    Element { ty_pos: usize },
+    Element {
+        ty_pos: usize,
+    },
 }
 
 /// Serializes one value. `Ok(false)` means nothing was written: the value
@@ -262,8 +271,13 @@ struct ValueSer<'a> {
 
 impl<'a> ValueSer<'a> {
     /// Writes the type byte, or checks it against the array's.
+    #[inline]
     fn tag(&mut self, ty: u8) -> Result<()> {
         match self.place {
+            Place::Field(name) => {
+                self.st.write_name(name.as_bytes())?;
+                self.st.out.push(ty);
+            }
             Place::Entry => self.st.out.push(ty),
             Place::Element { ty_pos } => {
                 let array_ty = &mut self.st.out[ty_pos];
@@ -291,7 +305,7 @@ impl<'a> ValueSer<'a> {
 
     fn not_in_array(&self, what: &'static str) -> Result<()> {
         match self.place {
-            Place::Entry => Ok(()),
+            Place::Field(_) | Place::Entry => Ok(()),
             Place::Element { .. } => Err(Error::Unsupported(what)),
         }
     }
@@ -367,7 +381,12 @@ impl<'a> ser::Serializer for ValueSer<'a> {
         Err(Error::Unsupported("a unit struct"))
     }
     /// Unit variants travel as their names.
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<bool> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<bool> {
         self.string(variant.as_bytes())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -390,8 +409,8 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     /// A sequence is an array; an empty one is left out, as monerod does.
     fn serialize_seq(mut self, len: Option<usize>) -> Result<SeqSer<'a>> {
         self.not_in_array("an array of arrays")?;
-        let ty_pos = self.st.out.len();
         self.tag(0)?;
+        let ty_pos = self.st.out.len() - 1;
         let width = varint::width(len.unwrap_or(0) as u64);
         let count_pos = self.st.reserve_count(width);
         Ok(SeqSer {
@@ -407,12 +426,18 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     fn serialize_tuple(mut self, len: usize) -> Result<BytesSer<'a>> {
         self.tag(tag::STRING)?;
         varint::write(&mut self.st.out, len as u64)?;
+        let next = self.st.out.len();
+        self.st.out.resize(next + len, 0);
         Ok(BytesSer {
-            st: self.st,
-            left: len,
+            out: &mut self.st.out[next..],
+            next: 0,
         })
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct> {
         Err(Error::Unsupported("a tuple struct"))
     }
     fn serialize_tuple_variant(
@@ -453,8 +478,12 @@ struct SectionSer<'a> {
     width: usize,
     /// Where the first entry starts.
     body: usize,
-    /// Where this section's spans start in [`State::spans`].
-    base: usize,
+    /// Entries written.
+    count: usize,
+    /// Where the entry written last starts.
+    last: usize,
+    /// Whether every name was greater than the one before.
+    sorted: bool,
     /// Start of the entry whose key was written last (maps only).
     key_start: usize,
 }
@@ -463,69 +492,81 @@ impl<'a> SectionSer<'a> {
     fn begin(st: &'a mut State, len: usize) -> Self {
         let width = varint::width(len as u64);
         let count_pos = st.reserve_count(width);
+        let body = st.out.len();
         SectionSer {
-            body: st.out.len(),
-            base: st.spans.len(),
-            key_start: 0,
             st,
             count_pos,
             width,
+            body,
+            count: 0,
+            last: body,
+            sorted: true,
+            key_start: 0,
         }
     }
 
     /// Writes the value of the entry that starts at `start`, or removes the
     /// entry if the value turns out to be empty.
-    fn value<T: Serialize + ?Sized>(&mut self, start: usize, value: &T) -> Result<()> {
+    #[inline]
+    fn value<T: Serialize + ?Sized>(
+        &mut self,
+        start: usize,
+        place: Place,
+        value: &T,
+    ) -> Result<()> {
         let written = value.serialize(ValueSer {
             st: &mut *self.st,
-            place: Place::Entry,
+            place,
         })?;
-        if written {
-            self.st.spans.push((start, self.st.out.len()));
-        } else {
+        if !written {
             self.st.out.truncate(start);
+            return Ok(());
         }
+        if self.count > 0 && self.sorted {
+            let out = &self.st.out;
+            self.sorted = less(name_at(out, self.last), name_at(out, start));
+        }
+        self.last = start;
+        self.count += 1;
         Ok(())
     }
 
-    /// Puts the entries in name order, rejects duplicates and writes the
-    /// count.
-    fn finish(self) -> Result<bool> {
-        let State {
-            out,
-            spans,
-            scratch,
-        } = &mut *self.st;
-        let entries = &mut spans[self.base..];
-        let mut sorted = true;
-        for pair in entries.windows(2) {
-            match name_at(out, pair[0].0).cmp(name_at(out, pair[1].0)) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => {
-                    return Err(Error::DuplicateKey(Key(name_at(out, pair[0].0).to_vec())));
-                }
-                std::cmp::Ordering::Greater => sorted = false,
-            }
+    /// Puts the entries in name order if they are not, rejects duplicates
+    /// and writes the count.
+    fn finish(mut self) -> Result<bool> {
+        if !self.sorted {
+            self.reorder()?;
         }
-        if !sorted {
-            entries.sort_unstable_by(|a, b| name_at(out, a.0).cmp(name_at(out, b.0)));
-            if let Some(pair) = entries
-                .windows(2)
-                .find(|pair| name_at(out, pair[0].0) == name_at(out, pair[1].0))
-            {
-                return Err(Error::DuplicateKey(Key(name_at(out, pair[0].0).to_vec())));
-            }
-            scratch.clear();
-            scratch.extend_from_slice(&out[self.body..]);
-            out.truncate(self.body);
-            for &(start, end) in entries.iter() {
-                out.extend_from_slice(&scratch[start - self.body..end - self.body]);
-            }
-        }
-        let count = entries.len();
-        spans.truncate(self.base);
-        self.st.patch_count(self.count_pos, self.width, count)?;
+        self.st
+            .patch_count(self.count_pos, self.width, self.count)?;
         Ok(true)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reorder(&mut self) -> Result<()> {
+        let State { out, scratch } = &mut *self.st;
+        let mut spans = Vec::with_capacity(self.count);
+        let mut walk = Walk::new(out, self.body);
+        for _ in 0..self.count {
+            let start = walk.pos();
+            walk.entry()?;
+            spans.push((start, walk.pos()));
+        }
+        spans.sort_unstable_by(|a, b| name_at(out, a.0).cmp(name_at(out, b.0)));
+        if let Some(pair) = spans
+            .windows(2)
+            .find(|pair| name_at(out, pair[0].0) == name_at(out, pair[1].0))
+        {
+            return Err(Error::DuplicateKey(Key(name_at(out, pair[0].0).to_vec())));
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&out[self.body..]);
+        out.truncate(self.body);
+        for (start, end) in spans {
+            out.extend_from_slice(&scratch[start - self.body..end - self.body]);
+        }
+        Ok(())
     }
 }
 
@@ -533,10 +574,14 @@ impl ser::SerializeStruct for SectionSer<'_> {
     type Ok = bool;
     type Error = Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
+    #[inline]
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<()> {
         let start = self.st.out.len();
-        self.st.write_name(key.as_bytes())?;
-        self.value(start, value)
+        self.value(start, Place::Field(key), value)
     }
 
     fn end(self) -> Result<bool> {
@@ -554,7 +599,7 @@ impl ser::SerializeMap for SectionSer<'_> {
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.value(self.key_start, value)
+        self.value(self.key_start, Place::Entry, value)
     }
 
     fn end(self) -> Result<bool> {
@@ -590,35 +635,40 @@ impl ser::SerializeSeq for SeqSer<'_> {
         if self.count == 0 {
             return Ok(false);
         }
-        self.st.patch_count(self.count_pos, self.width, self.count)?;
+        self.st
+            .patch_count(self.count_pos, self.width, self.count)?;
         Ok(true)
     }
 }
 
-/// The bytes of a fixed-size byte array, written as a string.
+/// The bytes of a fixed-size byte array, written as a string into room
+/// made for them.
 struct BytesSer<'a> {
-    st: &'a mut State,
-    left: usize,
+    out: &'a mut [u8],
+    next: usize,
 }
 
 impl ser::SerializeTuple for BytesSer<'_> {
     type Ok = bool;
     type Error = Error;
 
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        if self.left == 0 {
-            return Err(Error::Unsupported("a tuple longer than announced"));
-        }
-        self.left -= 1;
         let byte = value.serialize(ByteSer)?;
-        self.st.out.push(byte);
+        let slot = self
+            .out
+            .get_mut(self.next)
+            .ok_or(Error::Unsupported("a tuple longer than announced"))?;
+        *slot = byte;
+        self.next += 1;
         Ok(())
     }
 
     fn end(self) -> Result<bool> {
-        match self.left {
-            0 => Ok(true),
-            _ => Err(Error::Unsupported("a tuple shorter than announced")),
+        if self.next == self.out.len() {
+            Ok(true)
+        } else {
+            Err(Error::Unsupported("a tuple shorter than announced"))
         }
     }
 }

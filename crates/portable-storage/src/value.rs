@@ -219,7 +219,11 @@ pub(crate) fn read_section<'de>(r: &mut Reader<'de>, source: Option<&Bytes>) -> 
 }
 
 /// Reads one value of type `ty` (whose type byte is already read).
-pub(crate) fn read_value<'de>(r: &mut Reader<'de>, ty: u8, source: Option<&Bytes>) -> Result<Value> {
+pub(crate) fn read_value<'de>(
+    r: &mut Reader<'de>,
+    ty: u8,
+    source: Option<&Bytes>,
+) -> Result<Value> {
     if ty & tag::ARRAY_FLAG != 0 {
         return read_array(r, ty & !tag::ARRAY_FLAG, source).map(Value::Array);
     }
@@ -370,7 +374,9 @@ impl<'de> Deserialize<'de> for Section {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
             Value::Object(section) => Ok(section),
-            other => Err(de::Error::custom(format_args!("expected an object, found {other:?}"))),
+            other => Err(de::Error::custom(format_args!(
+                "expected an object, found {other:?}"
+            ))),
         }
     }
 }

@@ -5,24 +5,20 @@
 use crate::{Error, MAX_VARINT, Result};
 
 /// Writes `value` in the shortest width, as monerod does.
-#[allow(clippy::cast_possible_truncation)] // each branch checked the value fits
+#[inline]
+#[allow(clippy::cast_possible_truncation)] // checked: at most 63
 pub(crate) fn write(out: &mut Vec<u8>, value: u64) -> Result<()> {
-    let shifted = value << 2;
     if value <= 63 {
-        out.push(shifted as u8);
-    } else if value <= 16_383 {
-        out.extend_from_slice(&(shifted as u16 | 1).to_le_bytes());
-    } else if value <= 1_073_741_823 {
-        out.extend_from_slice(&(shifted as u32 | 2).to_le_bytes());
-    } else if value <= MAX_VARINT {
-        out.extend_from_slice(&(shifted | 3).to_le_bytes());
-    } else {
-        return Err(Error::VarintOverflow(value));
+        out.push((value as u8) << 2);
+        return Ok(());
     }
+    let (buf, len) = encode(value)?;
+    out.extend_from_slice(&buf[..len]);
     Ok(())
 }
 
 /// The number of bytes [`write`] uses for `value`.
+#[inline]
 pub(crate) fn width(value: u64) -> usize {
     match value {
         0..=63 => 1,
@@ -32,22 +28,56 @@ pub(crate) fn width(value: u64) -> usize {
     }
 }
 
-/// Reads a varint of any width from the front of `input`, returning the value
+/// Reads a varint of any width from `input` at `offset`, returning the value
 /// and the bytes used. Non-minimal widths are accepted.
+#[inline]
 pub(crate) fn read(input: &[u8], offset: usize) -> Result<(u64, usize)> {
     let Some(&first) = input.get(offset) else {
         return Err(Error::UnexpectedEof { offset, needed: 1 });
     };
-    let len = 1usize << (first & 3);
-    let Some(raw) = input.get(offset..offset + len) else {
-        return Err(Error::UnexpectedEof {
-            offset,
-            needed: offset + len - input.len(),
-        });
+    let rest = &input[offset..];
+    let value = match first & 3 {
+        0 => return Ok((u64::from(first >> 2), 1)),
+        1 => rest
+            .first_chunk::<2>()
+            .map(|b| u64::from(u16::from_le_bytes(*b))),
+        2 => rest
+            .first_chunk::<4>()
+            .map(|b| u64::from(u32::from_le_bytes(*b))),
+        _ => rest.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)),
     };
+    let len = 1usize << (first & 3);
+    match value {
+        Some(value) => Ok((value >> 2, len)),
+        None => Err(Error::UnexpectedEof {
+            offset,
+            needed: len - rest.len(),
+        }),
+    }
+}
+
+/// Encodes `value` in the shortest width into a buffer, returning the
+/// buffer and the bytes used.
+#[allow(clippy::cast_possible_truncation)] // each branch checked the value fits
+pub(crate) fn encode(value: u64) -> Result<([u8; 8], usize)> {
+    let shifted = value << 2;
     let mut buf = [0u8; 8];
-    buf[..len].copy_from_slice(raw);
-    Ok((u64::from_le_bytes(buf) >> 2, len))
+    let len = if value <= 63 {
+        buf[0] = shifted as u8;
+        1
+    } else if value <= 16_383 {
+        buf[..2].copy_from_slice(&(shifted as u16 | 1).to_le_bytes());
+        2
+    } else if value <= 1_073_741_823 {
+        buf[..4].copy_from_slice(&(shifted as u32 | 2).to_le_bytes());
+        4
+    } else if value <= MAX_VARINT {
+        buf.copy_from_slice(&(shifted | 3).to_le_bytes());
+        8
+    } else {
+        return Err(Error::VarintOverflow(value));
+    };
+    Ok((buf, len))
 }
 
 #[cfg(test)]
@@ -72,7 +102,10 @@ mod tests {
             assert_eq!(width(value), len, "{value}");
             assert_eq!(read(&out, 0).unwrap(), (value, len));
         }
-        assert_eq!(write(&mut Vec::new(), MAX_VARINT + 1), Err(Error::VarintOverflow(MAX_VARINT + 1)));
+        assert_eq!(
+            write(&mut Vec::new(), MAX_VARINT + 1),
+            Err(Error::VarintOverflow(MAX_VARINT + 1))
+        );
     }
 
     #[test]
@@ -85,7 +118,10 @@ mod tests {
 
     #[test]
     fn truncated_varint_is_an_error() {
-        assert!(matches!(read(&[0x17, 0, 0], 0), Err(Error::UnexpectedEof { .. })));
+        assert!(matches!(
+            read(&[0x17, 0, 0], 0),
+            Err(Error::UnexpectedEof { .. })
+        ));
         assert!(matches!(read(&[], 0), Err(Error::UnexpectedEof { .. })));
     }
 }

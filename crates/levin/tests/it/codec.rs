@@ -55,10 +55,16 @@ fn captured_frames_decode_fed_one_byte_at_a_time() {
 fn bad_signature_is_refused_after_eight_bytes() {
     let mut decoder = BucketDecoder::new(Limits::monerod());
     let mut buf = BytesMut::from(&b"GET / HT"[..]);
-    assert!(matches!(decoder.decode(&mut buf), Err(Error::BadSignature(_))));
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(Error::BadSignature(_))
+    ));
     // Seven good bytes are not enough to judge.
     let mut buf = BytesMut::from(&Header::request(command::PING, 0).encode()[..7]);
-    assert_eq!(BucketDecoder::new(Limits::monerod()).decode(&mut buf), Ok(None));
+    assert_eq!(
+        BucketDecoder::new(Limits::monerod()).decode(&mut buf),
+        Ok(None)
+    );
 }
 
 #[test]
@@ -79,16 +85,25 @@ fn oversized_body_is_refused_from_the_header_alone() {
     let mut decoder = BucketDecoder::new(Limits::monerod());
     decoder.handshake_complete();
     let mut buf = BytesMut::from(&Header::request(command::PING, 4097).encode()[..]);
-    assert!(matches!(decoder.decode(&mut buf), Err(Error::BodyTooLarge { limit: 4096, .. })));
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(Error::BodyTooLarge { limit: 4096, .. })
+    ));
     // And the connection limit for an uncapped command.
     let mut buf = BytesMut::from(&Header::notification(9999, limits::MAX_BODY + 1).encode()[..]);
     assert!(matches!(
         decoder.decode(&mut buf),
-        Err(Error::BodyTooLarge { limit: limits::MAX_BODY, .. })
+        Err(Error::BodyTooLarge {
+            limit: limits::MAX_BODY,
+            ..
+        })
     ));
     // A body of u64::MAX bytes is refused, not allocated.
     let mut buf = BytesMut::from(&Header::notification(9999, u64::MAX).encode()[..]);
-    assert!(matches!(decoder.decode(&mut buf), Err(Error::BodyTooLarge { .. })));
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(Error::BodyTooLarge { .. })
+    ));
 }
 
 #[test]
@@ -99,7 +114,10 @@ fn the_handshake_raises_the_limit() {
     decoder.handshake_complete();
     let mut buf = BytesMut::from(&header[..]);
     assert_eq!(decoder.decode(&mut buf), Ok(None));
-    assert!(buf.capacity() >= len as usize, "the validated body size is reserved");
+    assert!(
+        buf.capacity() >= len as usize,
+        "the validated body size is reserved"
+    );
 }
 
 #[test]
@@ -108,7 +126,10 @@ fn caps_are_configurable() {
     limits.command_caps.insert(5000, 10);
     let mut decoder = BucketDecoder::new(limits);
     let mut buf = BytesMut::from(&Header::notification(5000, 11).encode()[..]);
-    assert!(matches!(decoder.decode(&mut buf), Err(Error::BodyTooLarge { limit: 10, .. })));
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(Error::BodyTooLarge { limit: 10, .. })
+    ));
 }
 
 #[test]
@@ -117,7 +138,10 @@ fn body_is_split_off_without_copying() {
     buf.extend_from_slice(&Header::notification(9999, 1000).encode());
     buf.extend_from_slice(&[7; 1000]);
     let before = buf.as_ptr() as usize;
-    let bucket = BucketDecoder::new(Limits::monerod()).decode(&mut buf).unwrap().unwrap();
+    let bucket = BucketDecoder::new(Limits::monerod())
+        .decode(&mut buf)
+        .unwrap()
+        .unwrap();
     assert_eq!(bucket.body.as_ptr() as usize, before + HEADER_LEN);
 }
 
@@ -130,8 +154,14 @@ fn flags_give_kinds_as_monerod_reads_them() {
     };
     assert_eq!(with(Flags::REQUEST, true).kind(), Kind::Request);
     assert_eq!(with(Flags::REQUEST, false).kind(), Kind::Notification);
-    assert_eq!(with(Flags::RESPONSE | Flags::REQUEST, true).kind(), Kind::Response);
-    assert_eq!(with(Flags::BEGIN | Flags::END | Flags::REQUEST, false).kind(), Kind::Notification);
+    assert_eq!(
+        with(Flags::RESPONSE | Flags::REQUEST, true).kind(),
+        Kind::Response
+    );
+    assert_eq!(
+        with(Flags::BEGIN | Flags::END | Flags::REQUEST, false).kind(),
+        Kind::Notification
+    );
     assert_eq!(with(Flags::BEGIN | Flags::END, false).kind(), Kind::Noise);
     assert_eq!(with(Flags::BEGIN, false).kind(), Kind::FirstFragment);
     assert_eq!(with(Flags::NONE, false).kind(), Kind::MiddleFragment);

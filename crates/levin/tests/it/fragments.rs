@@ -50,10 +50,17 @@ fn a_small_message_is_padded_inside_its_body() {
 fn a_large_message_is_cut_and_reassembled_without_padding() {
     let body: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
     let frames = fragment(2002, &body, limits::NOISE_SIZE).unwrap();
-    assert_eq!(frames.len(), (HEADER_LEN + body.len()).div_ceil(limits::NOISE_SIZE - HEADER_LEN));
+    assert_eq!(
+        frames.len(),
+        (HEADER_LEN + body.len()).div_ceil(limits::NOISE_SIZE - HEADER_LEN)
+    );
     let flags: Vec<_> = frames
         .iter()
-        .map(|f| Header::decode(f[..HEADER_LEN].try_into().unwrap()).unwrap().flags)
+        .map(|f| {
+            Header::decode(f[..HEADER_LEN].try_into().unwrap())
+                .unwrap()
+                .flags
+        })
         .collect();
     assert_eq!(flags[0], Flags::BEGIN);
     assert_eq!(*flags.last().unwrap(), Flags::END);
@@ -116,7 +123,10 @@ fn fragment_total_is_capped_by_the_connection_limit() {
     buf.extend_from_slice(&raw_fragment(Flags::NONE, &big));
     assert!(matches!(
         decoder.decode(&mut buf),
-        Err(Error::FragmentsTooLarge { limit: limits::MAX_BODY_BEFORE_HANDSHAKE, .. })
+        Err(Error::FragmentsTooLarge {
+            limit: limits::MAX_BODY_BEFORE_HANDSHAKE,
+            ..
+        })
     ));
 }
 
@@ -139,11 +149,27 @@ fn bad_inner_messages_are_refused() {
         (vec![1; 20], Error::BadInnerMessage),
         (bad_sig.to_vec(), Error::BadInnerMessage),
         (noise_inner.to_vec(), Error::BadInnerMessage),
-        (long, Error::InnerTooShort { declared: 100, available: 50 }),
-        (capped, Error::BodyTooLarge { command: 1003, len: 5000, limit: 4096 }),
+        (
+            long,
+            Error::InnerTooShort {
+                declared: 100,
+                available: 50,
+            },
+        ),
+        (
+            capped,
+            Error::BodyTooLarge {
+                command: 1003,
+                len: 5000,
+                limit: 4096,
+            },
+        ),
     ] {
         let (first, last) = inner.split_at(inner.len() / 2);
-        let frames = [raw_fragment(Flags::BEGIN, first), raw_fragment(Flags::END, last)];
+        let frames = [
+            raw_fragment(Flags::BEGIN, first),
+            raw_fragment(Flags::END, last),
+        ];
         assert_eq!(decode_all(&frames, 64).unwrap_err(), expected);
     }
 }

@@ -1,5 +1,10 @@
 //! Integration tests of the Levin framing.
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod codec;
 mod fragments;
@@ -11,7 +16,11 @@ use std::path::PathBuf;
 /// Every frame captured from monerod: (name, bytes).
 pub fn frames() -> Vec<(String, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/monerod");
-    assert!(root.is_dir(), "monerod vectors not found at {}", root.display());
+    assert!(
+        root.is_dir(),
+        "monerod vectors not found at {}",
+        root.display()
+    );
     let mut out = Vec::new();
     for net in ["testnet", "regtest"] {
         let mut paths: Vec<_> = std::fs::read_dir(root.join(net))

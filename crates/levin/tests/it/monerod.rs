@@ -99,7 +99,11 @@ fn genesis_sync_data() -> SyncData {
 
 /// A loopback port nothing listens on at the moment.
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A monerod on testnet with its own data directory, dialing nobody.
@@ -127,12 +131,24 @@ impl Monerod {
         std::fs::create_dir_all(&dir).unwrap();
         let (p2p, rpc, dead) = (free_port(), free_port(), free_port());
         let mut child = Command::new("monerod")
-            .args(["--testnet", "--non-interactive", "--log-level", "1", "--no-zmq", "--no-igd"])
+            .args([
+                "--testnet",
+                "--non-interactive",
+                "--log-level",
+                "1",
+                "--no-zmq",
+                "--no-igd",
+            ])
             .args(["--disable-dns-checkpoints", "--check-updates", "disabled"])
             .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
             .arg("--data-dir")
             .arg(&dir)
-            .args(["--p2p-bind-port", &p2p.to_string(), "--rpc-bind-port", &rpc.to_string()])
+            .args([
+                "--p2p-bind-port",
+                &p2p.to_string(),
+                "--rpc-bind-port",
+                &rpc.to_string(),
+            ])
             .args(["--add-exclusive-node", &format!("127.0.0.1:{dead}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -155,7 +171,8 @@ impl Monerod {
             dir,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p)),
         };
-        rx.recv_timeout(START_TIMEOUT).expect("monerod did not start its p2p loop");
+        rx.recv_timeout(START_TIMEOUT)
+            .expect("monerod did not start its p2p loop");
         Some(monerod)
     }
 
@@ -205,7 +222,10 @@ impl Peer {
                 return bucket;
             }
             let mut chunk = [0; 4096];
-            let n = self.stream.read(&mut chunk).expect("monerod did not answer in time");
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .expect("monerod did not answer in time");
             assert!(n > 0, "monerod closed the connection");
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -228,7 +248,11 @@ impl Peer {
                         payload_data: genesis_sync_data(),
                     })
                     .unwrap();
-                    let header = Header::response(command::TIMED_SYNC, return_code::P2P_OK, answer.len() as u64);
+                    let header = Header::response(
+                        command::TIMED_SYNC,
+                        return_code::P2P_OK,
+                        answer.len() as u64,
+                    );
                     self.send(header, &answer);
                 }
                 other => panic!("unexpected {other:?} of command {}", bucket.header.command),
@@ -239,7 +263,9 @@ impl Peer {
 
 #[test]
 fn talks_to_a_live_monerod() {
-    let Some(monerod) = Monerod::start() else { return };
+    let Some(monerod) = Monerod::start() else {
+        return;
+    };
 
     // One connection: monerod allows one per IP. Ping is answered before
     // any handshake.
@@ -299,12 +325,18 @@ fn talks_to_a_live_monerod() {
     // An undecodable body gets return code -1 and an empty body; the
     // connection stays up.
     let garbage = b"\x01\x11\x01\x01\x01\x01\x02\x01\x01\xff\xff";
-    peer.send(Header::request(command::TIMED_SYNC, garbage.len() as u64), garbage);
+    peer.send(
+        Header::request(command::TIMED_SYNC, garbage.len() as u64),
+        garbage,
+    );
     let refused = peer.response(command::TIMED_SYNC);
     assert_eq!(refused.header.return_code, return_code::CONNECTION);
     assert!(refused.body.is_empty());
 
     peer.request(command::PING, &Empty {});
-    assert_eq!(peer.response(command::PING).header.return_code, return_code::P2P_OK);
+    assert_eq!(
+        peer.response(command::PING).header.return_code,
+        return_code::P2P_OK
+    );
     println!("monerod sent notifications: {:?}", peer.notifications);
 }

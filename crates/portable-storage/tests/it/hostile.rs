@@ -6,7 +6,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use strata_portable_storage::{
-    Error, HEADER, Limits, Section, Value, from_bytes, from_slice, from_slice_with_limits, limits, tag,
+    Error, HEADER, Limits, Section, Value, from_bytes, from_slice, from_slice_with_limits, limits,
+    tag,
 };
 
 use crate::{body, frames};
@@ -76,14 +77,21 @@ fn stack_overflow_from_deep_nesting_is_refused() {
         #[serde(rename = "o")]
         _o: Value,
     }
-    assert_eq!(from_slice::<Outer>(&deep).unwrap_err(), Error::TooDeep(limits::MAX_DEPTH));
+    assert_eq!(
+        from_slice::<Outer>(&deep).unwrap_err(),
+        Error::TooDeep(limits::MAX_DEPTH)
+    );
 }
 
 #[test]
 fn stack_overflow_through_arrays_of_objects_is_refused() {
     let mut body = Body::new();
     for _ in 0..100_000 {
-        body = body.count(1).name(b"a").byte(tag::ARRAY_FLAG | tag::OBJECT).count(1);
+        body = body
+            .count(1)
+            .name(b"a")
+            .byte(tag::ARRAY_FLAG | tag::OBJECT)
+            .count(1);
     }
     let body = body.count(0).0;
     assert_eq!(decode_all(&body), Err(Error::TooDeep(limits::MAX_DEPTH)));
@@ -92,13 +100,21 @@ fn stack_overflow_through_arrays_of_objects_is_refused() {
 #[test]
 fn nesting_limit_is_monerods() {
     assert_eq!(decode_all(&nested(limits::MAX_DEPTH)), Ok(()));
-    assert_eq!(decode_all(&nested(limits::MAX_DEPTH + 1)), Err(Error::TooDeep(31)));
+    assert_eq!(
+        decode_all(&nested(limits::MAX_DEPTH + 1)),
+        Err(Error::TooDeep(31))
+    );
 }
 
 #[test]
 fn out_of_memory_from_huge_array_count_is_refused() {
     for elem in [tag::U64, tag::U8, tag::STRING, tag::OBJECT, tag::BOOL] {
-        let body = Body::new().count(1).name(b"a").byte(tag::ARRAY_FLAG | elem).varint(1 << 60).0;
+        let body = Body::new()
+            .count(1)
+            .name(b"a")
+            .byte(tag::ARRAY_FLAG | elem)
+            .varint(1 << 60)
+            .0;
         assert!(
             matches!(decode_all(&body), Err(Error::ArrayTooLong { count, .. }) if count == 1 << 60),
             "{elem}"
@@ -112,47 +128,78 @@ fn out_of_memory_from_huge_array_count_is_refused() {
         .count(3)
         .bytes(&[0; 11])
         .0;
-    assert!(matches!(decode_all(&body), Err(Error::ArrayTooLong { count: 3, remaining: 11 })));
+    assert!(matches!(
+        decode_all(&body),
+        Err(Error::ArrayTooLong {
+            count: 3,
+            remaining: 11
+        })
+    ));
 }
 
 #[test]
 fn out_of_memory_from_huge_string_length_is_refused() {
-    let body = Body::new().count(1).name(b"s").byte(tag::STRING).varint(u64::MAX >> 2).0;
-    assert!(matches!(decode_all(&body), Err(Error::StringTooLong { .. })));
+    let body = Body::new()
+        .count(1)
+        .name(b"s")
+        .byte(tag::STRING)
+        .varint(u64::MAX >> 2)
+        .0;
+    assert!(matches!(
+        decode_all(&body),
+        Err(Error::StringTooLong { .. })
+    ));
 }
 
 #[test]
 fn out_of_memory_from_huge_section_count_is_refused() {
     let body = Body::new().varint(1 << 40).0;
-    assert!(matches!(decode_all(&body), Err(Error::SectionTooLong { .. })));
+    assert!(matches!(
+        decode_all(&body),
+        Err(Error::SectionTooLong { .. })
+    ));
 }
 
 #[test]
 fn object_limit_counts_array_elements() {
     let limit = limits::MAX_OBJECTS as u64;
     let array = |n: u64| {
-        let mut b = Body::new().count(1).name(b"a").byte(tag::ARRAY_FLAG | tag::OBJECT).varint(n);
+        let mut b = Body::new()
+            .count(1)
+            .name(b"a")
+            .byte(tag::ARRAY_FLAG | tag::OBJECT)
+            .varint(n);
         for _ in 0..n {
             b = b.count(0);
         }
         b.0
     };
     assert_eq!(decode_all(&array(limit)), Ok(()));
-    assert_eq!(decode_all(&array(limit + 1)), Err(Error::TooManyObjects(limits::MAX_OBJECTS)));
+    assert_eq!(
+        decode_all(&array(limit + 1)),
+        Err(Error::TooManyObjects(limits::MAX_OBJECTS))
+    );
 }
 
 #[test]
 fn string_limit_counts_array_elements() {
     let limit = limits::MAX_STRINGS as u64;
     let array = |n: u64| {
-        let mut b = Body::new().count(1).name(b"a").byte(tag::ARRAY_FLAG | tag::STRING).varint(n);
+        let mut b = Body::new()
+            .count(1)
+            .name(b"a")
+            .byte(tag::ARRAY_FLAG | tag::STRING)
+            .varint(n);
         for _ in 0..n {
             b = b.count(0);
         }
         b.0
     };
     assert_eq!(decode_all(&array(limit)), Ok(()));
-    assert_eq!(decode_all(&array(limit + 1)), Err(Error::TooManyStrings(limits::MAX_STRINGS)));
+    assert_eq!(
+        decode_all(&array(limit + 1)),
+        Err(Error::TooManyStrings(limits::MAX_STRINGS))
+    );
 }
 
 #[test]
@@ -170,20 +217,34 @@ fn field_limit_sums_all_sections() {
     let mut two = Body::new().count(2).name(b"a").byte(tag::OBJECT);
     two = section(two, 9000).name(b"b").byte(tag::OBJECT);
     let two = section(two, 9000).0;
-    assert_eq!(decode_all(&two), Err(Error::TooManyFields(limits::MAX_FIELDS)));
+    assert_eq!(
+        decode_all(&two),
+        Err(Error::TooManyFields(limits::MAX_FIELDS))
+    );
     let small = Limits {
         max_fields: 100,
         ..Limits::MONEROD
     };
     let one = section(Body::new(), 101).0;
-    assert_eq!(from_slice_with_limits::<Section>(&one, small).unwrap_err(), Error::TooManyFields(100));
+    assert_eq!(
+        from_slice_with_limits::<Section>(&one, small).unwrap_err(),
+        Error::TooManyFields(100)
+    );
 }
 
 #[test]
 fn duplicate_key_is_refused() {
     // Sorted input with a repeat, out-of-order input, and a large section
     // whose repeat comes after the hash-set switch.
-    let sorted = Body::new().count(2).name(b"a").byte(tag::U8).byte(1).name(b"a").byte(tag::U8).byte(2).0;
+    let sorted = Body::new()
+        .count(2)
+        .name(b"a")
+        .byte(tag::U8)
+        .byte(1)
+        .name(b"a")
+        .byte(tag::U8)
+        .byte(2)
+        .0;
     let unsorted = Body::new()
         .count(3)
         .name(b"b")
@@ -198,10 +259,17 @@ fn duplicate_key_is_refused() {
         .0;
     let mut large = Body::new().count(41);
     for i in (0..40).rev() {
-        large = large.name(format!("k{i:02}").as_bytes()).byte(tag::U8).byte(0);
+        large = large
+            .name(format!("k{i:02}").as_bytes())
+            .byte(tag::U8)
+            .byte(0);
     }
     let large = large.name(b"k07").byte(tag::U8).byte(0).0;
-    for (what, body, key) in [("sorted", sorted, "a"), ("unsorted", unsorted, "b"), ("large", large, "k07")] {
+    for (what, body, key) in [
+        ("sorted", sorted, "a"),
+        ("unsorted", unsorted, "b"),
+        ("large", large, "k07"),
+    ] {
         match decode_all(&body) {
             Err(Error::DuplicateKey(k)) => assert_eq!(k.0, key.as_bytes(), "{what}"),
             other => panic!("{what}: {other:?}"),
@@ -231,13 +299,22 @@ fn duplicate_key_inside_skipped_content_is_refused() {
         .byte(tag::U8)
         .byte(0)
         .0;
-    assert!(matches!(from_slice::<OnlyA>(&body), Err(Error::DuplicateKey(_))));
+    assert!(matches!(
+        from_slice::<OnlyA>(&body),
+        Err(Error::DuplicateKey(_))
+    ));
 }
 
 #[test]
 fn zero_length_name_is_refused() {
     // Padded so the entry count passes the minimum-size check first.
-    let body = Body::new().count(1).name(b"").byte(tag::U8).byte(0).byte(0).0;
+    let body = Body::new()
+        .count(1)
+        .name(b"")
+        .byte(tag::U8)
+        .byte(0)
+        .byte(0)
+        .0;
     assert_eq!(decode_all(&body), Err(Error::EmptyName));
 }
 
@@ -245,15 +322,32 @@ fn zero_length_name_is_refused() {
 fn bool_other_than_zero_or_one_is_refused() {
     let body = Body::new().count(1).name(b"b").byte(tag::BOOL).byte(2).0;
     assert_eq!(decode_all(&body), Err(Error::InvalidBool(2)));
-    let array = Body::new().count(1).name(b"b").byte(tag::ARRAY_FLAG | tag::BOOL).count(2).byte(1).byte(7).0;
+    let array = Body::new()
+        .count(1)
+        .name(b"b")
+        .byte(tag::ARRAY_FLAG | tag::BOOL)
+        .count(2)
+        .byte(1)
+        .byte(7)
+        .0;
     assert_eq!(decode_all(&array), Err(Error::InvalidBool(7)));
 }
 
 #[test]
 fn non_empty_array_of_arrays_is_refused() {
-    let body = Body::new().count(1).name(b"a").byte(tag::ARRAY_FLAG | tag::ARRAY).count(1).0;
+    let body = Body::new()
+        .count(1)
+        .name(b"a")
+        .byte(tag::ARRAY_FLAG | tag::ARRAY)
+        .count(1)
+        .0;
     assert_eq!(decode_all(&body), Err(Error::NestedArray));
-    let empty = Body::new().count(1).name(b"a").byte(tag::ARRAY_FLAG | tag::ARRAY).count(0).0;
+    let empty = Body::new()
+        .count(1)
+        .name(b"a")
+        .byte(tag::ARRAY_FLAG | tag::ARRAY)
+        .count(0)
+        .0;
     assert_eq!(decode_all(&empty), Ok(()));
 }
 
@@ -267,19 +361,38 @@ fn unknown_types_and_bad_headers_are_refused() {
     bad[8] = 2;
     assert_eq!(decode_all(&bad), Err(Error::BadHeader));
     assert_eq!(decode_all(&HEADER[..5]), Err(Error::BadHeader));
-    assert!(matches!(decode_all(&HEADER), Err(Error::UnexpectedEof { .. })));
+    assert!(matches!(
+        decode_all(&HEADER),
+        Err(Error::UnexpectedEof { .. })
+    ));
 }
 
 #[test]
 fn bare_array_type_is_followed_by_the_array_type() {
     // monerod reads type 13 as "an array whose type byte follows".
-    let body = Body::new().count(1).name(b"a").byte(tag::ARRAY).byte(tag::ARRAY_FLAG | tag::U8).count(2).byte(5).byte(6).0;
+    let body = Body::new()
+        .count(1)
+        .name(b"a")
+        .byte(tag::ARRAY)
+        .byte(tag::ARRAY_FLAG | tag::U8)
+        .count(2)
+        .byte(5)
+        .byte(6)
+        .0;
     let section: Section = from_slice(&body).unwrap();
     assert_eq!(
         section.get("a"),
-        Some(&Value::Array(strata_portable_storage::Array::U8(vec![5, 6])))
+        Some(&Value::Array(strata_portable_storage::Array::U8(vec![
+            5, 6
+        ])))
     );
-    let bad = Body::new().count(1).name(b"a").byte(tag::ARRAY).byte(tag::U8).byte(5).0;
+    let bad = Body::new()
+        .count(1)
+        .name(b"a")
+        .byte(tag::ARRAY)
+        .byte(tag::U8)
+        .byte(5)
+        .0;
     assert_eq!(decode_all(&bad), Err(Error::UnknownType(tag::U8)));
 }
 
@@ -308,10 +421,29 @@ fn type_mismatch_is_an_error() {
         #[allow(dead_code)]
         a: u8,
     }
-    let too_big = Body::new().count(1).name(b"a").byte(tag::U32).bytes(&300u32.to_le_bytes()).0;
-    assert!(matches!(from_slice::<Want>(&too_big), Err(Error::Message(_))));
-    let fits = Body::new().count(1).name(b"a").byte(tag::U64).bytes(&200u64.to_le_bytes()).0;
-    assert!(from_slice::<Want>(&fits).is_ok(), "integers narrow when the value fits");
+    let too_big = Body::new()
+        .count(1)
+        .name(b"a")
+        .byte(tag::U32)
+        .bytes(&300u32.to_le_bytes())
+        .0;
+    assert!(matches!(
+        from_slice::<Want>(&too_big),
+        Err(Error::Message(_))
+    ));
+    let fits = Body::new()
+        .count(1)
+        .name(b"a")
+        .byte(tag::U64)
+        .bytes(&200u64.to_le_bytes())
+        .0;
+    assert!(
+        from_slice::<Want>(&fits).is_ok(),
+        "integers narrow when the value fits"
+    );
     let string = Body::new().count(1).name(b"a").byte(tag::STRING).count(0).0;
-    assert!(matches!(from_slice::<Want>(&string), Err(Error::Message(_))));
+    assert!(matches!(
+        from_slice::<Want>(&string),
+        Err(Error::Message(_))
+    ));
 }

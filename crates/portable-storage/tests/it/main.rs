@@ -1,5 +1,10 @@
 //! Integration tests of the portable-storage codec.
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod hostile;
 mod messages;
@@ -36,7 +41,11 @@ pub fn frames() -> Vec<(String, Vec<u8>)> {
             out.push((name, hex::decode(hex.trim()).unwrap()));
         }
     }
-    assert!(out.len() >= 20, "expected the captured frames, found {}", out.len());
+    assert!(
+        out.len() >= 20,
+        "expected the captured frames, found {}",
+        out.len()
+    );
     out
 }
 

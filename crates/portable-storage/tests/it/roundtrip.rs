@@ -26,8 +26,11 @@ fn array(section: BoxedStrategy<Section>) -> impl Strategy<Value = Array> {
         vec(any::<u32>(), n.clone()).prop_map(Array::U32),
         vec(any::<u16>(), n.clone()).prop_map(Array::U16),
         vec(any::<u8>(), n.clone()).prop_map(Array::U8),
-        vec(any::<f64>().prop_filter("NaN is not equal to itself", |f| !f.is_nan()), n.clone())
-            .prop_map(Array::F64),
+        vec(
+            any::<f64>().prop_filter("NaN is not equal to itself", |f| !f.is_nan()),
+            n.clone()
+        )
+        .prop_map(Array::F64),
         vec(string(), n.clone()).prop_map(Array::String),
         vec(any::<bool>(), n.clone()).prop_map(Array::Bool),
         vec(section, n).prop_map(Array::Object),
@@ -44,14 +47,18 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<u32>().prop_map(Value::U32),
         any::<u16>().prop_map(Value::U16),
         any::<u8>().prop_map(Value::U8),
-        any::<f64>().prop_filter("NaN", |f| !f.is_nan()).prop_map(Value::F64),
+        any::<f64>()
+            .prop_filter("NaN", |f| !f.is_nan())
+            .prop_map(Value::F64),
         string().prop_map(Value::String),
         any::<bool>().prop_map(Value::Bool),
     ]
 }
 
 fn section() -> BoxedStrategy<Section> {
-    let leaf = proptest::collection::vec((name(), scalar()), 0..6).prop_map(to_section).boxed();
+    let leaf = proptest::collection::vec((name(), scalar()), 0..6)
+        .prop_map(to_section)
+        .boxed();
     leaf.prop_recursive(4, 64, 6, |inner| {
         let value = prop_oneof![
             3 => scalar(),
@@ -97,27 +104,44 @@ struct Message {
 }
 
 fn inner() -> impl Strategy<Value = Inner> {
-    (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64), any::<bool>())
+    (
+        any::<u64>(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        any::<bool>(),
+    )
         .prop_map(|(id, key, ok)| Inner { id, key, ok })
 }
 
 fn message() -> impl Strategy<Value = Message> {
     use proptest::collection::vec;
     (
-        (any::<i32>(), any::<Option<u16>>(), any::<[u8; 32]>(), vec(inner(), 0..4)),
-        (vec(any::<u32>(), 0..8), inner(), ".{0,20}", -1e9f64..1e9, vec(".{0,5}", 0..4)),
+        (
+            any::<i32>(),
+            any::<Option<u16>>(),
+            any::<[u8; 32]>(),
+            vec(inner(), 0..4),
+        ),
+        (
+            vec(any::<u32>(), 0..8),
+            inner(),
+            ".{0,20}",
+            -1e9f64..1e9,
+            vec(".{0,5}", 0..4),
+        ),
     )
-        .prop_map(|((zeta, alpha, hash, items), (numbers, inner, text, ratio, names))| Message {
-            zeta,
-            alpha,
-            hash,
-            items,
-            numbers,
-            inner,
-            text,
-            ratio,
-            names,
-        })
+        .prop_map(
+            |((zeta, alpha, hash, items), (numbers, inner, text, ratio, names))| Message {
+                zeta,
+                alpha,
+                hash,
+                items,
+                numbers,
+                inner,
+                text,
+                ratio,
+                names,
+            },
+        )
 }
 
 proptest! {
@@ -188,7 +212,8 @@ fn duplicate_map_keys_are_refused_when_encoding() {
 fn counts_that_change_width_are_patched() {
     // 100 entries need a two-byte count; the struct serializer guessed from
     // the map length hint of None.
-    let map: std::collections::BTreeMap<String, u8> = (0..100).map(|i| (format!("k{i:03}"), i)).collect();
+    let map: std::collections::BTreeMap<String, u8> =
+        (0..100).map(|i| (format!("k{i:03}"), i)).collect();
     let body = to_vec(&map).unwrap();
     let back: std::collections::BTreeMap<String, u8> = from_slice(&body).unwrap();
     assert_eq!(back, map);

@@ -22,7 +22,11 @@ fn every_vector_round_trips_through_value() {
 fn exact<T: DeserializeOwned + Serialize>(name: &str, frame: &[u8]) -> T {
     let body = body(frame);
     let message: T = from_slice(body).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(hex::encode(to_vec(&message).unwrap()), hex::encode(body), "{name}");
+    assert_eq!(
+        hex::encode(to_vec(&message).unwrap()),
+        hex::encode(body),
+        "{name}"
+    );
     message
 }
 
@@ -55,7 +59,10 @@ fn testnet_handshake_response_fields() {
         .find(|(name, _)| name == "testnet/handshake_response")
         .unwrap();
     let response = exact::<HandshakeResponse>("handshake", frame);
-    assert_eq!(hex::encode(response.node_data.network_id), "1230f171610441611731008216a1a111");
+    assert_eq!(
+        hex::encode(response.node_data.network_id),
+        "1230f171610441611731008216a1a111"
+    );
     assert_eq!(response.node_data.my_port, 28080);
     assert_eq!(response.node_data.support_flags, Some(1));
     assert_eq!(response.node_data.rpc_port, None);
@@ -66,7 +73,10 @@ fn testnet_handshake_response_fields() {
     assert_eq!(response.local_peerlist_new.len(), 2);
     let v6 = &response.local_peerlist_new[0].adr;
     assert_eq!((v6.kind, v6.addr.m_port), (2, 28080));
-    assert_eq!(hex::encode(v6.addr.addr.unwrap()), "20010db8000000000000000000000001");
+    assert_eq!(
+        hex::encode(v6.addr.addr.unwrap()),
+        "20010db8000000000000000000000001"
+    );
     // 192.0.2.1: network-order bytes read as a little-endian u32.
     let v4 = &response.local_peerlist_new[1].adr;
     assert_eq!((v4.kind, v4.addr.m_ip), (1, Some(16_908_480)));
@@ -80,7 +90,8 @@ fn decoded_json_matches_value_tree() {
             let dir = crate::vectors_dir().join(net);
             let hex = std::fs::read_to_string(dir.join(format!("handshake_{kind}.hex"))).unwrap();
             let frame = hex::decode(hex.trim()).unwrap();
-            let json = std::fs::read_to_string(dir.join(format!("handshake_{kind}.decoded.json"))).unwrap();
+            let json = std::fs::read_to_string(dir.join(format!("handshake_{kind}.decoded.json")))
+                .unwrap();
             let json: serde_json::Value = serde_json::from_str(&json).unwrap();
             let section: Section = from_slice(body(&frame)).unwrap();
             assert_eq!(tagged(&Value::Object(section)), json, "{net} {kind}");
@@ -106,7 +117,10 @@ fn tagged(value: &Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Array(Array::Object(items)) => {
-            let items = items.iter().map(|s| tagged(&Value::Object(s.clone()))).collect();
+            let items = items
+                .iter()
+                .map(|s| tagged(&Value::Object(s.clone())))
+                .collect();
             serde_json::json!({ "@arr<obj>": J::Array(items) })
         }
         other => panic!("no tagged form for {other:?}"),

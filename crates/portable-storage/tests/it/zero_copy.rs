@@ -50,7 +50,10 @@ fn bytes_fields_are_views_of_bytes_input() {
     );
     let decoded: Shared = from_bytes(&body).unwrap();
     assert_eq!(decoded.data.len(), 1 << 20);
-    assert!(within(&body, &decoded.data), "the blob is a view, not a copy");
+    assert!(
+        within(&body, &decoded.data),
+        "the blob is a view, not a copy"
+    );
     assert_eq!(decoded.extra, None);
 
     // From a plain slice the same type still decodes, by copying.
