@@ -447,3 +447,59 @@ fn type_mismatch_is_an_error() {
         Err(Error::Message(_))
     ));
 }
+
+#[test]
+fn unsorted_names_are_accepted_and_come_out_sorted() {
+    // The names arrive in descending order; one entry nests an unsorted
+    // section of its own, so the re-read of earlier names steps over it.
+    let mut inner = Body::new().count(3);
+    for name in [b"z", b"m", b"a"] {
+        inner = inner.name(name).byte(tag::U8).byte(1);
+    }
+    let inner = &inner.0[HEADER.len()..];
+    let mut body = Body::new().count(40);
+    for i in (0..40u8).rev() {
+        body = body.name(format!("k{i:02}").as_bytes());
+        body = if i == 20 {
+            body.byte(tag::OBJECT).bytes(inner)
+        } else {
+            body.byte(tag::U16).bytes(&[i, 0])
+        };
+    }
+    let section: Section = from_slice(&body.0).unwrap();
+    let names: Vec<_> = section.iter().map(|(k, _)| k.clone()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(section.len(), 40);
+    assert_eq!(section.get("k07"), Some(&Value::U16(7)));
+    assert_eq!(decode_all(&body.0), Ok(()));
+}
+
+#[test]
+fn duplicate_after_an_unsorted_nested_section_is_refused() {
+    let body = Body::new()
+        .count(3)
+        .name(b"b")
+        .byte(tag::OBJECT)
+        .count(2)
+        .name(b"y")
+        .byte(tag::U8)
+        .byte(0)
+        .name(b"x")
+        .byte(tag::ARRAY_FLAG | tag::U64)
+        .count(1)
+        .bytes(&[0; 8])
+        .name(b"a")
+        .byte(tag::STRING)
+        .count(1)
+        .byte(b'!')
+        .name(b"b")
+        .byte(tag::U8)
+        .byte(0)
+        .0;
+    match decode_all(&body) {
+        Err(Error::DuplicateKey(key)) => assert_eq!(key.0, b"b"),
+        other => panic!("{other:?}"),
+    }
+}
