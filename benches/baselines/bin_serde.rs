@@ -1,7 +1,7 @@
 //! `monero-epee-bin-serde` 1.0.1: serde, with the workarounds it needs.
 //!
 //! - Its `deserialize_struct` does not consume the type byte of a nested
-//!   object, so nested struct fields go through [`section`].
+//!   object, so nested struct fields go through `section`.
 //! - It refuses `Option` (`deserialize_option` and `serialize_some` fail), so
 //!   optional fields go through `opt` and are skipped when `None`.
 //! - An empty `Vec` would be written as a name with no type byte, so it is
