@@ -1,8 +1,8 @@
 //! strata's Levin framing: headers, frames out of a read buffer, fragments.
 //!
 //! There is no baseline here: every group has strata's measurement only,
-//! except `decode/levin-body-size`, which compares strata on a 1 MiB body
-//! (`strata`) with strata on a 1 KiB body (`strata-1KiB`). Before timing,
+//! except `decode/levin-body-1MiB`, which compares strata on a 1 MiB body
+//! (`strata`) with strata on a 64-byte body (`strata-64B`). Before timing,
 //! every workload is checked to decode to what was encoded.
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -165,41 +165,57 @@ fn frame_of(len: usize) -> Vec<u8> {
     frame
 }
 
-/// Splitting a body off the read buffer does not copy it, so the time
-/// should not depend on the body's size. The 1 KiB frame is followed by the
-/// start of another frame in a read buffer as long as the 1 MiB one, so both
-/// setups copy as much and leave the caches alike.
-fn body_size(c: &mut Criterion) {
+/// Header parse and body split for 64 B, 4 KiB and 1 MiB bodies. Splitting
+/// a body off the read buffer does not copy it, so the time should not
+/// depend on the body's size: `decode/levin-body-1MiB` also times a 64-byte
+/// frame (`strata-64B`) as its reference. Every frame sits in a read buffer
+/// as long as the 1 MiB one (followed by the start of another frame), so
+/// every setup copies as much and leaves the caches alike.
+fn body_sizes(c: &mut Criterion) {
     let large = frame_of(1 << 20);
-    let small = frame_of(1 << 10);
-    let mut small_then_more = small.clone();
-    small_then_more.extend_from_slice(&large[..large.len() - small.len()]);
     let decoder = || {
         let mut d = BucketDecoder::new(Limits::monerod());
         d.handshake_complete();
         d
     };
-    for (frame, buffer) in [(&large, &large), (&small, &small_then_more)] {
+    let buffer_for = |frame: &[u8]| {
+        let mut buffer = frame.to_vec();
+        buffer.extend_from_slice(&large[..large.len() - frame.len()]);
+        buffer
+    };
+    let cases = [
+        ("64B", frame_of(64)),
+        ("4KiB", frame_of(4 << 10)),
+        ("1MiB", large.clone()),
+    ];
+    let buffers: Vec<Vec<u8>> = cases.iter().map(|(_, frame)| buffer_for(frame)).collect();
+    for ((_, frame), buffer) in cases.iter().zip(&buffers) {
         let mut buf = BytesMut::from(&buffer[..]);
         let bucket = decoder().decode(&mut buf).unwrap().unwrap();
         assert_eq!(&bucket.body[..], &frame[HEADER_LEN..]);
         assert_eq!(buf.len(), buffer.len() - frame.len());
     }
 
-    let mut g = c.benchmark_group("decode/levin-body-size");
-    for (id, buffer) in [(STRATA, &large), ("strata-1KiB", &small_then_more)] {
+    let time = |g: &mut criterion::BenchmarkGroup<'_, _>, id: &str, buffer: &[u8]| {
         g.bench_function(id, |b| {
             b.iter_batched_ref(
-                || (decoder(), BytesMut::from(&buffer[..])),
+                || (decoder(), BytesMut::from(buffer)),
                 |(d, buf)| d.decode(buf).unwrap().unwrap(),
                 // Each right after its setup: batches of megabyte buffers
                 // would time cache misses more than the decoder.
                 BatchSize::PerIteration,
             );
         });
+    };
+    for ((size, _), buffer) in cases.iter().zip(&buffers) {
+        let mut g = c.benchmark_group(format!("decode/levin-body-{size}"));
+        time(&mut g, STRATA, buffer);
+        if *size == "1MiB" {
+            time(&mut g, "strata-64B", &buffers[0]);
+        }
+        g.finish();
     }
-    g.finish();
 }
 
-criterion_group!(benches, headers, monerod_stream, fragments, body_size);
+criterion_group!(benches, headers, monerod_stream, fragments, body_sizes);
 criterion_main!(benches);
