@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use strata_portable_storage::blob;
 
 /// `basic_node_data` of a handshake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeData {
     pub my_port: u32,
     pub network_id: [u8; 16],
@@ -18,7 +18,7 @@ pub struct NodeData {
 }
 
 /// `CORE_SYNC_DATA`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoreSyncData {
     pub cumulative_difficulty: u64,
     pub cumulative_difficulty_top64: u64,
@@ -29,7 +29,7 @@ pub struct CoreSyncData {
 }
 
 /// The address inside a peer's `adr`: `m_ip` for IPv4, `addr` for IPv6.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Addr {
     pub addr: Option<[u8; 16]>,
     pub m_ip: Option<u32>,
@@ -37,7 +37,7 @@ pub struct Addr {
 }
 
 /// A network address with its type (1 IPv4, 2 IPv6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetAddress {
     pub addr: Addr,
     #[serde(rename = "type")]
@@ -45,7 +45,7 @@ pub struct NetAddress {
 }
 
 /// One entry of a peer list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerEntry {
     pub adr: NetAddress,
     pub id: u64,
@@ -56,7 +56,7 @@ pub struct PeerEntry {
 }
 
 /// The response to `COMMAND_HANDSHAKE` (1001).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandshakeResponse {
     #[serde(default)]
     pub local_peerlist_new: Vec<PeerEntry>,
@@ -76,7 +76,7 @@ pub struct BlobMessage {
 
 /// [`BlobMessage`] with its blob borrowed from the input: the same output as
 /// monero-epee's cursor gives.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 pub struct BorrowedBlobMessage<'a> {
     #[serde(borrow, with = "blob")]
     pub blob: &'a [u8],

@@ -40,11 +40,7 @@ fn check_handshake_decoders(what: &str, body: &[u8]) -> m::HandshakeResponse {
     );
     let c = me::decode_handshake(body)
         .unwrap_or_else(|e| panic!("{what}: {MONERO_EPEE} cannot decode: {e:?}"));
-    assert_eq!(
-        m::HandshakeResponse::from(c),
-        strata,
-        "{what}: {MONERO_EPEE}"
-    );
+    assert_eq!(c, strata, "{what}: {MONERO_EPEE}");
     strata
 }
 
@@ -147,8 +143,9 @@ fn blob_body(len: usize) -> (m::BlobMessage, Bytes) {
     assert_eq!(m::BlobMessage::from(a), message, "{BIN_SERDE}");
     let b: ee::BlobMessage = epee_encoding::from_bytes(&body).unwrap();
     assert_eq!(m::BlobMessage::from(b), message, "{EPEE_ENCODING}");
-    let c = me::decode_blob(&body).unwrap();
-    assert_eq!(m::BlobMessage::from(c), message, "{MONERO_EPEE}");
+    let borrowed: m::BorrowedBlobMessage<'_> = from_slice(&body).unwrap();
+    assert_eq!(borrowed.blob, &message.blob[..]);
+    assert_eq!(me::decode_blob(&body).unwrap(), borrowed, "{MONERO_EPEE}");
     (message, body)
 }
 
