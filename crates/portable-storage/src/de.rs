@@ -56,12 +56,6 @@ impl<'de> Deserializer<'de> {
     fn finish<T: de::Deserialize<'de>>(mut self) -> Result<T> {
         T::deserialize(&mut self)
     }
-
-    /// A [`Bytes`] holding `slice`: a view when decoding from `Bytes`, a copy
-    /// otherwise.
-    fn bytes(&self, slice: &'de [u8]) -> Bytes {
-        view(self.source, slice)
-    }
 }
 
 /// A [`Bytes`] holding `slice`, which lies inside `source` when there is one.
@@ -315,10 +309,9 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, 'de> {
             }
             BYTES_TOKEN if self.ty == tag::STRING => {
                 let raw = self.de.reader.string()?;
-                if self.de.source.is_some() {
-                    hand_over(Value::String(self.de.bytes(raw)), visitor)
-                } else {
-                    visitor.visit_borrowed_bytes(raw)
+                match self.de.source {
+                    Some(source) => hand_over(Value::String(source.slice_ref(raw)), visitor),
+                    None => visitor.visit_borrowed_bytes(raw),
                 }
             }
             BYTES_TOKEN => self.deserialize_any(visitor),
