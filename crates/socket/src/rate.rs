@@ -1,0 +1,141 @@
+//! Token buckets that pace a socket's reads and writes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A rate: bytes per second on average, with bursts of up to `burst` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained rate.
+    pub bytes_per_sec: u64,
+    /// Most bytes that may go at once after a quiet spell.
+    pub burst: u64,
+}
+
+/// Bytes granted at the least, when fewer tokens than that are wanted the
+/// grant is what is wanted; waiting for this many keeps reads and writes
+/// from shrinking to a few bytes each.
+const MIN_GRANT: u64 = 4096;
+
+/// A token bucket, shareable between connections.
+#[derive(Debug)]
+pub struct TokenBucket {
+    limit: RateLimit,
+    state: Mutex<(u64, Instant)>,
+}
+
+impl TokenBucket {
+    /// A full bucket for `limit` (a rate of 0 is treated as 1 byte/s, a
+    /// burst of 0 as 1 byte).
+    pub fn new(limit: RateLimit, now: Instant) -> TokenBucket {
+        let limit = RateLimit {
+            bytes_per_sec: limit.bytes_per_sec.max(1),
+            burst: limit.burst.max(1),
+        };
+        TokenBucket {
+            limit,
+            state: Mutex::new((limit.burst, now)),
+        }
+    }
+
+    /// Takes up to `want` tokens at `now`: the number granted, or the
+    /// instant when enough will have accrued.
+    pub fn take(&self, want: u64, now: Instant) -> Result<u64, Instant> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, last) = &mut *state;
+        let elapsed = now.saturating_duration_since(*last);
+        let accrued = u64::try_from(
+            elapsed.as_nanos() * u128::from(self.limit.bytes_per_sec) / 1_000_000_000,
+        )
+        .unwrap_or(u64::MAX);
+        if accrued > 0 {
+            *tokens = tokens.saturating_add(accrued).min(self.limit.burst);
+            // Keep the remainder of a partial token.
+            *last = if *tokens == self.limit.burst {
+                now
+            } else {
+                *last + Duration::from_nanos(accrued * 1_000_000_000 / self.limit.bytes_per_sec)
+            };
+        }
+        let needed = want.min(MIN_GRANT).min(self.limit.burst).max(1);
+        if *tokens >= needed {
+            let granted = want.min(*tokens);
+            *tokens -= granted;
+            return Ok(granted);
+        }
+        let missing = needed - *tokens;
+        let nanos =
+            (u128::from(missing) * 1_000_000_000).div_ceil(u128::from(self.limit.bytes_per_sec));
+        Err(*last + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    }
+
+    /// Gives back tokens taken but not used.
+    pub fn refund(&self, tokens: u64) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.0 = state.0.saturating_add(tokens).min(self.limit.burst);
+    }
+}
+
+/// The buckets one direction of one connection draws from: its own, and
+/// the node's shared one.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    own: Option<TokenBucket>,
+    shared: Option<Arc<TokenBucket>>,
+}
+
+impl Pacer {
+    pub(crate) fn new(
+        own: Option<RateLimit>,
+        shared: Option<Arc<TokenBucket>>,
+        now: Instant,
+    ) -> Pacer {
+        Pacer {
+            own: own.map(|limit| TokenBucket::new(limit, now)),
+            shared,
+        }
+    }
+
+    /// Takes up to `want` bytes from every bucket: the grant all agreed to,
+    /// or when to ask again.
+    pub(crate) fn take(&self, want: usize, now: Instant) -> Result<usize, Instant> {
+        let want = want as u64;
+        let own = match &self.own {
+            Some(bucket) => bucket.take(want, now)?,
+            None => want,
+        };
+        let granted = match &self.shared {
+            Some(bucket) => match bucket.take(own, now) {
+                Ok(granted) => granted,
+                Err(retry) => {
+                    self.refund_own(own);
+                    return Err(retry);
+                }
+            },
+            None => own,
+        };
+        self.refund_own(own - granted);
+        Ok(usize::try_from(granted).unwrap_or(usize::MAX))
+    }
+
+    /// Gives back what was granted but not used.
+    pub(crate) fn refund(&self, unused: usize) {
+        let unused = unused as u64;
+        self.refund_own(unused);
+        if let Some(bucket) = &self.shared {
+            bucket.refund(unused);
+        }
+    }
+
+    fn refund_own(&self, tokens: u64) {
+        if let Some(bucket) = &self.own {
+            bucket.refund(tokens);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The read half: frames out of the stream, under timeouts and pacing.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use strata_io::Clock;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::rate::Pacer;
+use crate::{Codec, Config, Handle};
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// The layer above did not accept the peer in time.
+    Handshake,
+    /// No whole frame arrived for too long.
+    Idle,
+    /// A frame started but did not finish in time (slowloris).
+    PartialFrame,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E> {
+    /// The codec refused the bytes.
+    #[error("bad frame: {0}")]
+    Codec(E),
+    /// The stream failed.
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// A deadline passed.
+    #[error("{0:?} timeout")]
+    Timeout(Timeout),
+    /// The stream ended in the middle of a frame.
+    #[error("the stream ended inside a frame")]
+    Truncated,
+}
+
+/// Cuts frames out of a stream with a codec.
+pub struct FrameReader<R, C> {
+    read: R,
+    codec: C,
+    buf: BytesMut,
+    chunk: usize,
+    clock: Clock,
+    pacer: Pacer,
+    handle: Handle,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    partial_frame_timeout: Duration,
+    /// When the last whole frame arrived (the start, before the first).
+    last_frame: Instant,
+    /// When the first byte of the frame being received arrived.
+    partial_since: Option<Instant>,
+}
+
+impl<R, C> std::fmt::Debug for FrameReader<R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("buffered", &self.buf.len())
+            .finish()
+    }
+}
+
+impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
+    pub(crate) fn new(
+        read: R,
+        codec: C,
+        config: &Config,
+        clock: Clock,
+        pacer: Pacer,
+        handle: Handle,
+    ) -> Self {
+        let now = clock.now();
+        FrameReader {
+            read,
+            codec,
+            buf: BytesMut::new(),
+            chunk: config.read_chunk.max(1),
+            clock,
+            pacer,
+            handle,
+            handshake_timeout: config.handshake_timeout,
+            idle_timeout: config.idle_timeout,
+            partial_frame_timeout: config.partial_frame_timeout,
+            last_frame: now,
+            partial_since: None,
+        }
+    }
+
+    /// The earliest deadline now in force, and which it is.
+    fn deadline(&self) -> (Instant, Timeout) {
+        let mut deadline = (self.last_frame + self.idle_timeout, Timeout::Idle);
+        if !self.handle.handshake_done() {
+            let handshake = self.handle.0.started + self.handshake_timeout;
+            if handshake < deadline.0 {
+                deadline = (handshake, Timeout::Handshake);
+            }
+        }
+        if let Some(since) = self.partial_since {
+            let partial = since + self.partial_frame_timeout;
+            if partial < deadline.0 {
+                deadline = (partial, Timeout::PartialFrame);
+            }
+        }
+        deadline
+    }
+
+    /// The next frame; `None` when the stream ended cleanly between frames.
+    pub async fn next(&mut self) -> Result<Option<C::Frame>, ReadError<C::Error>> {
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.buf).map_err(ReadError::Codec)? {
+                let now = self.clock.now();
+                self.handle.0.stats.frame_in();
+                self.last_frame = now;
+                self.partial_since = (!self.buf.is_empty()).then_some(now);
+                return Ok(Some(frame));
+            }
+            let now = self.clock.now();
+            if !self.buf.is_empty() && self.partial_since.is_none() {
+                self.partial_since = Some(now);
+            }
+            let (deadline, timeout) = self.deadline();
+            if now >= deadline {
+                return Err(ReadError::Timeout(timeout));
+            }
+            let grant = match self.pacer.take(self.chunk, now) {
+                Ok(grant) => grant,
+                Err(retry) => {
+                    self.clock.sleep_until(retry.min(deadline)).await;
+                    continue;
+                }
+            };
+            if self.buf.capacity() - self.buf.len() < grant {
+                self.buf.reserve(grant);
+            }
+            let clock = &self.clock;
+            let mut limited = (&mut self.read).take(grant as u64);
+            let read = limited.read_buf(&mut self.buf);
+            let n = tokio::select! {
+                read = read => match read {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.pacer.refund(grant);
+                        return Err(e.into());
+                    }
+                },
+                () = clock.sleep_until(deadline) => {
+                    self.pacer.refund(grant);
+                    return Err(ReadError::Timeout(timeout));
+                }
+            };
+            self.pacer.refund(grant - n);
+            if n == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ReadError::Truncated)
+                };
+            }
+            self.handle.0.stats.read(n);
+        }
+    }
+
+    /// The handle of this connection.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
