@@ -46,7 +46,10 @@ struct Handshake<'a> {
     node_data: NodeData<'a>,
     #[serde(default)]
     names: Vec<String>,
-    payload_data: strata_portable_storage::Value,
+    // Optional: an empty array held here is left out when encoding, as
+    // monerod leaves empty containers out.
+    #[serde(default)]
+    payload_data: Option<strata_portable_storage::Value>,
 }
 
 fuzz_target!(|data: &[u8]| {
