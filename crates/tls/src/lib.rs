@@ -1,0 +1,223 @@
+//! TLS 1.3 where identities are node keys.
+//!
+//! A node's identity is an Ed25519 key pair ([`NodeKey`]); its certificate
+//! is self-signed with that key and carries nothing else that matters.
+//! Peers are authenticated by key, not by certificate authorities: the
+//! verifiers here accept a certificate when the peer proves, in the TLS 1.3
+//! handshake, that it holds the private key of the certificate's Ed25519
+//! public key, and that key is the one expected when dialing a known node,
+//! and is on the allowlist when there is one (a private network). Both sides
+//! authenticate; the peer's key is always exposed.
+//!
+//! One port can serve TLS peers and plaintext peers such as monerod:
+//! [`detect`] peeks at the first byte (a TLS record starts with `0x16`, a
+//! Levin frame with `0x01`).
+//!
+//! The crypto provider is rustls's `ring` provider: see `docs/transport.md`.
+#![forbid(unsafe_code)]
+
+mod cert;
+mod key;
+mod stream;
+mod verify;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use key::{NodeKey, PublicKey};
+pub use stream::MaybeTls;
+
+use verify::PeerVerifier;
+
+/// The first byte of a TLS handshake record.
+pub const TLS_RECORD: u8 = 0x16;
+
+/// Whether a listener or a dial uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Plaintext only.
+    Disabled,
+    /// Inbound: TLS when the peer starts with a TLS record, else plaintext.
+    /// Outbound: TLS when the peer's key is known, else plaintext.
+    #[default]
+    Optional,
+    /// TLS only.
+    Required,
+}
+
+/// Why a TLS connection was not made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The handshake failed: garbage, a wrong key, a key not allowed, or a
+    /// peer that cannot do TLS 1.3 with Ed25519.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(#[source] std::io::Error),
+    /// The listener requires TLS and the peer started in plaintext.
+    #[error("the peer did not start a TLS handshake")]
+    NotTls,
+    /// The stream failed before the handshake started.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A key or certificate could not be made or loaded.
+    #[error("bad node key: {0}")]
+    Key(String),
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// A node's TLS setup: its identity and whom it accepts.
+#[derive(Clone)]
+pub struct Tls {
+    key: PublicKey,
+    cert: CertificateDer<'static>,
+    pkcs8: Arc<Vec<u8>>,
+    allowlist: Option<Arc<HashSet<PublicKey>>>,
+    server: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Tls {
+    /// TLS for the node holding `key`. With an `allowlist`, only those keys
+    /// may connect or be dialed.
+    pub fn new(key: &NodeKey, allowlist: Option<Vec<PublicKey>>) -> Result<Tls, Error> {
+        let cert = cert::self_signed(key)?;
+        let allowlist = allowlist.map(|keys| Arc::new(keys.into_iter().collect::<HashSet<_>>()));
+        let verifier = Arc::new(PeerVerifier::new(None, allowlist.clone()));
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![cert.clone()], private_key(key))?;
+        Ok(Tls {
+            key: key.public(),
+            cert,
+            pkcs8: Arc::new(key.pkcs8().to_vec()),
+            allowlist,
+            server: Arc::new(server),
+        })
+    }
+
+    /// This node's public key.
+    pub fn key(&self) -> PublicKey {
+        self.key
+    }
+
+    /// Runs the server side of a handshake on an accepted stream, returning
+    /// the stream and the client's authenticated key.
+    pub async fn accept<S>(
+        &self,
+        stream: S,
+    ) -> Result<(tokio_rustls::server::TlsStream<S>, PublicKey), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.server.clone());
+        let tls = acceptor.accept(stream).await.map_err(Error::Handshake)?;
+        let key =
+            verify::peer_key(tls.get_ref().1.peer_certificates()).map_err(Error::Handshake)?;
+        Ok((tls, key))
+    }
+
+    /// Runs the client side of a handshake, accepting only `expected` when
+    /// given, returning the stream and the server's authenticated key.
+    pub async fn connect<S>(
+        &self,
+        stream: S,
+        expected: Option<PublicKey>,
+    ) -> Result<(tokio_rustls::client::TlsStream<S>, PublicKey), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let verifier = Arc::new(PeerVerifier::new(expected, self.allowlist.clone()));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.as_ref().clone()));
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(vec![self.cert.clone()], key)?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        // Identities are keys, not names: the name is not checked.
+        let name = ServerName::try_from("strata").map_err(|e| Error::Key(e.to_string()))?;
+        let tls = connector
+            .connect(name, stream)
+            .await
+            .map_err(Error::Handshake)?;
+        let key =
+            verify::peer_key(tls.get_ref().1.peer_certificates()).map_err(Error::Handshake)?;
+        Ok((tls, key))
+    }
+
+    /// Accepts `stream` under `policy`: plaintext, or TLS with the peer's
+    /// key. `first_byte` is what [`detect`] saw (`None` if nothing came).
+    pub async fn accept_with<S>(
+        &self,
+        stream: S,
+        policy: Policy,
+        first_byte: Option<u8>,
+    ) -> Result<(MaybeTls<S>, Option<PublicKey>), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let tls = match policy {
+            Policy::Disabled => false,
+            Policy::Optional => first_byte == Some(TLS_RECORD),
+            Policy::Required if first_byte == Some(TLS_RECORD) => true,
+            Policy::Required => return Err(Error::NotTls),
+        };
+        if !tls {
+            return Ok((MaybeTls::Plain(stream), None));
+        }
+        let (stream, key) = self.accept(stream).await?;
+        Ok((MaybeTls::Server(Box::new(stream)), Some(key)))
+    }
+
+    /// Dials over `stream` under `policy`: with `Optional`, TLS exactly when
+    /// the peer's key is known.
+    pub async fn connect_with<S>(
+        &self,
+        stream: S,
+        policy: Policy,
+        expected: Option<PublicKey>,
+    ) -> Result<(MaybeTls<S>, Option<PublicKey>), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let tls = match policy {
+            Policy::Disabled => false,
+            Policy::Optional => expected.is_some(),
+            Policy::Required => true,
+        };
+        if !tls {
+            return Ok((MaybeTls::Plain(stream), None));
+        }
+        let (stream, key) = self.connect(stream, expected).await?;
+        Ok((MaybeTls::Client(Box::new(stream)), Some(key)))
+    }
+}
+
+fn private_key(key: &NodeKey) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8().to_vec()))
+}
+
+/// The first byte a peer sent, without consuming it; `None` if it closed
+/// first. Bound the wait with a timeout: a peer may send nothing.
+pub async fn detect(stream: &tokio::net::TcpStream) -> std::io::Result<Option<u8>> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok((n == 1).then_some(first[0]))
+}
