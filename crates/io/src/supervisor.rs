@@ -1,7 +1,7 @@
 //! Named tasks and their graceful shutdown.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -49,6 +49,12 @@ impl Supervisor {
         }
     }
 
+    fn tasks(&self) -> MutexGuard<'_, JoinSet<()>> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// A handle on the shutdown signal, for a task to watch.
     pub fn shutdown_signal(&self) -> Shutdown {
         Shutdown(self.signal.subscribe())
@@ -57,25 +63,26 @@ impl Supervisor {
     /// Spawns `task` on the current runtime inside a tracing span named
     /// `name`. Tasks that already finished are reaped first, so the set
     /// holds only running tasks and the ones finished since the last spawn.
-    pub fn spawn<F>(&self, name: &'static str, task: F)
+    ///
+    /// Once shutdown was asked for, nothing new is spawned: `task` is dropped
+    /// and `false` returned.
+    pub fn spawn<F>(&self, name: &'static str, task: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let span = tracing::info_span!("task", name);
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tasks = self.tasks();
+        if *self.signal.borrow() {
+            return false;
+        }
         while tasks.try_join_next().is_some() {}
         tasks.spawn(task.instrument(span));
+        true
     }
 
     /// Tasks not yet reaped.
     pub fn len(&self) -> usize {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
+        self.tasks().len()
     }
 
     /// Whether no task is left.
@@ -85,12 +92,12 @@ impl Supervisor {
 
     /// Signals shutdown, waits for the tasks until `deadline` on `clock`,
     /// then cancels the rest and waits for them to stop.
-    pub async fn shutdown(self, clock: &Clock, deadline: Instant) -> Drained {
-        self.signal.send_replace(true);
-        let mut tasks = self
-            .tasks
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub async fn shutdown(&self, clock: &Clock, deadline: Instant) -> Drained {
+        let mut tasks = {
+            let mut tasks = self.tasks();
+            self.signal.send_replace(true);
+            std::mem::take(&mut *tasks)
+        };
         let mut finished = 0;
         let drained = clock
             .timeout_at(deadline, async {

@@ -101,7 +101,14 @@ async fn shutdown_drains_then_cancels_stragglers() {
     let signal = supervisor.shutdown_signal();
 
     let deadline = t0 + Duration::from_secs(10);
-    let drain = tokio::spawn(async move { supervisor.shutdown(&clock, deadline).await });
+    let drain = tokio::spawn(async move {
+        let drained = supervisor.shutdown(&clock, deadline).await;
+        assert!(
+            !supervisor.spawn("late", async {}),
+            "nothing starts after shutdown"
+        );
+        drained
+    });
     for _ in 0..3 {
         stopped_rx.recv().await.unwrap();
     }
