@@ -297,3 +297,23 @@ async fn tls_required_refuses_plaintext_and_garbage_and_keeps_serving() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn listens_on_ipv4_and_ipv6_at_once() {
+    within(async {
+        let (manager, mut events) = manager(Config::default(), None);
+        let v4 = manager.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let v6 = manager.listen("[::1]:0".parse().unwrap()).await.unwrap();
+        let mut peers = Vec::new();
+        for addr in [v4, v6] {
+            let mut peer = TcpStream::connect(addr).await.unwrap();
+            peer.write_all(&frame(b"hi")).await.unwrap();
+            peers.push(peer);
+            let (info, _) = connected(&mut events).await;
+            assert_eq!(info.remote.is_ipv6(), addr.is_ipv6());
+            assert!(matches!(events.recv().await.unwrap(), Event::Frame(..)));
+        }
+        assert_eq!(manager.counts(), (2, 0));
+    })
+    .await;
+}
