@@ -18,6 +18,11 @@ const PACKAGE: &str = "strata-benches";
 /// The function id of strata's measurement within a group.
 const STRATA: &str = "strata";
 
+/// The variable naming the directory where benches that measure something
+/// other than time (such as memory) write their rows: JSON lists of
+/// `{"group", "unit", "value"}`.
+const EXTRA_ENV: &str = "STRATA_BENCH_EXTRA";
+
 /// Criterion arguments for `--quick`.
 const QUICK_ARGS: [&str; 6] = [
     "--warm-up-time",
@@ -57,10 +62,18 @@ pub(crate) fn run(quick: bool) -> Result<(), String> {
         println!("removed earlier results in {}", criterion_dir.display());
     }
 
+    // Benches that measure something other than time write rows here.
+    let extra_dir = target_dir.join("bench").join("extra");
+    if extra_dir.exists() {
+        fs::remove_dir_all(&extra_dir)
+            .map_err(|err| format!("could not remove {}: {err}", extra_dir.display()))?;
+    }
+
     for (index, bench) in benches.iter().enumerate() {
         process::heading(index + 1, benches.len(), &format!("bench {bench}"));
         let mut command = cargo(["bench", "-p", PACKAGE, "--bench", bench]);
         command.env("CRITERION_HOME", &criterion_dir);
+        command.env(EXTRA_ENV, &extra_dir);
         if quick {
             command.arg("--").args(QUICK_ARGS);
         }
@@ -69,7 +82,8 @@ pub(crate) fn run(quick: bool) -> Result<(), String> {
 
     process::section("summary");
     let measurements = read_measurements(&criterion_dir)?;
-    let (rows, warnings) = summarize(&measurements);
+    let (mut rows, warnings) = summarize(&measurements);
+    rows.extend(read_extra(&extra_dir)?);
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -186,6 +200,7 @@ fn read_measurement(benchmark: &Path, estimates_path: &Path) -> Result<Measureme
 #[derive(Debug, Clone, PartialEq)]
 struct Row {
     group: String,
+    unit: String,
     value: f64,
     baseline: Option<(String, f64)>,
 }
@@ -228,12 +243,14 @@ fn summarize(measurements: &[Measurement]) -> (Vec<Row>, Vec<String>) {
         if functions.is_empty() {
             rows.push(Row {
                 group,
+                unit: "ns".to_owned(),
                 value,
                 baseline: None,
             });
         } else {
             rows.extend(functions.into_iter().map(|baseline| Row {
                 group: group.clone(),
+                unit: "ns".to_owned(),
                 value,
                 baseline: Some(baseline),
             }));
@@ -254,7 +271,7 @@ fn to_json(rows: &[Row]) -> String {
             let fields = [
                 ("group", json!(row.group)),
                 ("name", json!(STRATA)),
-                ("unit", json!("ns")),
+                ("unit", json!(row.unit)),
                 ("value", json!(row.value)),
                 ("baseline", baseline),
                 ("baseline_value", baseline_value),
@@ -277,24 +294,59 @@ fn to_json(rows: &[Row]) -> String {
 /// `summary.md`: a markdown table of the rows.
 fn to_markdown(rows: &[Row]) -> String {
     let mut table = String::from(
-        "| group | strata (ns) | baseline | baseline (ns) | speedup |\n\
+        "| group | strata | baseline | baseline | speedup |\n\
          |---|---:|---|---:|---:|\n",
     );
     for row in rows {
         let (baseline, baseline_value, speedup) = match (&row.baseline, row.speedup()) {
-            (Some((name, value)), Some(speedup)) => {
-                (cell(name), format!("{value:.1}"), format!("{speedup:.2}×"))
-            }
+            (Some((name, value)), Some(speedup)) => (
+                cell(name),
+                format!("{value:.1} {}", row.unit),
+                format!("{speedup:.2}×"),
+            ),
             _ => ("—".to_owned(), "—".to_owned(), "—".to_owned()),
         };
         let _infallible = writeln!(
             table,
-            "| {} | {:.1} | {baseline} | {baseline_value} | {speedup} |",
+            "| {} | {:.1} {} | {baseline} | {baseline_value} | {speedup} |",
             cell(&row.group),
-            row.value
+            row.value,
+            row.unit
         );
     }
     table
+}
+
+/// The rows benches wrote to `dir` (see [`EXTRA_ENV`]); none if it does not exist.
+fn read_extra(dir: &Path) -> Result<Vec<Row>, String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|err| format!("could not read {}: {err}", dir.display()))?
+            .path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let list = read_json(&path)?;
+        for item in list.as_array().into_iter().flatten() {
+            let field = |key: &str| item[key].as_str().map(str::to_owned);
+            rows.push(Row {
+                group: field("group")
+                    .ok_or_else(|| format!("{}: a row has no group", path.display()))?,
+                unit: field("unit")
+                    .ok_or_else(|| format!("{}: a row has no unit", path.display()))?,
+                value: item["value"]
+                    .as_f64()
+                    .ok_or_else(|| format!("{}: a row has no value", path.display()))?,
+                baseline: None,
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(rows)
 }
 
 /// Escapes the table separator in a markdown cell.
@@ -388,6 +440,7 @@ mod tests {
         let baseline = |name: &str, value: f64| Some((name.to_owned(), value));
         let row = |group: &str, value, baseline| Row {
             group: group.to_owned(),
+            unit: "ns".to_owned(),
             value,
             baseline,
         };
@@ -416,19 +469,17 @@ mod tests {
         assert_eq!(json[3]["speedup"], serde_json::Value::Null);
 
         let markdown = to_markdown(&rows);
+        assert!(markdown.starts_with("| group | strata | baseline | baseline | speedup |\n"));
         assert!(
-            markdown.starts_with("| group | strata (ns) | baseline | baseline (ns) | speedup |\n")
-        );
-        assert!(
-            markdown.contains("| decode | 100.0 | epee-encoding | 300.0 | 3.00× |"),
+            markdown.contains("| decode | 100.0 ns | epee-encoding | 300.0 ns | 3.00× |"),
             "{markdown}"
         );
         assert!(
-            markdown.contains("| decode | 100.0 | monero-epee | 50.0 | 0.50× |"),
+            markdown.contains("| decode | 100.0 ns | monero-epee | 50.0 ns | 0.50× |"),
             "{markdown}"
         );
         assert!(
-            markdown.contains("| solo | 10.0 | — | — | — |"),
+            markdown.contains("| solo | 10.0 ns | — | — | — |"),
             "{markdown}"
         );
     }

@@ -302,7 +302,10 @@ async fn tls_required_refuses_plaintext_and_garbage_and_keeps_serving() {
 async fn listens_on_ipv4_and_ipv6_at_once() {
     within(async {
         let (manager, mut events) = manager(Config::default(), None);
-        let v4 = manager.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let v4 = manager
+            .listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let v6 = manager.listen("[::1]:0".parse().unwrap()).await.unwrap();
         let mut peers = Vec::new();
         for addr in [v4, v6] {
