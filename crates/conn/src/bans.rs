@@ -118,3 +118,65 @@ fn insert_capped<K: std::hash::Hash + Eq + Copy>(
     }
     bans.insert(key, until);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn bans_expire_and_extend_but_never_shorten() {
+        let t0 = Instant::now();
+        let mut bans = Bans::default();
+        bans.ban(ip("10.1.2.3"), t0 + Duration::from_secs(60));
+        bans.ban(ip("10.1.2.3"), t0 + Duration::from_secs(10));
+        assert!(bans.is_banned(ip("10.1.2.3"), t0 + Duration::from_secs(59)));
+        assert!(!bans.is_banned(ip("10.1.2.3"), t0 + Duration::from_secs(60)));
+        assert!(!bans.is_banned(ip("10.1.2.4"), t0));
+    }
+
+    #[test]
+    fn subnets_cover_their_addresses_only() {
+        let t0 = Instant::now();
+        let mut bans = Bans::default();
+        bans.ban_subnet(
+            Subnet::new(ip("192.0.2.77"), 24),
+            t0 + Duration::from_secs(60),
+        );
+        bans.ban_subnet(
+            Subnet::new(ip("2001:db8::1"), 32),
+            t0 + Duration::from_secs(60),
+        );
+        assert!(bans.is_banned(ip("192.0.2.1"), t0));
+        assert!(!bans.is_banned(ip("192.0.3.1"), t0));
+        assert!(bans.is_banned(ip("2001:db8:ffff::9"), t0));
+        assert!(!bans.is_banned(ip("2001:db9::1"), t0));
+        // Prefixes wider than the address are capped; /0 covers everything.
+        assert!(Subnet::new(ip("192.0.2.1"), 99).contains(ip("192.0.2.1")));
+        assert!(Subnet::new(ip("192.0.2.1"), 0).contains(ip("8.8.8.8")));
+        assert!(!Subnet::new(ip("192.0.2.1"), 0).contains(ip("::1")));
+        bans.unban_subnet(Subnet::new(ip("192.0.2.0"), 24));
+        assert!(!bans.is_banned(ip("192.0.2.1"), t0));
+    }
+
+    #[test]
+    fn the_ban_list_is_capped() {
+        let t0 = Instant::now();
+        let mut bans = Bans::default();
+        let max = u32::try_from(MAX_BANS).unwrap();
+        for i in 0..=max {
+            bans.ban(
+                IpAddr::from(i.to_be_bytes()),
+                t0 + Duration::from_secs(u64::from(i) + 1),
+            );
+        }
+        assert_eq!(bans.addrs.len(), MAX_BANS);
+        // The ban ending soonest made room for the last one.
+        assert!(!bans.is_banned(IpAddr::from(0u32.to_be_bytes()), t0));
+        assert!(bans.is_banned(IpAddr::from(max.to_be_bytes()), t0));
+    }
+}
