@@ -74,9 +74,9 @@ pub struct BlobMessage {
     pub top_id: [u8; 32],
 }
 
-/// [`BlobMessage`] with its blob borrowed from the input: the same output as
-/// monero-epee's cursor gives.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+/// [`BlobMessage`] with its blob borrowed: from the input when decoding (the
+/// same output as monero-epee's cursor gives), from any buffer when encoding.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BorrowedBlobMessage<'a> {
     #[serde(borrow, with = "blob")]
     pub blob: &'a [u8],
