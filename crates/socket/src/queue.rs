@@ -94,27 +94,26 @@ impl Handle {
 
     /// Queues `frame` if its class has room now.
     pub fn try_send(&self, class: Class, frame: Outgoing) -> Result<(), Refused> {
-        self.0.lanes().push(class, frame, &self.0.stats)?;
+        self.0
+            .lanes()
+            .push(class, frame, &self.0.stats)
+            .map_err(|(refused, _)| refused)?;
         self.0.work.notify_one();
         Ok(())
     }
 
     /// Queues `frame`, waiting for room in its class.
-    pub async fn send(&self, class: Class, frame: Outgoing) -> Result<(), Refused> {
-        let mut frame = Some(frame);
+    pub async fn send(&self, class: Class, mut frame: Outgoing) -> Result<(), Refused> {
         loop {
             let room = self.0.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let Some(next) = frame.take() else {
-                return Err(Refused::Closed);
-            };
-            match self.0.lanes().push(class, next, &self.0.stats) {
+            match self.0.lanes().push(class, frame, &self.0.stats) {
                 Ok(()) => {
                     self.0.work.notify_one();
                     return Ok(());
                 }
-                Err((Refused::Full(_), back)) => frame = Some(back),
+                Err((Refused::Full(_), back)) => frame = back,
                 Err((refused, _)) => return Err(refused),
             }
             room.await;
@@ -215,11 +214,5 @@ impl Lanes {
         stats.class(class).set_queued(self.bytes[i]);
         self.lanes[i].push_back(frame);
         Ok(())
-    }
-}
-
-impl From<(Refused, Outgoing)> for Refused {
-    fn from((refused, _): (Refused, Outgoing)) -> Refused {
-        refused
     }
 }
