@@ -34,12 +34,14 @@ impl InvokeTracker {
         Ok(())
     }
 
-    /// Matches a response of `command` to the oldest pending request.
-    pub fn response_received(&mut self, command: u32) -> Result<(), Error> {
+    /// Matches a response of `command` to the oldest pending request and
+    /// returns that request's deadline (from which the caller, knowing its
+    /// timeout, can tell the round-trip time).
+    pub fn response_received(&mut self, command: u32) -> Result<Instant, Error> {
         match self.pending.front() {
-            Some(&(pending, _)) if pending == command => {
+            Some(&(pending, deadline)) if pending == command => {
                 self.pending.pop_front();
-                Ok(())
+                Ok(deadline)
             }
             _ => Err(Error::UnexpectedResponse { command }),
         }

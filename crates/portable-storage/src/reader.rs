@@ -324,10 +324,10 @@ impl<'de> Reader<'de> {
             }
             state.seen = Some(Box::new(seen));
         }
-        if let Some(seen) = &mut state.seen {
-            if !seen.insert(name) {
-                return Err(Error::DuplicateKey(Key(name.to_vec())));
-            }
+        if let Some(seen) = &mut state.seen
+            && !seen.insert(name)
+        {
+            return Err(Error::DuplicateKey(Key(name.to_vec())));
         }
         Ok(())
     }

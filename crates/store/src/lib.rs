@@ -1,0 +1,95 @@
+//! Signed, versioned key-value records, kept in LMDB.
+//!
+//! A [`Record`] is a value that an author (an Ed25519 key) signed under a key
+//! and a version. The [`Store`] keeps, for every (author, key), only the
+//! record with the highest version; equal versions with different content
+//! are resolved by the smaller [`RecordId`]. Beside the records it keeps the
+//! set of their [`Digest`]s, the elements the sync layer reconciles, and a
+//! bounded table of records that lost a tie, so they are not fetched again.
+//!
+//! Records arrive in batches ([`Store::put_batch`]): signatures are checked
+//! in batches before the write, one write transaction applies the batch, and
+//! each record gets an [`Outcome`] that says which digest it added to the set
+//! and which it removed. The store sits on a [`Backend`]: LMDB on disk
+//! ([`LmdbBackend`], the only code that touches LMDB) or ordered maps in
+//! memory ([`MemoryBackend`]). The format is specified in `docs/store.md`.
+//!
+//! Invariants:
+//! - Nothing is stored whose signature has not been verified. Records that
+//!   would not be stored (older than the stored version, or byte-identical to
+//!   it) are not verified at all.
+//! - Per (author, key) at most one record is stored; a superseded record is
+//!   deleted in the same transaction that stores its successor.
+//! - The digest set always equals the digests of the stored records: a
+//!   record and its digest are written, replaced and removed in one write
+//!   transaction.
+//! - When `put_batch` returns, its writes are on disk (unless the store was
+//!   opened with [`Durability::NoSync`]).
+//! - Every length read from untrusted bytes is checked against a named limit
+//!   and against the bytes that remain before anything is allocated; decoding
+//!   never panics.
+//! - Reads run in short read transactions, one per call or page; no read
+//!   transaction outlives the call that opened it.
+//! - One store directory is open in at most one [`Store`] at a time, across
+//!   processes ([`Error::Locked`]).
+#![forbid(unsafe_code)]
+
+mod backend;
+mod digest;
+mod error;
+mod lmdb;
+mod memory;
+mod record;
+mod store;
+mod verify;
+
+pub use backend::{Backend, ReadFn, ReadTxn, Table, WriteFn, WriteTxn};
+pub use digest::{DIGEST_LEN, Digest, KEY_HASH_LEN, KeyHash};
+pub use error::{DecodeError, Error, Invalid, RecordError};
+pub use lmdb::LmdbBackend;
+pub use memory::MemoryBackend;
+pub use record::{
+    AUTHOR_LEN, DOMAIN_TAG, MAX_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, SIGNATURE_LEN,
+};
+pub use store::{
+    Config, Cursor, DigestPage, Durability, FORMAT_VERSION, Integrity, Outcome, Page, Presence,
+    Store,
+};
+
+/// The default largest value a store accepts, in bytes (64 KiB).
+pub const DEFAULT_MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// The largest value any record may carry, in bytes (16 MiB): the ceiling of
+/// [`Config::max_value_len`] and of every decoder limit.
+pub const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
+
+/// Most records one page of [`Store::scan`] or [`Store::list`] returns.
+pub const MAX_PAGE_RECORDS: usize = 4096;
+
+/// Most value bytes one page of [`Store::scan`] or [`Store::list`] carries; a
+/// page always holds at least one record.
+pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most digests one page of [`Store::scan_digests`] returns.
+pub const MAX_PAGE_DIGESTS: usize = 65_536;
+
+/// Most records applied in one write transaction; [`Store::put_batch`] cuts
+/// larger batches into transactions of at most this many.
+pub const MAX_TXN_RECORDS: usize = 1024;
+
+/// Most encoded bytes applied in one write transaction (32 MiB); a single
+/// larger record still gets a transaction of its own.
+pub const MAX_TXN_BYTES: usize = 32 * 1024 * 1024;
+
+/// The default number of tie losers remembered ([`Config::max_losers`]).
+pub const DEFAULT_MAX_LOSERS: usize = 65_536;
+
+/// The default size of a new LMDB map, in bytes (64 MiB).
+pub const DEFAULT_MAP_SIZE: usize = 64 * 1024 * 1024;
+
+/// The smallest map size a store may be configured with (256 KiB).
+pub const MIN_MAP_SIZE: usize = 256 * 1024;
+
+/// The largest map size the store grows to (1 TiB; the address space's half
+/// on 32-bit targets).
+pub const MAX_MAP_SIZE: u64 = 1 << 40;

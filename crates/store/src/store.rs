@@ -1,0 +1,1042 @@
+//! The store: latest wins per (author, key), the digest set, tie losers,
+//! and paged reads, over any [`Backend`].
+
+use std::ops::Bound;
+use std::path::Path;
+
+use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
+use crate::digest::{Digest, KEY_HASH_LEN, KeyHash};
+use crate::error::{Error, Invalid};
+use crate::lmdb::LmdbBackend;
+use crate::memory::MemoryBackend;
+use crate::record::{AUTHOR_LEN, MAX_KEY_LEN, Record, RecordId, SIGNATURE_LEN, compute_id};
+use crate::verify::verify_all;
+use crate::{
+    DEFAULT_MAP_SIZE, DEFAULT_MAX_LOSERS, DEFAULT_MAX_VALUE_LEN, MAX_PAGE_BYTES, MAX_PAGE_DIGESTS,
+    MAX_PAGE_RECORDS, MAX_TXN_BYTES, MAX_TXN_RECORDS, MAX_VALUE_LEN, MIN_MAP_SIZE,
+};
+
+/// The on-disk format this build reads and writes, kept in `meta` under
+/// `format`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `meta` key of the format version (u32 BE).
+const META_FORMAT: &[u8] = b"format";
+
+/// `meta` key of the next loser sequence number (u64 BE).
+const META_LOSER_SEQ: &[u8] = b"loser_seq";
+
+/// Bytes of a stored value before the record's value: version, signature.
+const STORED_HEADER: usize = 8 + SIGNATURE_LEN;
+
+/// Bytes of a digest entry before author ‖ key: version, content hash.
+const DIGEST_ENTRY_HEADER: usize = 8 + 16;
+
+/// When a write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is flushed to disk before the write returns.
+    #[default]
+    Sync,
+    /// Commits are not flushed (LMDB's `MDB_NOSYNC`): a crash of the
+    /// machine may lose the last writes, though a crash of the process does
+    /// not; [`Store::flush`] flushes, and closing the store does.
+    NoSync,
+}
+
+/// Settings of a [`Store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest value the store accepts, in bytes; at most
+    /// [`MAX_VALUE_LEN`]. Larger records are [`Invalid::ValueTooLong`].
+    pub max_value_len: usize,
+    /// When writes reach the disk.
+    pub durability: Durability,
+    /// Size of a new LMDB map, in bytes, at least [`MIN_MAP_SIZE`]; the map
+    /// doubles when full.
+    pub initial_map_size: usize,
+    /// Tie losers remembered; the oldest are forgotten first. Zero
+    /// remembers none.
+    pub max_losers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            durability: Durability::Sync,
+            initial_map_size: DEFAULT_MAP_SIZE,
+            max_losers: DEFAULT_MAX_LOSERS,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every setting against its bounds.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_value_len > MAX_VALUE_LEN {
+            return Err(Error::Config("max_value_len is over MAX_VALUE_LEN"));
+        }
+        if self.initial_map_size < MIN_MAP_SIZE {
+            return Err(Error::Config("initial_map_size is under MIN_MAP_SIZE"));
+        }
+        Ok(())
+    }
+}
+
+/// What became of one record given to [`Store::put_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored; nothing was stored under its (author, key) before.
+    Inserted {
+        /// The digest added to the set.
+        digest: Digest,
+    },
+    /// Stored in place of an older version, or of an equal version with a
+    /// larger id (which is then remembered as a loser).
+    Replaced {
+        /// The digest removed from the set.
+        old: Digest,
+        /// The digest added to the set.
+        new: Digest,
+    },
+    /// Not stored: the stored version is higher. Its signature was not
+    /// checked.
+    Stale,
+    /// Not stored: the same record is stored.
+    Duplicate,
+    /// Not stored: the stored record has the same version and a smaller id.
+    /// The record is remembered as a loser.
+    LostTie,
+    /// Refused.
+    Invalid(Invalid),
+}
+
+impl Outcome {
+    /// The digest this outcome added to the set.
+    pub fn added(&self) -> Option<Digest> {
+        match self {
+            Outcome::Inserted { digest } => Some(*digest),
+            Outcome::Replaced { new, .. } => Some(*new),
+            _ => None,
+        }
+    }
+
+    /// The digest this outcome removed from the set.
+    pub fn removed(&self) -> Option<Digest> {
+        match self {
+            Outcome::Replaced { old, .. } => Some(*old),
+            _ => None,
+        }
+    }
+
+    /// Whether the record is now stored.
+    pub fn is_stored(&self) -> bool {
+        matches!(self, Outcome::Inserted { .. } | Outcome::Replaced { .. })
+    }
+}
+
+/// What the store knows of a digest, for deciding whether to fetch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// The record is stored.
+    Stored,
+    /// A higher version is stored under the same (author, key).
+    Superseded,
+    /// The record lost, or would lose, a tie against the stored one.
+    Loser,
+    /// Worth fetching: nothing at this version or higher is stored, or the
+    /// record would win a tie.
+    Missing,
+}
+
+/// A position in the records, after which a page resumes: author ‖ key of
+/// the last record returned.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor(Vec<u8>);
+
+impl Cursor {
+    /// The cursor just after `author ‖ key`.
+    pub fn after(author: &[u8; AUTHOR_LEN], key: &[u8]) -> Cursor {
+        Cursor(row_key(author, key))
+    }
+
+    /// The position's bytes: author ‖ key.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A cursor from bytes made by [`Cursor::as_bytes`]; any bytes are a
+    /// position.
+    pub fn from_bytes(bytes: Vec<u8>) -> Cursor {
+        Cursor(bytes)
+    }
+}
+
+/// One page of records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The records, ordered by author, then key.
+    pub records: Vec<Record>,
+    /// Where the next page starts; `None` when nothing follows.
+    pub next: Option<Cursor>,
+}
+
+/// One page of digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestPage {
+    /// The digests, in byte order.
+    pub digests: Vec<Digest>,
+    /// The digest to resume after; `None` when nothing follows.
+    pub next: Option<Digest>,
+}
+
+/// Counts from [`Store::check_integrity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Integrity {
+    /// Records (and digests) stored.
+    pub records: u64,
+    /// Losers remembered.
+    pub losers: u64,
+}
+
+/// Signed records, latest version wins, over a [`Backend`].
+///
+/// Every method takes `&self`; a `Store` is shared between threads as is.
+#[derive(Debug)]
+pub struct Store {
+    backend: Box<dyn Backend>,
+    config: Config,
+}
+
+impl Store {
+    /// Opens the LMDB store in `dir`, creating it if needed.
+    ///
+    /// Fails with [`Error::Locked`] when the directory is open elsewhere,
+    /// and with [`Error::Format`] when it holds another format.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store, Error> {
+        let backend = LmdbBackend::open(dir.as_ref(), &config)?;
+        Store::with_backend(Box::new(backend), config)
+    }
+
+    /// A new, empty store in memory.
+    pub fn in_memory(config: Config) -> Result<Store, Error> {
+        Store::with_backend(Box::new(MemoryBackend::new()), config)
+    }
+
+    /// A store over any backend; writes the format version into a new one
+    /// and checks it in an existing one.
+    pub fn with_backend(backend: Box<dyn Backend>, config: Config) -> Result<Store, Error> {
+        config.validate()?;
+        let mut found = None;
+        backend.read(&mut |txn| {
+            found = read_format(txn)?;
+            Ok(())
+        })?;
+        match found {
+            Some(FORMAT_VERSION) => {}
+            Some(other) => {
+                return Err(Error::Format {
+                    found: other,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            None => backend.write(&mut |txn| {
+                if read_format(txn)?.is_some() {
+                    return Ok(());
+                }
+                if txn.count(Table::Records)? != 0 {
+                    return Err(Error::Corrupt("records but no format version".into()));
+                }
+                txn.put(Table::Meta, META_FORMAT, &FORMAT_VERSION.to_be_bytes())
+            })?,
+        }
+        Ok(Store { backend, config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stores one record; see [`Store::put_batch`].
+    pub fn put(&self, record: &Record) -> Result<Outcome, Error> {
+        let mut outcomes = self.put_batch(std::slice::from_ref(record))?;
+        outcomes
+            .pop()
+            .ok_or_else(|| Error::Corrupt("a batch of one gave no outcome".into()))
+    }
+
+    /// Stores records; the outcome at `i` is for `records[i]`.
+    ///
+    /// Records that could be stored or remembered have their signatures
+    /// checked first, in batches; an invalid record is refused and the others
+    /// go on. Records are applied in order, so a later record of the batch
+    /// sees the earlier ones. Each write transaction takes at most
+    /// [`MAX_TXN_RECORDS`] records and [`MAX_TXN_BYTES`] bytes; when this
+    /// returns, every transaction is committed and (with
+    /// [`Durability::Sync`]) on disk.
+    ///
+    /// On error, the transactions before the failing one stay committed;
+    /// putting the same records again is safe (they come back
+    /// [`Outcome::Duplicate`]).
+    pub fn put_batch(&self, records: &[Record]) -> Result<Vec<Outcome>, Error> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut rest = records;
+        while !rest.is_empty() {
+            let end = chunk_len(rest.iter().map(Record::encoded_len));
+            let (chunk, tail) = rest.split_at(end);
+            outcomes.extend(self.put_chunk(chunk)?);
+            rest = tail;
+        }
+        Ok(outcomes)
+    }
+
+    /// One write transaction's worth of records.
+    fn put_chunk(&self, records: &[Record]) -> Result<Vec<Outcome>, Error> {
+        let mut prepared: Vec<Prepared<'_>> = records
+            .iter()
+            .map(|r| Prepared::new(r, self.config.max_value_len))
+            .collect();
+
+        // Which records could be stored or remembered: only those are
+        // worth a signature check. What was seen here may change before the
+        // write; the write decides again and checks any signature it needs.
+        let mut wanted = vec![false; prepared.len()];
+        self.backend.read(&mut |txn| {
+            for (p, want) in prepared.iter().zip(wanted.iter_mut()) {
+                *want = p.refused.is_none() && needs_check(txn, p)?;
+            }
+            Ok(())
+        })?;
+        let to_check: Vec<&Record> = prepared
+            .iter()
+            .zip(&wanted)
+            .filter(|(_, want)| **want)
+            .map(|(p, _)| p.record)
+            .collect();
+        let mut results = verify_all(&to_check).into_iter();
+        for (p, want) in prepared.iter_mut().zip(&wanted) {
+            if *want && let Some(result) = results.next() {
+                p.check = match result {
+                    Ok(()) => Check::Valid,
+                    Err(e) => Check::Refused(e),
+                };
+            }
+        }
+
+        let max_losers = self.config.max_losers;
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        self.backend.write(&mut |txn| {
+            outcomes.clear();
+            for p in prepared.iter_mut() {
+                outcomes.push(apply(txn, p, max_losers)?);
+            }
+            Ok(())
+        })?;
+        for (outcome, p) in outcomes.iter().zip(&prepared) {
+            if let Outcome::Invalid(reason) = outcome {
+                tracing::debug!(id = %p.record.id(), %reason, "record refused");
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The record stored under (author, key).
+    pub fn get(&self, author: &[u8; AUTHOR_LEN], key: &[u8]) -> Result<Option<Record>, Error> {
+        let row = row_key(author, key);
+        let mut out = None;
+        self.backend.read(&mut |txn| {
+            out = match txn.get(Table::Records, &row)? {
+                Some(stored) => Some(record_from_row(&row, stored)?),
+                None => None,
+            };
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The stored record with this digest.
+    pub fn get_by_digest(&self, digest: &Digest) -> Result<Option<Record>, Error> {
+        let mut out = self.get_by_digests(std::slice::from_ref(digest))?;
+        Ok(out.pop().flatten())
+    }
+
+    /// The stored records with these digests; the entry at `i` is for
+    /// `digests[i]`. Reads [`MAX_PAGE_RECORDS`] digests per transaction.
+    pub fn get_by_digests(&self, digests: &[Digest]) -> Result<Vec<Option<Record>>, Error> {
+        let mut out = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(MAX_PAGE_RECORDS) {
+            let mut found = Vec::with_capacity(chunk.len());
+            self.backend.read(&mut |txn| {
+                found.clear();
+                for digest in chunk {
+                    found.push(record_by_digest(txn, digest)?);
+                }
+                Ok(())
+            })?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// What the store knows of `digest`.
+    pub fn presence(&self, digest: &Digest) -> Result<Presence, Error> {
+        let mut out = Presence::Missing;
+        self.backend.read(&mut |txn| {
+            out = presence(txn, digest)?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Whether fetching the record with this digest is pointless: it is
+    /// stored, superseded, or a tie loser.
+    pub fn is_known(&self, digest: &Digest) -> Result<bool, Error> {
+        Ok(self.presence(digest)? != Presence::Missing)
+    }
+
+    /// The author's records whose key starts with `prefix`, in key order,
+    /// at most `max` (clamped to 1..=[`MAX_PAGE_RECORDS`]), resuming after
+    /// `after`.
+    pub fn list(
+        &self,
+        author: &[u8; AUTHOR_LEN],
+        prefix: &[u8],
+        after: Option<&Cursor>,
+        max: usize,
+    ) -> Result<Page, Error> {
+        let start_key = row_key(author, prefix);
+        let start = match after {
+            Some(c) if c.0 >= start_key => Bound::Excluded(c.0.as_slice()),
+            _ => Bound::Included(start_key.as_slice()),
+        };
+        self.page(start, &|row| row.starts_with(&start_key), max)
+    }
+
+    /// All records, ordered by author then key, at most `max` (clamped to
+    /// 1..=[`MAX_PAGE_RECORDS`]) and about [`MAX_PAGE_BYTES`] of values per
+    /// page, resuming after `after`. Each page is read in its own short
+    /// transaction, so a scan sees writes made between its pages.
+    pub fn scan(&self, after: Option<&Cursor>, max: usize) -> Result<Page, Error> {
+        let start = match after {
+            Some(c) => Bound::Excluded(c.0.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.page(start, &|_| true, max)
+    }
+
+    fn page(
+        &self,
+        start: Bound<&[u8]>,
+        within: &dyn Fn(&[u8]) -> bool,
+        max: usize,
+    ) -> Result<Page, Error> {
+        let max = max.clamp(1, MAX_PAGE_RECORDS);
+        let mut records: Vec<Record> = Vec::new();
+        let mut more = false;
+        self.backend.read(&mut |txn| {
+            records.clear();
+            more = false;
+            let mut bytes = 0usize;
+            let mut failed = None;
+            txn.range(Table::Records, start, &mut |row, stored| {
+                if !within(row) {
+                    return false;
+                }
+                let len = stored.len().saturating_sub(STORED_HEADER);
+                if records.len() >= max
+                    || (!records.is_empty() && bytes.saturating_add(len) > MAX_PAGE_BYTES)
+                {
+                    more = true;
+                    return false;
+                }
+                match record_from_row(row, stored) {
+                    Ok(record) => {
+                        bytes = bytes.saturating_add(len);
+                        records.push(record);
+                        true
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+            failed.map_or(Ok(()), Err)
+        })?;
+        let next = if more {
+            records.last().map(|r| Cursor::after(r.author(), r.key()))
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+
+    /// The digest set in byte order, at most `max` (clamped to
+    /// 1..=[`MAX_PAGE_DIGESTS`]) per page, resuming after `after`; each page
+    /// in its own transaction.
+    pub fn scan_digests(&self, after: Option<&Digest>, max: usize) -> Result<DigestPage, Error> {
+        let max = max.clamp(1, MAX_PAGE_DIGESTS);
+        let after = after.map(Digest::key_hash);
+        let start = match &after {
+            Some(kh) => Bound::Excluded(kh.0.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let mut digests = Vec::new();
+        let mut more = false;
+        self.backend.read(&mut |txn| {
+            digests.clear();
+            more = false;
+            let mut failed = None;
+            txn.range(Table::Digests, start, &mut |kh, entry| {
+                if digests.len() >= max {
+                    more = true;
+                    return false;
+                }
+                match digest_from_entry(kh, entry) {
+                    Ok(d) => {
+                        digests.push(d);
+                        true
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+            failed.map_or(Ok(()), Err)
+        })?;
+        let next = if more { digests.last().copied() } else { None };
+        Ok(DigestPage { digests, next })
+    }
+
+    /// How many records are stored (one per (author, key)).
+    pub fn len(&self) -> Result<u64, Error> {
+        self.count(Table::Records)
+    }
+
+    /// Whether no record is stored.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.len()? == 0)
+    }
+
+    /// How many tie losers are remembered.
+    pub fn loser_count(&self) -> Result<u64, Error> {
+        self.count(Table::Losers)
+    }
+
+    fn count(&self, table: Table) -> Result<u64, Error> {
+        let mut n = 0;
+        self.backend.read(&mut |txn| {
+            n = txn.count(table)?;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Bytes the store takes in its backend (for LMDB: the pages in use).
+    pub fn size_bytes(&self) -> Result<u64, Error> {
+        self.backend.size_bytes()
+    }
+
+    /// Flushes committed writes to disk; only needed with
+    /// [`Durability::NoSync`].
+    pub fn flush(&self) -> Result<(), Error> {
+        self.backend.flush()
+    }
+
+    /// Walks the whole store in one read transaction and checks it: every
+    /// record decodes and its digest is in the digest set, the digest set
+    /// has nothing else, the losers tables mirror each other, and, when
+    /// `signatures` is set, every signature verifies. Any failure is
+    /// [`Error::Corrupt`].
+    ///
+    /// Holds one read transaction for the whole walk: for checks and tests,
+    /// not for a busy store.
+    pub fn check_integrity(&self, signatures: bool) -> Result<Integrity, Error> {
+        let mut out = Integrity {
+            records: 0,
+            losers: 0,
+        };
+        self.backend.read(&mut |txn| {
+            out = check_integrity(txn, signatures)?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// How many records, of these encoded lengths, go in the next write
+/// transaction: at most [`MAX_TXN_RECORDS`] and [`MAX_TXN_BYTES`], and at
+/// least one.
+fn chunk_len(lens: impl Iterator<Item = usize>) -> usize {
+    let mut end = 0;
+    let mut bytes = 0usize;
+    for len in lens.take(MAX_TXN_RECORDS) {
+        if end > 0 && bytes.saturating_add(len) > MAX_TXN_BYTES {
+            break;
+        }
+        bytes = bytes.saturating_add(len);
+        end += 1;
+    }
+    end
+}
+
+/// Whether a record needs its signature checked.
+#[derive(Debug)]
+enum Check {
+    Unchecked,
+    Valid,
+    Refused(Invalid),
+}
+
+/// A record with what the store derives from it.
+struct Prepared<'a> {
+    record: &'a Record,
+    row: Vec<u8>,
+    key_hash: KeyHash,
+    digest: Digest,
+    /// Refused whatever is stored (too long for this store).
+    refused: Option<Invalid>,
+    /// The signature check, if done.
+    check: Check,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(record: &'a Record, max_value_len: usize) -> Prepared<'a> {
+        let len = record.value().len();
+        let refused = (len > max_value_len).then_some(Invalid::ValueTooLong {
+            len,
+            max: max_value_len,
+        });
+        Prepared {
+            record,
+            row: row_key(record.author(), record.key()),
+            key_hash: record.key_hash(),
+            digest: record.digest(),
+            refused,
+            check: Check::Unchecked,
+        }
+    }
+
+    /// Checks the signature if nothing has yet; whether it is valid.
+    fn ensure_valid(&mut self) -> Result<(), Invalid> {
+        match &self.check {
+            Check::Valid => Ok(()),
+            Check::Refused(e) => Err(e.clone()),
+            Check::Unchecked => {
+                let result = self.record.verify();
+                self.check = match &result {
+                    Ok(()) => Check::Valid,
+                    Err(e) => Check::Refused(e.clone()),
+                };
+                result
+            }
+        }
+    }
+
+    fn same_as(&self, stored: &Stored<'_>) -> bool {
+        stored.version == self.record.version()
+            && stored.signature == self.record.signature()
+            && stored.value == self.record.value()
+    }
+}
+
+/// A record as the `records` table holds it.
+struct Stored<'a> {
+    version: u64,
+    signature: &'a [u8; SIGNATURE_LEN],
+    value: &'a [u8],
+}
+
+fn parse_stored(bytes: &[u8]) -> Result<Stored<'_>, Error> {
+    let corrupt = || Error::Corrupt(format!("stored record of {} bytes", bytes.len()));
+    let (version, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let (signature, value) = rest
+        .split_first_chunk::<SIGNATURE_LEN>()
+        .ok_or_else(corrupt)?;
+    if value.len() > MAX_VALUE_LEN {
+        return Err(corrupt());
+    }
+    Ok(Stored {
+        version: u64::from_be_bytes(*version),
+        signature,
+        value,
+    })
+}
+
+/// The `records` key of (author, key).
+fn row_key(author: &[u8; AUTHOR_LEN], key: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(AUTHOR_LEN + key.len());
+    row.extend_from_slice(author);
+    row.extend_from_slice(key);
+    row
+}
+
+fn split_row(row: &[u8]) -> Result<(&[u8; AUTHOR_LEN], &[u8]), Error> {
+    match row.split_first_chunk::<AUTHOR_LEN>() {
+        Some((author, key)) if key.len() <= MAX_KEY_LEN => Ok((author, key)),
+        _ => Err(Error::Corrupt(format!("record key of {} bytes", row.len()))),
+    }
+}
+
+fn record_from_row(row: &[u8], stored: &[u8]) -> Result<Record, Error> {
+    let (author, key) = split_row(row)?;
+    let s = parse_stored(stored)?;
+    Ok(Record::assemble(
+        *author,
+        key.to_vec(),
+        s.version,
+        s.value.to_vec(),
+        *s.signature,
+    ))
+}
+
+/// The id of a stored record, without building it.
+fn stored_id(row: &[u8], stored: &Stored<'_>) -> Result<RecordId, Error> {
+    let (author, key) = split_row(row)?;
+    Ok(compute_id(
+        author,
+        key,
+        stored.version,
+        stored.value,
+        stored.signature,
+    ))
+}
+
+fn digest_of(key_hash: KeyHash, version: u64, id: &RecordId) -> Digest {
+    let mut content = [0u8; 16];
+    content.copy_from_slice(&id.0[..16]);
+    Digest::new(key_hash, version, content)
+}
+
+/// The `digests` value: version ‖ content hash ‖ author ‖ key.
+fn digest_entry(digest: &Digest, row: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(DIGEST_ENTRY_HEADER + row.len());
+    entry.extend_from_slice(&digest.0[KEY_HASH_LEN..]);
+    entry.extend_from_slice(row);
+    entry
+}
+
+fn digest_from_entry(key_hash: &[u8], entry: &[u8]) -> Result<Digest, Error> {
+    if key_hash.len() != KEY_HASH_LEN || entry.len() < DIGEST_ENTRY_HEADER + AUTHOR_LEN {
+        return Err(Error::Corrupt(format!(
+            "digest entry of {} + {} bytes",
+            key_hash.len(),
+            entry.len()
+        )));
+    }
+    let mut bytes = [0u8; crate::DIGEST_LEN];
+    bytes[..KEY_HASH_LEN].copy_from_slice(key_hash);
+    bytes[KEY_HASH_LEN..].copy_from_slice(&entry[..DIGEST_ENTRY_HEADER]);
+    Ok(Digest(bytes))
+}
+
+fn read_format(txn: &dyn ReadTxn) -> Result<Option<u32>, Error> {
+    match txn.get(Table::Meta, META_FORMAT)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let bytes: [u8; 4] = bytes
+                .try_into()
+                .map_err(|_| Error::Corrupt("format version is not 4 bytes".into()))?;
+            Ok(Some(u32::from_be_bytes(bytes)))
+        }
+    }
+}
+
+fn read_u64(txn: &dyn ReadTxn, table: Table, key: &[u8]) -> Result<Option<u64>, Error> {
+    match txn.get(table, key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let bytes: [u8; 8] = bytes
+                .try_into()
+                .map_err(|_| Error::Corrupt(format!("{} entry is not 8 bytes", table.name())))?;
+            Ok(Some(u64::from_be_bytes(bytes)))
+        }
+    }
+}
+
+/// Whether the record could be stored or remembered, so its signature
+/// matters.
+fn needs_check(txn: &dyn ReadTxn, p: &Prepared<'_>) -> Result<bool, Error> {
+    // A remembered loser was checked when it lost.
+    if txn.get(Table::Losers, &p.digest.0)?.is_some() {
+        return Ok(false);
+    }
+    let Some(stored) = txn.get(Table::Records, &p.row)? else {
+        return Ok(true);
+    };
+    let stored = parse_stored(stored)?;
+    Ok(p.record.version() > stored.version
+        || (p.record.version() == stored.version && !p.same_as(&stored)))
+}
+
+/// What the stored record under a row tells about a newcomer.
+enum Against {
+    Empty,
+    Stale,
+    Duplicate,
+    /// Same version, different record: the stored id and digest.
+    Tie(RecordId, Digest),
+    /// Lower version stored: its digest.
+    Older(Digest),
+}
+
+fn against(txn: &dyn ReadTxn, p: &Prepared<'_>) -> Result<Against, Error> {
+    let Some(bytes) = txn.get(Table::Records, &p.row)? else {
+        return Ok(Against::Empty);
+    };
+    let stored = parse_stored(bytes)?;
+    let version = p.record.version();
+    if version < stored.version {
+        return Ok(Against::Stale);
+    }
+    if p.same_as(&stored) {
+        return Ok(Against::Duplicate);
+    }
+    let id = stored_id(&p.row, &stored)?;
+    let digest = digest_of(p.key_hash, stored.version, &id);
+    Ok(if version == stored.version {
+        Against::Tie(id, digest)
+    } else {
+        Against::Older(digest)
+    })
+}
+
+/// Applies one record inside the write transaction.
+///
+/// The order of the decisions is the contract: too long for this store,
+/// then stale, then duplicate, then (only for a record that would be stored
+/// or remembered) the signature, then latest wins and ties.
+fn apply(
+    txn: &mut dyn WriteTxn,
+    p: &mut Prepared<'_>,
+    max_losers: usize,
+) -> Result<Outcome, Error> {
+    if let Some(e) = &p.refused {
+        return Ok(Outcome::Invalid(e.clone()));
+    }
+    match against(txn, p)? {
+        Against::Stale => Ok(Outcome::Stale),
+        Against::Duplicate => Ok(Outcome::Duplicate),
+        Against::Empty => {
+            if let Err(e) = p.ensure_valid() {
+                return Ok(Outcome::Invalid(e));
+            }
+            if let Some(entry) = txn.get(Table::Digests, &p.key_hash.0)? {
+                let row = entry.get(DIGEST_ENTRY_HEADER..).unwrap_or_default();
+                if row == p.row.as_slice() {
+                    return Err(Error::Corrupt("a digest without its record".into()));
+                }
+                return Ok(Outcome::Invalid(Invalid::KeyHashCollision));
+            }
+            write_record(txn, p)?;
+            Ok(Outcome::Inserted { digest: p.digest })
+        }
+        Against::Older(old) => {
+            if let Err(e) = p.ensure_valid() {
+                return Ok(Outcome::Invalid(e));
+            }
+            write_record(txn, p)?;
+            Ok(Outcome::Replaced { old, new: p.digest })
+        }
+        Against::Tie(stored_id, old) => {
+            if p.record.id() < stored_id {
+                if let Err(e) = p.ensure_valid() {
+                    return Ok(Outcome::Invalid(e));
+                }
+                write_record(txn, p)?;
+                remember_loser(txn, &old, max_losers)?;
+                Ok(Outcome::Replaced { old, new: p.digest })
+            } else {
+                if txn.get(Table::Losers, &p.digest.0)?.is_none() {
+                    if let Err(e) = p.ensure_valid() {
+                        return Ok(Outcome::Invalid(e));
+                    }
+                    remember_loser(txn, &p.digest, max_losers)?;
+                }
+                Ok(Outcome::LostTie)
+            }
+        }
+    }
+}
+
+/// Stores the record and its digest, replacing both of any older version.
+fn write_record(txn: &mut dyn WriteTxn, p: &Prepared<'_>) -> Result<(), Error> {
+    let record = p.record;
+    let mut stored = Vec::with_capacity(STORED_HEADER + record.value().len());
+    stored.extend_from_slice(&record.version().to_be_bytes());
+    stored.extend_from_slice(record.signature());
+    stored.extend_from_slice(record.value());
+    txn.put(Table::Records, &p.row, &stored)?;
+    txn.put(
+        Table::Digests,
+        &p.key_hash.0,
+        &digest_entry(&p.digest, &p.row),
+    )
+}
+
+/// Remembers a tie loser, forgetting the oldest beyond `max`.
+fn remember_loser(txn: &mut dyn WriteTxn, digest: &Digest, max: usize) -> Result<(), Error> {
+    if max == 0 || txn.get(Table::Losers, &digest.0)?.is_some() {
+        return Ok(());
+    }
+    let seq = read_u64(txn, Table::Meta, META_LOSER_SEQ)?.unwrap_or(0);
+    let next = seq
+        .checked_add(1)
+        .ok_or_else(|| Error::Corrupt("loser sequence exhausted".into()))?;
+    txn.put(Table::Losers, &digest.0, &seq.to_be_bytes())?;
+    txn.put(Table::LoserOrder, &seq.to_be_bytes(), &digest.0)?;
+    txn.put(Table::Meta, META_LOSER_SEQ, &next.to_be_bytes())?;
+    let max = u64::try_from(max).unwrap_or(u64::MAX);
+    while txn.count(Table::Losers)? > max {
+        let mut oldest = None;
+        txn.range(Table::LoserOrder, Bound::Unbounded, &mut |k, v| {
+            oldest = Some((k.to_vec(), v.to_vec()));
+            false
+        })?;
+        let Some((seq, digest)) = oldest else {
+            return Err(Error::Corrupt("losers without an order".into()));
+        };
+        txn.delete(Table::LoserOrder, &seq)?;
+        txn.delete(Table::Losers, &digest)?;
+    }
+    Ok(())
+}
+
+fn record_by_digest(txn: &dyn ReadTxn, digest: &Digest) -> Result<Option<Record>, Error> {
+    let Some(entry) = txn.get(Table::Digests, &digest.0[..KEY_HASH_LEN])? else {
+        return Ok(None);
+    };
+    if digest_from_entry(&digest.0[..KEY_HASH_LEN], entry)? != *digest {
+        return Ok(None);
+    }
+    let row = &entry[DIGEST_ENTRY_HEADER..];
+    let Some(stored) = txn.get(Table::Records, row)? else {
+        return Err(Error::Corrupt("a digest without its record".into()));
+    };
+    let record = record_from_row(row, stored)?;
+    if record.digest() != *digest {
+        return Err(Error::Corrupt(
+            "a digest that does not match its record".into(),
+        ));
+    }
+    Ok(Some(record))
+}
+
+fn presence(txn: &dyn ReadTxn, digest: &Digest) -> Result<Presence, Error> {
+    if let Some(entry) = txn.get(Table::Digests, &digest.0[..KEY_HASH_LEN])? {
+        let stored = digest_from_entry(&digest.0[..KEY_HASH_LEN], entry)?;
+        if stored == *digest {
+            return Ok(Presence::Stored);
+        }
+        if stored.version() > digest.version() {
+            return Ok(Presence::Superseded);
+        }
+        // Equal versions: ids order ties, and the content hash is the id's
+        // first 16 bytes, so a larger content hash loses.
+        if stored.version() == digest.version() && digest.content_hash() > stored.content_hash() {
+            return Ok(Presence::Loser);
+        }
+    }
+    if txn.get(Table::Losers, &digest.0)?.is_some() {
+        return Ok(Presence::Loser);
+    }
+    Ok(Presence::Missing)
+}
+
+fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Error> {
+    match read_format(txn)? {
+        Some(FORMAT_VERSION) => {}
+        Some(found) => {
+            return Err(Error::Format {
+                found,
+                expected: FORMAT_VERSION,
+            });
+        }
+        None => return Err(Error::Corrupt("no format version".into())),
+    }
+
+    let mut records = 0u64;
+    let mut failed: Option<Error> = None;
+    let mut unverified: Vec<Record> = Vec::new();
+    let verify = |batch: &mut Vec<Record>| -> Result<(), Error> {
+        let refs: Vec<&Record> = batch.iter().collect();
+        for (record, result) in batch.iter().zip(verify_all(&refs)) {
+            if let Err(e) = result {
+                return Err(Error::Corrupt(format!(
+                    "record {} is invalid: {e}",
+                    record.id()
+                )));
+            }
+        }
+        batch.clear();
+        Ok(())
+    };
+    txn.range(Table::Records, Bound::Unbounded, &mut |row, stored| {
+        let result = (|| {
+            let record = record_from_row(row, stored)?;
+            let digest = record.digest();
+            let entry = txn
+                .get(Table::Digests, &digest.0[..KEY_HASH_LEN])?
+                .ok_or_else(|| Error::Corrupt(format!("record {} has no digest", record.id())))?;
+            if entry != digest_entry(&digest, row).as_slice() {
+                return Err(Error::Corrupt(format!(
+                    "record {} has a wrong digest entry",
+                    record.id()
+                )));
+            }
+            if signatures {
+                unverified.push(record);
+                if unverified.len() >= 64 {
+                    verify(&mut unverified)?;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                records += 1;
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    verify(&mut unverified)?;
+    let digests = txn.count(Table::Digests)?;
+    if digests != records {
+        return Err(Error::Corrupt(format!(
+            "{records} records but {digests} digests"
+        )));
+    }
+
+    let mut losers = 0u64;
+    txn.range(Table::Losers, Bound::Unbounded, &mut |digest, seq| {
+        let ok = digest.len() == crate::DIGEST_LEN
+            && seq.len() == 8
+            && txn.get(Table::LoserOrder, seq).ok().flatten() == Some(digest);
+        if ok {
+            losers += 1;
+        } else {
+            failed = Some(Error::Corrupt("losers and their order disagree".into()));
+        }
+        ok
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if txn.count(Table::LoserOrder)? != losers {
+        return Err(Error::Corrupt("losers and their order disagree".into()));
+    }
+    Ok(Integrity { records, losers })
+}
+
+#[cfg(test)]
+mod tests;

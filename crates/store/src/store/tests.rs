@@ -1,0 +1,238 @@
+//! Unit tests of the store's rules on the in-memory backend: ties and the
+//! losers ring, presence, transaction chunks, and rollback.
+
+use ed25519_dalek::SigningKey;
+
+use super::*;
+
+fn signer(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn store(max_losers: usize) -> Store {
+    Store::in_memory(Config {
+        max_losers,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+/// Records with the same author, key and version, sorted by id.
+fn tied(n: u8) -> Vec<Record> {
+    let mut records: Vec<Record> = (0..n)
+        .map(|i| Record::sign(&signer(1), b"k", 5, &[i]).unwrap())
+        .collect();
+    records.sort_by_key(Record::id);
+    records
+}
+
+#[test]
+fn config_bounds() {
+    Config::default().validate().unwrap();
+    let too_big = Config {
+        max_value_len: MAX_VALUE_LEN + 1,
+        ..Config::default()
+    };
+    assert!(matches!(too_big.validate(), Err(Error::Config(_))));
+    let too_small = Config {
+        initial_map_size: MIN_MAP_SIZE - 1,
+        ..Config::default()
+    };
+    assert!(matches!(Store::in_memory(too_small), Err(Error::Config(_))));
+}
+
+#[test]
+fn outcome_digests() {
+    let a = Record::sign(&signer(1), b"k", 1, b"a").unwrap().digest();
+    let b = Record::sign(&signer(1), b"k", 2, b"b").unwrap().digest();
+    let inserted = Outcome::Inserted { digest: a };
+    assert_eq!((inserted.added(), inserted.removed()), (Some(a), None));
+    let replaced = Outcome::Replaced { old: a, new: b };
+    assert_eq!((replaced.added(), replaced.removed()), (Some(b), Some(a)));
+    assert!(replaced.is_stored());
+    for o in [Outcome::Stale, Outcome::Duplicate, Outcome::LostTie] {
+        assert_eq!((o.added(), o.removed(), o.is_stored()), (None, None, false));
+    }
+}
+
+#[test]
+fn smaller_id_wins_a_tie_whatever_the_order() {
+    let [small, large] = <[Record; 2]>::try_from(tied(2)).unwrap();
+
+    let s = store(16);
+    assert_eq!(
+        s.put(&large).unwrap(),
+        Outcome::Inserted {
+            digest: large.digest()
+        }
+    );
+    assert_eq!(
+        s.put(&small).unwrap(),
+        Outcome::Replaced {
+            old: large.digest(),
+            new: small.digest()
+        }
+    );
+    assert_eq!(s.put(&large).unwrap(), Outcome::LostTie);
+    assert_eq!(s.loser_count().unwrap(), 1);
+
+    let s = store(16);
+    s.put(&small).unwrap();
+    assert_eq!(s.put(&large).unwrap(), Outcome::LostTie);
+    assert_eq!(s.put(&large).unwrap(), Outcome::LostTie);
+    assert_eq!(s.put(&small).unwrap(), Outcome::Duplicate);
+    assert_eq!(s.loser_count().unwrap(), 1);
+    assert_eq!(s.presence(&large.digest()).unwrap(), Presence::Loser);
+    assert_eq!(s.presence(&small.digest()).unwrap(), Presence::Stored);
+    s.check_integrity(true).unwrap();
+}
+
+#[test]
+fn losers_ring_forgets_the_oldest() {
+    let records = tied(5);
+    let s = store(2);
+    // Store the winner first: every other record loses, in this order.
+    for r in &records {
+        s.put(r).unwrap();
+    }
+    assert_eq!(s.loser_count().unwrap(), 2);
+    let mut remembered = 0;
+    for r in &records[1..] {
+        let mut known = false;
+        s.backend
+            .read(&mut |txn| {
+                known = txn.get(Table::Losers, &r.digest().0)?.is_some();
+                Ok(())
+            })
+            .unwrap();
+        remembered += usize::from(known);
+    }
+    assert_eq!(remembered, 2);
+    // The last two losers are the ones kept.
+    for r in &records[3..] {
+        s.backend
+            .read(&mut |txn| {
+                assert!(txn.get(Table::Losers, &r.digest().0)?.is_some());
+                Ok(())
+            })
+            .unwrap();
+    }
+    s.check_integrity(false).unwrap();
+
+    let none = store(0);
+    for r in records.iter().rev() {
+        none.put(r).unwrap();
+    }
+    assert_eq!(none.loser_count().unwrap(), 0);
+}
+
+#[test]
+fn presence_from_digests_alone() {
+    let s = store(16);
+    let v2 = Record::sign(&signer(1), b"k", 2, b"two").unwrap();
+    s.put(&v2).unwrap();
+    let v1 = Record::sign(&signer(1), b"k", 1, b"one").unwrap();
+    let v3 = Record::sign(&signer(1), b"k", 3, b"three").unwrap();
+    let other = Record::sign(&signer(2), b"k", 1, b"x").unwrap();
+    assert_eq!(s.presence(&v2.digest()).unwrap(), Presence::Stored);
+    assert_eq!(s.presence(&v1.digest()).unwrap(), Presence::Superseded);
+    assert_eq!(s.presence(&v3.digest()).unwrap(), Presence::Missing);
+    assert_eq!(s.presence(&other.digest()).unwrap(), Presence::Missing);
+    assert!(s.is_known(&v1.digest()).unwrap());
+    assert!(!s.is_known(&v3.digest()).unwrap());
+
+    // A tie is judged by the content hash, the id's first bytes.
+    let mut tie = v2.digest().0;
+    tie[24..].fill(0xff);
+    assert_eq!(s.presence(&Digest(tie)).unwrap(), Presence::Loser);
+    tie[24..].fill(0x00);
+    assert_eq!(s.presence(&Digest(tie)).unwrap(), Presence::Missing);
+}
+
+#[test]
+fn get_by_digest_only_answers_the_exact_digest() {
+    let s = store(16);
+    let r = Record::sign(&signer(1), b"k", 2, b"two").unwrap();
+    s.put(&r).unwrap();
+    assert_eq!(s.get_by_digest(&r.digest()).unwrap(), Some(r.clone()));
+    let mut other = r.digest().0;
+    other[39] ^= 1;
+    assert_eq!(s.get_by_digest(&Digest(other)).unwrap(), None);
+    let older = Record::sign(&signer(1), b"k", 1, b"one").unwrap();
+    assert_eq!(
+        s.get_by_digests(&[older.digest(), r.digest()]).unwrap(),
+        vec![None, Some(r)]
+    );
+}
+
+#[test]
+fn chunks_respect_both_limits() {
+    assert_eq!(chunk_len(std::iter::empty()), 0);
+    assert_eq!(chunk_len(std::iter::repeat_n(200, 5000)), MAX_TXN_RECORDS);
+    assert_eq!(chunk_len(std::iter::repeat_n(200, 7)), 7);
+    let big = MAX_TXN_BYTES / 3 + 1;
+    assert_eq!(chunk_len(std::iter::repeat_n(big, 5)), 2);
+    // One record over the byte limit still goes, alone.
+    assert_eq!(chunk_len([MAX_TXN_BYTES * 2, 10].into_iter()), 1);
+}
+
+#[test]
+fn a_failed_write_leaves_nothing() {
+    let backend = MemoryBackend::new();
+    let err = backend
+        .write(&mut |txn| {
+            txn.put(Table::Meta, b"a", b"1")?;
+            txn.put(Table::Records, b"b", b"2")?;
+            txn.delete(Table::Meta, b"a")?;
+            txn.put(Table::Meta, b"a", b"3")?;
+            Err(Error::Corrupt("stop".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)));
+    backend
+        .write(&mut |txn| txn.put(Table::Meta, b"kept", b"1"))
+        .unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = backend.write(&mut |txn| {
+            txn.put(Table::Meta, b"kept", b"2")?;
+            txn.put(Table::Meta, b"c", b"2")?;
+            panic!("in the middle of a write");
+        });
+    }));
+    assert!(caught.is_err());
+    backend
+        .read(&mut |txn| {
+            assert_eq!(txn.count(Table::Records)?, 0);
+            assert_eq!(txn.count(Table::Meta)?, 1);
+            assert_eq!(txn.get(Table::Meta, b"kept")?, Some(&b"1"[..]));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn format_mismatch_is_refused() {
+    let backend = MemoryBackend::new();
+    backend
+        .write(&mut |txn| txn.put(Table::Meta, META_FORMAT, &99u32.to_be_bytes()))
+        .unwrap();
+    match Store::with_backend(Box::new(backend), Config::default()) {
+        Err(Error::Format { found, expected }) => {
+            assert_eq!((found, expected), (99, FORMAT_VERSION));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn integrity_check_finds_a_missing_digest() {
+    let backend = MemoryBackend::new();
+    let s = Store::with_backend(Box::new(backend), Config::default()).unwrap();
+    let r = Record::sign(&signer(1), b"k", 2, b"two").unwrap();
+    s.put(&r).unwrap();
+    assert_eq!(s.check_integrity(true).unwrap().records, 1);
+    s.backend
+        .write(&mut |txn| txn.delete(Table::Digests, &r.key_hash().0).map(|_| ()))
+        .unwrap();
+    assert!(matches!(s.check_integrity(false), Err(Error::Corrupt(_))));
+}
