@@ -1,0 +1,750 @@
+//! The address manager, after Bitcoin Core's: a "new" table of addresses
+//! heard of and a "tried" table of addresses connected to, with positions
+//! chosen by a keyed hash so no one source can fill the book.
+//!
+//! - new: [`NEW_BUCKETS`] × [`BUCKET_SIZE`]; bucket from the source's group
+//!   and the address's group (one source group reaches at most
+//!   [`NEW_BUCKETS_PER_SOURCE_GROUP`] buckets); an address may sit in up to
+//!   [`MAX_NEW_REFS`] buckets.
+//! - tried: [`TRIED_BUCKETS`] × [`BUCKET_SIZE`]; bucket from the address's
+//!   group (one group reaches at most [`TRIED_BUCKETS_PER_GROUP`] buckets).
+//! - A collision in tried is not resolved at once: the newcomer waits while
+//!   a feeler connection tests the occupant (test-before-evict).
+//!
+//! Times are Unix seconds, passed in by the caller; randomness comes from
+//! the caller's [`Rng`]. Nothing here reads a clock or does I/O.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+
+use blake2::digest::{FixedOutput, KeyInit, Update, consts::U32};
+
+use crate::netgroup::{Grouping, NetGroup, canonical};
+use crate::rng::Rng;
+
+/// Buckets of the new table.
+pub const NEW_BUCKETS: usize = 1024;
+/// Buckets of the tried table.
+pub const TRIED_BUCKETS: usize = 256;
+/// Slots per bucket.
+pub const BUCKET_SIZE: usize = 64;
+/// Tried buckets one group can reach.
+pub const TRIED_BUCKETS_PER_GROUP: u64 = 8;
+/// New buckets one source group can reach.
+pub const NEW_BUCKETS_PER_SOURCE_GROUP: u64 = 64;
+/// Most new buckets one address may sit in.
+pub const MAX_NEW_REFS: u8 = 8;
+/// Most tried collisions waiting for a test.
+pub const MAX_COLLISIONS: usize = 10;
+/// Most addresses the book holds: every slot of both tables.
+pub const MAX_ENTRIES: usize = (NEW_BUCKETS + TRIED_BUCKETS) * BUCKET_SIZE;
+
+/// Penalty on the time of an address relayed by another peer.
+pub const RELAY_PENALTY: i64 = 2 * 3600;
+const HOUR: i64 = 3600;
+const DAY: i64 = 24 * HOUR;
+/// Addresses not heard of for this long are terrible.
+const HORIZON: i64 = 30 * DAY;
+/// Attempts without any success after which an address is terrible.
+const RETRIES: u32 = 3;
+/// Failures after which an address with no recent success is terrible.
+const MAX_FAILURES: u32 = 10;
+/// "Recent success" for [`MAX_FAILURES`].
+const MIN_FAIL: i64 = 7 * DAY;
+/// A tried occupant that answered within this long is kept on collision.
+const REPLACEMENT: i64 = 4 * HOUR;
+/// A collision left untested this long replaces the occupant anyway.
+const TEST_WINDOW: i64 = 40 * 60;
+
+/// What the book knows of one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Who told us of it.
+    pub source: IpAddr,
+    /// When it was last heard of (penalised for relays).
+    pub last_seen: i64,
+    /// Last connection attempt.
+    pub last_try: i64,
+    /// Last counted failed attempt.
+    pub last_count_attempt: i64,
+    /// Last successful connection.
+    pub last_success: i64,
+    /// Failed attempts since the last success.
+    pub attempts: u32,
+    /// Last round-trip time measured, in microseconds (0: never measured).
+    pub rtt_us: u32,
+    /// In the tried table.
+    pub in_tried: bool,
+    /// New buckets holding it.
+    refs: u8,
+}
+
+impl Entry {
+    fn new(addr: SocketAddr, source: IpAddr, last_seen: i64) -> Entry {
+        Entry {
+            addr,
+            source,
+            last_seen,
+            last_try: 0,
+            last_count_attempt: 0,
+            last_success: 0,
+            attempts: 0,
+            rtt_us: 0,
+            in_tried: false,
+            refs: 0,
+        }
+    }
+
+    /// An entry read back from a file; the caller fills in the fields.
+    pub fn restored(addr: SocketAddr, source: IpAddr) -> Entry {
+        Entry::new(addr, source, 0)
+    }
+
+    /// Whether the address is not worth keeping: Bitcoin Core's rules.
+    pub fn is_terrible(&self, now: i64) -> bool {
+        if self.last_try != 0 && self.last_try >= now - 60 {
+            return false; // tried in the last minute: never terrible
+        }
+        self.last_seen > now + 10 * 60
+            || self.last_seen == 0
+            || now - self.last_seen > HORIZON
+            || (self.last_success == 0 && self.attempts >= RETRIES)
+            || (now - self.last_success > MIN_FAIL && self.attempts >= MAX_FAILURES)
+    }
+
+    /// The relative chance of choosing it: lower after recent tries and
+    /// failures.
+    fn chance(&self, now: i64) -> f64 {
+        let mut chance = 1.0;
+        if now - self.last_try < 10 * 60 {
+            chance *= 0.01;
+        }
+        chance * 0.66f64.powi(self.attempts.min(8) as i32)
+    }
+}
+
+/// Why an address was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Not routable under the grouping setting.
+    Unroutable,
+    /// Already known and nothing changed.
+    Known,
+    /// Its slot holds a better address.
+    SlotTaken,
+}
+
+/// Below this many entries a table is drawn from directly.
+const SPARSE: usize = 256;
+/// Most rounds of [`AddrMan::select`].
+const MAX_SELECT_ROUNDS: usize = 1000;
+
+type Id = u32;
+const EMPTY: Id = Id::MAX;
+
+/// The address book.
+#[derive(Debug, Clone)]
+pub struct AddrMan {
+    key: [u8; 32],
+    grouping: Grouping,
+    entries: HashMap<Id, Entry>,
+    by_addr: HashMap<SocketAddr, Id>,
+    new_table: Vec<Id>,
+    tried_table: Vec<Id>,
+    new_count: usize,
+    tried_count: usize,
+    next_id: Id,
+    /// Newcomers whose tried slot is taken, with when they collided.
+    collisions: BTreeSet<(Id, i64)>,
+    /// Last successful connection to anyone: failures count once per outage.
+    last_good: i64,
+}
+
+impl AddrMan {
+    /// An empty book with the secret `key` (made once and persisted).
+    pub fn new(key: [u8; 32], grouping: Grouping) -> AddrMan {
+        AddrMan {
+            key,
+            grouping,
+            entries: HashMap::new(),
+            by_addr: HashMap::new(),
+            new_table: vec![EMPTY; NEW_BUCKETS * BUCKET_SIZE],
+            tried_table: vec![EMPTY; TRIED_BUCKETS * BUCKET_SIZE],
+            new_count: 0,
+            tried_count: 0,
+            next_id: 0,
+            collisions: BTreeSet::new(),
+            last_good: 1,
+        }
+    }
+
+    /// The secret bucketing key.
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    /// The grouping in use.
+    pub fn grouping(&self) -> Grouping {
+        self.grouping
+    }
+
+    /// Addresses in the new table.
+    pub fn new_len(&self) -> usize {
+        self.new_count
+    }
+
+    /// Addresses in the tried table.
+    pub fn tried_len(&self) -> usize {
+        self.tried_count
+    }
+
+    /// All addresses.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the book is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What the book knows of `addr`.
+    pub fn get(&self, addr: &SocketAddr) -> Option<&Entry> {
+        self.by_addr.get(&canonical_addr(*addr)).and_then(|id| self.entries.get(id))
+    }
+
+    /// Every entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// The group of `ip`, under this book's grouping.
+    pub fn group(&self, ip: IpAddr) -> Option<NetGroup> {
+        self.grouping.group(ip)
+    }
+
+    fn hash(&self, parts: &[&[u8]]) -> u64 {
+        let mut mac = <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable_key());
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        let out = mac.finalize_fixed();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    fn tried_bucket(&self, addr: SocketAddr, group: &NetGroup) -> usize {
+        let a = addr_bytes(addr);
+        let h1 = self.hash(&[b"tried-1", &a]) % TRIED_BUCKETS_PER_GROUP;
+        let h2 = self.hash(&[b"tried-2", group.as_bytes(), &h1.to_le_bytes()]);
+        to_index(h2 % TRIED_BUCKETS as u64)
+    }
+
+    fn new_bucket(&self, group: &NetGroup, source: &NetGroup) -> usize {
+        let h1 = self.hash(&[b"new-1", group.as_bytes(), source.as_bytes()])
+            % NEW_BUCKETS_PER_SOURCE_GROUP;
+        let h2 = self.hash(&[b"new-2", source.as_bytes(), &h1.to_le_bytes()]);
+        to_index(h2 % NEW_BUCKETS as u64)
+    }
+
+    fn slot(&self, tried: bool, bucket: usize, addr: SocketAddr) -> usize {
+        let a = addr_bytes(addr);
+        let table: &[u8] = if tried { b"T" } else { b"N" };
+        let h = self.hash(&[b"slot", table, &(bucket as u64).to_le_bytes(), &a]);
+        bucket * BUCKET_SIZE + to_index(h % BUCKET_SIZE as u64)
+    }
+
+    /// Source group of an entry: its source's group, or the address's own
+    /// when the source is not routable (an address a peer gave for itself
+    /// from a local address, say).
+    fn source_group(&self, entry: &Entry) -> Option<NetGroup> {
+        self.grouping
+            .group(entry.source)
+            .or_else(|| self.grouping.group(entry.addr.ip()))
+    }
+
+    /// Adds addresses heard of from `source`, their times reduced by
+    /// `penalty` seconds. Returns how many were new.
+    pub fn add(
+        &mut self,
+        addrs: &[(SocketAddr, i64)],
+        source: IpAddr,
+        penalty: i64,
+        now: i64,
+        rng: &mut Rng,
+    ) -> usize {
+        addrs
+            .iter()
+            .filter(|(addr, seen)| self.add_one(*addr, *seen, source, penalty, now, rng) == Ok(true))
+            .count()
+    }
+
+    /// Adds one address; `Ok(true)` when it was not known before.
+    pub fn add_one(
+        &mut self,
+        addr: SocketAddr,
+        last_seen: i64,
+        source: IpAddr,
+        penalty: i64,
+        now: i64,
+        rng: &mut Rng,
+    ) -> Result<bool, Skip> {
+        let addr = canonical_addr(addr);
+        if addr.port() == 0 {
+            return Err(Skip::Unroutable);
+        }
+        let Some(group) = self.grouping.group(addr.ip()) else {
+            return Err(Skip::Unroutable);
+        };
+        // Absurd times are reset to five days ago.
+        let mut seen = last_seen;
+        if seen <= 100_000_000 || seen > now + 10 * 60 {
+            seen = now - 5 * DAY;
+        }
+        let seen = (seen - penalty).max(1);
+        let (id, fresh) = match self.by_addr.get(&addr) {
+            Some(&id) => {
+                let Some(entry) = self.entries.get_mut(&id) else {
+                    return Err(Skip::Known);
+                };
+                // Refresh the time if much newer (an hour, or a day for
+                // addresses heard of within the day).
+                let interval = if now - seen < DAY { HOUR } else { DAY };
+                if entry.last_seen < seen - interval {
+                    entry.last_seen = seen;
+                }
+                if seen <= entry.last_seen && entry.in_tried {
+                    return Err(Skip::Known);
+                }
+                if entry.in_tried || entry.refs >= MAX_NEW_REFS {
+                    return Err(Skip::Known);
+                }
+                // Each extra reference is twice less likely.
+                if entry.refs > 0 && rng.below(1u64 << entry.refs) != 0 {
+                    return Err(Skip::Known);
+                }
+                (id, false)
+            }
+            None => {
+                if self.entries.len() >= MAX_ENTRIES {
+                    return Err(Skip::SlotTaken);
+                }
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                self.entries.insert(id, Entry::new(addr, canonical(source), seen));
+                self.by_addr.insert(addr, id);
+                (id, true)
+            }
+        };
+        let source_group = self
+            .entries
+            .get(&id)
+            .and_then(|e| self.source_group(e))
+            .unwrap_or(group);
+        let bucket = self.new_bucket(&group, &source_group);
+        let slot = self.slot(false, bucket, addr);
+        let occupant = self.new_table[slot];
+        if occupant == id {
+            return if fresh { Ok(true) } else { Err(Skip::Known) };
+        }
+        let placed = if occupant == EMPTY {
+            true
+        } else {
+            let replace = match self.entries.get(&occupant) {
+                Some(old) => {
+                    let new_refs = self.entries.get(&id).map_or(0, |e| e.refs);
+                    old.is_terrible(now) || (old.refs > 1 && new_refs == 0)
+                }
+                None => true,
+            };
+            if replace {
+                self.clear_new_slot(slot);
+            }
+            replace
+        };
+        if placed {
+            self.new_table[slot] = id;
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.refs += 1;
+                if entry.refs == 1 {
+                    self.new_count += 1;
+                }
+            }
+            Ok(fresh)
+        } else {
+            if fresh {
+                self.forget(id);
+            }
+            Err(Skip::SlotTaken)
+        }
+    }
+
+    /// Empties a new-table slot, forgetting its entry when no slot holds it
+    /// any more.
+    fn clear_new_slot(&mut self, slot: usize) {
+        let id = self.new_table[slot];
+        if id == EMPTY {
+            return;
+        }
+        self.new_table[slot] = EMPTY;
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.refs = entry.refs.saturating_sub(1);
+            if entry.refs == 0 {
+                self.new_count = self.new_count.saturating_sub(1);
+                if !entry.in_tried {
+                    self.forget(id);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, id: Id) {
+        if let Some(entry) = self.entries.remove(&id) {
+            self.by_addr.remove(&entry.addr);
+        }
+        self.collisions.retain(|(c, _)| *c != id);
+    }
+
+    /// A connection attempt to `addr` is starting (or failed, with
+    /// `count_failure`). A failure counts once per own outage.
+    pub fn attempt(&mut self, addr: SocketAddr, count_failure: bool, now: i64) {
+        let last_good = self.last_good;
+        if let Some(entry) = self.entry_mut(addr) {
+            entry.last_try = now;
+            if count_failure && entry.last_count_attempt < last_good {
+                entry.last_count_attempt = now;
+                entry.attempts += 1;
+            }
+        }
+    }
+
+    /// A connection to `addr` completed its handshake: move it to tried,
+    /// unless its tried slot is taken, in which case it waits for a test of
+    /// the occupant. Its last-seen time is not changed (that would leak
+    /// which peers we are connected to).
+    pub fn good(&mut self, addr: SocketAddr, now: i64) {
+        self.last_good = now;
+        let addr = canonical_addr(addr);
+        let Some(&id) = self.by_addr.get(&addr) else {
+            return;
+        };
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        entry.last_success = now;
+        entry.last_try = now;
+        entry.attempts = 0;
+        if entry.in_tried {
+            return;
+        }
+        let Some(group) = self.grouping.group(addr.ip()) else {
+            return;
+        };
+        let bucket = self.tried_bucket(addr, &group);
+        let slot = self.slot(true, bucket, addr);
+        if self.tried_table[slot] != EMPTY && self.tried_table[slot] != id {
+            if self.collisions.len() < MAX_COLLISIONS && !self.collisions.iter().any(|c| c.0 == id)
+            {
+                self.collisions.insert((id, now));
+            }
+            return;
+        }
+        self.make_tried(id, slot, now);
+    }
+
+    /// Moves `id` into tried slot `slot`, sending any occupant back to new.
+    fn make_tried(&mut self, id: Id, slot: usize, now: i64) {
+        // Out of every new bucket.
+        for s in 0..self.new_table.len() {
+            if self.new_table[s] == id {
+                self.new_table[s] = EMPTY;
+            }
+        }
+        if let Some(entry) = self.entries.get_mut(&id) {
+            if entry.refs > 0 {
+                self.new_count = self.new_count.saturating_sub(1);
+            }
+            entry.refs = 0;
+        }
+        let old = self.tried_table[slot];
+        if old != EMPTY && old != id {
+            self.tried_table[slot] = EMPTY;
+            self.tried_count = self.tried_count.saturating_sub(1);
+            // The evicted occupant goes back to new, in its own bucket.
+            let placement = self.entries.get(&old).and_then(|e| {
+                let group = self.grouping.group(e.addr.ip())?;
+                let source = self.source_group(e)?;
+                Some((e.addr, group, source))
+            });
+            if let Some(entry) = self.entries.get_mut(&old) {
+                entry.in_tried = false;
+            }
+            match placement {
+                Some((addr, group, source)) => {
+                    let bucket = self.new_bucket(&group, &source);
+                    let new_slot = self.slot(false, bucket, addr);
+                    self.clear_new_slot(new_slot);
+                    self.new_table[new_slot] = old;
+                    if let Some(entry) = self.entries.get_mut(&old) {
+                        entry.refs = 1;
+                        self.new_count += 1;
+                    }
+                }
+                None => self.forget(old),
+            }
+        }
+        self.tried_table[slot] = id;
+        self.tried_count += 1;
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.in_tried = true;
+        }
+        self.collisions.retain(|(c, _)| *c != id);
+        let _ = now;
+    }
+
+    /// A connection to `addr` is alive: refresh its time at most every 20
+    /// minutes.
+    pub fn connected(&mut self, addr: SocketAddr, now: i64) {
+        if let Some(entry) = self.entry_mut(addr)
+            && now - entry.last_seen > 20 * 60
+        {
+            entry.last_seen = now;
+        }
+    }
+
+    /// Records the round-trip time measured with `addr`.
+    pub fn set_rtt(&mut self, addr: SocketAddr, rtt_us: u32) {
+        if let Some(entry) = self.entry_mut(addr) {
+            entry.rtt_us = rtt_us.max(1);
+        }
+    }
+
+    fn entry_mut(&mut self, addr: SocketAddr) -> Option<&mut Entry> {
+        let id = *self.by_addr.get(&canonical_addr(addr))?;
+        self.entries.get_mut(&id)
+    }
+
+    /// Picks an address to connect to: tried or new with even odds (new
+    /// only when `new_only`), a random bucket and slot, accepted with its
+    /// chance, the bar lowered by 1.2× after each refusal.
+    pub fn select(&self, new_only: bool, now: i64, rng: &mut Rng) -> Option<&Entry> {
+        if self.entries.is_empty() || (new_only && self.new_count == 0) {
+            return None;
+        }
+        let use_tried = !new_only
+            && self.tried_count > 0
+            && (self.new_count == 0 || rng.below(2) == 0);
+        let table = if use_tried {
+            &self.tried_table
+        } else {
+            &self.new_table
+        };
+        if (use_tried && self.tried_count == 0) || (!use_tried && self.new_count == 0) {
+            return None;
+        }
+        let count = if use_tried {
+            self.tried_count
+        } else {
+            self.new_count
+        };
+        let mut factor = 1.0f64;
+        if count < SPARSE {
+            // Few entries: draw among them directly instead of probing
+            // mostly empty buckets. Sorted, so the choice follows the seed.
+            let mut ids: Vec<Id> = self
+                .entries
+                .iter()
+                .filter(|(_, e)| if use_tried { e.in_tried } else { e.refs > 0 })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.sort_unstable();
+            for _ in 0..MAX_SELECT_ROUNDS {
+                let entry = self.entries.get(&ids[rng.index(ids.len())])?;
+                if rng.unit() < factor * entry.chance(now) {
+                    return Some(entry);
+                }
+                factor *= 1.2;
+            }
+            return None;
+        }
+        let buckets = table.len() / BUCKET_SIZE;
+        // Bounded: the factor grows 1.2× per round, so acceptance is certain
+        // well before this many rounds.
+        for _ in 0..MAX_SELECT_ROUNDS {
+            let first = rng.index(buckets);
+            let start = rng.index(BUCKET_SIZE);
+            // The first non-empty bucket from a random one, and its first
+            // entry from a random slot.
+            let found = (0..buckets)
+                .map(|b| (first + b) % buckets)
+                .find_map(|bucket| {
+                    (0..BUCKET_SIZE)
+                        .map(|i| table[bucket * BUCKET_SIZE + (start + i) % BUCKET_SIZE])
+                        .find(|id| *id != EMPTY)
+                });
+            let id = found?;
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            if rng.unit() < factor * entry.chance(now) {
+                return Some(entry);
+            }
+            factor *= 1.2;
+        }
+        None
+    }
+
+    /// Up to `max` addresses for a peer list: a random sample of entries
+    /// that are not terrible, excluding `exclude`.
+    pub fn sample(
+        &self,
+        max: usize,
+        now: i64,
+        rng: &mut Rng,
+        exclude: impl Fn(&SocketAddr) -> bool,
+    ) -> Vec<&Entry> {
+        let mut all: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|e| !e.is_terrible(now) && !exclude(&e.addr))
+            .collect();
+        all.sort_by_key(|e| e.addr);
+        let take = max.min(all.len());
+        // A partial Fisher–Yates: the first `take` positions.
+        for i in 0..take {
+            let j = i + rng.index(all.len() - i);
+            all.swap(i, j);
+        }
+        all.truncate(take);
+        all
+    }
+
+    /// Resolves tried collisions: the newcomer replaces an occupant that
+    /// failed its test or was left untested for 40 minutes; an occupant
+    /// that answered in the last 4 hours stays.
+    pub fn resolve_collisions(&mut self, now: i64) {
+        let pending: Vec<(Id, i64)> = self.collisions.iter().copied().collect();
+        for (id, since) in pending {
+            let Some(entry) = self.entries.get(&id) else {
+                self.collisions.remove(&(id, since));
+                continue;
+            };
+            let addr = entry.addr;
+            let Some(group) = self.grouping.group(addr.ip()) else {
+                self.collisions.remove(&(id, since));
+                continue;
+            };
+            let slot = self.slot(true, self.tried_bucket(addr, &group), addr);
+            let occupant = self.tried_table[slot];
+            let Some(old) = self.entries.get(&occupant) else {
+                self.make_tried(id, slot, now);
+                continue;
+            };
+            if now - old.last_success < REPLACEMENT {
+                // The occupant is fine: the newcomer stays in new.
+                self.collisions.remove(&(id, since));
+            } else if now - old.last_try < REPLACEMENT {
+                // Tested since its last success and failed, unless the test
+                // is still running (within a minute).
+                if now - old.last_try > 60 {
+                    self.make_tried(id, slot, now);
+                }
+            } else if now - since > TEST_WINDOW {
+                self.make_tried(id, slot, now);
+            }
+        }
+    }
+
+    /// An occupant of a contested tried slot to test with a feeler.
+    pub fn collision_to_test(&self, rng: &mut Rng) -> Option<SocketAddr> {
+        if self.collisions.is_empty() {
+            return None;
+        }
+        let pick = rng.index(self.collisions.len());
+        let (id, _) = self.collisions.iter().nth(pick)?;
+        let entry = self.entries.get(id)?;
+        let group = self.grouping.group(entry.addr.ip())?;
+        let slot = self.slot(true, self.tried_bucket(entry.addr, &group), entry.addr);
+        self.entries.get(&self.tried_table[slot]).map(|e| e.addr)
+    }
+
+    /// Newcomers waiting on a collision.
+    pub fn collisions(&self) -> usize {
+        self.collisions.len()
+    }
+
+    /// Rebuilds a book from saved entries (positions are recomputed with
+    /// the key, so a file stays valid if the bucket counts change).
+    pub fn restore(key: [u8; 32], grouping: Grouping, entries: Vec<Entry>) -> AddrMan {
+        let mut book = AddrMan::new(key, grouping);
+        let mut rng = Rng::new(u64::from_le_bytes([key[0], key[1], key[2], key[3], 0, 0, 0, 0]));
+        let (tried, new): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.in_tried);
+        for entry in tried {
+            let addr = canonical_addr(entry.addr);
+            let Some(group) = book.grouping.group(addr.ip()) else {
+                continue;
+            };
+            if book.by_addr.contains_key(&addr) {
+                continue;
+            }
+            let slot = book.slot(true, book.tried_bucket(addr, &group), addr);
+            if book.tried_table[slot] != EMPTY {
+                continue;
+            }
+            let id = book.next_id;
+            book.next_id += 1;
+            book.entries.insert(id, Entry { refs: 0, in_tried: true, addr, ..entry });
+            book.by_addr.insert(addr, id);
+            book.tried_table[slot] = id;
+            book.tried_count += 1;
+        }
+        for entry in new {
+            let addr = canonical_addr(entry.addr);
+            let seen = entry.last_seen;
+            let now = seen.max(entry.last_try).max(entry.last_success);
+            if book.add_one(addr, seen, entry.source, 0, now, &mut rng).is_ok()
+                && let Some(restored) = book.entry_mut(addr)
+            {
+                restored.last_try = entry.last_try;
+                restored.last_count_attempt = entry.last_count_attempt;
+                restored.last_success = entry.last_success;
+                restored.attempts = entry.attempts;
+                restored.rtt_us = entry.rtt_us;
+                restored.last_seen = entry.last_seen;
+            }
+        }
+        book
+    }
+}
+
+fn unreachable_key() -> blake2::Blake2bMac<U32> {
+    // A 32-byte key is always valid for Blake2b (keys up to 64 bytes).
+    <blake2::Blake2bMac<U32> as KeyInit>::new(&Default::default())
+}
+
+fn to_index(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(0)
+}
+
+/// `addr` with an IPv4-mapped IPv6 address turned into IPv4.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical(addr.ip()), addr.port())
+}
+
+fn addr_bytes(addr: SocketAddr) -> [u8; 18] {
+    let mut out = [0u8; 18];
+    match addr.ip() {
+        IpAddr::V4(v4) => out[12..16].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => out[..16].copy_from_slice(&v6.octets()),
+    }
+    out[16..].copy_from_slice(&addr.port().to_be_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,571 @@
+//! Gossip: every node delivers each message to its layer above once and
+//! passes it on to its peers.
+//!
+//! - A message's id is the Blake2b-256 of its payload. A bounded seen-set
+//!   with a time to live keeps duplicates from being delivered twice.
+//! - Messages up to [`Config::push_threshold`] bytes are pushed whole.
+//!   Larger ones are announced by short id (8 bytes, a Blake2b of the id
+//!   keyed with a salt made from both peer ids, so each connection has its
+//!   own short ids and nobody can make two messages collide everywhere) in
+//!   batches; a peer that lacks one asks for it, and the announcer sends it.
+//! - One request at a time per message: while requests are in flight, short
+//!   ids announced by other peers wait up to [`Config::defer`] (a short id
+//!   from one peer cannot be matched with another peer's, so waiting for the
+//!   message in flight is how duplicates are avoided). A request unanswered
+//!   by [`Config::request_timeout`] lets the waiting announcers be asked.
+//! - A message is never sent back to the peer it came from, nor to a peer
+//!   that announced it.
+//! - Every per-peer structure is bounded; what overflows is dropped and
+//!   counted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use blake2::digest::{FixedOutput, KeyInit, Update, consts::U8};
+use blake2::{Blake2b, Digest, digest::consts::U32};
+use bytes::Bytes;
+
+use crate::PeerId;
+use crate::wire::{MAX_IDS_PER_MESSAGE, SHORT_ID_LEN};
+
+/// A message id: the Blake2b-256 of the payload.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub [u8; 32]);
+
+impl MessageId {
+    /// The id of `payload`.
+    pub fn of(payload: &[u8]) -> MessageId {
+        let digest = Blake2b::<U32>::digest(payload);
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&digest);
+        MessageId(id)
+    }
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Gossip settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Messages up to this size are pushed; larger ones are announced.
+    /// `0` announces everything; `usize::MAX` pushes everything.
+    pub push_threshold: usize,
+    /// How long announcements gather before a batch is sent.
+    pub announce_delay: Duration,
+    /// How long a request may go unanswered before another announcer is
+    /// asked.
+    pub request_timeout: Duration,
+    /// How long a short id announced while requests are in flight waits for
+    /// them before it is requested too.
+    pub defer: Duration,
+    /// How long a message id is remembered.
+    pub seen_ttl: Duration,
+    /// Most message ids remembered.
+    pub max_seen: usize,
+    /// Largest message accepted.
+    pub max_message: usize,
+    /// Bytes of announced messages kept to answer requests.
+    pub cache_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            push_threshold: 1024,
+            announce_delay: Duration::from_millis(20),
+            request_timeout: Duration::from_secs(2),
+            defer: Duration::from_millis(250),
+            seen_ttl: Duration::from_secs(120),
+            max_seen: 100_000,
+            max_message: 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Most ids waiting to be announced to one peer.
+pub const MAX_ANNOUNCE_QUEUE: usize = 10_000;
+/// Most short ids remembered per peer: what we announced to it and what it
+/// announced to us.
+pub const MAX_SHORT_IDS_PER_PEER: usize = 20_000;
+/// Most short ids waiting on requests in flight, over all peers.
+pub const MAX_DEFERRED: usize = 50_000;
+
+/// What the layer above says of a new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: pass it on.
+    Propagate,
+    /// Keep it to ourselves, without blame.
+    Drop,
+    /// Invalid: drop it and score the sender.
+    Reject,
+}
+
+/// What gossip asks the node to do.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Send a whole message.
+    Message(PeerId, Bytes),
+    /// Send an announcement batch of short ids.
+    Announce(PeerId, Bytes),
+    /// Send a request batch of short ids.
+    Request(PeerId, Bytes),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// New messages delivered to the layer above.
+    pub delivered: u64,
+    /// Messages received that were already known.
+    pub duplicates: u64,
+    /// Payload bytes received, duplicates included.
+    pub payload_bytes_in: u64,
+    /// Payload bytes sent.
+    pub payload_bytes_out: u64,
+    /// Short ids announced.
+    pub announced: u64,
+    /// Short ids requested.
+    pub requested: u64,
+    /// Items dropped because a bounded queue was full.
+    pub overflow: u64,
+}
+
+struct Peer {
+    key: [u8; 16],
+    to_announce: Vec<MessageId>,
+    flush_at: Option<Instant>,
+    /// Short ids we announced to it, to answer its requests.
+    announced: Fifo<u64, MessageId>,
+    /// Short ids it announced to us: it has those messages.
+    heard: Fifo<u64, ()>,
+    /// Our seen messages under its salt.
+    index: HashMap<u64, MessageId>,
+}
+
+impl Peer {
+    fn short(&self, id: &MessageId) -> u64 {
+        short_id(&self.key, id)
+    }
+}
+
+/// A map that forgets its oldest entries past a size.
+struct Fifo<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V> Fifo<K, V> {
+    fn new(max: usize) -> Self {
+        Fifo {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            max,
+        }
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        if self.map.insert(key, value).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > self.max {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    fn contains(&self, key: &K) -> bool {
+        self.map.contains_key(key)
+    }
+}
+
+/// The short id of `id` under a connection's salt.
+pub fn short_id(key: &[u8; 16], id: &MessageId) -> u64 {
+    let mut mac = <blake2::Blake2bMac<U8> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <blake2::Blake2bMac<U8> as KeyInit>::new(&Default::default()));
+    mac.update(&id.0);
+    let out = mac.finalize_fixed();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&out);
+    u64::from_le_bytes(b)
+}
+
+/// The salt of a connection between peer ids `a` and `b`, the same on both
+/// sides.
+pub fn salt(a: u64, b: u64) -> [u8; 16] {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&lo.to_le_bytes());
+    key[8..].copy_from_slice(&hi.to_le_bytes());
+    key
+}
+
+/// The gossip state of one node.
+pub(crate) struct Gossip {
+    config: Config,
+    peers: HashMap<PeerId, Peer>,
+    seen: HashMap<MessageId, Instant>,
+    seen_order: VecDeque<(Instant, MessageId)>,
+    cache: HashMap<MessageId, Bytes>,
+    cache_order: VecDeque<MessageId>,
+    cache_size: usize,
+    in_flight: HashMap<(PeerId, u64), Instant>,
+    deferred: VecDeque<(PeerId, u64, Instant)>,
+    pub(crate) stats: Stats,
+}
+
+impl Gossip {
+    pub(crate) fn new(config: Config) -> Gossip {
+        Gossip {
+            config,
+            peers: HashMap::new(),
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            cache: HashMap::new(),
+            cache_order: VecDeque::new(),
+            cache_size: 0,
+            in_flight: HashMap::new(),
+            deferred: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A peer finished its handshake; `key` is the connection's salt.
+    pub(crate) fn add_peer(&mut self, peer: PeerId, key: [u8; 16]) {
+        let mut state = Peer {
+            key,
+            to_announce: Vec::new(),
+            flush_at: None,
+            announced: Fifo::new(MAX_SHORT_IDS_PER_PEER),
+            heard: Fifo::new(MAX_SHORT_IDS_PER_PEER),
+            index: HashMap::with_capacity(self.seen.len()),
+        };
+        for id in self.seen.keys() {
+            state.index.insert(state.short(id), *id);
+        }
+        self.peers.insert(peer, state);
+    }
+
+    pub(crate) fn remove_peer(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Action>) {
+        self.peers.remove(&peer);
+        let before = self.in_flight.len();
+        self.in_flight.retain(|(p, _), _| *p != peer);
+        self.deferred.retain(|(p, _, _)| *p != peer);
+        if self.in_flight.len() < before {
+            self.release_deferred(now, true, out);
+        }
+    }
+
+    pub(crate) fn has_peers(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    pub(crate) fn is_seen(&self, id: &MessageId) -> bool {
+        self.seen.contains_key(id)
+    }
+
+    fn remember(&mut self, id: MessageId, now: Instant) {
+        let expiry = now + self.config.seen_ttl;
+        self.seen.insert(id, expiry);
+        self.seen_order.push_back((expiry, id));
+        for peer in self.peers.values_mut() {
+            let short = peer.short(&id);
+            peer.index.insert(short, id);
+        }
+        while self.seen.len() > self.config.max_seen {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((_, id)) = self.seen_order.pop_front() {
+            self.seen.remove(&id);
+            for peer in self.peers.values_mut() {
+                let short = peer.short(&id);
+                peer.index.remove(&short);
+            }
+        }
+    }
+
+    fn cache(&mut self, id: MessageId, payload: &Bytes) {
+        if payload.len() > self.config.cache_bytes || self.cache.contains_key(&id) {
+            return;
+        }
+        // A copy, so the cache never pins a whole read buffer.
+        self.cache.insert(id, Bytes::copy_from_slice(payload));
+        self.cache_order.push_back(id);
+        self.cache_size += payload.len();
+        while self.cache_size > self.config.cache_bytes {
+            let Some(old) = self.cache_order.pop_front() else {
+                break;
+            };
+            if let Some(p) = self.cache.remove(&old) {
+                self.cache_size -= p.len();
+            }
+        }
+    }
+
+    /// Publishes a message from the layer above. Already known: nothing
+    /// is sent again.
+    pub(crate) fn publish(&mut self, payload: Bytes, now: Instant, out: &mut Vec<Action>) -> MessageId {
+        let id = MessageId::of(&payload);
+        if self.is_seen(&id) {
+            return id;
+        }
+        self.remember(id, now);
+        self.fan_out(id, payload, None, now, out);
+        id
+    }
+
+    fn fan_out(
+        &mut self,
+        id: MessageId,
+        payload: Bytes,
+        from: Option<PeerId>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let push = payload.len() <= self.config.push_threshold;
+        if !push {
+            self.cache(id, &payload);
+        }
+        let mut targets: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(p, state)| Some(**p) != from && !state.heard.contains(&state.short(&id)))
+            .map(|(p, _)| *p)
+            .collect();
+        targets.sort();
+        for peer in targets {
+            if push {
+                self.stats.payload_bytes_out += payload.len() as u64;
+                out.push(Action::Message(peer, payload.clone()));
+            } else if let Some(state) = self.peers.get_mut(&peer) {
+                if state.to_announce.len() >= MAX_ANNOUNCE_QUEUE {
+                    self.stats.overflow += 1;
+                    continue;
+                }
+                state.to_announce.push(id);
+                if state.to_announce.len() >= MAX_IDS_PER_MESSAGE {
+                    Self::flush(state, peer, &mut self.stats, out);
+                } else if state.flush_at.is_none() {
+                    state.flush_at = Some(now + self.config.announce_delay);
+                }
+            }
+        }
+    }
+
+    fn flush(state: &mut Peer, peer: PeerId, stats: &mut Stats, out: &mut Vec<Action>) {
+        state.flush_at = None;
+        if state.to_announce.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut state.to_announce);
+        let mut body = Vec::with_capacity(ids.len() * SHORT_ID_LEN);
+        for id in ids {
+            let short = state.short(&id);
+            state.announced.insert(short, id);
+            body.extend_from_slice(&short.to_le_bytes());
+            stats.announced += 1;
+        }
+        out.push(Action::Announce(peer, Bytes::from(body)));
+    }
+
+    /// A whole message arrived. Returns the id when it is new
+    /// (to be delivered), `None` for a duplicate.
+    pub(crate) fn on_message(
+        &mut self,
+        payload: &Bytes,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Option<MessageId> {
+        self.stats.payload_bytes_in += payload.len() as u64;
+        let id = MessageId::of(payload);
+        // Whatever was in flight or waiting for this message is settled.
+        let mut settled = false;
+        for (peer, state) in &self.peers {
+            let short = state.short(&id);
+            settled |= self.in_flight.remove(&(*peer, short)).is_some();
+        }
+        if self.is_seen(&id) {
+            self.stats.duplicates += 1;
+            if settled {
+                self.release_deferred(now, false, out);
+            }
+            return None;
+        }
+        self.remember(id, now);
+        self.stats.delivered += 1;
+        if settled || !self.deferred.is_empty() {
+            self.release_deferred(now, false, out);
+        }
+        Some(id)
+    }
+
+    /// The layer above accepted a new message: pass it on.
+    pub(crate) fn relay(&mut self, id: MessageId, payload: Bytes, from: PeerId, now: Instant, out: &mut Vec<Action>) {
+        self.fan_out(id, payload, Some(from), now, out);
+    }
+
+    /// An announcement of short ids arrived from `from`.
+    pub(crate) fn on_announce(&mut self, from: PeerId, ids: &[u8], now: Instant, out: &mut Vec<Action>) {
+        let Some(state) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let mut request = Vec::new();
+        for chunk in ids.chunks_exact(SHORT_ID_LEN) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            let short = u64::from_le_bytes(b);
+            state.heard.insert(short, ());
+            if state.index.contains_key(&short) || self.in_flight.contains_key(&(from, short)) {
+                continue;
+            }
+            if self.in_flight.is_empty() && request.len() < MAX_IDS_PER_MESSAGE {
+                request.push(short);
+            } else if self.deferred.len() < MAX_DEFERRED {
+                self.deferred.push_back((from, short, now));
+            } else {
+                self.stats.overflow += 1;
+            }
+        }
+        self.send_requests(from, &request, now, out);
+    }
+
+    fn send_requests(&mut self, to: PeerId, shorts: &[u64], now: Instant, out: &mut Vec<Action>) {
+        if shorts.is_empty() {
+            return;
+        }
+        let mut body = Vec::with_capacity(shorts.len() * SHORT_ID_LEN);
+        for short in shorts {
+            self.in_flight.insert((to, *short), now + self.config.request_timeout);
+            body.extend_from_slice(&short.to_le_bytes());
+            self.stats.requested += 1;
+        }
+        out.push(Action::Request(to, Bytes::from(body)));
+    }
+
+    /// Requests deferred short ids that are still unknown: all of them when
+    /// nothing is in flight any more (or `force`), else those that waited
+    /// past [`Config::defer`].
+    fn release_deferred(&mut self, now: Instant, force: bool, out: &mut Vec<Action>) {
+        let all = force || self.in_flight.is_empty();
+        let mut batches: HashMap<PeerId, Vec<u64>> = HashMap::new();
+        let mut keep = VecDeque::new();
+        let mut asked: HashSet<(PeerId, u64)> = HashSet::new();
+        while let Some((peer, short, since)) = self.deferred.pop_front() {
+            let Some(state) = self.peers.get(&peer) else {
+                continue;
+            };
+            if state.index.contains_key(&short) || self.in_flight.contains_key(&(peer, short)) {
+                continue;
+            }
+            if all || now >= since + self.config.defer {
+                if asked.insert((peer, short)) {
+                    batches.entry(peer).or_default().push(short);
+                }
+            } else {
+                keep.push_back((peer, short, since));
+            }
+        }
+        self.deferred = keep;
+        let mut peers: Vec<_> = batches.into_iter().collect();
+        peers.sort_by_key(|(p, _)| *p);
+        for (peer, shorts) in peers {
+            for chunk in shorts.chunks(MAX_IDS_PER_MESSAGE) {
+                self.send_requests(peer, chunk, now, out);
+            }
+        }
+    }
+
+    /// A request for short ids arrived from `from`: send what we have.
+    pub(crate) fn on_request(&mut self, from: PeerId, ids: &[u8], out: &mut Vec<Action>) {
+        let Some(state) = self.peers.get(&from) else {
+            return;
+        };
+        for chunk in ids.chunks_exact(SHORT_ID_LEN) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            let short = u64::from_le_bytes(b);
+            let Some(id) = state.announced.get(&short) else {
+                continue;
+            };
+            if let Some(payload) = self.cache.get(id) {
+                self.stats.payload_bytes_out += payload.len() as u64;
+                out.push(Action::Message(from, payload.clone()));
+            }
+        }
+    }
+
+    /// Timers: announcement batches due, requests timed out, deferred ids
+    /// due, ids past their time to live.
+    pub(crate) fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let mut due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.flush_at.is_some_and(|at| at <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        due.sort();
+        for peer in due {
+            if let Some(state) = self.peers.get_mut(&peer) {
+                Self::flush(state, peer, &mut self.stats, out);
+            }
+        }
+        let before = self.in_flight.len();
+        self.in_flight.retain(|_, deadline| *deadline > now);
+        let timed_out = self.in_flight.len() < before;
+        if timed_out || self.deferred.front().is_some_and(|(_, _, since)| now >= *since + self.config.defer) {
+            self.release_deferred(now, timed_out, out);
+        }
+        while self.seen_order.front().is_some_and(|(expiry, _)| *expiry <= now) {
+            let Some(&(_, id)) = self.seen_order.front() else {
+                break;
+            };
+            if self.seen.get(&id).is_some_and(|e| *e <= now) {
+                self.forget_oldest();
+                if let Some(p) = self.cache.remove(&id) {
+                    self.cache_size -= p.len();
+                }
+            } else {
+                self.seen_order.pop_front();
+            }
+        }
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) must next run.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let flush = self.peers.values().filter_map(|s| s.flush_at).min();
+        let flight = self.in_flight.values().min().copied();
+        let defer = self.deferred.front().map(|(_, _, since)| *since + self.config.defer);
+        let expiry = self.seen_order.front().map(|(e, _)| *e);
+        [flush, flight, defer, expiry].into_iter().flatten().min()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,67 @@
+use super::*;
+
+#[test]
+fn salts_are_symmetric_and_short_ids_differ_per_connection() {
+    assert_eq!(salt(1, 2), salt(2, 1));
+    let id = MessageId::of(b"hello");
+    assert_ne!(short_id(&salt(1, 2), &id), short_id(&salt(1, 3), &id));
+    assert_eq!(short_id(&salt(1, 2), &id), short_id(&salt(2, 1), &id));
+}
+
+#[test]
+fn ids_are_blake2b_256_of_the_payload() {
+    // Blake2b-256 of the empty string.
+    assert_eq!(
+        MessageId::of(b"").to_string(),
+        "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"
+    );
+}
+
+#[test]
+fn the_seen_set_is_bounded_and_expires() {
+    let now = Instant::now();
+    let mut gossip = Gossip::new(Config {
+        max_seen: 10,
+        seen_ttl: Duration::from_secs(5),
+        ..Config::default()
+    });
+    gossip.add_peer(PeerId(1), salt(1, 2));
+    let mut out = Vec::new();
+    for i in 0..20u8 {
+        assert!(gossip.on_message(&Bytes::from(vec![i]), now, &mut out).is_some());
+    }
+    assert_eq!(gossip.seen.len(), 10);
+    assert_eq!(gossip.peers[&PeerId(1)].index.len(), 10);
+    // The newest are still known, so not delivered twice.
+    assert!(gossip.on_message(&Bytes::from(vec![19]), now, &mut out).is_none());
+    gossip.on_timeout(now + Duration::from_secs(6), &mut out);
+    assert!(gossip.seen.is_empty());
+    assert!(gossip.peers[&PeerId(1)].index.is_empty());
+}
+
+#[test]
+fn announced_ids_are_requested_once_and_others_wait() {
+    let now = Instant::now();
+    let mut gossip = Gossip::new(Config::default());
+    gossip.add_peer(PeerId(1), salt(10, 11));
+    gossip.add_peer(PeerId(2), salt(10, 12));
+    let id = MessageId::of(b"big");
+    let mut out = Vec::new();
+    gossip.on_announce(PeerId(1), &short_id(&salt(10, 11), &id).to_le_bytes(), now, &mut out);
+    gossip.on_announce(PeerId(2), &short_id(&salt(10, 12), &id).to_le_bytes(), now, &mut out);
+    assert_eq!(out.len(), 1, "only the first announcer is asked: {out:?}");
+    // The message arrives: the second announcement is settled.
+    out.clear();
+    assert!(gossip.on_message(&Bytes::from_static(b"big"), now, &mut out).is_some());
+    assert!(out.is_empty());
+    assert!(gossip.deferred.is_empty());
+
+    // Another message whose first announcer never answers: the second is
+    // asked after the timeout.
+    let id = MessageId::of(b"lost");
+    gossip.on_announce(PeerId(1), &short_id(&salt(10, 11), &id).to_le_bytes(), now, &mut out);
+    gossip.on_announce(PeerId(2), &short_id(&salt(10, 12), &id).to_le_bytes(), now, &mut out);
+    out.clear();
+    gossip.on_timeout(now + Duration::from_millis(300), &mut out);
+    assert!(matches!(out.as_slice(), [Action::Request(PeerId(2), _)]), "{out:?}");
+}

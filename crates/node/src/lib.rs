@@ -1,0 +1,40 @@
+//! The net node: Monero's p2p protocol, an address manager after Bitcoin
+//! Core's, discovery, connectivity and gossip.
+//!
+//! The protocol logic is a sans-io state machine, [`Node`]: it reads no
+//! clock, opens no socket and spawns nothing. Time and input come in through
+//! `handle_*` methods, and what to do comes out of [`Node::poll_output`];
+//! [`Node::poll_timeout`] says when to call [`Node::handle_timeout`]. The
+//! same machine runs under the tokio driver ([`driver`], feature `runtime`,
+//! on by default) and inside a deterministic simulator. Built with
+//! `--no-default-features`, the crate does not depend on tokio.
+//!
+//! - [`wire`]: the messages, with monerod's field names and types.
+//! - [`addrman`]: the address book (new and tried tables, keyed buckets,
+//!   test-before-evict); [`files`]: peers.dat and anchors.dat.
+//! - [`netgroup`]: network groups, and the local-network setting.
+//! - [`gossip`]: message ids, the seen-set, push and ask-then-send.
+//!
+//! `docs/node.md` documents the protocol states and messages, the
+//! disconnection and banning rules, the address manager and its files, and
+//! the gossip API.
+#![forbid(unsafe_code)]
+
+pub mod addrman;
+mod config;
+pub mod files;
+pub mod gossip;
+pub mod netgroup;
+mod node;
+pub mod rng;
+pub mod wire;
+
+#[cfg(feature = "runtime")]
+pub mod driver;
+
+pub use config::{Config, Network};
+pub use gossip::{MessageId, Verdict};
+pub use node::{
+    Class, DialKind, Direction, Event, Handler, MAX_ANCHORS, Misbehaviour, Node, Output, PeerId,
+    PeerInfo, PropagateError, State,
+};
