@@ -107,14 +107,13 @@ fn insert_capped<K: std::hash::Hash + Eq + Copy>(
         *existing = (*existing).max(until);
         return;
     }
-    if bans.len() >= MAX_BANS {
-        if let Some(soonest) = bans
+    if bans.len() >= MAX_BANS
+        && let Some(soonest) = bans
             .iter()
             .min_by_key(|(_, until)| **until)
             .map(|(key, _)| *key)
-        {
-            bans.remove(&soonest);
-        }
+    {
+        bans.remove(&soonest);
     }
     bans.insert(key, until);
 }

@@ -212,7 +212,9 @@ impl AddrMan {
 
     /// What the book knows of `addr`.
     pub fn get(&self, addr: &SocketAddr) -> Option<&Entry> {
-        self.by_addr.get(&canonical_addr(*addr)).and_then(|id| self.entries.get(id))
+        self.by_addr
+            .get(&canonical_addr(*addr))
+            .and_then(|id| self.entries.get(id))
     }
 
     /// Every entry, in no particular order.
@@ -280,7 +282,9 @@ impl AddrMan {
     ) -> usize {
         addrs
             .iter()
-            .filter(|(addr, seen)| self.add_one(*addr, *seen, source, penalty, now, rng) == Ok(true))
+            .filter(|(addr, seen)| {
+                self.add_one(*addr, *seen, source, penalty, now, rng) == Ok(true)
+            })
             .count()
     }
 
@@ -336,7 +340,8 @@ impl AddrMan {
                 }
                 let id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
-                self.entries.insert(id, Entry::new(addr, canonical(source), seen));
+                self.entries
+                    .insert(id, Entry::new(addr, canonical(source), seen));
                 self.by_addr.insert(addr, id);
                 (id, true)
             }
@@ -536,9 +541,8 @@ impl AddrMan {
         if self.entries.is_empty() || (new_only && self.new_count == 0) {
             return None;
         }
-        let use_tried = !new_only
-            && self.tried_count > 0
-            && (self.new_count == 0 || rng.below(2) == 0);
+        let use_tried =
+            !new_only && self.tried_count > 0 && (self.new_count == 0 || rng.below(2) == 0);
         let table = if use_tried {
             &self.tried_table
         } else {
@@ -682,7 +686,9 @@ impl AddrMan {
     /// the key, so a file stays valid if the bucket counts change).
     pub fn restore(key: [u8; 32], grouping: Grouping, entries: Vec<Entry>) -> AddrMan {
         let mut book = AddrMan::new(key, grouping);
-        let mut rng = Rng::new(u64::from_le_bytes([key[0], key[1], key[2], key[3], 0, 0, 0, 0]));
+        let mut rng = Rng::new(u64::from_le_bytes([
+            key[0], key[1], key[2], key[3], 0, 0, 0, 0,
+        ]));
         let (tried, new): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.in_tried);
         for entry in tried {
             let addr = canonical_addr(entry.addr);
@@ -698,7 +704,15 @@ impl AddrMan {
             }
             let id = book.next_id;
             book.next_id += 1;
-            book.entries.insert(id, Entry { refs: 0, in_tried: true, addr, ..entry });
+            book.entries.insert(
+                id,
+                Entry {
+                    refs: 0,
+                    in_tried: true,
+                    addr,
+                    ..entry
+                },
+            );
             book.by_addr.insert(addr, id);
             book.tried_table[slot] = id;
             book.tried_count += 1;
@@ -707,7 +721,9 @@ impl AddrMan {
             let addr = canonical_addr(entry.addr);
             let seen = entry.last_seen;
             let now = seen.max(entry.last_try).max(entry.last_success);
-            if book.add_one(addr, seen, entry.source, 0, now, &mut rng).is_ok()
+            if book
+                .add_one(addr, seen, entry.source, 0, now, &mut rng)
+                .is_ok()
                 && let Some(restored) = book.entry_mut(addr)
             {
                 restored.last_try = entry.last_try;

@@ -107,7 +107,9 @@ impl<'a> Reader<'a> {
         let family = self.array::<1>()?[0];
         let bytes = self.array::<16>()?;
         match family {
-            4 => Ok(IpAddr::V4(Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]))),
+            4 => Ok(IpAddr::V4(Ipv4Addr::new(
+                bytes[12], bytes[13], bytes[14], bytes[15],
+            ))),
             6 => Ok(IpAddr::V6(Ipv6Addr::from(bytes))),
             _ => Err(FileError::Address),
         }
@@ -160,11 +162,20 @@ pub fn encode_peers(book: &AddrMan) -> Vec<u8> {
     out.push(VERSION);
     out.extend_from_slice(book.key());
     // Bounded by MAX_ENTRIES, far below u32::MAX.
-    out.extend_from_slice(&u32::try_from(entries.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(entries.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     for e in entries {
         put_addr(&mut out, e.addr);
         put_ip(&mut out, e.source);
-        for t in [e.last_seen, e.last_try, e.last_count_attempt, e.last_success] {
+        for t in [
+            e.last_seen,
+            e.last_try,
+            e.last_count_attempt,
+            e.last_success,
+        ] {
             out.extend_from_slice(&t.to_le_bytes());
         }
         out.extend_from_slice(&e.attempts.to_le_bytes());
@@ -261,7 +272,10 @@ mod tests {
     fn every_truncation_and_every_flipped_byte_is_refused() {
         let bytes = encode_peers(&book());
         for len in 0..bytes.len() {
-            assert!(decode_peers(&bytes[..len], Grouping::default()).is_err(), "{len}");
+            assert!(
+                decode_peers(&bytes[..len], Grouping::default()).is_err(),
+                "{len}"
+            );
         }
         for i in (0..bytes.len()).step_by(7) {
             let mut bad = bytes.clone();
@@ -276,7 +290,10 @@ mod tests {
             vec!["1.2.3.4:5".parse().unwrap(), "[::1]:7".parse().unwrap()];
         let bytes = encode_anchors(&anchors);
         assert_eq!(decode_anchors(&bytes).unwrap(), anchors);
-        assert_eq!(decode_anchors(&bytes[..bytes.len() - 1]), Err(FileError::Checksum));
+        assert_eq!(
+            decode_anchors(&bytes[..bytes.len() - 1]),
+            Err(FileError::Checksum)
+        );
         assert_eq!(decode_anchors(b"garbage"), Err(FileError::Truncated));
         assert_eq!(
             decode_anchors(&encode_peers(&book())),

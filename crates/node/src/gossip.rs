@@ -331,7 +331,12 @@ impl Gossip {
 
     /// Publishes a message from the layer above. Already known: nothing
     /// is sent again.
-    pub(crate) fn publish(&mut self, payload: Bytes, now: Instant, out: &mut Vec<Action>) -> MessageId {
+    pub(crate) fn publish(
+        &mut self,
+        payload: Bytes,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> MessageId {
         let id = MessageId::of(&payload);
         if self.is_seen(&id) {
             return id;
@@ -427,12 +432,25 @@ impl Gossip {
     }
 
     /// The layer above accepted a new message: pass it on.
-    pub(crate) fn relay(&mut self, id: MessageId, payload: Bytes, from: PeerId, now: Instant, out: &mut Vec<Action>) {
+    pub(crate) fn relay(
+        &mut self,
+        id: MessageId,
+        payload: Bytes,
+        from: PeerId,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         self.fan_out(id, payload, Some(from), now, out);
     }
 
     /// An announcement of short ids arrived from `from`.
-    pub(crate) fn on_announce(&mut self, from: PeerId, ids: &[u8], now: Instant, out: &mut Vec<Action>) {
+    pub(crate) fn on_announce(
+        &mut self,
+        from: PeerId,
+        ids: &[u8],
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(state) = self.peers.get_mut(&from) else {
             return;
         };
@@ -462,7 +480,8 @@ impl Gossip {
         }
         let mut body = Vec::with_capacity(shorts.len() * SHORT_ID_LEN);
         for short in shorts {
-            self.in_flight.insert((to, *short), now + self.config.request_timeout);
+            self.in_flight
+                .insert((to, *short), now + self.config.request_timeout);
             body.extend_from_slice(&short.to_le_bytes());
             self.stats.requested += 1;
         }
@@ -539,10 +558,19 @@ impl Gossip {
         let before = self.in_flight.len();
         self.in_flight.retain(|_, deadline| *deadline > now);
         let timed_out = self.in_flight.len() < before;
-        if timed_out || self.deferred.front().is_some_and(|(_, _, since)| now >= *since + self.config.defer) {
+        if timed_out
+            || self
+                .deferred
+                .front()
+                .is_some_and(|(_, _, since)| now >= *since + self.config.defer)
+        {
             self.release_deferred(now, timed_out, out);
         }
-        while self.seen_order.front().is_some_and(|(expiry, _)| *expiry <= now) {
+        while self
+            .seen_order
+            .front()
+            .is_some_and(|(expiry, _)| *expiry <= now)
+        {
             let Some(&(_, id)) = self.seen_order.front() else {
                 break;
             };
@@ -561,7 +589,10 @@ impl Gossip {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let flush = self.peers.values().filter_map(|s| s.flush_at).min();
         let flight = self.in_flight.values().min().copied();
-        let defer = self.deferred.front().map(|(_, _, since)| *since + self.config.defer);
+        let defer = self
+            .deferred
+            .front()
+            .map(|(_, _, since)| *since + self.config.defer);
         let expiry = self.seen_order.front().map(|(e, _)| *e);
         [flush, flight, defer, expiry].into_iter().flatten().min()
     }

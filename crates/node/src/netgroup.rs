@@ -120,10 +120,19 @@ mod tests {
     #[test]
     fn local_addresses_need_the_local_network_setting() {
         let g = Grouping::default();
-        for a in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "::1", "fd00::1", "0.0.0.0"] {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "::1",
+            "fd00::1",
+            "0.0.0.0",
+        ] {
             assert_eq!(g.group(ip(a)), None, "{a}");
         }
-        let local = Grouping { local_network: true };
+        let local = Grouping {
+            local_network: true,
+        };
         assert_ne!(local.group(ip("127.0.0.1")), local.group(ip("127.0.0.2")));
         assert_eq!(local.group(ip("127.0.0.1")), local.group(ip("127.0.0.1")));
         assert_eq!(local.group(ip("0.0.0.0")), None);

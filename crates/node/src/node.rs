@@ -18,9 +18,9 @@ use crate::gossip::{self, Action, Gossip, MessageId, Verdict};
 use crate::netgroup::NetGroup;
 use crate::rng::Rng;
 use crate::wire::{
-    self, Empty, GossipIds, GossipMessage, HandshakeRequest, HandshakeResponse, MAX_IDS_PER_MESSAGE,
-    MAX_PEER_LIST, NodeData, PING_OK, Payload, PeerEntry, PingResponse, SupportFlagsResponse,
-    TimedSyncRequest, TimedSyncResponse, command,
+    self, Empty, GossipIds, GossipMessage, HandshakeRequest, HandshakeResponse,
+    MAX_IDS_PER_MESSAGE, MAX_PEER_LIST, NodeData, PING_OK, Payload, PeerEntry, PingResponse,
+    SupportFlagsResponse, TimedSyncRequest, TimedSyncResponse, command,
 };
 
 /// A connection, numbered by the driver.
@@ -109,7 +109,10 @@ impl Misbehaviour {
 
     /// Whether the connection is closed for it.
     pub fn disconnects(self) -> bool {
-        !matches!(self, Misbehaviour::UndecodableRequest | Misbehaviour::Upper(_))
+        !matches!(
+            self,
+            Misbehaviour::UndecodableRequest | Misbehaviour::Upper(_)
+        )
     }
 }
 
@@ -409,7 +412,11 @@ impl<P: Payload> Node<P> {
             })
             .collect();
         outbound.sort_by_key(|p| p.connected_at);
-        outbound.iter().take(MAX_ANCHORS).map(|p| p.remote).collect()
+        outbound
+            .iter()
+            .take(MAX_ANCHORS)
+            .map(|p| p.remote)
+            .collect()
     }
 
     fn unix(&self, now: Instant) -> i64 {
@@ -622,7 +629,9 @@ impl<P: Payload> Node<P> {
             // An address we reached is a real one: it enters the book, so
             // its successes and failures are kept.
             let unix = self.unix(now);
-            let _ = self.book.add_one(remote, unix, remote.ip(), 0, unix, &mut self.rng);
+            let _ = self
+                .book
+                .add_one(remote, unix, remote.ip(), 0, unix, &mut self.rng);
         }
         let conn = Conn {
             info: PeerInfo {
@@ -694,7 +703,8 @@ impl<P: Payload> Node<P> {
             self.book.attempt(conn.info.remote, true, unix);
         }
         if conn.info.kind == Some(DialKind::Manual) {
-            self.manual_retry.insert(conn.info.remote, now + MANUAL_RETRY);
+            self.manual_retry
+                .insert(conn.info.remote, now + MANUAL_RETRY);
         }
         self.next_connect = self.next_connect.min(now);
     }
@@ -708,10 +718,14 @@ impl<P: Payload> Node<P> {
             // Stamped three to seven days old, as Bitcoin Core does.
             let age = 3 * 86_400 + i64::try_from(self.rng.below(4 * 86_400)).unwrap_or(0);
             let source = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-            if self
-                .book
-                .add_one(SocketAddr::new(*ip, port), unix - age, source, 0, unix, &mut self.rng)
-                == Ok(true)
+            if self.book.add_one(
+                SocketAddr::new(*ip, port),
+                unix - age,
+                source,
+                0,
+                unix,
+                &mut self.rng,
+            ) == Ok(true)
             {
                 added += 1;
             }
@@ -756,7 +770,11 @@ impl<P: Payload> Node<P> {
             self.book.set_rtt(remote, rtt_us);
         }
         if header.return_code < 0 {
-            tracing::debug!("{remote}: command {} failed with {}", header.command, header.return_code);
+            tracing::debug!(
+                "{remote}: command {} failed with {}",
+                header.command,
+                header.return_code
+            );
             if header.command == command::HANDSHAKE {
                 self.close(peer);
             }
@@ -837,7 +855,9 @@ impl<P: Payload> Node<P> {
                 {
                     let addr = SocketAddr::new(conn.info.remote.ip(), port);
                     let unix = self.unix(now);
-                    let _ = self.book.add_one(addr, unix, addr.ip(), 0, unix, &mut self.rng);
+                    let _ = self
+                        .book
+                        .add_one(addr, unix, addr.ip(), 0, unix, &mut self.rng);
                 }
                 let peers = self.peer_list(peer, now);
                 let body = HandshakeResponse {
@@ -876,13 +896,30 @@ impl<P: Payload> Node<P> {
     fn respond<T: serde::Serialize>(&mut self, peer: PeerId, command: u32, code: i32, body: &T) {
         if code < 0 {
             // Failures carry an empty body, as monerod's do.
-            self.send_raw(peer, Class::Control, Header::response(command, code, 0), Bytes::new());
+            self.send_raw(
+                peer,
+                Class::Control,
+                Header::response(command, code, 0),
+                Bytes::new(),
+            );
         } else {
-            self.send(peer, Class::Control, Header::response(command, code, 0), body);
+            self.send(
+                peer,
+                Class::Control,
+                Header::response(command, code, 0),
+                body,
+            );
         }
     }
 
-    fn on_notification(&mut self, peer: PeerId, command: u32, body: Bytes, ready: bool, now: Instant) {
+    fn on_notification(
+        &mut self,
+        peer: PeerId,
+        command: u32,
+        body: Bytes,
+        ready: bool,
+        now: Instant,
+    ) {
         let strata = (command::GOSSIP_MESSAGE..=command::UPPER_LAST).contains(&command);
         if !strata {
             // Cryptonote notifications (monerod sends some, even before
@@ -910,15 +947,19 @@ impl<P: Payload> Node<P> {
                     return;
                 }
                 if command == command::GOSSIP_ANNOUNCE {
-                    self.gossip.on_announce(peer, &ids.ids, now, &mut self.actions);
+                    self.gossip
+                        .on_announce(peer, &ids.ids, now, &mut self.actions);
                 } else {
                     self.gossip.on_request(peer, &ids.ids, &mut self.actions);
                 }
                 self.apply_gossip();
             }
             command::UPPER_FIRST..=command::UPPER_LAST => {
-                self.out
-                    .push_back(Output::Event(Event::Upper { peer, command, body }));
+                self.out.push_back(Output::Event(Event::Upper {
+                    peer,
+                    command,
+                    body,
+                }));
             }
             _ => {} // reserved for the gossip range's future commands
         }
@@ -951,15 +992,30 @@ impl<P: Payload> Node<P> {
             match action {
                 Action::Message(peer, payload) => {
                     let body = GossipMessage { payload };
-                    self.send(peer, Class::Relay, Header::notification(command::GOSSIP_MESSAGE, 0), &body);
+                    self.send(
+                        peer,
+                        Class::Relay,
+                        Header::notification(command::GOSSIP_MESSAGE, 0),
+                        &body,
+                    );
                 }
                 Action::Announce(peer, ids) => {
                     let body = GossipIds { ids };
-                    self.send(peer, Class::Relay, Header::notification(command::GOSSIP_ANNOUNCE, 0), &body);
+                    self.send(
+                        peer,
+                        Class::Relay,
+                        Header::notification(command::GOSSIP_ANNOUNCE, 0),
+                        &body,
+                    );
                 }
                 Action::Request(peer, ids) => {
                     let body = GossipIds { ids };
-                    self.send(peer, Class::Relay, Header::notification(command::GOSSIP_REQUEST, 0), &body);
+                    self.send(
+                        peer,
+                        Class::Relay,
+                        Header::notification(command::GOSSIP_REQUEST, 0),
+                        &body,
+                    );
                 }
             }
         }
@@ -969,7 +1025,8 @@ impl<P: Payload> Node<P> {
         if let Some(conn) = self.conns.get_mut(&peer) {
             conn.payload = Some(payload.clone());
         }
-        self.out.push_back(Output::Event(Event::Payload(peer, payload)));
+        self.out
+            .push_back(Output::Event(Event::Payload(peer, payload)));
     }
 
     /// Checks a handshake's node data; on success the connection is ready.
@@ -1012,7 +1069,8 @@ impl<P: Payload> Node<P> {
         let remote = conn.info.remote;
         let unix = self.unix(now);
         self.book.connected(remote, unix);
-        self.gossip.add_peer(peer, gossip::salt(self.peer_id, data.peer_id));
+        self.gossip
+            .add_peer(peer, gossip::salt(self.peer_id, data.peer_id));
         self.out.push_back(Output::HandshakeDone(peer));
         self.out.push_back(Output::Event(Event::PeerReady(peer)));
         true
@@ -1029,7 +1087,9 @@ impl<P: Payload> Node<P> {
         let sent = &conn.sent_addrs;
         let entries: Vec<SocketAddr> = self
             .book
-            .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| sent.contains(a) || *a == remote)
+            .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| {
+                sent.contains(a) || *a == remote
+            })
             .into_iter()
             .map(|e| e.addr)
             .collect();
@@ -1061,7 +1121,9 @@ impl<P: Payload> Node<P> {
         let Some(conn) = self.conns.get_mut(&peer) else {
             return;
         };
-        let elapsed = now.saturating_duration_since(conn.addr_tokens_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(conn.addr_tokens_at)
+            .as_secs_f64();
         conn.addr_tokens = (conn.addr_tokens + elapsed * ADDR_RATE).min(ADDR_BURST);
         conn.addr_tokens_at = now;
         #[allow(clippy::cast_possible_truncation)] // bounded by ADDR_BURST
@@ -1081,7 +1143,8 @@ impl<P: Payload> Node<P> {
                 conn.sent_addrs.insert(*addr);
             }
         }
-        self.book.add(&addrs, source, RELAY_PENALTY, unix, &mut self.rng);
+        self.book
+            .add(&addrs, source, RELAY_PENALTY, unix, &mut self.rng);
     }
 
     /// Timers: handshake and liveness deadlines, timed syncs, gossip,
@@ -1234,7 +1297,10 @@ impl<P: Payload> Node<P> {
             .filter_map(|a| self.book.group(a.ip()))
             .collect();
         while self.full_outbound() < self.config.outbound {
-            let fast_now = self.outbound_kinds().filter(|k| *k == DialKind::Fast).count();
+            let fast_now = self
+                .outbound_kinds()
+                .filter(|k| *k == DialKind::Fast)
+                .count();
             let fast = fast_now < self.config.fast_slots;
             let mut chosen = None;
             for _ in 0..SELECT_TRIES {
@@ -1267,7 +1333,11 @@ impl<P: Payload> Node<P> {
                 break;
             };
             groups.insert(group);
-            let kind = if fast { DialKind::Fast } else { DialKind::Outbound };
+            let kind = if fast {
+                DialKind::Fast
+            } else {
+                DialKind::Outbound
+            };
             self.dial(addr, kind, now);
         }
     }
@@ -1280,7 +1350,11 @@ impl<P: Payload> Node<P> {
             let Some(entry) = self.book.select(false, unix, &mut self.rng) else {
                 break;
             };
-            let rtt = if entry.rtt_us == 0 { u32::MAX } else { entry.rtt_us };
+            let rtt = if entry.rtt_us == 0 {
+                u32::MAX
+            } else {
+                entry.rtt_us
+            };
             if best.is_none_or(|(b, _)| rtt < b) {
                 best = Some((rtt, entry.addr));
             }
@@ -1313,9 +1387,7 @@ impl<P: Payload> Node<P> {
         let mut candidates: Vec<&Conn<P>> = self
             .conns
             .values()
-            .filter(|c| {
-                c.info.direction == Direction::Inbound && c.info.state == State::Ready
-            })
+            .filter(|c| c.info.direction == Direction::Inbound && c.info.state == State::Ready)
             .collect();
         let key = self.book.key();
         let keyed = |c: &&Conn<P>| {
@@ -1341,13 +1413,23 @@ impl<P: Payload> Node<P> {
         }
         let mut by_group: HashMap<Option<NetGroup>, Vec<&Conn<P>>> = HashMap::new();
         for c in candidates {
-            by_group.entry(self.book.group(c.info.remote.ip())).or_default().push(c);
+            by_group
+                .entry(self.book.group(c.info.remote.ip()))
+                .or_default()
+                .push(c);
         }
         let _ = now;
-        let (_, group) = by_group
+        let (_, group) = by_group.into_iter().max_by_key(|(g, members)| {
+            (
+                members.len(),
+                members.iter().map(|c| c.info.connected_at).max(),
+                *g,
+            )
+        })?;
+        group
             .into_iter()
-            .max_by_key(|(g, members)| (members.len(), members.iter().map(|c| c.info.connected_at).max(), *g))?;
-        group.into_iter().max_by_key(|c| c.info.connected_at).map(|c| c.info.id)
+            .max_by_key(|c| c.info.connected_at)
+            .map(|c| c.info.id)
     }
 }
 

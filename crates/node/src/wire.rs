@@ -119,7 +119,10 @@ impl NetAddress {
                 let ip = Ipv4Addr::from(self.addr.m_ip?.to_le_bytes());
                 Some(SocketAddr::new(IpAddr::V4(ip), port))
             }
-            2 => Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(self.addr.addr?)), port)),
+            2 => Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(self.addr.addr?)),
+                port,
+            )),
             _ => None,
         }
     }
@@ -277,7 +280,10 @@ mod tests {
         assert_eq!(net.socket_addr(), Some(addr));
         let v6: SocketAddr = "[2001:db8::1]:18080".parse().unwrap();
         assert_eq!(NetAddress::from(v6).socket_addr(), Some(v6));
-        let tor = NetAddress { kind: 4, ..NetAddress::default() };
+        let tor = NetAddress {
+            kind: 4,
+            ..NetAddress::default()
+        };
         assert_eq!(tor.socket_addr(), None);
     }
 
@@ -292,7 +298,10 @@ mod tests {
         };
         let bytes = encode(&data).unwrap();
         assert_eq!(decode::<NodeData>(&bytes).unwrap(), data);
-        let monero_shaped = NodeData { strata_key: None, ..data };
+        let monero_shaped = NodeData {
+            strata_key: None,
+            ..data
+        };
         let bytes = encode(&monero_shaped).unwrap();
         assert_eq!(decode::<NodeData>(&bytes).unwrap(), monero_shaped);
     }

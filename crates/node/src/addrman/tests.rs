@@ -18,8 +18,14 @@ fn added_addresses_go_to_new_and_good_moves_them_to_tried() {
     let mut book = book();
     let mut rng = Rng::new(1);
     let source = "9.9.9.9".parse().unwrap();
-    assert_eq!(book.add(&[(v4(8, 1, 2, 3), NOW)], source, 0, NOW, &mut rng), 1);
-    assert_eq!(book.add(&[(v4(8, 1, 2, 3), NOW)], source, 0, NOW, &mut rng), 0);
+    assert_eq!(
+        book.add(&[(v4(8, 1, 2, 3), NOW)], source, 0, NOW, &mut rng),
+        1
+    );
+    assert_eq!(
+        book.add(&[(v4(8, 1, 2, 3), NOW)], source, 0, NOW, &mut rng),
+        0
+    );
     assert_eq!((book.new_len(), book.tried_len()), (1, 0));
     book.good(v4(8, 1, 2, 3), NOW);
     assert_eq!((book.new_len(), book.tried_len()), (0, 1));
@@ -37,9 +43,20 @@ fn unroutable_addresses_are_refused_unless_local_network() {
         public.add_one(v4(127, 0, 0, 2), NOW, source, 0, NOW, &mut rng),
         Err(Skip::Unroutable)
     );
-    let mut local = AddrMan::new([7; 32], Grouping { local_network: true });
-    assert_eq!(local.add_one(v4(127, 0, 0, 2), NOW, source, 0, NOW, &mut rng), Ok(true));
-    assert_eq!(local.add_one(v4(10, 0, 0, 2), NOW, source, 0, NOW, &mut rng), Ok(true));
+    let mut local = AddrMan::new(
+        [7; 32],
+        Grouping {
+            local_network: true,
+        },
+    );
+    assert_eq!(
+        local.add_one(v4(127, 0, 0, 2), NOW, source, 0, NOW, &mut rng),
+        Ok(true)
+    );
+    assert_eq!(
+        local.add_one(v4(10, 0, 0, 2), NOW, source, 0, NOW, &mut rng),
+        Ok(true)
+    );
 }
 
 #[test]
@@ -87,14 +104,54 @@ fn terrible_rules() {
     let source = "9.9.9.9".parse().unwrap();
     let fresh = Entry::new(addr, source, NOW);
     assert!(!fresh.is_terrible(NOW));
-    assert!(Entry { last_seen: NOW + 11 * 60, ..fresh.clone() }.is_terrible(NOW));
-    assert!(Entry { last_seen: NOW - 31 * DAY, ..fresh.clone() }.is_terrible(NOW));
-    assert!(Entry { attempts: 3, ..fresh.clone() }.is_terrible(NOW));
-    let succeeded = Entry { last_success: NOW - 8 * DAY, ..fresh.clone() };
-    assert!(!Entry { attempts: 9, ..succeeded.clone() }.is_terrible(NOW));
-    assert!(Entry { attempts: 10, ..succeeded.clone() }.is_terrible(NOW));
+    assert!(
+        Entry {
+            last_seen: NOW + 11 * 60,
+            ..fresh.clone()
+        }
+        .is_terrible(NOW)
+    );
+    assert!(
+        Entry {
+            last_seen: NOW - 31 * DAY,
+            ..fresh.clone()
+        }
+        .is_terrible(NOW)
+    );
+    assert!(
+        Entry {
+            attempts: 3,
+            ..fresh.clone()
+        }
+        .is_terrible(NOW)
+    );
+    let succeeded = Entry {
+        last_success: NOW - 8 * DAY,
+        ..fresh.clone()
+    };
+    assert!(
+        !Entry {
+            attempts: 9,
+            ..succeeded.clone()
+        }
+        .is_terrible(NOW)
+    );
+    assert!(
+        Entry {
+            attempts: 10,
+            ..succeeded.clone()
+        }
+        .is_terrible(NOW)
+    );
     // Tried in the last minute: never terrible.
-    assert!(!Entry { attempts: 3, last_try: NOW - 30, ..fresh }.is_terrible(NOW));
+    assert!(
+        !Entry {
+            attempts: 3,
+            last_try: NOW - 30,
+            ..fresh
+        }
+        .is_terrible(NOW)
+    );
 }
 
 #[test]
@@ -117,8 +174,17 @@ fn relayed_addresses_get_the_penalty_and_absurd_times_are_reset() {
     let mut book = book();
     let mut rng = Rng::new(4);
     let source = "9.9.9.9".parse().unwrap();
-    book.add(&[(v4(8, 1, 1, 1), NOW)], source, RELAY_PENALTY, NOW, &mut rng);
-    assert_eq!(book.get(&v4(8, 1, 1, 1)).unwrap().last_seen, NOW - RELAY_PENALTY);
+    book.add(
+        &[(v4(8, 1, 1, 1), NOW)],
+        source,
+        RELAY_PENALTY,
+        NOW,
+        &mut rng,
+    );
+    assert_eq!(
+        book.get(&v4(8, 1, 1, 1)).unwrap().last_seen,
+        NOW - RELAY_PENALTY
+    );
     book.add(&[(v4(8, 2, 1, 1), NOW + DAY)], source, 0, NOW, &mut rng);
     assert_eq!(book.get(&v4(8, 2, 1, 1)).unwrap().last_seen, NOW - 5 * DAY);
 }
@@ -129,7 +195,13 @@ fn select_prefers_reachable_addresses_and_finds_both_tables() {
     let mut rng = Rng::new(5);
     let source = "9.9.9.9".parse().unwrap();
     assert!(book.select(false, NOW, &mut rng).is_none());
-    book.add(&[(v4(8, 1, 1, 1), NOW), (v4(8, 2, 1, 1), NOW)], source, 0, NOW, &mut rng);
+    book.add(
+        &[(v4(8, 1, 1, 1), NOW), (v4(8, 2, 1, 1), NOW)],
+        source,
+        0,
+        NOW,
+        &mut rng,
+    );
     book.good(v4(8, 1, 1, 1), NOW);
     let mut seen = HashSet::new();
     for _ in 0..200 {
@@ -137,7 +209,10 @@ fn select_prefers_reachable_addresses_and_finds_both_tables() {
     }
     assert_eq!(seen.len(), 2);
     for _ in 0..50 {
-        assert_eq!(book.select(true, NOW, &mut rng).unwrap().addr, v4(8, 2, 1, 1));
+        assert_eq!(
+            book.select(true, NOW, &mut rng).unwrap().addr,
+            v4(8, 2, 1, 1)
+        );
     }
 }
 
@@ -182,7 +257,10 @@ fn a_collision_in_tried_waits_for_a_test_of_the_occupant() {
     book.attempt(old, true, later + 10);
     book.resolve_collisions(later + 100);
     assert!(book.get(&newcomer).unwrap().in_tried);
-    assert!(!book.get(&old).unwrap().in_tried, "the occupant went back to new");
+    assert!(
+        !book.get(&old).unwrap().in_tried,
+        "the occupant went back to new"
+    );
     assert_eq!(book.tried_len(), 1);
 }
 
@@ -213,7 +291,11 @@ fn restore_keeps_tables_and_counters() {
         book.good(v4(8, i, 1, 1), NOW);
     }
     book.attempt(v4(8, 100, 1, 1), true, NOW);
-    let restored = AddrMan::restore(*book.key(), book.grouping(), book.entries().cloned().collect());
+    let restored = AddrMan::restore(
+        *book.key(),
+        book.grouping(),
+        book.entries().cloned().collect(),
+    );
     assert_eq!(restored.tried_len(), book.tried_len());
     assert_eq!(restored.new_len(), book.new_len());
     assert_eq!(restored.get(&v4(8, 100, 1, 1)).unwrap().attempts, 1);

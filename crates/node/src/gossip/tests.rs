@@ -28,12 +28,20 @@ fn the_seen_set_is_bounded_and_expires() {
     gossip.add_peer(PeerId(1), salt(1, 2));
     let mut out = Vec::new();
     for i in 0..20u8 {
-        assert!(gossip.on_message(&Bytes::from(vec![i]), now, &mut out).is_some());
+        assert!(
+            gossip
+                .on_message(&Bytes::from(vec![i]), now, &mut out)
+                .is_some()
+        );
     }
     assert_eq!(gossip.seen.len(), 10);
     assert_eq!(gossip.peers[&PeerId(1)].index.len(), 10);
     // The newest are still known, so not delivered twice.
-    assert!(gossip.on_message(&Bytes::from(vec![19]), now, &mut out).is_none());
+    assert!(
+        gossip
+            .on_message(&Bytes::from(vec![19]), now, &mut out)
+            .is_none()
+    );
     gossip.on_timeout(now + Duration::from_secs(6), &mut out);
     assert!(gossip.seen.is_empty());
     assert!(gossip.peers[&PeerId(1)].index.is_empty());
@@ -47,21 +55,48 @@ fn announced_ids_are_requested_once_and_others_wait() {
     gossip.add_peer(PeerId(2), salt(10, 12));
     let id = MessageId::of(b"big");
     let mut out = Vec::new();
-    gossip.on_announce(PeerId(1), &short_id(&salt(10, 11), &id).to_le_bytes(), now, &mut out);
-    gossip.on_announce(PeerId(2), &short_id(&salt(10, 12), &id).to_le_bytes(), now, &mut out);
+    gossip.on_announce(
+        PeerId(1),
+        &short_id(&salt(10, 11), &id).to_le_bytes(),
+        now,
+        &mut out,
+    );
+    gossip.on_announce(
+        PeerId(2),
+        &short_id(&salt(10, 12), &id).to_le_bytes(),
+        now,
+        &mut out,
+    );
     assert_eq!(out.len(), 1, "only the first announcer is asked: {out:?}");
     // The message arrives: the second announcement is settled.
     out.clear();
-    assert!(gossip.on_message(&Bytes::from_static(b"big"), now, &mut out).is_some());
+    assert!(
+        gossip
+            .on_message(&Bytes::from_static(b"big"), now, &mut out)
+            .is_some()
+    );
     assert!(out.is_empty());
     assert!(gossip.deferred.is_empty());
 
     // Another message whose first announcer never answers: the second is
     // asked after the timeout.
     let id = MessageId::of(b"lost");
-    gossip.on_announce(PeerId(1), &short_id(&salt(10, 11), &id).to_le_bytes(), now, &mut out);
-    gossip.on_announce(PeerId(2), &short_id(&salt(10, 12), &id).to_le_bytes(), now, &mut out);
+    gossip.on_announce(
+        PeerId(1),
+        &short_id(&salt(10, 11), &id).to_le_bytes(),
+        now,
+        &mut out,
+    );
+    gossip.on_announce(
+        PeerId(2),
+        &short_id(&salt(10, 12), &id).to_le_bytes(),
+        now,
+        &mut out,
+    );
     out.clear();
     gossip.on_timeout(now + Duration::from_millis(300), &mut out);
-    assert!(matches!(out.as_slice(), [Action::Request(PeerId(2), _)]), "{out:?}");
+    assert!(
+        matches!(out.as_slice(), [Action::Request(PeerId(2), _)]),
+        "{out:?}"
+    );
 }

@@ -57,13 +57,27 @@ impl Net {
             .map(|i| {
                 let mut c = config(i);
                 configure(i, &mut c);
-                let book = AddrMan::new([i as u8; 32], Grouping { local_network: true });
+                let book = AddrMan::new(
+                    [i as u8; 32],
+                    Grouping {
+                        local_network: true,
+                    },
+                );
                 let d = deliveries.clone();
                 let handler: Handler = Box::new(move |_, id, _| {
                     d.lock().unwrap().push((i, *id));
                     Verdict::Propagate
                 });
-                Node::new(c, CoreSyncData::default(), book, Vec::new(), now, 1_700_000_000, i as u64, handler)
+                Node::new(
+                    c,
+                    CoreSyncData::default(),
+                    book,
+                    Vec::new(),
+                    now,
+                    1_700_000_000,
+                    i as u64,
+                    handler,
+                )
             })
             .collect();
         Net {
@@ -117,7 +131,9 @@ impl Net {
     fn apply(&mut self, i: usize, output: Output<CoreSyncData>) {
         let now = self.now;
         match output {
-            Output::Send { peer, head, body, .. } => {
+            Output::Send {
+                peer, head, body, ..
+            } => {
                 let head: [u8; HEADER_LEN] = head.as_ref().try_into().unwrap();
                 let header = Header::decode(&head).unwrap();
                 assert_eq!(header.body_len, body.len() as u64);
@@ -175,14 +191,28 @@ impl Net {
             self.step(end - self.now);
             steps += 1;
             if steps > 5_000 {
-                let t: Vec<_> = self.nodes.iter().map(|n| n.poll_timeout().map(|t| t.saturating_duration_since(self.now))).collect();
-                panic!("stuck at {:?}: {t:?} {:?}", end - self.now, self.nodes[0].peers().collect::<Vec<_>>());
+                let t: Vec<_> = self
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        n.poll_timeout()
+                            .map(|t| t.saturating_duration_since(self.now))
+                    })
+                    .collect();
+                panic!(
+                    "stuck at {:?}: {t:?} {:?}",
+                    end - self.now,
+                    self.nodes[0].peers().collect::<Vec<_>>()
+                );
             }
         }
     }
 
     fn ready(&self, i: usize) -> usize {
-        self.nodes[i].peers().filter(|p| p.state == State::Ready).count()
+        self.nodes[i]
+            .peers()
+            .filter(|p| p.state == State::Ready)
+            .count()
     }
 
     fn conn_of(&self, i: usize, remote: usize) -> Option<PeerId> {
@@ -210,14 +240,24 @@ fn two_nodes_handshake_and_keep_timed_syncing() {
     net.settle();
     assert_eq!((net.ready(0), net.ready(1)), (1, 1));
     assert_eq!(
-        net.nodes[0].peer(a).unwrap().node_data.as_ref().unwrap().peer_id,
+        net.nodes[0]
+            .peer(a)
+            .unwrap()
+            .node_data
+            .as_ref()
+            .unwrap()
+            .peer_id,
         net.nodes[1].peer_id()
     );
     assert!(net.nodes[0].peer(a).unwrap().rtt.is_some());
     // Several timed sync rounds: still connected, payloads seen each time.
     net.run_for(Duration::from_secs(200));
     assert!(net.nodes[0].peer(a).is_some() && net.nodes[1].peer(b).is_some());
-    let payloads = net.events.iter().filter(|(i, e)| *i == 1 && e.starts_with("Payload")).count();
+    let payloads = net
+        .events
+        .iter()
+        .filter(|(i, e)| *i == 1 && e.starts_with("Payload"))
+        .count();
     assert!(payloads >= 3, "{payloads}");
 }
 
@@ -244,7 +284,10 @@ fn wrong_network_is_refused_and_scored() {
     net.connect(0, 1);
     net.settle();
     assert_eq!(net.ready(0) + net.ready(1), 0);
-    assert_eq!(net.nodes.iter().map(|n| n.peers().count()).sum::<usize>(), 0);
+    assert_eq!(
+        net.nodes.iter().map(|n| n.peers().count()).sum::<usize>(),
+        0
+    );
 }
 
 #[test]
@@ -273,14 +316,31 @@ fn strict_states_before_the_handshake() {
     let now = net.now;
     net.nodes[1].handle_connected(b, addr(0), Direction::Inbound, None, now);
     // A ping is answered before the handshake.
-    net.inject(1, b, Header::request(command::PING, 0), wire::encode(&Empty {}).unwrap());
+    net.inject(
+        1,
+        b,
+        Header::request(command::PING, 0),
+        wire::encode(&Empty {}).unwrap(),
+    );
     let answered = std::iter::from_fn(|| net.nodes[1].poll_output()).count();
     assert_eq!(net.nodes[1].peers().count(), 1);
     let _ = answered;
     // A timed sync before the handshake closes the connection.
-    let body = wire::encode(&TimedSyncRequest { payload_data: CoreSyncData::default() }).unwrap();
-    net.nodes[1].handle_message(b, Header { body_len: body.len() as u64, ..Header::request(command::TIMED_SYNC, 0) }, body, now);
-    let closed = std::iter::from_fn(|| net.nodes[1].poll_output()).any(|o| matches!(o, Output::Close(p) if p == b));
+    let body = wire::encode(&TimedSyncRequest {
+        payload_data: CoreSyncData::default(),
+    })
+    .unwrap();
+    net.nodes[1].handle_message(
+        b,
+        Header {
+            body_len: body.len() as u64,
+            ..Header::request(command::TIMED_SYNC, 0)
+        },
+        body,
+        now,
+    );
+    let closed = std::iter::from_fn(|| net.nodes[1].poll_output())
+        .any(|o| matches!(o, Output::Close(p) if p == b));
     assert!(closed);
     assert_eq!(net.nodes[1].score(addr(0).ip()), 2);
 }
@@ -294,7 +354,10 @@ fn undecodable_timed_sync_gets_minus_one_and_the_connection_stays() {
     let garbage = Bytes::from_static(b"\x01\x11\x01\x01\x01\x01\x02\x01\x01\xff");
     net.nodes[1].handle_message(
         b,
-        Header { body_len: garbage.len() as u64, ..Header::request(command::TIMED_SYNC, 0) },
+        Header {
+            body_len: garbage.len() as u64,
+            ..Header::request(command::TIMED_SYNC, 0)
+        },
         garbage,
         now,
     );
@@ -344,7 +407,11 @@ fn unmatched_response_and_long_peer_lists_disconnect() {
     let _ = b;
     net.inject(0, a, Header::response(command::TIMED_SYNC, 1, 0), body);
     assert_eq!(net.ready(0), 0);
-    assert_eq!(net.nodes[0].score(addr(1).ip()), 10, "5 + 5, not yet over the threshold");
+    assert_eq!(
+        net.nodes[0].score(addr(1).ip()),
+        10,
+        "5 + 5, not yet over the threshold"
+    );
     assert!(net.bans.is_empty());
 }
 
@@ -374,7 +441,10 @@ fn outbound_slots_fill_from_the_address_book_in_distinct_groups() {
         .filter(|p| p.direction == Direction::Outbound && p.state == State::Ready)
         .count();
     assert_eq!(outbound, 3, "the configured target");
-    let fast = net.nodes[0].peers().filter(|p| p.kind == Some(DialKind::Fast)).count();
+    let fast = net.nodes[0]
+        .peers()
+        .filter(|p| p.kind == Some(DialKind::Fast))
+        .count();
     assert_eq!(fast, 1);
 }
 
@@ -391,7 +461,9 @@ fn gossip_reaches_everyone_once_with_push_and_with_announcements() {
         for k in 0..20u8 {
             let payload = Bytes::from(vec![k; 2000]);
             let now = net.now;
-            let id = net.nodes[usize::from(k) % 12].propagate(payload, now).unwrap();
+            let id = net.nodes[usize::from(k) % 12]
+                .propagate(payload, now)
+                .unwrap();
             net.run_for(Duration::from_secs(3));
             let got: Vec<usize> = net
                 .deliveries
@@ -407,7 +479,11 @@ fn gossip_reaches_everyone_once_with_push_and_with_announcements() {
             unique.dedup();
             assert_eq!(unique.len(), got.len(), "delivered twice");
         }
-        let received: u64 = net.nodes.iter().map(|n| n.gossip_stats().payload_bytes_in).sum();
+        let received: u64 = net
+            .nodes
+            .iter()
+            .map(|n| n.gossip_stats().payload_bytes_in)
+            .sum();
         let factor = received as f64 / (20.0 * 2000.0 * 11.0);
         if threshold == 0 {
             assert!(factor < 1.2, "duplication factor {factor}");
@@ -425,7 +501,11 @@ fn propagate_fails_only_without_peers() {
     );
     net.connect(0, 1);
     net.settle();
-    assert!(net.nodes[0].propagate(Bytes::from_static(b"x"), now).is_ok());
+    assert!(
+        net.nodes[0]
+            .propagate(Bytes::from_static(b"x"), now)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -439,7 +519,10 @@ fn full_inbound_slots_evict_a_peer_of_the_largest_group() {
         net.connect(i, 0);
         net.settle();
     }
-    let inbound = net.nodes[0].peers().filter(|p| p.direction == Direction::Inbound).count();
+    let inbound = net.nodes[0]
+        .peers()
+        .filter(|p| p.direction == Direction::Inbound)
+        .count();
     assert_eq!(inbound, 6);
 }
 

@@ -1,0 +1,687 @@
+//! The tokio driver: runs a [`Node`] over a connection manager.
+//!
+//! One task owns the state machine. It feeds it the manager's events, the
+//! commands of [`NodeHandle`]s, DNS answers and dial failures, and carries
+//! out its outputs: frames onto connections, dials, bans, DNS look-ups with
+//! hickory-resolver, and the address book written to disk off the event
+//! loop. Files: `peers.dat` (saved every 15 minutes and at shutdown, written
+//! to a temporary file and renamed; a corrupt one is moved aside) and
+//! `anchors.dat` (written at shutdown, deleted when read).
+
+use std::collections::HashMap;
+use std::io::{self, Read as _};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use strata_conn::{ConnId, Event as ConnEvent, Manager};
+use strata_io::Clock;
+use strata_levin::{Bucket, Kind, Limits, MessageDecoder};
+use strata_socket::{Codec, Handle, Outgoing, SharedLimits};
+use strata_tls::Tls;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::addrman::AddrMan;
+use crate::files;
+use crate::gossip::{MessageId, Stats as GossipStats};
+use crate::netgroup::Grouping;
+use crate::node::{Class, DialKind, Direction, Event, Handler, Node, Output, PeerId, PeerInfo};
+use crate::wire::{Payload, command};
+use crate::{Config, PropagateError};
+
+/// The address book file in the data directory.
+pub const PEERS_FILE: &str = "peers.dat";
+/// The anchors file in the data directory.
+pub const ANCHORS_FILE: &str = "anchors.dat";
+/// Events waiting for the layer above, at most; more are dropped.
+pub const EVENT_QUEUE: usize = 4096;
+/// Commands waiting for the node task, at most.
+const COMMAND_QUEUE: usize = 256;
+/// Largest body of a gossip announcement or request.
+const MAX_IDS_BODY: u64 = 16 * 1024;
+/// Largest body of a frame in the range of the layer above.
+pub const MAX_UPPER_BODY: u64 = 32 * 1024 * 1024;
+
+/// Everything a running node needs besides its state machine's settings.
+pub struct Settings {
+    /// The state machine's settings.
+    pub node: Config,
+    /// Addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Where peers.dat and anchors.dat live; `None` keeps nothing.
+    pub data_dir: Option<PathBuf>,
+    /// The connection manager's settings.
+    pub conn: strata_conn::Config,
+    /// TLS with the node key, when the network uses it.
+    pub tls: Option<Tls>,
+    /// A DNS server to ask instead of the system's (tests, devnets).
+    pub dns_server: Option<SocketAddr>,
+    /// Treat loopback and private addresses as routable, each its own group.
+    pub local_network: bool,
+}
+
+/// A connected peer as the driver reports it.
+#[derive(Debug, Clone)]
+pub struct PeerSummary {
+    /// The state machine's view.
+    pub info: PeerInfo,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+/// Sizes of the address book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookSizes {
+    /// Addresses heard of.
+    pub new: usize,
+    /// Addresses connected to.
+    pub tried: usize,
+}
+
+/// Why a command did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The node task has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// Gossip refused the message.
+    #[error(transparent)]
+    Propagate(#[from] PropagateError),
+}
+
+enum Command<P> {
+    Propagate(Bytes, oneshot::Sender<Result<MessageId, PropagateError>>),
+    Peers(oneshot::Sender<Vec<PeerSummary>>),
+    Book(oneshot::Sender<BookSizes>),
+    Gossip(oneshot::Sender<GossipStats>),
+    SendUpper(PeerId, u32, Bytes, Class, oneshot::Sender<bool>),
+    SetPayload(P),
+    Ban(IpAddr, Duration),
+    Unban(IpAddr),
+    AddPeers(Vec<SocketAddr>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Commands for a running node. Cheap to clone.
+pub struct NodeHandle<P> {
+    commands: mpsc::Sender<Command<P>>,
+    peer_id: u64,
+}
+
+impl<P> Clone for NodeHandle<P> {
+    fn clone(&self) -> Self {
+        NodeHandle {
+            commands: self.commands.clone(),
+            peer_id: self.peer_id,
+        }
+    }
+}
+
+impl<P: Payload> NodeHandle<P> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command<P>,
+    ) -> Result<T, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)
+    }
+
+    /// The node's random peer id.
+    pub fn peer_id(&self) -> u64 {
+        self.peer_id
+    }
+
+    /// Publishes a gossip message; returns its id.
+    pub async fn propagate(&self, payload: Bytes) -> Result<MessageId, CommandError> {
+        Ok(self.ask(|tx| Command::Propagate(payload, tx)).await??)
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerSummary>, CommandError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Sizes of the address book.
+    pub async fn address_book(&self) -> Result<BookSizes, CommandError> {
+        self.ask(Command::Book).await
+    }
+
+    /// Gossip counters.
+    pub async fn gossip_stats(&self) -> Result<GossipStats, CommandError> {
+        self.ask(Command::Gossip).await
+    }
+
+    /// Sends a message of the layer above's range to a ready peer.
+    pub async fn send_upper(
+        &self,
+        peer: PeerId,
+        command: u32,
+        body: Bytes,
+        class: Class,
+    ) -> Result<bool, CommandError> {
+        self.ask(|tx| Command::SendUpper(peer, command, body, class, tx))
+            .await
+    }
+
+    /// Replaces the handshake and timed sync payload.
+    pub async fn set_payload(&self, payload: P) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::SetPayload(payload))
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+
+    /// Bans an address.
+    pub async fn ban(&self, ip: IpAddr, duration: Duration) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::Ban(ip, duration))
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+
+    /// Lifts a ban.
+    pub async fn unban(&self, ip: IpAddr) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::Unban(ip))
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+
+    /// Adds addresses to the address book.
+    pub async fn add_peers(&self, addrs: Vec<SocketAddr>) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::AddPeers(addrs))
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+
+    /// Stops the node: saves peers.dat and anchors.dat, closes every
+    /// connection, and returns when done.
+    pub async fn shutdown(&self) -> Result<(), CommandError> {
+        self.ask(Command::Shutdown).await
+    }
+}
+
+/// A started node.
+pub struct Running<P> {
+    /// Commands.
+    pub handle: NodeHandle<P>,
+    /// Events for the layer above (peers, payloads, its own messages).
+    pub events: mpsc::Receiver<Event<P>>,
+    /// The addresses listened on.
+    pub listening: Vec<SocketAddr>,
+    /// The node task; it ends after shutdown.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Levin frames for the connection manager: noise and fragments taken
+/// apart, handshake limits lifted once a handshake frame has passed.
+pub struct LevinCodec {
+    decoder: MessageDecoder,
+}
+
+impl LevinCodec {
+    /// A codec with `limits`.
+    pub fn new(limits: Limits) -> LevinCodec {
+        LevinCodec {
+            decoder: MessageDecoder::new(limits),
+        }
+    }
+}
+
+impl Codec for LevinCodec {
+    type Frame = Bucket;
+    type Error = strata_levin::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bucket>, Self::Error> {
+        let bucket = self.decoder.decode(buf)?;
+        if let Some(b) = &bucket
+            && b.header.command == command::HANDSHAKE
+            && matches!(b.header.kind(), Kind::Request | Kind::Response)
+        {
+            // The node closes the connection if it refuses the handshake.
+            self.decoder.handshake_complete();
+        }
+        Ok(bucket)
+    }
+}
+
+/// monerod's limits, with caps for strata's own commands.
+pub fn limits(max_gossip: usize) -> Limits {
+    let mut limits = Limits::monerod();
+    let gossip = u64::try_from(max_gossip)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1024);
+    limits.command_caps.insert(command::GOSSIP_MESSAGE, gossip);
+    limits
+        .command_caps
+        .insert(command::GOSSIP_ANNOUNCE, MAX_IDS_BODY);
+    limits
+        .command_caps
+        .insert(command::GOSSIP_REQUEST, MAX_IDS_BODY);
+    for c in command::UPPER_FIRST..=command::UPPER_LAST {
+        limits.command_caps.insert(c, MAX_UPPER_BODY);
+    }
+    limits
+}
+
+/// Random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut out = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut out)?;
+    Ok(out)
+}
+
+/// Reads the address book and anchors from `dir` (a new book when there
+/// is none; a corrupt file is moved aside with a warning). anchors.dat is
+/// deleted once read.
+pub fn load(dir: Option<&Path>, grouping: Grouping) -> io::Result<(AddrMan, Vec<SocketAddr>)> {
+    let fresh = || -> io::Result<AddrMan> { Ok(AddrMan::new(random_bytes()?, grouping)) };
+    let Some(dir) = dir else {
+        return Ok((fresh()?, Vec::new()));
+    };
+    let peers = dir.join(PEERS_FILE);
+    let book = match std::fs::read(&peers) {
+        Ok(bytes) => match files::decode_peers(&bytes, grouping) {
+            Ok(book) => book,
+            Err(e) => {
+                let aside = dir.join(format!("{PEERS_FILE}.corrupt"));
+                tracing::warn!(
+                    "{}: {e}; moved to {} and starting with an empty address book",
+                    peers.display(),
+                    aside.display()
+                );
+                std::fs::rename(&peers, &aside)?;
+                fresh()?
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fresh()?,
+        Err(e) => return Err(e),
+    };
+    let anchors_path = dir.join(ANCHORS_FILE);
+    let anchors = match std::fs::read(&anchors_path) {
+        Ok(bytes) => {
+            std::fs::remove_file(&anchors_path)?;
+            files::decode_anchors(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("{}: {e}; ignored", anchors_path.display());
+                Vec::new()
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok((book, anchors))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+enum Internal {
+    DialFailed(SocketAddr),
+    Resolved(String, Vec<IpAddr>),
+}
+
+/// Starts a node: reads its files, listens, and spawns its task.
+pub async fn start<P: Payload + Sync>(
+    settings: Settings,
+    payload: P,
+    handler: Handler,
+    clock: Clock,
+) -> io::Result<Running<P>> {
+    let grouping = Grouping {
+        local_network: settings.local_network,
+    };
+    let dir = settings.data_dir.clone();
+    let (book, anchors) = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || load(dir.as_deref(), grouping))
+            .await
+            .map_err(io::Error::other)??
+    };
+    let unix = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+    )
+    .unwrap_or(0);
+    let seed = u64::from_le_bytes(random_bytes()?);
+    let max_gossip = settings.node.gossip.max_message;
+    let mut node = Node::new(
+        settings.node,
+        payload,
+        book,
+        anchors,
+        clock.now(),
+        unix,
+        seed,
+        handler,
+    );
+    let limits = limits(max_gossip);
+    let (manager, conn_events) = Manager::new(
+        settings.conn,
+        settings.tls,
+        SharedLimits::default(),
+        clock.clone(),
+        move || LevinCodec::new(limits.clone()),
+    );
+    let mut listening = Vec::new();
+    for addr in &settings.listen {
+        listening.push(manager.listen(*addr).await?);
+    }
+    node.handle_timeout(clock.now());
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let handle = NodeHandle {
+        commands,
+        peer_id: node.peer_id(),
+    };
+    let resolver = settings.dns_server.map_or_else(
+        || {
+            hickory_resolver::Resolver::builder_tokio()
+                .map(|b| b.build())
+                .map_err(|e| tracing::warn!("no system DNS configuration: {e}"))
+                .ok()
+        },
+        |server| {
+            let group = hickory_resolver::config::NameServerConfigGroup::from_ips_clear(
+                &[server.ip()],
+                server.port(),
+                true,
+            );
+            let config = hickory_resolver::config::ResolverConfig::from_parts(None, vec![], group);
+            Some(
+                hickory_resolver::Resolver::builder_with_config(
+                    config,
+                    hickory_resolver::name_server::TokioConnectionProvider::default(),
+                )
+                .build(),
+            )
+        },
+    );
+    let task = Task {
+        node,
+        manager,
+        clock,
+        handles: HashMap::new(),
+        events: events_tx,
+        dir,
+        resolver,
+        internal: mpsc::channel(COMMAND_QUEUE),
+        dropped_events: 0,
+    };
+    let task = tokio::spawn(task.run(conn_events, command_rx));
+    Ok(Running {
+        handle,
+        events,
+        listening,
+        task,
+    })
+}
+
+struct Task<P: Payload> {
+    node: Node<P>,
+    manager: Manager<LevinCodec>,
+    clock: Clock,
+    handles: HashMap<PeerId, Handle>,
+    events: mpsc::Sender<Event<P>>,
+    dir: Option<PathBuf>,
+    resolver: Option<hickory_resolver::TokioResolver>,
+    internal: (mpsc::Sender<Internal>, mpsc::Receiver<Internal>),
+    dropped_events: u64,
+}
+
+fn peer_of(id: ConnId) -> PeerId {
+    PeerId(id.0)
+}
+
+impl<P: Payload + Sync> Task<P> {
+    async fn run(
+        mut self,
+        mut conn_events: mpsc::Receiver<ConnEvent<Bucket>>,
+        mut commands: mpsc::Receiver<Command<P>>,
+    ) {
+        let mut done: Option<oneshot::Sender<()>> = None;
+        loop {
+            self.drain();
+            let wake = self.node.poll_timeout();
+            let clock = self.clock.clone();
+            let timer = async move {
+                match wake {
+                    Some(at) => clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = conn_events.recv() => match event {
+                    Some(event) => self.on_conn_event(event),
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown(tx)) => {
+                        done = Some(tx);
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some(internal) = self.internal.1.recv() => {
+                    let now = self.clock.now();
+                    match internal {
+                        Internal::DialFailed(addr) => self.node.handle_dial_failed(addr, now),
+                        Internal::Resolved(name, ips) => self.node.handle_resolved(&name, &ips, now),
+                    }
+                }
+                () = timer => {
+                    let now = self.clock.now();
+                    self.node.handle_timeout(now);
+                }
+            }
+        }
+        self.stop().await;
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(dir) = self.dir.clone() {
+            let peers = files::encode_peers(self.node.address_book());
+            let anchors = files::encode_anchors(&self.node.anchors());
+            let saved = tokio::task::spawn_blocking(move || {
+                write_atomically(&dir.join(PEERS_FILE), &peers)?;
+                write_atomically(&dir.join(ANCHORS_FILE), &anchors)
+            })
+            .await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("saving the address book: {e}"),
+                Err(e) => tracing::warn!("saving the address book: {e}"),
+            }
+        }
+        let deadline = self.clock.now() + Duration::from_secs(5);
+        self.manager.shutdown(deadline).await;
+    }
+
+    fn on_conn_event(&mut self, event: ConnEvent<Bucket>) {
+        let now = self.clock.now();
+        match event {
+            ConnEvent::Connected(peer, handle) => {
+                let id = peer_of(peer.id);
+                self.handles.insert(id, handle);
+                let direction = match peer.direction {
+                    strata_conn::Direction::Inbound => Direction::Inbound,
+                    strata_conn::Direction::Outbound => Direction::Outbound,
+                };
+                self.node
+                    .handle_connected(id, peer.remote, direction, peer.key.map(|k| k.0), now);
+            }
+            ConnEvent::Frame(id, bucket) => {
+                self.node
+                    .handle_message(peer_of(id), bucket.header, bucket.body, now);
+            }
+            ConnEvent::Closed(id, why) => {
+                tracing::debug!("connection {} closed: {why:?}", id.0);
+                self.handles.remove(&peer_of(id));
+                self.node.handle_closed(peer_of(id), now);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command<P>) {
+        let now = self.clock.now();
+        match command {
+            Command::Propagate(payload, tx) => {
+                let _ = tx.send(self.node.propagate(payload, now));
+            }
+            Command::Peers(tx) => {
+                let peers = self
+                    .node
+                    .peers()
+                    .map(|info| {
+                        let stats = self.handles.get(&info.id).map(Handle::stats);
+                        PeerSummary {
+                            info: info.clone(),
+                            bytes_in: stats.map_or(0, |s| s.bytes_in()),
+                            bytes_out: stats.map_or(0, |s| s.bytes_out()),
+                        }
+                    })
+                    .collect();
+                let _ = tx.send(peers);
+            }
+            Command::Book(tx) => {
+                let book = self.node.address_book();
+                let _ = tx.send(BookSizes {
+                    new: book.new_len(),
+                    tried: book.tried_len(),
+                });
+            }
+            Command::Gossip(tx) => {
+                let _ = tx.send(self.node.gossip_stats());
+            }
+            Command::SendUpper(peer, command, body, class, tx) => {
+                let _ = tx.send(self.node.send_upper(peer, command, body, class));
+            }
+            Command::SetPayload(payload) => self.node.set_payload(payload),
+            Command::Ban(ip, duration) => self.manager.ban(ip, duration),
+            Command::Unban(ip) => self.manager.unban(ip),
+            Command::AddPeers(addrs) => {
+                let source = addrs.first().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+                self.node.add_addresses(&addrs, source, now);
+                self.node.handle_timeout(now);
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    /// Carries out every output of the state machine.
+    fn drain(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Send {
+                    peer,
+                    class,
+                    head,
+                    body,
+                } => {
+                    let Some(handle) = self.handles.get(&peer) else {
+                        continue;
+                    };
+                    let class = match class {
+                        Class::Control => strata_socket::Class::Control,
+                        Class::Relay => strata_socket::Class::Relay,
+                        Class::Bulk => strata_socket::Class::Bulk,
+                    };
+                    if let Err(e) = handle.try_send(class, Outgoing::new(head, body)) {
+                        // A full control queue means the peer does not read:
+                        // it goes. Relay and bulk frames are dropped.
+                        tracing::debug!("peer {}: {e}", peer.0);
+                        if class == strata_socket::Class::Control {
+                            handle.close();
+                        }
+                    }
+                }
+                Output::HandshakeDone(peer) => {
+                    if let Some(handle) = self.handles.get(&peer) {
+                        handle.handshake_complete();
+                    }
+                }
+                Output::Close(peer) => {
+                    if let Some(handle) = self.handles.get(&peer) {
+                        handle.close();
+                    }
+                }
+                Output::Dial { addr, kind } => self.dial(addr, kind),
+                Output::Ban { ip, duration } => {
+                    tracing::info!("banning {ip} for {duration:?}");
+                    self.manager.ban(ip, duration);
+                }
+                Output::Resolve(name) => self.resolve(name),
+                Output::SaveAddressBook => {
+                    if let Some(dir) = self.dir.clone() {
+                        let bytes = files::encode_peers(self.node.address_book());
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = write_atomically(&dir.join(PEERS_FILE), &bytes) {
+                                tracing::warn!("saving the address book: {e}");
+                            }
+                        });
+                    }
+                }
+                Output::Event(event) => {
+                    if self.events.try_send(event).is_err() {
+                        self.dropped_events += 1;
+                        if self.dropped_events.is_power_of_two() {
+                            tracing::warn!(
+                                "{} node events dropped: nobody reads them",
+                                self.dropped_events
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn dial(&self, addr: SocketAddr, kind: DialKind) {
+        let manager = self.manager.clone();
+        let internal = self.internal.0.clone();
+        tokio::spawn(async move {
+            if let Err(e) = manager.dial(addr, None).await {
+                tracing::debug!("dial {addr} ({kind:?}): {e}");
+                let _ = internal.send(Internal::DialFailed(addr)).await;
+            }
+        });
+    }
+
+    fn resolve(&self, name: String) {
+        let Some(resolver) = self.resolver.clone() else {
+            return;
+        };
+        let internal = self.internal.0.clone();
+        tokio::spawn(async move {
+            let ips = match resolver.lookup_ip(name.as_str()).await {
+                Ok(found) => found.iter().collect(),
+                Err(e) => {
+                    tracing::warn!("DNS seed {name}: {e}");
+                    Vec::new()
+                }
+            };
+            let _ = internal.send(Internal::Resolved(name, ips)).await;
+        });
+    }
+}
