@@ -26,7 +26,9 @@ use crate::addrman::AddrMan;
 use crate::files;
 use crate::gossip::{MessageId, Stats as GossipStats};
 use crate::netgroup::Grouping;
-use crate::node::{Class, DialKind, Direction, Event, Handler, Node, Output, PeerId, PeerInfo};
+use crate::node::{
+    Class, DialKind, Direction, Event, Handler, Misbehaviour, Node, Output, PeerId, PeerInfo,
+};
 use crate::wire::{Payload, command};
 use crate::{Config, PropagateError};
 
@@ -102,6 +104,7 @@ enum Command<P> {
     Ban(IpAddr, Duration),
     Unban(IpAddr),
     AddPeers(Vec<SocketAddr>),
+    Report(PeerId, Misbehaviour),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -198,6 +201,14 @@ impl<P: Payload> NodeHandle<P> {
     pub async fn add_peers(&self, addrs: Vec<SocketAddr>) -> Result<(), CommandError> {
         self.commands
             .send(Command::AddPeers(addrs))
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+
+    /// Scores a peer for a violation of the layer above's protocol.
+    pub async fn report(&self, peer: PeerId, what: Misbehaviour) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::Report(peer, what))
             .await
             .map_err(|_| CommandError::Stopped)
     }
@@ -585,6 +596,7 @@ impl<P: Payload + Sync> Task<P> {
                 self.node.add_addresses(&addrs, source, now);
                 self.node.handle_timeout(now);
             }
+            Command::Report(peer, what) => self.node.report(peer, what),
             Command::Shutdown(_) => {}
         }
     }
