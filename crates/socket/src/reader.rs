@@ -148,6 +148,11 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                 },
                 () = clock.sleep_until(deadline) => {
                     self.pacer.refund(grant);
+                    if timeout == Timeout::Handshake && self.handle.handshake_done() {
+                        // Completed while we waited: the deadline no longer
+                        // holds. (Reading is cancel-safe: nothing was lost.)
+                        continue;
+                    }
                     return Err(ReadError::Timeout(timeout));
                 }
             };

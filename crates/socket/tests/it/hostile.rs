@@ -86,6 +86,27 @@ async fn frames_do_not_replace_the_handshake() {
 }
 
 #[tokio::test]
+async fn a_handshake_completed_while_the_reader_waits_ends_its_timeout() {
+    within(async {
+        let (_peer, ours) = pair().await;
+        let (mut reader, _, handle, hand) = framed_end(ours, &timeouts(10, 60, 1000));
+        // The reader is already waiting under the handshake deadline.
+        let reading = tokio::spawn(async move { reader.next().await });
+        settle().await;
+        handle.handshake_complete();
+        hand.advance(Duration::from_secs(30));
+        settle().await;
+        assert!(!reading.is_finished(), "the handshake deadline was lifted");
+        hand.advance(Duration::from_secs(30));
+        assert!(matches!(
+            reading.await.unwrap(),
+            Err(ReadError::Timeout(Timeout::Idle))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_completed_handshake_ends_its_timeout() {
     within(async {
         let (_peer, ours) = pair().await;
