@@ -113,6 +113,11 @@ const TOOLING: &[&str] = &["xtask", "strata-benches"];
 /// Crates that do no I/O: their normal dependency tree must not contain [`ASYNC_RUNTIME`].
 const SANS_IO: &[&str] = &["strata-portable-storage", "strata-levin"];
 
+/// Crates whose protocol state machine is sans-io while a driver behind their default
+/// `runtime` feature is not: built with `--no-default-features`, their normal dependency tree
+/// must not contain [`ASYNC_RUNTIME`].
+const SANS_IO_WITHOUT_RUNTIME: &[&str] = &["strata-node", "strata-sync"];
+
 /// The package sans-io crates must not depend on, directly or transitively.
 const ASYNC_RUNTIME: &str = "tokio";
 
@@ -249,7 +254,7 @@ fn str_field<'a>(value: &'a Value, key: &str) -> Result<&'a str, String> {
 }
 
 mod tests {
-    use super::{LAYERS, check};
+    use super::{ASYNC_RUNTIME, LAYERS, SANS_IO_WITHOUT_RUNTIME, check};
     use serde_json::{Value, json};
     use std::path::Path;
     use std::process::Command;
@@ -287,6 +292,30 @@ mod tests {
             problems.len(),
             problems.join("\n  ")
         );
+    }
+
+    #[test]
+    fn state_machines_build_without_the_async_runtime() {
+        for krate in SANS_IO_WITHOUT_RUNTIME {
+            let output = std::process::Command::new(env!("CARGO"))
+                .args(["tree", "--locked", "--no-default-features", "-e", "normal"])
+                .args(["--prefix", "none", "-p", krate])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .output()
+                .expect("run `cargo tree`");
+            assert!(
+                output.status.success(),
+                "`cargo tree -p {krate}` failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let tree = String::from_utf8_lossy(&output.stdout);
+            let runtime = format!("{ASYNC_RUNTIME} v");
+            assert!(
+                !tree.lines().any(|line| line.starts_with(&runtime)),
+                "[sans-io] `{krate}` built with --no-default-features depends on \
+                 {ASYNC_RUNTIME}:\n{tree}"
+            );
+        }
     }
 
     #[test]

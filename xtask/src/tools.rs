@@ -19,6 +19,12 @@ pub(crate) const MONEROD: AptTool = AptTool {
     package: "monero",
 };
 
+/// dnsmasq, the DNS server the DNS seed tests run on loopback.
+pub(crate) const DNSMASQ: AptTool = AptTool {
+    program: "dnsmasq",
+    package: "dnsmasq-base",
+};
+
 /// A cargo subcommand that is installed with `cargo install --locked` when
 /// `cargo <subcommand> --version` fails.
 pub(crate) struct CargoTool {

@@ -227,6 +227,11 @@ impl AddrMan {
         self.grouping.group(ip)
     }
 
+    /// The group of a peer's address, under this book's grouping.
+    pub fn addr_group(&self, addr: SocketAddr) -> Option<NetGroup> {
+        self.grouping.addr_group(addr)
+    }
+
     fn hash(&self, parts: &[&[u8]]) -> u64 {
         let mut mac = <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable_key());
@@ -267,7 +272,7 @@ impl AddrMan {
     fn source_group(&self, entry: &Entry) -> Option<NetGroup> {
         self.grouping
             .group(entry.source)
-            .or_else(|| self.grouping.group(entry.addr.ip()))
+            .or_else(|| self.grouping.addr_group(entry.addr))
     }
 
     /// Adds addresses heard of from `source`, their times reduced by
@@ -302,7 +307,7 @@ impl AddrMan {
         if addr.port() == 0 {
             return Err(Skip::Unroutable);
         }
-        let Some(group) = self.grouping.group(addr.ip()) else {
+        let Some(group) = self.grouping.addr_group(addr) else {
             return Err(Skip::Unroutable);
         };
         // Absurd times are reset to five days ago.
@@ -447,7 +452,7 @@ impl AddrMan {
         if entry.in_tried {
             return;
         }
-        let Some(group) = self.grouping.group(addr.ip()) else {
+        let Some(group) = self.grouping.addr_group(addr) else {
             return;
         };
         let bucket = self.tried_bucket(addr, &group);
@@ -482,7 +487,7 @@ impl AddrMan {
             self.tried_count = self.tried_count.saturating_sub(1);
             // The evicted occupant goes back to new, in its own bucket.
             let placement = self.entries.get(&old).and_then(|e| {
-                let group = self.grouping.group(e.addr.ip())?;
+                let group = self.grouping.addr_group(e.addr)?;
                 let source = self.source_group(e)?;
                 Some((e.addr, group, source))
             });
@@ -639,7 +644,7 @@ impl AddrMan {
                 continue;
             };
             let addr = entry.addr;
-            let Some(group) = self.grouping.group(addr.ip()) else {
+            let Some(group) = self.grouping.addr_group(addr) else {
                 self.collisions.remove(&(id, since));
                 continue;
             };
@@ -672,7 +677,7 @@ impl AddrMan {
         let pick = rng.index(self.collisions.len());
         let (id, _) = self.collisions.iter().nth(pick)?;
         let entry = self.entries.get(id)?;
-        let group = self.grouping.group(entry.addr.ip())?;
+        let group = self.grouping.addr_group(entry.addr)?;
         let slot = self.slot(true, self.tried_bucket(entry.addr, &group), entry.addr);
         self.entries.get(&self.tried_table[slot]).map(|e| e.addr)
     }
@@ -692,7 +697,7 @@ impl AddrMan {
         let (tried, new): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.in_tried);
         for entry in tried {
             let addr = canonical_addr(entry.addr);
-            let Some(group) = book.grouping.group(addr.ip()) else {
+            let Some(group) = book.grouping.addr_group(addr) else {
                 continue;
             };
             if book.by_addr.contains_key(&addr) {

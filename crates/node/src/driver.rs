@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use hickory_resolver::config::LookupIpStrategy;
 use strata_conn::{ConnId, Event as ConnEvent, Manager};
 use strata_io::Clock;
 use strata_levin::{Bucket, Kind, Limits, MessageDecoder};
@@ -47,7 +48,8 @@ pub const MAX_UPPER_BODY: u64 = 32 * 1024 * 1024;
 
 /// Everything a running node needs besides its state machine's settings.
 pub struct Settings {
-    /// The state machine's settings.
+    /// The state machine's settings. A `listen_port` of 0 advertises the
+    /// port of the first listener.
     pub node: Config,
     /// Addresses to listen on.
     pub listen: Vec<SocketAddr>,
@@ -372,18 +374,8 @@ pub async fn start<P: Payload + Sync>(
     )
     .unwrap_or(0);
     let seed = u64::from_le_bytes(random_bytes()?);
-    let max_gossip = settings.node.gossip.max_message;
-    let mut node = Node::new(
-        settings.node,
-        payload,
-        book,
-        anchors,
-        clock.now(),
-        unix,
-        seed,
-        handler,
-    );
-    let limits = limits(max_gossip);
+    let mut config = settings.node;
+    let limits = limits(config.gossip.max_message);
     let (manager, conn_events) = Manager::new(
         settings.conn,
         settings.tls,
@@ -395,6 +387,22 @@ pub async fn start<P: Payload + Sync>(
     for addr in &settings.listen {
         listening.push(manager.listen(*addr).await?);
     }
+    if config.listen_port == 0
+        && let Some(first) = listening.first()
+    {
+        // Bound to port 0: advertise the port the system picked.
+        config.listen_port = first.port();
+    }
+    let mut node = Node::new(
+        config,
+        payload,
+        book,
+        anchors,
+        clock.now(),
+        unix,
+        seed,
+        handler,
+    );
     node.handle_timeout(clock.now());
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -405,7 +413,10 @@ pub async fn start<P: Payload + Sync>(
     let resolver = settings.dns_server.map_or_else(
         || {
             hickory_resolver::Resolver::builder_tokio()
-                .map(|b| b.build())
+                .map(|mut b| {
+                    b.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+                    b.build()
+                })
                 .map_err(|e| tracing::warn!("no system DNS configuration: {e}"))
                 .ok()
         },
@@ -416,13 +427,12 @@ pub async fn start<P: Payload + Sync>(
                 true,
             );
             let config = hickory_resolver::config::ResolverConfig::from_parts(None, vec![], group);
-            Some(
-                hickory_resolver::Resolver::builder_with_config(
-                    config,
-                    hickory_resolver::name_server::TokioConnectionProvider::default(),
-                )
-                .build(),
-            )
+            let mut builder = hickory_resolver::Resolver::builder_with_config(
+                config,
+                hickory_resolver::name_server::TokioConnectionProvider::default(),
+            );
+            builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+            Some(builder.build())
         },
     );
     let task = Task {

@@ -5,10 +5,12 @@
 //! IPv4-mapped IPv6 address groups as its IPv4 address. Addresses that are
 //! not publicly routable (loopback, private, link-local, unique-local) are
 //! refused by the address book, unless the local-network setting is on; then
-//! each such address is a group of its own, so that a network of nodes on
-//! 127.0.0.0/8 behaves like one spread over the Internet.
+//! each such address is a group of its own, and so is each port of a peer's
+//! address ([`Grouping::addr_group`]), so that a network of nodes on
+//! 127.0.0.0/8, even all on 127.0.0.1, behaves like one spread over the
+//! Internet.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// A network group: a family tag and the address's group prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,6 +62,27 @@ impl Grouping {
             }
         }
         Some(NetGroup(bytes))
+    }
+}
+
+impl Grouping {
+    /// The group of a peer's address: [`group`](Self::group) of its IP, and
+    /// under the local-network setting, its port too for a local address.
+    pub fn addr_group(&self, addr: SocketAddr) -> Option<NetGroup> {
+        let mut group = self.group(addr.ip())?;
+        if group.0[0] == TAG_LOCAL {
+            // The IPv4 bytes end at 5 and IPv6's at 17: the port goes where
+            // IPv4 leaves room, and over the last two bytes for IPv6, which
+            // keeps groups distinct per address for any realistic devnet.
+            let port = addr.port().to_be_bytes();
+            if addr.is_ipv4() || canonical(addr.ip()).is_ipv4() {
+                group.0[5..7].copy_from_slice(&port);
+            } else {
+                group.0[15] ^= port[0];
+                group.0[16] ^= port[1];
+            }
+        }
+        Some(group)
     }
 }
 
@@ -137,5 +160,10 @@ mod tests {
         assert_eq!(local.group(ip("127.0.0.1")), local.group(ip("127.0.0.1")));
         assert_eq!(local.group(ip("0.0.0.0")), None);
         assert_eq!(local.group(ip("8.8.1.1")), g.group(ip("8.8.2.2")));
+        let a: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        assert_ne!(local.addr_group(a), local.addr_group(b));
+        let public: SocketAddr = "8.8.1.1:7000".parse().unwrap();
+        assert_eq!(local.addr_group(public), local.group(public.ip()));
     }
 }

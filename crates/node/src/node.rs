@@ -1294,7 +1294,7 @@ impl<P: Payload> Node<P> {
             .filter(|c| c.info.direction == Direction::Outbound)
             .map(|c| c.info.remote)
             .chain(self.pending.keys().copied())
-            .filter_map(|a| self.book.group(a.ip()))
+            .filter_map(|a| self.book.addr_group(a))
             .collect();
         while self.full_outbound() < self.config.outbound {
             let fast_now = self
@@ -1312,7 +1312,7 @@ impl<P: Payload> Node<P> {
                 let Some(addr) = candidate else {
                     break;
                 };
-                let Some(group) = self.book.group(addr.ip()) else {
+                let Some(group) = self.book.addr_group(addr) else {
                     continue;
                 };
                 let recently = self

@@ -1,0 +1,183 @@
+//! Networks of strata nodes on 127.0.0.1.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use strata_node::driver::{ANCHORS_FILE, PEERS_FILE};
+use strata_node::{Direction, MessageId};
+use strata_tls::{NodeKey, Policy, Tls};
+
+use crate::{TestNode, settings, start, until, within};
+
+/// Starts `n` nodes; node 0 is the seed of the others.
+async fn network(n: usize) -> Vec<TestNode> {
+    let first = start(settings(Vec::new(), None)).await;
+    let seed = first.addr;
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let mut s = settings(Vec::new(), None);
+        s.node.seeds = vec![seed];
+        nodes.push(start(s).await);
+    }
+    nodes
+}
+
+async fn wait_connected(nodes: &[&TestNode], min: usize) {
+    for (i, node) in nodes.iter().enumerate() {
+        until(60, &format!("node {i} to have {min} peers"), || async {
+            node.ready_peers().await >= min
+        })
+        .await;
+    }
+}
+
+async fn publish_and_check(nodes: &[&TestNode], from: usize, payload: Bytes) -> MessageId {
+    let id = nodes[from].running.handle.propagate(payload).await.unwrap();
+    for (i, node) in nodes.iter().enumerate() {
+        if i == from {
+            continue;
+        }
+        until(60, &format!("node {i} to receive {id}"), || async {
+            node.got(&id) > 0
+        })
+        .await;
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_nodes_deliver_each_message_once_and_survive_losing_30_percent() {
+    within(240, async {
+        let nodes = network(20).await;
+        let all: Vec<&TestNode> = nodes.iter().collect();
+        wait_connected(&all, 2).await;
+
+        // Small messages are pushed, large ones announced and asked for.
+        let mut ids = Vec::new();
+        for k in 0..10u8 {
+            let size = if k % 2 == 0 { 200 } else { 5000 };
+            let from = usize::from(k) * 7 % 20;
+            ids.push(publish_and_check(&all, from, Bytes::from(vec![k; size])).await);
+        }
+
+        // Stop a random 30 % of the nodes (fixed choice, spread out).
+        let stopped: HashSet<usize> = [1, 4, 7, 10, 13, 16].into_iter().collect();
+        for i in &stopped {
+            nodes[*i].running.handle.shutdown().await.unwrap();
+        }
+        let alive: Vec<&TestNode> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !stopped.contains(i))
+            .map(|(_, n)| n)
+            .collect();
+        wait_connected(&alive, 2).await;
+        for k in 10..16u8 {
+            let from = usize::from(k) % alive.len();
+            ids.push(publish_and_check(&alive, from, Bytes::from(vec![k; 3000])).await);
+        }
+
+        // Exactly once everywhere (the publisher's handler sees none).
+        for (i, node) in nodes.iter().enumerate() {
+            let received = node.received.lock().unwrap().clone();
+            let unique: HashSet<&MessageId> = received.iter().collect();
+            assert_eq!(unique.len(), received.len(), "node {i} saw a message twice");
+        }
+        for node in &alive {
+            node.running.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_reconnects_from_its_peers_dat_and_anchors() {
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = network(5).await;
+        let mut s = settings(Vec::new(), Some(dir.path().to_path_buf()));
+        s.node.seeds = vec![nodes[0].addr];
+        let node = start(s).await;
+        until(60, "outbound peers", || async {
+            let peers = node.running.handle.peers().await.unwrap();
+            peers
+                .iter()
+                .filter(|p| p.info.direction == Direction::Outbound)
+                .count()
+                >= 2
+        })
+        .await;
+        let book = node.running.handle.address_book().await.unwrap();
+        assert!(book.tried >= 2, "{book:?}");
+        node.running.handle.shutdown().await.unwrap();
+        assert!(dir.path().join(PEERS_FILE).exists());
+        assert!(dir.path().join(ANCHORS_FILE).exists());
+
+        // No seed, no configured peer: only the files lead back.
+        let node = start(settings(Vec::new(), Some(dir.path().to_path_buf()))).await;
+        assert!(
+            !dir.path().join(ANCHORS_FILE).exists(),
+            "anchors.dat is deleted when read"
+        );
+        let book = node.running.handle.address_book().await.unwrap();
+        assert!(book.tried >= 2, "the book came back: {book:?}");
+        until(30, "reconnection", || async {
+            node.ready_peers().await >= 2
+        })
+        .await;
+        node.running.handle.shutdown().await.unwrap();
+        for n in &nodes {
+            n.running.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_peers_dat_is_moved_aside() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(PEERS_FILE), b"not an address book").unwrap();
+        let node = start(settings(Vec::new(), Some(dir.path().to_path_buf()))).await;
+        let book = node.running.handle.address_book().await.unwrap();
+        assert_eq!((book.new, book.tried), (0, 0));
+        assert!(dir.path().join(format!("{PEERS_FILE}.corrupt")).exists());
+        node.running.handle.shutdown().await.unwrap();
+        assert!(
+            dir.path().join(PEERS_FILE).exists(),
+            "a fresh book is saved"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_handshake_key_is_the_authenticated_key() {
+    within(30, async {
+        let keys = [NodeKey::generate().unwrap(), NodeKey::generate().unwrap()];
+        let mut nodes = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let peers = nodes
+                .first()
+                .map(|n: &TestNode| vec![n.addr])
+                .unwrap_or_default();
+            let mut s = settings(peers, None);
+            s.tls = Some(Tls::new(key, None).unwrap());
+            s.conn.inbound_tls = Policy::Required;
+            s.conn.outbound_tls = Policy::Required;
+            s.node.require_key = true;
+            s.node.node_key = Some(key.public().0);
+            let _ = i;
+            nodes.push(start(s).await);
+        }
+        until(20, "the TLS handshake", || async {
+            nodes[1].ready_peers().await == 1
+        })
+        .await;
+        let peers = nodes[1].running.handle.peers().await.unwrap();
+        assert_eq!(peers[0].info.key, Some(keys[0].public().0));
+        let peers = nodes[0].running.handle.peers().await.unwrap();
+        assert_eq!(peers[0].info.key, Some(keys[1].public().0));
+    })
+    .await;
+}
