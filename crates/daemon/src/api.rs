@@ -1,0 +1,604 @@
+//! The admin API: HTTP/1.1 with JSON, bearer-token authentication, and a
+//! Prometheus endpoint. `docs/api.md` documents every endpoint.
+//!
+//! Every request but `GET /v1/health` (and `GET /metrics` when
+//! `api.metrics_auth` is off) needs `Authorization: Bearer <token>`, the
+//! token being the content of `admin.token` in the data directory. Every
+//! error is a JSON object `{"error": "..."}` with a 4xx or 5xx status.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming as Body;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use strata_node::{Direction, State};
+use strata_store::{AUTHOR_LEN, Cursor, Record};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+
+use crate::daemon::{Shared, Summary, lock, until_stopped};
+
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Most records one list request returns.
+pub const MAX_LIST: usize = 1000;
+/// Longest a client may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most admin connections at once.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A response body: whole, or streamed.
+pub type ResBody = BoxBody<Bytes, Infallible>;
+
+/// A failed request: status and message.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<ResBody> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn error_response(e: ApiError) -> Response<ResBody> {
+    let mut response = json_response(e.0, &json!({ "error": e.1 }));
+    if e.0 == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            "www-authenticate",
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// Serves the admin API on `listener` until `stop` turns true.
+pub async fn serve<P: Summary>(
+    shared: Arc<Shared<P>>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = until_stopped(&mut stop) => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("admin API accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("admin API: {MAX_CONNECTIONS} connections open; refusing {remote}");
+            continue;
+        };
+        let shared = shared.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(shared, req).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("admin API connection from {remote}: {e}");
+                    }
+                }
+                () = until_stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+    }
+}
+
+async fn handle<P: Summary>(shared: Arc<Shared<P>>, req: Request<Body>) -> Response<ResBody> {
+    shared.metrics.api_requests.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    match route(&shared, req).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::debug!("admin API {method} {path}: {} {}", e.0, e.1);
+            error_response(e)
+        }
+    }
+}
+
+fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError> {
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let given = header.strip_prefix("Bearer ").unwrap_or("").trim().as_bytes();
+    let expected = shared.token.as_bytes();
+    // Compare in time independent of where the first difference is.
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else if header.is_empty() {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: send `Authorization: Bearer <token>` with the content of \
+             admin.token in the data directory"
+                .into(),
+        ))
+    } else {
+        Err(ApiError(StatusCode::UNAUTHORIZED, "wrong bearer token".into()))
+    }
+}
+
+async fn route<P: Summary>(
+    shared: &Arc<Shared<P>>,
+    req: Request<Body>,
+) -> Result<Response<ResBody>, ApiError> {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let query = parse_query(req.uri().query().unwrap_or(""))?;
+    let open = path == "/v1/health" || (path == "/metrics" && !shared.config.api.metrics_auth);
+    if !open {
+        authorized(shared, &req)?;
+    }
+    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    match (method.clone(), path.as_str()) {
+        (Method::GET, "/v1/health") => ok(json!({ "ok": true })),
+        (Method::GET, "/v1/status") => ok(status(shared).await),
+        (Method::GET, "/v1/peers") => ok(peers(shared).await?),
+        (Method::GET, "/v1/id") => ok(json!({
+            "node_key": hex::encode(shared.key),
+            "peer_id": shared.handle.peer_id(),
+        })),
+        (Method::POST, "/v1/records") => {
+            let body: PutBody = read_json(req).await?;
+            let key = bytes_field("key", body.key, body.key_hex)?
+                .ok_or_else(|| ApiError::bad("`key` or `key_hex` is required"))?;
+            let value = bytes_field("value", body.value, body.value_hex)?.unwrap_or_default();
+            let (record, published) = shared
+                .put(key, value, body.version)
+                .await
+                .map_err(ApiError::bad)?;
+            let mut out = record_json(&record);
+            out["published"] = json!(published);
+            ok(out)
+        }
+        (Method::GET, "/v1/record") => {
+            let author = author_param(shared, &query)?;
+            let key = query_bytes(&query, "key")?
+                .ok_or_else(|| ApiError::bad("query parameter `key` or `key_hex` is required"))?;
+            let store = shared.store.clone();
+            let found = tokio::task::spawn_blocking(move || store.get(&author, &key))
+                .await
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            match found {
+                Some(record) => ok(record_json(&record)),
+                None => Err(ApiError(StatusCode::NOT_FOUND, "no such record".into())),
+            }
+        }
+        (Method::GET, "/v1/records") => {
+            let author = author_param(shared, &query)?;
+            let prefix = query_bytes(&query, "prefix")?.unwrap_or_default();
+            let after = match query.get("after") {
+                Some(hex_cursor) => Some(Cursor::from_bytes(
+                    hex::decode(hex_cursor)
+                        .map_err(|_| ApiError::bad("`after` is not hex"))?,
+                )),
+                None => None,
+            };
+            let limit = match query.get("limit") {
+                Some(n) => n
+                    .parse::<usize>()
+                    .map_err(|_| ApiError::bad("`limit` is not a number"))?,
+                None => 100,
+            }
+            .clamp(1, MAX_LIST);
+            let store = shared.store.clone();
+            let page = tokio::task::spawn_blocking(move || {
+                store.list(&author, &prefix, after.as_ref(), limit)
+            })
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            ok(json!({
+                "records": page.records.iter().map(record_json).collect::<Vec<_>>(),
+                "next": page.next.map(|c| hex::encode(c.as_bytes())),
+            }))
+        }
+        (Method::POST, "/v1/publish") => {
+            let body: PublishBody = read_json(req).await?;
+            let data = bytes_field("data", body.data, body.data_hex)?
+                .ok_or_else(|| ApiError::bad("`data` or `data_hex` is required"))?;
+            let sent = shared
+                .publish(&data)
+                .await
+                .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+            ok(serde_json::to_value(&sent).unwrap_or_default())
+        }
+        (Method::GET, "/v1/subscribe") => Ok(subscribe(shared)),
+        (Method::GET, p) if p.starts_with("/v1/delivery/") => {
+            let id = &p["/v1/delivery/".len()..];
+            let id: [u8; 32] = hex::decode(id)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| ApiError::bad("the record id is 64 hex digits"))?;
+            let deliveries = lock(&shared.deliveries);
+            let Some(d) = deliveries.get(&id) else {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    "this node has not published that record since it started".into(),
+                ));
+            };
+            ok(json!({
+                "record": hex::encode(id),
+                "key": String::from_utf8_lossy(&d.key),
+                "key_hex": hex::encode(&d.key),
+                "version": d.version,
+                "published_at_us": d.published_at_us,
+                "receipts": d.receipts.iter().map(|(k, at)| json!({
+                    "receiver": hex::encode(k),
+                    "at_us": at,
+                    "after_ms": at.saturating_sub(d.published_at_us) as f64 / 1000.0,
+                })).collect::<Vec<_>>(),
+                "count": d.receipts.len(),
+            }))
+        }
+        (Method::POST, "/v1/ban") => {
+            let body: BanBody = read_json(req).await?;
+            let secs = body.secs.unwrap_or(shared.config.p2p.ban_secs);
+            if secs == 0 {
+                return Err(ApiError::bad("`secs` must be at least 1"));
+            }
+            shared
+                .handle
+                .ban(body.ip, Duration::from_secs(secs))
+                .await
+                .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            ok(json!({ "banned": body.ip.to_string(), "secs": secs }))
+        }
+        (Method::POST, "/v1/unban") => {
+            let body: UnbanBody = read_json(req).await?;
+            shared
+                .handle
+                .unban(body.ip)
+                .await
+                .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            ok(json!({ "unbanned": body.ip.to_string() }))
+        }
+        (Method::POST, "/v1/stop") => {
+            let _ = shared.stop.send(true);
+            ok(json!({ "stopping": true }))
+        }
+        (Method::GET, "/metrics") => {
+            let snapshot = shared.snapshot().await;
+            let text = shared.metrics.render(&snapshot);
+            Ok(Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(text)).boxed())
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed())))
+        }
+        (_, p) if KNOWN.contains(&p) || p.starts_with("/v1/delivery/") => Err(ApiError(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {p}"),
+        )),
+        (_, p) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint {p}; see docs/api.md"),
+        )),
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "/v1/health",
+    "/v1/status",
+    "/v1/peers",
+    "/v1/id",
+    "/v1/records",
+    "/v1/record",
+    "/v1/publish",
+    "/v1/subscribe",
+    "/v1/ban",
+    "/v1/unban",
+    "/v1/stop",
+    "/metrics",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    key: Option<String>,
+    key_hex: Option<String>,
+    value: Option<String>,
+    value_hex: Option<String>,
+    version: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    data: Option<String>,
+    data_hex: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanBody {
+    ip: IpAddr,
+    secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnbanBody {
+    ip: IpAddr,
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Body>) -> Result<T, ApiError> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over {MAX_BODY} bytes"),
+                )
+            } else {
+                ApiError::bad(format!("reading the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON body: {e}")))
+}
+
+/// A byte field given as text or as hex, not both.
+fn bytes_field(
+    name: &str,
+    text: Option<String>,
+    hex_text: Option<String>,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    match (text, hex_text) {
+        (Some(_), Some(_)) => Err(ApiError::bad(format!(
+            "give `{name}` or `{name}_hex`, not both"
+        ))),
+        (Some(t), None) => Ok(Some(t.into_bytes())),
+        (None, Some(h)) => hex::decode(h)
+            .map(Some)
+            .map_err(|_| ApiError::bad(format!("`{name}_hex` is not hex"))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn query_bytes(query: &HashMap<String, String>, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    bytes_field(
+        name,
+        query.get(name).cloned(),
+        query.get(&format!("{name}_hex")).cloned(),
+    )
+}
+
+fn author_param<P>(
+    shared: &Shared<P>,
+    query: &HashMap<String, String>,
+) -> Result<[u8; AUTHOR_LEN], ApiError> {
+    match query.get("author") {
+        None => Ok(shared.key),
+        Some(a) => hex::decode(a)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ApiError::bad("`author` is a key of 64 hex digits")),
+    }
+}
+
+/// Parses `a=b&c=d`, percent-decoding names and values.
+fn parse_query(query: &str) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(percent_decode(name)?, percent_decode(value)?);
+    }
+    Ok(out)
+}
+
+fn percent_decode(text: &str) -> Result<String, ApiError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex_pair = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| ApiError::bad("bad percent-encoding in the query"))?;
+                out.push(hex_pair);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| ApiError::bad("the query is not UTF-8"))
+}
+
+/// A record as JSON.
+pub fn record_json(record: &Record) -> Value {
+    json!({
+        "author": hex::encode(record.author()),
+        "key": std::str::from_utf8(record.key()).ok(),
+        "key_hex": hex::encode(record.key()),
+        "version": record.version(),
+        "value": std::str::from_utf8(record.value()).ok(),
+        "value_hex": hex::encode(record.value()),
+        "id": record.id().to_string(),
+        "signature": hex::encode(record.signature()),
+    })
+}
+
+async fn status<P: Summary>(shared: &Arc<Shared<P>>) -> Value {
+    let s = shared.snapshot().await;
+    let deliveries = lock(&shared.deliveries);
+    let sync_state = if shared.network.strata {
+        if s.peers_in + s.peers_out == 0 {
+            "no peers"
+        } else if s.peer_records_max > s.store_records {
+            "behind"
+        } else {
+            "in step"
+        }
+    } else {
+        "not applicable"
+    };
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": s.uptime_secs,
+        "network": shared.network.name,
+        "node_key": hex::encode(shared.key),
+        "peer_id": shared.handle.peer_id(),
+        "p2p": shared.listening.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "peers": { "inbound": s.peers_in, "outbound": s.peers_out },
+        "address_book": { "new": s.book_new, "tried": s.book_tried },
+        "store": { "records": s.store_records, "bytes": s.store_bytes },
+        "sync": {
+            "state": sync_state,
+            "records": s.store_records,
+            "peer_records_max": s.peer_records_max,
+            "behind": s.peer_records_max.saturating_sub(s.store_records),
+        },
+        "gossip": s.gossip.map(|g| json!({
+            "delivered": g.delivered,
+            "duplicates": g.duplicates,
+            "payload_bytes_in": g.payload_bytes_in,
+            "payload_bytes_out": g.payload_bytes_out,
+        })),
+        "deliveries": { "tracked": deliveries.len(), "receipts": deliveries.receipts_total },
+    })
+}
+
+async fn peers<P: Summary>(shared: &Arc<Shared<P>>) -> Result<Value, ApiError> {
+    let peers = shared
+        .handle
+        .peers()
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let records = lock(&shared.peer_records).clone();
+    let list: Vec<Value> = peers
+        .iter()
+        .map(|p| {
+            let i = &p.info;
+            json!({
+                "peer": i.id.0,
+                "address": i.remote.to_string(),
+                "direction": match i.direction { Direction::Inbound => "inbound", Direction::Outbound => "outbound" },
+                "kind": i.kind.map(|k| format!("{k:?}").to_lowercase()),
+                "state": match i.state { State::Ready => "ready", State::Handshaking => "handshaking" },
+                "key": i.key.map(hex::encode),
+                "peer_id": i.node_data.as_ref().map(|d| d.peer_id),
+                "port": i.node_data.as_ref().map(|d| d.my_port),
+                "rtt_ms": i.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                "uptime_secs": i.connected_at.elapsed().as_secs(),
+                "bytes_in": p.bytes_in,
+                "bytes_out": p.bytes_out,
+                "records": records.get(&i.id),
+            })
+        })
+        .collect();
+    Ok(json!({ "peers": list }))
+}
+
+/// `GET /v1/subscribe`: one JSON object per line for every message that
+/// arrives, until the client goes away or the daemon stops. A client too
+/// slow to keep up gets a `{"lagged": n}` line for the messages it missed.
+fn subscribe<P: Summary>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
+    let mut messages = shared.messages.subscribe();
+    let mut stop = shared.stop.subscribe();
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);
+    tokio::spawn(async move {
+        // A first line, so the client knows the subscription is live.
+        if tx
+            .send_data(Bytes::from_static(b"{\"subscribed\":true}\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let line = tokio::select! {
+                m = messages.recv() => match m {
+                    Ok(m) => serde_json::to_vec(&*m).unwrap_or_default(),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        serde_json::to_vec(&json!({ "lagged": n })).unwrap_or_default()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = until_stopped(&mut stop) => return,
+            };
+            let mut line = line;
+            line.push(b'\n');
+            if tx.send_data(Bytes::from(line)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(body.boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        let q = parse_query("key=a%20b&prefix=x+y&empty").unwrap();
+        assert_eq!(q["key"], "a b");
+        assert_eq!(q["prefix"], "x y");
+        assert_eq!(q["empty"], "");
+        assert!(parse_query("key=%zz").is_err());
+    }
+}

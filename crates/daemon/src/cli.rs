@@ -1,0 +1,598 @@
+//! The command line: subcommands, their flags, and how they print.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::config::{self, Config, Sources};
+
+/// The strata node daemon.
+#[derive(Debug, Parser)]
+#[command(name = "stratad", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory (default: $XDG_DATA_HOME/strata or
+    /// ~/.local/share/strata).
+    #[arg(long, global = true, env = "STRATA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The admin API address, for commands that talk to a running daemon
+    /// (default: read from stratad.json in the data directory).
+    #[arg(long, global = true, env = "STRATA_API", value_name = "ADDR")]
+    pub api: Option<SocketAddr>,
+    /// A file holding the admin token (default: admin.token in the data
+    /// directory).
+    #[arg(long, global = true, env = "STRATA_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that set configuration fields.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// The configuration file (default: stratad.toml in the data
+    /// directory, if it exists).
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Network: strata, monero-mainnet, monero-testnet or monero-stagenet.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// P2P listen address (repeatable); port 0 picks a free port.
+    #[arg(long = "p2p-listen", value_name = "ADDR")]
+    pub p2p_listen: Vec<String>,
+    /// A peer to stay connected to (repeatable).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<String>,
+    /// A seed node (repeatable).
+    #[arg(long = "seed", value_name = "ADDR")]
+    pub seeds: Vec<String>,
+    /// Admin API address; port 0 picks a free port.
+    #[arg(long = "api-listen", value_name = "ADDR")]
+    pub api_listen: Option<String>,
+    /// Treat loopback and private addresses as routable.
+    #[arg(long)]
+    pub local_network: bool,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long = "log-filter", value_name = "FILTER")]
+    pub log_filter: Option<String>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Sets any field: `--set p2p.outbound=4` (repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (logs to stderr; SIGINT or SIGTERM
+    /// stop it gracefully).
+    Start(ConfigArgs),
+    /// Print the effective configuration as commented TOML.
+    Config(ConfigArgs),
+    /// Stop the running daemon gracefully.
+    Stop,
+    /// Show version, uptime, network, key, peers, address book, store and
+    /// sync state.
+    Status {
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List connected peers.
+    Peers {
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send Levin PINGs to any peer (monerod included) and print the RTT.
+    Ping {
+        /// The peer's p2p address.
+        addr: SocketAddr,
+        /// How many pings.
+        #[arg(long, short = 'c', default_value_t = 3)]
+        count: usize,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Store a record signed with the node key and publish it.
+    Put {
+        /// The record's key.
+        key: String,
+        /// The record's value.
+        value: String,
+        /// The version (default: the stored version plus one).
+        #[arg(long)]
+        version: Option<u64>,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a record's value.
+    Get {
+        /// The record's key.
+        key: String,
+        /// The author's key, hex (default: this node's).
+        #[arg(long)]
+        author: Option<String>,
+        /// Print the whole record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an author's records.
+    List {
+        /// Only keys starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// The author's key, hex (default: this node's).
+        #[arg(long)]
+        author: Option<String>,
+        /// Most records.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a gossip message.
+    Publish {
+        /// The message.
+        data: String,
+    },
+    /// Print gossip messages as they arrive, one JSON object per line.
+    Subscribe {
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Show the delivery receipts of a record this node published.
+    Delivery {
+        /// The record's id (hex, as `put` prints it).
+        id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban an IP address.
+    Ban {
+        /// The address.
+        ip: IpAddr,
+        /// For how long, in seconds (default: p2p.ban_secs).
+        #[arg(long)]
+        secs: Option<u64>,
+    },
+    /// Lift a ban.
+    Unban {
+        /// The address.
+        ip: IpAddr,
+    },
+    /// Print the node key (from the running daemon, else from the data
+    /// directory).
+    Id,
+    /// Run a local network of daemons on loopback and report propagation.
+    Devnet(crate::devnet::DevnetArgs),
+}
+
+/// Gathers the configuration's sources from flags and the environment.
+pub fn sources(cli_dir: Option<&PathBuf>, args: &ConfigArgs) -> Result<Sources, String> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with(config::ENV_PREFIX))
+        .collect();
+    let mut flags = Vec::new();
+    let mut flag = |path: &str, value: toml::Value, name: &str| {
+        flags.push((path.to_owned(), value, name.to_owned()));
+    };
+    if let Some(dir) = cli_dir {
+        flag(
+            "data_dir",
+            toml::Value::String(dir.display().to_string()),
+            "--data-dir",
+        );
+    }
+    if let Some(n) = &args.network {
+        flag("network", toml::Value::String(n.clone()), "--network");
+    }
+    let list = |items: &[String]| {
+        toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect())
+    };
+    if !args.p2p_listen.is_empty() {
+        flag("p2p.listen", list(&args.p2p_listen), "--p2p-listen");
+    }
+    if !args.peers.is_empty() {
+        flag("p2p.peers", list(&args.peers), "--peer");
+    }
+    if !args.seeds.is_empty() {
+        flag("p2p.seeds", list(&args.seeds), "--seed");
+    }
+    if let Some(a) = &args.api_listen {
+        flag("api.listen", toml::Value::String(a.clone()), "--api-listen");
+    }
+    if args.local_network {
+        flag("p2p.local_network", toml::Value::Boolean(true), "--local-network");
+    }
+    if let Some(f) = &args.log_filter {
+        flag("log.filter", toml::Value::String(f.clone()), "--log-filter");
+    }
+    if let Some(f) = &args.log_format {
+        flag("log.format", toml::Value::String(f.clone()), "--log-format");
+    }
+    for set in &args.set {
+        let (path, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("--set {set}: expected FIELD=VALUE"))?;
+        let path = path.trim();
+        flag(path, config::parse_value(path, value.trim()), "--set");
+    }
+    // The data directory decides where the default file is.
+    let dir = cli_dir.cloned().unwrap_or_else(config::default_data_dir);
+    let (file, file_required) = match &args.config {
+        Some(file) => (Some(file.clone()), true),
+        None => (Some(dir.join(config::CONFIG_FILE)), false),
+    };
+    Ok(Sources {
+        file,
+        file_required,
+        env,
+        flags,
+    })
+}
+
+fn load_config(cli: &Cli, args: &ConfigArgs) -> Result<Config, String> {
+    let sources = sources(cli.data_dir.as_ref(), args)?;
+    config::load(&sources).map_err(|e| e.to_string())
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs the command line; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("stratad: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn data_dir(cli: &Cli) -> PathBuf {
+    cli.data_dir.clone().unwrap_or_else(config::default_data_dir)
+}
+
+fn client(cli: &Cli) -> Result<Client, String> {
+    Client::locate(&data_dir(cli), cli.api, cli.token_file.as_ref()).map_err(|e| e.to_string())
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    strata_io::runtime(None)
+        .map_err(|e| e.to_string())?
+        .block_on(work)
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    match &cli.command {
+        Command::Start(args) => {
+            let config = load_config(cli, args)?;
+            init_logging(&config);
+            crate::daemon::run(config).map_err(|e| e.to_string())
+        }
+        Command::Config(args) => {
+            let config = load_config(cli, args)?;
+            print!("{}", config.to_commented_toml());
+            Ok(())
+        }
+        Command::Devnet(args) => crate::devnet::run(args),
+        Command::Ping {
+            addr,
+            count,
+            timeout,
+        } => block_on(async {
+            let pongs = crate::ping::ping(*addr, *count, Duration::from_secs(*timeout)).await?;
+            for (i, pong) in pongs.iter().enumerate() {
+                println!(
+                    "PING {addr}: seq={} status={} peer_id={:016x} rtt={:.3} ms",
+                    i + 1,
+                    pong.status,
+                    pong.peer_id,
+                    pong.rtt.as_secs_f64() * 1000.0
+                );
+            }
+            Ok(())
+        }),
+        Command::Id => {
+            let dir = data_dir(cli);
+            if let Ok(c) = client(cli)
+                && let Ok(v) = block_on(async {
+                    c.call(Method::GET, "/v1/id", None)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            {
+                println!("{}", v["node_key"].as_str().unwrap_or(""));
+                return Ok(());
+            }
+            match crate::datadir::read_node_key(&dir).map_err(|e| e.to_string())? {
+                Some(key) => {
+                    println!("{}", key.public());
+                    Ok(())
+                }
+                None => Err(format!(
+                    "no node key in {} yet: `stratad start` creates one",
+                    dir.display()
+                )),
+            }
+        }
+        other => {
+            let c = client(cli)?;
+            block_on(async move { remote(&c, other).await.map_err(|e| e.to_string()) })
+        }
+    }
+}
+
+fn encode_query(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn remote(c: &Client, command: &Command) -> Result<(), crate::client::ClientError> {
+    match command {
+        Command::Stop => {
+            c.call(Method::POST, "/v1/stop", None).await?;
+            println!("stopping");
+        }
+        Command::Status { json } => {
+            let v = c.call(Method::GET, "/v1/status", None).await?;
+            if *json {
+                print_json(&v);
+            } else {
+                print_status(&v);
+            }
+        }
+        Command::Peers { json } => {
+            let v = c.call(Method::GET, "/v1/peers", None).await?;
+            if *json {
+                print_json(&v);
+            } else {
+                print_peers(&v);
+            }
+        }
+        Command::Put {
+            key,
+            value,
+            version,
+            json,
+        } => {
+            let mut body = json!({ "key": key, "value": value });
+            if let Some(v) = version {
+                body["version"] = json!(v);
+            }
+            let v = c.call(Method::POST, "/v1/records", Some(&body)).await?;
+            if *json {
+                print_json(&v);
+            } else {
+                println!(
+                    "stored {key} version {} (id {}){}",
+                    v["version"],
+                    v["id"].as_str().unwrap_or(""),
+                    if v["published"] == json!(true) {
+                        ""
+                    } else {
+                        "; not published: no peers"
+                    }
+                );
+            }
+        }
+        Command::Get { key, author, json } => {
+            let mut path = format!("/v1/record?key={}", encode_query(key));
+            if let Some(a) = author {
+                path.push_str(&format!("&author={}", encode_query(a)));
+            }
+            let v = c.call(Method::GET, &path, None).await?;
+            if *json {
+                print_json(&v);
+            } else if let Some(text) = v["value"].as_str() {
+                println!("{text}");
+            } else {
+                println!("{}", v["value_hex"].as_str().unwrap_or(""));
+            }
+        }
+        Command::List {
+            prefix,
+            author,
+            limit,
+            json,
+        } => {
+            let mut path = format!("/v1/records?prefix={}&limit={limit}", encode_query(prefix));
+            if let Some(a) = author {
+                path.push_str(&format!("&author={}", encode_query(a)));
+            }
+            let v = c.call(Method::GET, &path, None).await?;
+            if *json {
+                print_json(&v);
+            } else {
+                for r in v["records"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\tv{}\t{}",
+                        r["key"].as_str().unwrap_or(r["key_hex"].as_str().unwrap_or("")),
+                        r["version"],
+                        r["value"].as_str().unwrap_or(r["value_hex"].as_str().unwrap_or(""))
+                    );
+                }
+            }
+        }
+        Command::Publish { data } => {
+            let v = c
+                .call(Method::POST, "/v1/publish", Some(&json!({ "data": data })))
+                .await?;
+            println!("{}", v["id"].as_str().unwrap_or(""));
+        }
+        Command::Subscribe { count } => {
+            let mut seen = 0usize;
+            let want = *count;
+            if want == Some(0) {
+                return Ok(());
+            }
+            c.lines("/v1/subscribe", |line| {
+                if line.get("subscribed").is_some() {
+                    // Tell whoever reads us that the subscription is live.
+                    eprintln!("subscribed");
+                    return true;
+                }
+                println!("{line}");
+                seen += 1;
+                want.is_none_or(|n| seen < n)
+            })
+            .await?;
+        }
+        Command::Delivery { id, json } => {
+            let v = c
+                .call(Method::GET, &format!("/v1/delivery/{}", encode_query(id)), None)
+                .await?;
+            if *json {
+                print_json(&v);
+            } else {
+                println!(
+                    "record {} ({} v{}): {} receipt(s)",
+                    v["record"].as_str().unwrap_or(""),
+                    v["key"].as_str().unwrap_or(""),
+                    v["version"],
+                    v["count"]
+                );
+                for r in v["receipts"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {}  after {:.1} ms",
+                        r["receiver"].as_str().unwrap_or(""),
+                        r["after_ms"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+        }
+        Command::Ban { ip, secs } => {
+            let mut body = json!({ "ip": ip.to_string() });
+            if let Some(s) = secs {
+                body["secs"] = json!(s);
+            }
+            let v = c.call(Method::POST, "/v1/ban", Some(&body)).await?;
+            println!("banned {} for {} s", ip, v["secs"]);
+        }
+        Command::Unban { ip } => {
+            c.call(
+                Method::POST,
+                "/v1/unban",
+                Some(&json!({ "ip": ip.to_string() })),
+            )
+            .await?;
+            println!("unbanned {ip}");
+        }
+        Command::Start(_)
+        | Command::Config(_)
+        | Command::Devnet(_)
+        | Command::Ping { .. }
+        | Command::Id => {}
+    }
+    Ok(())
+}
+
+fn print_status(v: &Value) {
+    let s = |p: &str| v.pointer(p).cloned().unwrap_or(Value::Null);
+    let text = |p: &str| match s(p) {
+        Value::String(t) => t,
+        other => other.to_string(),
+    };
+    println!(
+        "stratad {}, up {} s",
+        text("/version"),
+        text("/uptime_secs")
+    );
+    println!("network       {}", text("/network"));
+    println!("node key      {}", text("/node_key"));
+    let p2p: Vec<String> = s("/p2p")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    println!("p2p           {}", p2p.join(", "));
+    println!(
+        "peers         {} in, {} out",
+        text("/peers/inbound"),
+        text("/peers/outbound")
+    );
+    println!(
+        "address book  {} new, {} tried",
+        text("/address_book/new"),
+        text("/address_book/tried")
+    );
+    println!(
+        "store         {} records, {} bytes",
+        text("/store/records"),
+        text("/store/bytes")
+    );
+    println!(
+        "sync          {} ({} records; best peer {})",
+        text("/sync/state"),
+        text("/sync/records"),
+        text("/sync/peer_records_max")
+    );
+    println!(
+        "deliveries    {} records tracked, {} receipts",
+        text("/deliveries/tracked"),
+        text("/deliveries/receipts")
+    );
+}
+
+fn print_peers(v: &Value) {
+    println!(
+        "{:<22} {:<9} {:>9} {:>8} {:>10} {:>10}  KEY",
+        "ADDRESS", "DIRECTION", "RTT", "UPTIME", "BYTES IN", "BYTES OUT"
+    );
+    for p in v["peers"].as_array().into_iter().flatten() {
+        let rtt = p["rtt_ms"]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}ms"));
+        println!(
+            "{:<22} {:<9} {:>9} {:>7}s {:>10} {:>10}  {}",
+            p["address"].as_str().unwrap_or(""),
+            p["direction"].as_str().unwrap_or(""),
+            rtt,
+            p["uptime_secs"],
+            p["bytes_in"],
+            p["bytes_out"],
+            p["key"].as_str().unwrap_or("-"),
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! The command line's side of the admin API: finds the daemon (its
+//! `stratad.json` and `admin.token` in the data directory, or `--api` and
+//! `--token-file`) and makes HTTP/1.1 requests with hyper.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Method, Request, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+use crate::datadir;
+
+/// How long a request may take, except streams.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client of one daemon's admin API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The API's address.
+    pub addr: SocketAddr,
+    token: Option<String>,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon could not be reached.
+    #[error("cannot reach stratad's admin API at {addr}: {reason}{hint}")]
+    Unreachable {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+        /// What to check.
+        hint: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{status}: {message}")]
+    Status {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The API's error message.
+        message: String,
+    },
+    /// Something else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Client {
+    /// A client for the daemon of `data_dir`, or at `api` with the token in
+    /// `token_file`.
+    pub fn locate(
+        data_dir: &Path,
+        api: Option<SocketAddr>,
+        token_file: Option<&PathBuf>,
+    ) -> Result<Client, ClientError> {
+        let addr = match api {
+            Some(addr) => addr,
+            None => match datadir::read_runtime(data_dir) {
+                Some(info) => info.api,
+                None => {
+                    return Err(ClientError::Other(format!(
+                        "no running stratad found for the data directory {} (no {}); start one \
+                         with `stratad start --data-dir {0}`, or give --api and --token-file",
+                        data_dir.display(),
+                        datadir::RUNTIME_FILE
+                    )));
+                }
+            },
+        };
+        let token = match token_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| {
+                        ClientError::Other(format!("cannot read {}: {e}", file.display()))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => datadir::read_admin_token(data_dir)
+                .map_err(|e| ClientError::Other(e.to_string()))?,
+        };
+        Ok(Client { addr, token })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: self.addr,
+            reason,
+            hint: "; is it running?".into(),
+        };
+        let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Other(e.to_string()))?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = tokio::time::timeout(REQUEST_TIMEOUT, response.into_body().collect())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let message = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            return Err(ClientError::Status { status, message });
+        }
+        Ok(response)
+    }
+
+    /// A request with an optional JSON body; the JSON answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let work = async {
+            let response = self.send(method, path, body).await?;
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?
+                .to_bytes();
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Other(format!("the daemon sent bad JSON: {e}")))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, work)
+            .await
+            .map_err(|_| ClientError::Other(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+    }
+
+    /// A GET whose answer is text (`/metrics`).
+    pub async fn text(&self, path: &str) -> Result<String, ClientError> {
+        let work = async {
+            let response = self.send(Method::GET, path, None).await?;
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?
+                .to_bytes();
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, work)
+            .await
+            .map_err(|_| ClientError::Other(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+    }
+
+    /// A GET whose answer is a stream of JSON lines: calls `each` per line
+    /// until it returns false or the stream ends.
+    pub async fn lines(
+        &self,
+        path: &str,
+        mut each: impl FnMut(Value) -> bool,
+    ) -> Result<(), ClientError> {
+        let response = self.send(Method::GET, path, None).await?;
+        let mut body = response.into_body();
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Other(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let Ok(value) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                if !each(value) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,752 @@
+//! The daemon's configuration: a TOML file, then environment variables,
+//! then flags, each overriding the one before; every field has a default.
+//!
+//! Every field can be set three ways: in the file (`[p2p] outbound = 4`),
+//! by an environment variable named after its path (`STRATA_P2P_OUTBOUND=4`),
+//! or by a flag (`--set p2p.outbound=4`, or a dedicated flag such as
+//! `--network`). A value that does not parse or is out of range is an error
+//! that names the field and where the value came from.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use strata_node::Network;
+
+/// Prefix of the environment variables that set configuration fields.
+pub const ENV_PREFIX: &str = "STRATA_";
+
+/// The configuration file looked for in the data directory when none is
+/// named.
+pub const CONFIG_FILE: &str = "stratad.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The network preset.
+    pub network: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Peer-to-peer settings.
+    pub p2p: P2p,
+    /// Record store settings.
+    pub store: StoreConfig,
+    /// Admin API settings.
+    pub api: Api,
+    /// Log settings.
+    pub log: Log,
+}
+
+/// `[p2p]`: the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2p {
+    /// Addresses to listen on; empty: the network's port on every IPv4
+    /// interface. Port 0 picks a free port.
+    pub listen: Vec<SocketAddr>,
+    /// Peers to stay connected to.
+    pub peers: Vec<SocketAddr>,
+    /// When set, the only peers dialed.
+    pub exclusive: Vec<SocketAddr>,
+    /// Seed nodes, asked once for addresses.
+    pub seeds: Vec<SocketAddr>,
+    /// DNS seed names.
+    pub dns_seeds: Vec<String>,
+    /// Full outbound connections to keep.
+    pub outbound: usize,
+    /// Most inbound connections.
+    pub max_inbound: usize,
+    /// Most connections with one IP address.
+    pub max_per_ip: usize,
+    /// Treat loopback and private addresses as routable.
+    pub local_network: bool,
+    /// TLS on accepted connections: required, optional or disabled; empty:
+    /// the network's default.
+    pub tls_inbound: String,
+    /// TLS on dialed connections; empty: the network's default.
+    pub tls_outbound: String,
+    /// Misbehaviour score that bans an address.
+    pub ban_threshold: u32,
+    /// How long a ban lasts, in seconds.
+    pub ban_secs: u64,
+    /// Seconds between timed syncs.
+    pub timed_sync_secs: u64,
+    /// Gossip messages up to this size are pushed, larger ones announced.
+    pub push_threshold: usize,
+    /// Largest gossip message, in bytes.
+    pub max_message: usize,
+}
+
+/// `[store]`: the record store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Largest record value, in bytes.
+    pub max_value_len: usize,
+    /// `sync` (every write flushed) or `nosync`.
+    pub durability: String,
+    /// Initial LMDB map size, in bytes.
+    pub initial_map_size: usize,
+}
+
+/// `[api]`: the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Where the admin API listens.
+    pub listen: SocketAddr,
+    /// Allow a non-loopback listen address.
+    pub allow_remote: bool,
+    /// Whether `/metrics` needs the bearer token.
+    pub metrics_auth: bool,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// Filter directives, as in `RUST_LOG` (which overrides it).
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// Documentation of every field, in the order `stratad config` prints
+/// them. `docs/operators.md` repeats it.
+pub const FIELDS: &[(&str, &str)] = &[
+    (
+        "network",
+        "Network preset: strata, monero-mainnet, monero-testnet or monero-stagenet.",
+    ),
+    (
+        "data_dir",
+        "Data directory: store, peers.dat, anchors.dat, node.key, admin.token.",
+    ),
+    (
+        "p2p.listen",
+        "P2P listen addresses; empty: 0.0.0.0 on the network's port. Port 0 picks a free port.",
+    ),
+    (
+        "p2p.peers",
+        "Peers to stay connected to (redialed when they drop).",
+    ),
+    (
+        "p2p.exclusive",
+        "When not empty, the only peers dialed: no other outbound, no DNS.",
+    ),
+    (
+        "p2p.seeds",
+        "Seed nodes: dialed once for addresses, then dropped.",
+    ),
+    ("p2p.dns_seeds", "DNS seed names."),
+    ("p2p.outbound", "Full outbound connections to keep (0-64)."),
+    (
+        "p2p.max_inbound",
+        "Most inbound connections; one more evicts a peer (0-4096).",
+    ),
+    (
+        "p2p.max_per_ip",
+        "Most connections with one IP address, both directions (1-4096).",
+    ),
+    (
+        "p2p.local_network",
+        "Treat loopback and private addresses as routable (devnets, LANs).",
+    ),
+    (
+        "p2p.tls_inbound",
+        "TLS on accepted connections: required, optional or disabled; empty: optional on strata, disabled on Monero networks.",
+    ),
+    (
+        "p2p.tls_outbound",
+        "TLS on dialed connections: required, optional or disabled; empty: required on strata, disabled on Monero networks.",
+    ),
+    (
+        "p2p.ban_threshold",
+        "Misbehaviour score above which an address is banned (at least 1).",
+    ),
+    ("p2p.ban_secs", "How long a ban lasts, in seconds (at least 1)."),
+    (
+        "p2p.timed_sync_secs",
+        "Seconds between timed syncs with each peer (1-3600).",
+    ),
+    (
+        "p2p.push_threshold",
+        "Gossip messages up to this many bytes are pushed; larger ones are announced first.",
+    ),
+    (
+        "p2p.max_message",
+        "Largest gossip message, in bytes (1 KiB-16 MiB).",
+    ),
+    (
+        "store.max_value_len",
+        "Largest record value, in bytes (at most 16 MiB).",
+    ),
+    (
+        "store.durability",
+        "sync: every write is flushed to disk; nosync: faster, a machine crash may lose the last writes.",
+    ),
+    (
+        "store.initial_map_size",
+        "Initial LMDB map size, in bytes (at least 256 KiB); the map doubles when full.",
+    ),
+    (
+        "api.listen",
+        "Admin API address. Port 0 picks a free port; the bound address is written to stratad.json.",
+    ),
+    (
+        "api.allow_remote",
+        "Allow a non-loopback admin API address (the API is plain HTTP: put TLS in front).",
+    ),
+    ("api.metrics_auth", "Whether /metrics needs the bearer token."),
+    (
+        "log.filter",
+        "Log filter directives (RUST_LOG syntax); RUST_LOG overrides it.",
+    ),
+    ("log.format", "Log format on stderr: text or json."),
+];
+
+/// A configuration that cannot be used: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration field `{field}`{source_note}: {reason}")]
+pub struct ConfigError {
+    /// The field's path, such as `p2p.outbound`.
+    pub field: String,
+    /// Where the value came from, as `" (from …)"`, or empty.
+    pub source_note: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(field: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            field: field.to_owned(),
+            source_note: String::new(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The default data directory: `$STRATA_HOME`, else
+/// `$XDG_DATA_HOME/strata`, else `~/.local/share/strata`, else `./strata`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("strata");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/strata");
+    }
+    PathBuf::from("strata")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            network: Network::STRATA.name.to_owned(),
+            data_dir: default_data_dir(),
+            p2p: P2p::default(),
+            store: StoreConfig::default(),
+            api: Api::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for P2p {
+    fn default() -> Self {
+        let node = strata_node::Config::new(Network::STRATA);
+        P2p {
+            listen: Vec::new(),
+            peers: Vec::new(),
+            exclusive: Vec::new(),
+            seeds: Vec::new(),
+            dns_seeds: Vec::new(),
+            outbound: node.outbound,
+            max_inbound: node.max_inbound,
+            max_per_ip: 1,
+            local_network: false,
+            tls_inbound: String::new(),
+            tls_outbound: String::new(),
+            ban_threshold: node.ban_threshold,
+            ban_secs: node.ban_duration.as_secs(),
+            timed_sync_secs: node.timed_sync_interval.as_secs(),
+            push_threshold: node.gossip.push_threshold,
+            max_message: node.gossip.max_message,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_value_len: strata_store::DEFAULT_MAX_VALUE_LEN,
+            durability: "sync".to_owned(),
+            initial_map_size: strata_store::DEFAULT_MAP_SIZE,
+        }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7711)),
+            allow_remote: false,
+            metrics_auth: true,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            filter: "info".to_owned(),
+            format: "text".to_owned(),
+        }
+    }
+}
+
+/// A TLS policy by name.
+pub fn tls_policy(name: &str) -> Option<strata_tls::Policy> {
+    match name {
+        "required" => Some(strata_tls::Policy::Required),
+        "optional" => Some(strata_tls::Policy::Optional),
+        "disabled" => Some(strata_tls::Policy::Disabled),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// The network preset (checked by [`Config::validate`]).
+    pub fn network(&self) -> Network {
+        Network::by_name(&self.network).unwrap_or(Network::STRATA)
+    }
+
+    /// Fills the fields whose default depends on the network.
+    pub fn resolve(&mut self) {
+        let network = self.network();
+        if self.p2p.listen.is_empty() {
+            self.p2p.listen = vec![SocketAddr::from(([0, 0, 0, 0], network.port))];
+        }
+        if self.p2p.tls_inbound.is_empty() {
+            self.p2p.tls_inbound = if network.strata { "optional" } else { "disabled" }.into();
+        }
+        if self.p2p.tls_outbound.is_empty() {
+            self.p2p.tls_outbound = if network.strata { "required" } else { "disabled" }.into();
+        }
+    }
+
+    /// Checks every field against its range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if Network::by_name(&self.network).is_none() {
+            let names: Vec<&str> = Network::ALL.iter().map(|n| n.name).collect();
+            return Err(ConfigError::new(
+                "network",
+                format!(
+                    "unknown network `{}`; expected one of {}",
+                    self.network,
+                    names.join(", ")
+                ),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("data_dir", "must not be empty"));
+        }
+        let p = &self.p2p;
+        range("p2p.outbound", p.outbound, 0, 64)?;
+        range("p2p.max_inbound", p.max_inbound, 0, 4096)?;
+        range("p2p.max_per_ip", p.max_per_ip, 1, 4096)?;
+        for (field, value) in [
+            ("p2p.tls_inbound", &p.tls_inbound),
+            ("p2p.tls_outbound", &p.tls_outbound),
+        ] {
+            if !value.is_empty() && tls_policy(value).is_none() {
+                return Err(ConfigError::new(
+                    field,
+                    format!("`{value}` is not one of required, optional, disabled"),
+                ));
+            }
+        }
+        range("p2p.ban_threshold", p.ban_threshold as usize, 1, usize::MAX)?;
+        range(
+            "p2p.ban_secs",
+            usize::try_from(p.ban_secs).unwrap_or(usize::MAX),
+            1,
+            usize::MAX,
+        )?;
+        range(
+            "p2p.timed_sync_secs",
+            usize::try_from(p.timed_sync_secs).unwrap_or(usize::MAX),
+            1,
+            3600,
+        )?;
+        range("p2p.max_message", p.max_message, 1024, 16 * 1024 * 1024)?;
+        for name in &p.dns_seeds {
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    "p2p.dns_seeds",
+                    format!("`{name}` is not a host name"),
+                ));
+            }
+        }
+        let s = &self.store;
+        range("store.max_value_len", s.max_value_len, 0, strata_store::MAX_VALUE_LEN)?;
+        if s.durability != "sync" && s.durability != "nosync" {
+            return Err(ConfigError::new(
+                "store.durability",
+                format!("`{}` is not one of sync, nosync", s.durability),
+            ));
+        }
+        range(
+            "store.initial_map_size",
+            s.initial_map_size,
+            strata_store::MIN_MAP_SIZE,
+            usize::MAX,
+        )?;
+        if !self.api.listen.ip().is_loopback() && !self.api.allow_remote {
+            return Err(ConfigError::new(
+                "api.listen",
+                format!(
+                    "{} is not a loopback address; set api.allow_remote = true to expose the \
+                     admin API beyond this machine",
+                    self.api.listen
+                ),
+            ));
+        }
+        if self.log.format != "text" && self.log.format != "json" {
+            return Err(ConfigError::new(
+                "log.format",
+                format!("`{}` is not one of text, json", self.log.format),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
+            return Err(ConfigError::new("log.filter", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as a commented TOML document.
+    pub fn to_commented_toml(&self) -> String {
+        let Ok(toml::Value::Table(table)) = toml::Value::try_from(self) else {
+            return String::new();
+        };
+        let mut out = String::new();
+        let mut section = "";
+        for (path, doc) in FIELDS {
+            let (sec, key) = path.split_once('.').unwrap_or(("", path));
+            if sec != section {
+                let _ = write!(out, "\n[{sec}]\n");
+                section = sec;
+            }
+            let value = if sec.is_empty() {
+                table.get(key)
+            } else {
+                table
+                    .get(sec)
+                    .and_then(toml::Value::as_table)
+                    .and_then(|t| t.get(key))
+            };
+            let rendered = value.map_or_else(|| "\"\"".to_owned(), toml_inline);
+            let _ = write!(out, "# {doc}\n{key} = {rendered}\n");
+        }
+        out
+    }
+}
+
+fn toml_inline(value: &toml::Value) -> String {
+    match value {
+        toml::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(toml_inline).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn range(field: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        let bound = if max == usize::MAX {
+            format!("at least {min}")
+        } else {
+            format!("between {min} and {max}")
+        };
+        return Err(ConfigError::new(
+            field,
+            format!("{value} is out of range: must be {bound}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the configuration's pieces come from.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// The file, when one is named (it must exist) or found in the data
+    /// directory.
+    pub file: Option<PathBuf>,
+    /// Whether `file` was named explicitly (then it must exist).
+    pub file_required: bool,
+    /// Environment variables, as (name, value).
+    pub env: Vec<(String, String)>,
+    /// `--set path=value` and dedicated flags, in order, as (path, value,
+    /// the flag's name).
+    pub flags: Vec<(String, toml::Value, String)>,
+}
+
+/// Every field path, from [`FIELDS`].
+fn field_paths() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().map(|(path, _)| *path)
+}
+
+/// The environment variable of a field: `p2p.outbound` → `STRATA_P2P_OUTBOUND`.
+pub fn env_name(path: &str) -> String {
+    format!("{ENV_PREFIX}{}", path.replace('.', "_").to_uppercase())
+}
+
+/// Parses a value given on the command line or in the environment: TOML
+/// syntax when it parses as such (`4`, `true`, `["a", "b"]`), else the
+/// text as a string. A comma-separated list is accepted for list fields.
+pub fn parse_value(path: &str, text: &str) -> toml::Value {
+    let doc = format!("v = {text}");
+    let parsed = toml::from_str::<toml::Table>(&doc)
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    let list_field = matches!(
+        path,
+        "p2p.listen" | "p2p.peers" | "p2p.exclusive" | "p2p.seeds" | "p2p.dns_seeds"
+    );
+    match parsed {
+        Some(toml::Value::Array(a)) => toml::Value::Array(a),
+        Some(v) if !list_field => v,
+        _ if list_field => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        _ => toml::Value::String(text.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    match path.split_once('.') {
+        None => {
+            table.insert(path.to_owned(), value);
+        }
+        Some((section, key)) => {
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key.to_owned(), value);
+            } else {
+                *entry = toml::Value::Table(toml::Table::from_iter([(key.to_owned(), value)]));
+            }
+        }
+    }
+}
+
+fn get_path<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    match path.split_once('.') {
+        None => table.get(path),
+        Some((section, key)) => table.get(section)?.as_table()?.get(key),
+    }
+}
+
+/// Loads the configuration from its sources. The result is resolved
+/// ([`Config::resolve`]) and valid.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let mut table = toml::Table::new();
+    let mut origin: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(file) = &sources.file {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                // Parse the file on its own first: its errors carry lines.
+                if let Err(e) = toml::from_str::<Config>(&text) {
+                    return Err(file_error(file, &text, &e));
+                }
+                table = toml::from_str(&text).map_err(|e| file_error(file, &text, &e))?;
+                for path in field_paths() {
+                    if get_path(&table, path).is_some() {
+                        origin.insert(path.to_owned(), format!("file {}", file.display()));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !sources.file_required => {}
+            Err(e) => {
+                return Err(ConfigError {
+                    field: "config".into(),
+                    source_note: String::new(),
+                    reason: format!("cannot read {}: {e}", file.display()),
+                });
+            }
+        }
+    }
+    for (name, text) in &sources.env {
+        let Some(path) = field_paths().find(|p| env_name(p) == *name) else {
+            continue;
+        };
+        set_path(&mut table, path, parse_value(path, text));
+        origin.insert(path.to_owned(), format!("environment variable {name}"));
+    }
+    for (path, value, flag) in &sources.flags {
+        if !field_paths().any(|p| p == path) {
+            return Err(ConfigError {
+                field: path.clone(),
+                source_note: format!(" (from {flag})"),
+                reason: "no such field; `stratad config` lists them".into(),
+            });
+        }
+        set_path(&mut table, path, value.clone());
+        origin.insert(path.clone(), flag.clone());
+    }
+    let mut config = match Config::deserialize(toml::Value::Table(table.clone())) {
+        Ok(config) => config,
+        Err(e) => {
+            // Find the field at fault by trying each set field alone.
+            for (path, from) in &origin {
+                let Some(value) = get_path(&table, path) else {
+                    continue;
+                };
+                let mut alone = toml::Table::new();
+                set_path(&mut alone, path, value.clone());
+                if let Err(single) = Config::deserialize(toml::Value::Table(alone)) {
+                    return Err(ConfigError {
+                        field: path.clone(),
+                        source_note: format!(" (from {from})"),
+                        reason: clean_serde_message(&single.to_string()),
+                    });
+                }
+            }
+            return Err(ConfigError::new("config", clean_serde_message(&e.to_string())));
+        }
+    };
+    config.resolve();
+    config.validate().map_err(|mut e| {
+        if let Some(from) = origin.get(&e.field) {
+            e.source_note = format!(" (from {from})");
+        }
+        e
+    })?;
+    Ok(config)
+}
+
+fn clean_serde_message(message: &str) -> String {
+    message.trim().replace('\n', " ")
+}
+
+fn file_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    // Name the field: the key on the line the error points at.
+    let field = e
+        .span()
+        .and_then(|span| {
+            let line_start = text[..span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let section = text[..line_start]
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    let l = l.trim();
+                    l.strip_prefix('[')
+                        .and_then(|l| l.strip_suffix(']'))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            let line = text[line_start..].lines().next()?;
+            let key = line.split_once('=')?.0.trim().to_owned();
+            Some(if section.is_empty() {
+                key
+            } else {
+                format!("{section}.{key}")
+            })
+        })
+        .unwrap_or_else(|| "config".to_owned());
+    ConfigError {
+        field,
+        source_note: format!(" (from file {})", file.display()),
+        reason: clean_serde_message(e.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(pairs: &[(&str, &str)]) -> Sources {
+        Sources {
+            flags: pairs
+                .iter()
+                .map(|(p, v)| ((*p).to_owned(), parse_value(p, v), "--set".to_owned()))
+                .collect(),
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn every_field_is_documented_and_printed() {
+        let mut config = Config::default();
+        config.resolve();
+        let text = config.to_commented_toml();
+        let reparsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(reparsed, config);
+        let toml::Value::Table(table) = toml::Value::try_from(&config).unwrap() else {
+            panic!("not a table");
+        };
+        for (key, value) in &table {
+            match value {
+                toml::Value::Table(t) => {
+                    for sub in t.keys() {
+                        let path = format!("{key}.{sub}");
+                        assert!(field_paths().any(|p| p == path), "{path} undocumented");
+                    }
+                }
+                _ => assert!(field_paths().any(|p| p == key), "{key} undocumented"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_value_names_its_field_and_source() {
+        let err = load(&flags(&[("p2p.outbound", "65")])).unwrap_err();
+        assert_eq!(err.field, "p2p.outbound");
+        assert!(err.to_string().contains("--set"), "{err}");
+        let err = load(&flags(&[("p2p.outbound", "\"many\"")])).unwrap_err();
+        assert_eq!(err.field, "p2p.outbound");
+        let err = load(&flags(&[("network", "moneroo")])).unwrap_err();
+        assert_eq!(err.field, "network");
+        let err = load(&flags(&[("api.listen", "0.0.0.0:1")])).unwrap_err();
+        assert_eq!(err.field, "api.listen");
+    }
+
+    #[test]
+    fn environment_and_lists() {
+        let sources = Sources {
+            env: vec![
+                ("STRATA_P2P_SEEDS".into(), "127.0.0.1:1, 127.0.0.1:2".into()),
+                ("STRATA_P2P_OUTBOUND".into(), "3".into()),
+            ],
+            ..Sources::default()
+        };
+        let config = load(&sources).unwrap();
+        assert_eq!(config.p2p.seeds.len(), 2);
+        assert_eq!(config.p2p.outbound, 3);
+    }
+
+    #[test]
+    fn file_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[p2p]\noutbound = \"x\"\n").unwrap();
+        let sources = Sources {
+            file: Some(file),
+            file_required: true,
+            ..Sources::default()
+        };
+        let err = load(&sources).unwrap_err();
+        assert_eq!(err.field, "p2p.outbound", "{err}");
+    }
+}

@@ -1,0 +1,268 @@
+//! Counters and histograms, rendered in Prometheus' text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the latency histograms' buckets, in milliseconds.
+pub const LATENCY_BUCKETS_MS: [u64; 13] =
+    [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation, in microseconds.
+    pub fn observe_us(&self, us: u64) {
+        for (bucket, bound) in self.buckets.iter().zip(LATENCY_BUCKETS_MS) {
+            if us <= bound * 1000 {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bucket, bound) in self.buckets.iter().zip(LATENCY_BUCKETS_MS) {
+            let secs = bound as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{secs}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// The daemon's own counters; the node's and the store's are read when
+/// rendering.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records written through the API.
+    pub records_put: AtomicU64,
+    /// Records received by gossip with a valid signature.
+    pub records_received: AtomicU64,
+    /// Of those, records stored (new or newer).
+    pub records_stored: AtomicU64,
+    /// Messages published through the API.
+    pub messages_published: AtomicU64,
+    /// Messages received by gossip with a valid signature.
+    pub messages_received: AtomicU64,
+    /// Receipts this node sent.
+    pub receipts_sent: AtomicU64,
+    /// Receipts received for this node's records.
+    pub receipts_received: AtomicU64,
+    /// Gossip items dropped because the relay queue was full.
+    pub relay_dropped: AtomicU64,
+    /// Admin API requests served.
+    pub api_requests: AtomicU64,
+    /// Author's send to arrival here, for messages.
+    pub propagation: Histogram,
+    /// Publication of our records to each receipt's arrival.
+    pub delivery: Histogram,
+}
+
+/// Values read from the node and the store at render time.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Peers by direction.
+    pub peers_in: u64,
+    /// Outbound peers.
+    pub peers_out: u64,
+    /// Address book: new table.
+    pub book_new: u64,
+    /// Address book: tried table.
+    pub book_tried: u64,
+    /// Bytes received on current connections.
+    pub conn_bytes_in: u64,
+    /// Bytes sent on current connections.
+    pub conn_bytes_out: u64,
+    /// Gossip counters.
+    pub gossip: Option<strata_node::gossip::Stats>,
+    /// Records stored.
+    pub store_records: u64,
+    /// Bytes the store takes.
+    pub store_bytes: u64,
+    /// Records the best-stocked peer says it has.
+    pub peer_records_max: u64,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self, s: &Snapshot) -> String {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP strata_peers Connected peers by direction.\n# TYPE strata_peers gauge\n\
+             strata_peers{{direction=\"inbound\"}} {}\nstrata_peers{{direction=\"outbound\"}} {}",
+            s.peers_in, s.peers_out
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_address_book Addresses in the address book by table.\n\
+             # TYPE strata_address_book gauge\n\
+             strata_address_book{{table=\"new\"}} {}\nstrata_address_book{{table=\"tried\"}} {}",
+            s.book_new, s.book_tried
+        );
+        let g = s.gossip.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP strata_bytes Bytes by class and direction: all traffic of the current \
+             connections, and gossip payloads since start.\n# TYPE strata_bytes gauge\n\
+             strata_bytes{{class=\"connections\",direction=\"in\"}} {}\n\
+             strata_bytes{{class=\"connections\",direction=\"out\"}} {}\n\
+             strata_bytes{{class=\"gossip\",direction=\"in\"}} {}\n\
+             strata_bytes{{class=\"gossip\",direction=\"out\"}} {}",
+            s.conn_bytes_in, s.conn_bytes_out, g.payload_bytes_in, g.payload_bytes_out
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_gossip_messages_total Gossip messages by outcome.\n\
+             # TYPE strata_gossip_messages_total counter\n\
+             strata_gossip_messages_total{{outcome=\"delivered\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"duplicate\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"announced\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"requested\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"overflow\"}} {}",
+            g.delivered, g.duplicates, g.announced, g.requested, g.overflow
+        );
+        counter(
+            &mut out,
+            "strata_records_put_total",
+            "Records written through the admin API.",
+            load(&self.records_put),
+        );
+        counter(
+            &mut out,
+            "strata_records_received_total",
+            "Records received by gossip with a valid signature.",
+            load(&self.records_received),
+        );
+        counter(
+            &mut out,
+            "strata_records_stored_total",
+            "Records received by gossip and stored.",
+            load(&self.records_stored),
+        );
+        counter(
+            &mut out,
+            "strata_messages_published_total",
+            "Messages published through the admin API.",
+            load(&self.messages_published),
+        );
+        counter(
+            &mut out,
+            "strata_messages_received_total",
+            "Messages received by gossip with a valid signature.",
+            load(&self.messages_received),
+        );
+        counter(
+            &mut out,
+            "strata_receipts_sent_total",
+            "Delivery receipts this node sent for records it stored.",
+            load(&self.receipts_sent),
+        );
+        counter(
+            &mut out,
+            "strata_receipts_received_total",
+            "Delivery receipts received for this node's records.",
+            load(&self.receipts_received),
+        );
+        counter(
+            &mut out,
+            "strata_relay_dropped_total",
+            "Gossip items dropped because the relay queue was full.",
+            load(&self.relay_dropped),
+        );
+        counter(
+            &mut out,
+            "strata_api_requests_total",
+            "Admin API requests served.",
+            load(&self.api_requests),
+        );
+        self.propagation.render(
+            &mut out,
+            "strata_propagation_seconds",
+            "Time from a message's publication by its author to its arrival here.",
+        );
+        self.delivery.render(
+            &mut out,
+            "strata_delivery_seconds",
+            "Time from the publication of this node's records to each delivery receipt.",
+        );
+        gauge(
+            &mut out,
+            "strata_store_records",
+            "Records in the store.",
+            s.store_records,
+        );
+        gauge(
+            &mut out,
+            "strata_store_bytes",
+            "Bytes the store takes on disk.",
+            s.store_bytes,
+        );
+        gauge(
+            &mut out,
+            "strata_sync_peer_records_max",
+            "Most records any connected peer reports having.",
+            s.peer_records_max,
+        );
+        gauge(
+            &mut out,
+            "strata_sync_records_behind",
+            "Records the best-stocked peer has beyond ours (0 when none).",
+            s.peer_records_max.saturating_sub(s.store_records),
+        );
+        gauge(
+            &mut out,
+            "strata_uptime_seconds",
+            "Seconds since the daemon started.",
+            s.uptime_secs,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let m = Metrics::default();
+        m.propagation.observe_us(1500);
+        m.propagation.observe_us(20_000_000);
+        let text = m.render(&Snapshot::default());
+        assert!(text.contains("strata_propagation_seconds_bucket{le=\"0.001\"} 0"));
+        assert!(text.contains("strata_propagation_seconds_bucket{le=\"0.002\"} 1"));
+        assert!(text.contains("strata_propagation_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("strata_propagation_seconds_count 2"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert_eq!(line.split(' ').count(), 2, "{line}");
+        }
+    }
+}

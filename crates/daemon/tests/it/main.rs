@@ -1,0 +1,14 @@
+//! End-to-end tests of `stratad`: real daemons as child processes on
+//! loopback, driven through the command line and the admin API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+mod devnet;
+mod monerod;
+mod network;
+mod refusals;

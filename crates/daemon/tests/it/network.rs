@@ -1,0 +1,203 @@
+//! Three daemons: records, messages, receipts, status and peers, the admin
+//! API's errors, a graceful stop, and a restart from the saved files.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{CONVERGE_TIMEOUT, Daemon, STRATAD, bounded, http, poll};
+
+#[test]
+fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
+    bounded(Duration::from_secs(240), |scope| {
+        let root = tempfile::tempdir().unwrap();
+        let a = Daemon::start(&scope, "a", &root.path().join("a"), "127.0.0.1:0", &[]);
+        let a_p2p = a.p2p.to_string();
+        let b = Daemon::start(
+            &scope,
+            "b",
+            &root.path().join("b"),
+            "127.0.0.1:0",
+            &["--seed".into(), a_p2p.clone(), "--peer".into(), a_p2p.clone()],
+        );
+        let b_p2p = b.p2p.to_string();
+        let c = Daemon::start(
+            &scope,
+            "c",
+            &root.path().join("c"),
+            "127.0.0.1:0",
+            &[
+                "--seed".into(),
+                a_p2p.clone(),
+                "--peer".into(),
+                a_p2p.clone(),
+                "--peer".into(),
+                b_p2p.clone(),
+            ],
+        );
+        let nodes = [&a, &b, &c];
+
+        // Every node sees the two others, by key.
+        for node in nodes {
+            poll(CONVERGE_TIMEOUT, &format!("{} to see both others", node.name), || {
+                let keys = node.peer_keys();
+                nodes
+                    .iter()
+                    .filter(|other| other.name != node.name)
+                    .all(|other| keys.contains(&other.key))
+                    .then_some(())
+            });
+        }
+        let status: Value = serde_json::from_str(&a.cli_ok(&["status", "--json"])).unwrap();
+        assert_eq!(status["network"], "strata");
+        assert_eq!(status["node_key"], a.key.as_str());
+        assert_eq!(status["peers"]["inbound"], 2, "{status}");
+        assert!(status["version"].is_string() && status["uptime_secs"].is_u64());
+        assert!(status["address_book"]["new"].is_u64());
+        assert!(status["store"]["bytes"].is_u64());
+        assert!(status["sync"]["state"].is_string());
+        let text = a.cli_ok(&["status"]);
+        assert!(text.contains("2 in, 0 out"), "{text}");
+        let peers = c.cli_ok(&["peers"]);
+        assert!(peers.contains(&a.key) && peers.contains(&b.key), "{peers}");
+        assert!(peers.contains("outbound"), "{peers}");
+        assert_eq!(c.cli_ok(&["id"]).trim(), c.key);
+
+        // A record put on one node can be read on the others.
+        let put: Value =
+            serde_json::from_str(&a.cli_ok(&["put", "greeting", "hello strata", "--json"]))
+                .unwrap();
+        assert_eq!(put["published"], true, "{put}");
+        let record_id = put["id"].as_str().unwrap().to_owned();
+        for node in [&b, &c] {
+            let value = poll(CONVERGE_TIMEOUT, &format!("the record on {}", node.name), || {
+                let out = node.cli(&["get", "greeting", "--author", &a.key]);
+                out.status
+                    .success()
+                    .then(|| String::from_utf8(out.stdout).unwrap())
+            });
+            assert_eq!(value.trim(), "hello strata");
+        }
+        let listed = b.cli_ok(&["list", "greet", "--author", &a.key]);
+        assert!(listed.contains("greeting\tv1\thello strata"), "{listed}");
+        // Both receivers confirm with a receipt.
+        poll(CONVERGE_TIMEOUT, "two delivery receipts", || {
+            let out = a.cli(&["delivery", &record_id, "--json"]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["count"] == 2).then_some(())
+        });
+        let delivery = a.cli_ok(&["delivery", &record_id]);
+        assert!(delivery.contains("2 receipt(s)"), "{delivery}");
+        assert!(delivery.contains(&b.key) && delivery.contains(&c.key), "{delivery}");
+
+        // A message published on one node reaches a subscriber on another.
+        let mut subscriber = Command::new(STRATAD)
+            .arg("--data-dir")
+            .arg(&c.dir)
+            .args(["subscribe", "--count", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = subscriber.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("subscribed") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(CONVERGE_TIMEOUT)
+            .expect("the subscription did not start");
+        b.cli_ok(&["publish", "hi from b"]);
+        let status = poll(CONVERGE_TIMEOUT, "the subscriber to exit", || {
+            subscriber.try_wait().unwrap()
+        });
+        let mut line = String::new();
+        BufReader::new(subscriber.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(status.success(), "subscribe failed: {line}");
+        let message: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(message["data"], "hi from b");
+        assert_eq!(message["author"], b.key.as_str());
+        assert!(message["received_at_us"].as_u64() >= message["sent_at_us"].as_u64());
+
+        // Metrics and the admin API's refusals.
+        let (code, metrics) = a.api("GET", "/metrics", None);
+        assert_eq!(code, 200);
+        for name in [
+            "strata_peers{direction=\"inbound\"} 2",
+            "strata_records_put_total 1",
+            "strata_receipts_received_total 2",
+            "strata_store_records 1",
+            "strata_propagation_seconds_bucket",
+            "strata_bytes{class=\"gossip\",direction=\"out\"}",
+        ] {
+            assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+        }
+        let (code, body) = http(a.api, "GET", "/v1/status", None, None);
+        assert_eq!(code, 401, "{body}");
+        assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+        let (code, body) = http(a.api, "GET", "/v1/status", Some("wrong"), None);
+        assert_eq!(code, 401, "{body}");
+        let (code, body) = a.api("POST", "/v1/records", Some("{not json"));
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains("malformed JSON"), "{body}");
+        let (code, body) = a.api("POST", "/v1/records", Some("{\"value\":\"v\"}"));
+        assert_eq!(code, 400, "{body}");
+        let (code, body) = a.api("POST", "/v1/records", Some("{\"key\":\"k\",\"extra\":1}"));
+        assert_eq!(code, 400, "{body}");
+        let (code, _) = a.api("GET", "/v1/nothing", None);
+        assert_eq!(code, 404);
+        let (code, _) = a.api("DELETE", "/v1/status", None);
+        assert_eq!(code, 405);
+        let (code, body) = a.api("GET", "/v1/record?key=missing", None);
+        assert_eq!(code, 404, "{body}");
+        let (code, body) = a.api("GET", "/v1/delivery/zz", None);
+        assert_eq!(code, 400, "{body}");
+        let (code, body) = a.api("POST", "/v1/ban", Some("{\"ip\":\"not an ip\"}"));
+        assert_eq!(code, 400, "{body}");
+        let (code, _) = http(a.api, "GET", "/v1/health", None, None);
+        assert_eq!(code, 200);
+        let out = a.cli_ok(&["ban", "192.0.2.7", "--secs", "60"]);
+        assert!(out.contains("banned 192.0.2.7"), "{out}");
+        let out = a.cli_ok(&["unban", "192.0.2.7"]);
+        assert!(out.contains("unbanned"), "{out}");
+        let out = a.cli_ok(&["ping", &b_p2p, "--count", "2"]);
+        assert!(out.contains("status=OK") && out.contains("rtt="), "{out}");
+
+        // A graceful stop saves the address book and anchors.
+        let (mut a, mut b, mut c) = (a, b, c);
+        for node in [&mut c, &mut b, &mut a] {
+            let status = node.stop();
+            assert!(status.success(), "{} exited with {status}\n{}", node.name, node.log());
+            assert!(node.dir.join("peers.dat").exists(), "{} has no peers.dat", node.name);
+            assert!(node.dir.join("anchors.dat").exists(), "{} has no anchors.dat", node.name);
+            assert!(!node.dir.join("stratad.json").exists());
+            assert!(node.log().contains("stopped"), "{}", node.log());
+        }
+
+        // Restarted on the same addresses without --peer or --seed, the
+        // nodes find each other again from their files, and kept the
+        // records.
+        let a2 = Daemon::start(&scope, "a2", &a.dir, &a_p2p, &[]);
+        let b2 = Daemon::start(&scope, "b2", &b.dir, &b_p2p, &[]);
+        assert_eq!(a2.key, a.key);
+        poll(CONVERGE_TIMEOUT, "b to reconnect to a", || {
+            b2.peer_keys().contains(&a.key).then_some(())
+        });
+        let value = b2.cli_ok(&["get", "greeting", "--author", &a.key]);
+        assert_eq!(value.trim(), "hello strata");
+        let value = a2.cli_ok(&["get", "greeting"]);
+        assert_eq!(value.trim(), "hello strata");
+        // The next put of the same key gets the next version.
+        let put: Value =
+            serde_json::from_str(&a2.cli_ok(&["put", "greeting", "again", "--json"])).unwrap();
+        assert_eq!(put["version"], 2);
+    });
+}
