@@ -1,0 +1,378 @@
+//! End-to-end delivery receipts (`docs/rfc/e2e-reliability.md`).
+//!
+//! - A node that accepts a gossiped record remembers the peer it first got
+//!   it from (its *parent* for that message) and, every receipt interval,
+//!   sends each parent one signed receipt listing the ids it accepted from
+//!   it.
+//! - A node that receives a receipt checks its signature once and forwards
+//!   it, unchanged, to the parent of every id it names; the publisher, which
+//!   has no parent, records the signer as confirmed.
+//! - The publisher keeps, per published message, the expected recipients
+//!   (the node keys it knows at publish time), the confirmations, and the
+//!   share wanted. Everything is bounded in count and in time.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use strata_node::{MessageId, PeerId};
+
+use crate::wire::{ID_LEN, MAX_IDS_PER_RECEIPT, MAX_RECEIPTS_PER_MESSAGE, NODE_KEY_LEN, Receipt};
+
+/// A node key.
+pub type NodeKey = [u8; NODE_KEY_LEN];
+
+/// Most published messages tracked; the oldest are forgotten first.
+pub const MAX_TRACKED: usize = 4096;
+/// How long a published message is tracked.
+pub const TRACK_TTL: Duration = Duration::from_secs(600);
+/// Most messages whose parent is remembered.
+pub const MAX_PARENTS: usize = 65_536;
+/// How long a message's parent is remembered.
+pub const PARENT_TTL: Duration = Duration::from_secs(300);
+/// Most own confirmations waiting for the next flush, over all parents.
+pub const MAX_PENDING_IDS: usize = 16_384;
+/// Most receipts waiting to be forwarded, over all parents.
+pub const MAX_FORWARD: usize = 4096;
+/// Most node keys remembered as known.
+pub const MAX_KNOWN_KEYS: usize = 4096;
+/// Most receipt signatures remembered, to drop a receipt seen twice.
+pub const MAX_SEEN_RECEIPTS: usize = 65_536;
+
+/// What a publisher knows of a message's delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryStatus {
+    /// The message.
+    pub id: MessageId,
+    /// Share of the expected recipients whose confirmation is wanted, in
+    /// `0.0..=1.0`.
+    pub want: f64,
+    /// The nodes expected to receive it.
+    pub expected: Vec<NodeKey>,
+    /// Nodes that confirmed it, expected or not.
+    pub confirmed: Vec<NodeKey>,
+    /// Expected nodes that have not confirmed it.
+    pub missing: Vec<NodeKey>,
+    /// Whether the confirmed expected nodes reach the share wanted.
+    pub satisfied: bool,
+}
+
+struct Tracked {
+    want: f64,
+    expected: BTreeSet<NodeKey>,
+    confirmed: BTreeSet<NodeKey>,
+    at: Instant,
+    reported: bool,
+}
+
+impl Tracked {
+    fn status(&self, id: MessageId) -> DeliveryStatus {
+        let missing: Vec<NodeKey> = self.expected.difference(&self.confirmed).copied().collect();
+        let reached = self.expected.len() - missing.len();
+        let needed = share_of(self.want, self.expected.len());
+        DeliveryStatus {
+            id,
+            want: self.want,
+            expected: self.expected.iter().copied().collect(),
+            confirmed: self.confirmed.iter().copied().collect(),
+            missing,
+            satisfied: reached >= needed,
+        }
+    }
+}
+
+/// How many of `n` make the share `want` (rounded up).
+fn share_of(want: f64, n: usize) -> usize {
+    let want = if want.is_nan() {
+        1.0
+    } else {
+        want.clamp(0.0, 1.0)
+    };
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "a share of a count that fits in f64"
+    )]
+    let needed = (want * n as f64).ceil() as usize;
+    needed.min(n)
+}
+
+/// What a receipt's arrival asks of the caller.
+#[derive(Debug, Default)]
+pub(crate) struct Routed {
+    /// Published messages whose share was reached by this receipt.
+    pub(crate) satisfied: Vec<DeliveryStatus>,
+}
+
+/// Receipts: the publisher's ledger and the relay toward parents.
+pub(crate) struct Receipts {
+    key: SigningKey,
+    own: NodeKey,
+    interval: Duration,
+    next_flush: Option<Instant>,
+    tracked: HashMap<MessageId, Tracked>,
+    tracked_order: VecDeque<(MessageId, Instant)>,
+    parents: HashMap<MessageId, (PeerId, Instant)>,
+    parents_order: VecDeque<(MessageId, Instant)>,
+    pending: HashMap<PeerId, Vec<[u8; ID_LEN]>>,
+    pending_len: usize,
+    forward: HashMap<PeerId, Vec<Receipt>>,
+    forward_len: usize,
+    known: BTreeSet<NodeKey>,
+    seen: HashSet<[u8; 16]>,
+    seen_order: VecDeque<[u8; 16]>,
+    pub(crate) bytes_sent: u64,
+    pub(crate) receipts_signed: u64,
+}
+
+impl Receipts {
+    pub(crate) fn new(key: SigningKey, interval: Duration) -> Receipts {
+        let own = key.verifying_key().to_bytes();
+        Receipts {
+            key,
+            own,
+            interval,
+            next_flush: None,
+            tracked: HashMap::new(),
+            tracked_order: VecDeque::new(),
+            parents: HashMap::new(),
+            parents_order: VecDeque::new(),
+            pending: HashMap::new(),
+            pending_len: 0,
+            forward: HashMap::new(),
+            forward_len: 0,
+            known: BTreeSet::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            bytes_sent: 0,
+            receipts_signed: 0,
+        }
+    }
+
+    pub(crate) fn own_key(&self) -> NodeKey {
+        self.own
+    }
+
+    /// Remembers a node key as a likely recipient of what we publish.
+    pub(crate) fn learn(&mut self, key: NodeKey) {
+        if key == self.own || self.known.contains(&key) {
+            return;
+        }
+        if self.known.len() >= MAX_KNOWN_KEYS
+            && let Some(first) = self.known.iter().next().copied()
+        {
+            self.known.remove(&first);
+        }
+        self.known.insert(key);
+    }
+
+    pub(crate) fn known(&self) -> impl Iterator<Item = &NodeKey> {
+        self.known.iter()
+    }
+
+    /// Starts tracking a message we published.
+    pub(crate) fn track(
+        &mut self,
+        id: MessageId,
+        want: f64,
+        expected: Option<Vec<NodeKey>>,
+        now: Instant,
+    ) {
+        let expected: BTreeSet<NodeKey> = match expected {
+            Some(keys) => keys.into_iter().filter(|k| *k != self.own).collect(),
+            None => self.known.clone(),
+        };
+        while self.tracked.len() >= MAX_TRACKED {
+            let Some((old, _)) = self.tracked_order.pop_front() else {
+                break;
+            };
+            self.tracked.remove(&old);
+        }
+        self.tracked.insert(
+            id,
+            Tracked {
+                want,
+                expected,
+                confirmed: BTreeSet::new(),
+                at: now,
+                reported: false,
+            },
+        );
+        self.tracked_order.push_back((id, now));
+    }
+
+    pub(crate) fn status(&self, id: &MessageId) -> Option<DeliveryStatus> {
+        self.tracked.get(id).map(|t| t.status(*id))
+    }
+
+    /// A message accepted from `parent`: confirm it at the next flush.
+    pub(crate) fn accepted(&mut self, id: MessageId, parent: PeerId, now: Instant) {
+        if self.tracked.contains_key(&id) || self.parents.contains_key(&id) {
+            return;
+        }
+        while self.parents.len() >= MAX_PARENTS {
+            let Some((old, _)) = self.parents_order.pop_front() else {
+                break;
+            };
+            self.parents.remove(&old);
+        }
+        self.parents.insert(id, (parent, now));
+        self.parents_order.push_back((id, now));
+        if self.pending_len < MAX_PENDING_IDS {
+            self.pending.entry(parent).or_default().push(id.0);
+            self.pending_len += 1;
+        }
+        self.arm(now);
+    }
+
+    fn arm(&mut self, now: Instant) {
+        if self.next_flush.is_none() {
+            self.next_flush = Some(now + self.interval);
+        }
+    }
+
+    /// A peer is gone: nothing more goes to it.
+    pub(crate) fn peer_gone(&mut self, peer: PeerId) {
+        if let Some(ids) = self.pending.remove(&peer) {
+            self.pending_len -= ids.len();
+        }
+        if let Some(receipts) = self.forward.remove(&peer) {
+            self.forward_len -= receipts.len();
+        }
+    }
+
+    /// Receipts received from `from`, whose signatures the caller checked.
+    /// Confirms what we published and queues the rest toward parents.
+    pub(crate) fn route(&mut self, from: PeerId, receipts: Vec<Receipt>, now: Instant) -> Routed {
+        let mut routed = Routed::default();
+        for receipt in receipts {
+            let mut mark = [0u8; 16];
+            mark.copy_from_slice(&receipt.signature[..16]);
+            if !self.seen.insert(mark) {
+                continue;
+            }
+            self.seen_order.push_back(mark);
+            if self.seen_order.len() > MAX_SEEN_RECEIPTS
+                && let Some(old) = self.seen_order.pop_front()
+            {
+                self.seen.remove(&old);
+            }
+            if receipt.signer == self.own {
+                continue;
+            }
+            self.learn(receipt.signer);
+            let mut targets: BTreeSet<PeerId> = BTreeSet::new();
+            for id in &receipt.ids {
+                let id = MessageId(*id);
+                if let Some(t) = self.tracked.get_mut(&id) {
+                    t.confirmed.insert(receipt.signer);
+                    if !t.reported {
+                        let status = t.status(id);
+                        if status.satisfied {
+                            t.reported = true;
+                            routed.satisfied.push(status);
+                        }
+                    }
+                } else if let Some((parent, _)) = self.parents.get(&id)
+                    && *parent != from
+                {
+                    targets.insert(*parent);
+                }
+            }
+            for target in targets {
+                if self.forward_len >= MAX_FORWARD {
+                    break;
+                }
+                self.forward
+                    .entry(target)
+                    .or_default()
+                    .push(receipt.clone());
+                self.forward_len += 1;
+                self.arm(now);
+            }
+        }
+        routed
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.next_flush
+    }
+
+    /// Signs our own confirmations and returns, per parent, the receipts
+    /// to send (at most [`MAX_RECEIPTS_PER_MESSAGE`] per frame). Also
+    /// forgets what is past its time.
+    pub(crate) fn flush(&mut self, now: Instant) -> Vec<(PeerId, Vec<Receipt>)> {
+        if self.next_flush.is_some_and(|at| now < at) {
+            return Vec::new();
+        }
+        self.next_flush = None;
+        self.expire(now);
+        let mut per_peer: HashMap<PeerId, Vec<Receipt>> = std::mem::take(&mut self.forward);
+        self.forward_len = 0;
+        for (peer, ids) in std::mem::take(&mut self.pending) {
+            for chunk in ids.chunks(MAX_IDS_PER_RECEIPT) {
+                let signature = self
+                    .key
+                    .sign(&Receipt::signed_bytes(&self.own, chunk))
+                    .to_bytes();
+                self.receipts_signed += 1;
+                per_peer.entry(peer).or_default().push(Receipt {
+                    signer: self.own,
+                    ids: chunk.to_vec(),
+                    signature,
+                });
+            }
+        }
+        self.pending_len = 0;
+        let mut out = Vec::new();
+        let mut peers: Vec<_> = per_peer.into_iter().collect();
+        peers.sort_by_key(|(p, _)| *p);
+        for (peer, receipts) in peers {
+            for chunk in receipts.chunks(MAX_RECEIPTS_PER_MESSAGE) {
+                out.push((peer, chunk.to_vec()));
+            }
+        }
+        out
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((id, at)) = self.tracked_order.front().copied() {
+            if now.saturating_duration_since(at) < TRACK_TTL {
+                break;
+            }
+            self.tracked_order.pop_front();
+            if self.tracked.get(&id).is_some_and(|t| t.at == at) {
+                self.tracked.remove(&id);
+            }
+        }
+        while let Some((id, at)) = self.parents_order.front().copied() {
+            if now.saturating_duration_since(at) < PARENT_TTL {
+                break;
+            }
+            self.parents_order.pop_front();
+            if self.parents.get(&id).is_some_and(|(_, t)| *t == at) {
+                self.parents.remove(&id);
+            }
+        }
+    }
+}
+
+/// Checks a receipt's signature (strict Ed25519, weak keys refused).
+pub fn verify_receipt(receipt: &Receipt) -> bool {
+    if receipt.ids.is_empty() {
+        return false;
+    }
+    let Ok(key) = VerifyingKey::from_bytes(&receipt.signer) else {
+        return false;
+    };
+    if key.is_weak() {
+        return false;
+    }
+    let signature = Signature::from_bytes(&receipt.signature);
+    key.verify_strict(
+        &Receipt::signed_bytes(&receipt.signer, &receipt.ids),
+        &signature,
+    )
+    .is_ok()
+}
