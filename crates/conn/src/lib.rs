@@ -479,16 +479,20 @@ where
                 }
             }
         };
-        let reason = tokio::select! {
-            reason = reading => reason,
-            () = slot.stop.notified() => Closed::Locally,
-            written = &mut writing => closed_by_writer(written),
+        let (reason, written) = tokio::select! {
+            reason = reading => (reason, false),
+            () = slot.stop.notified() => (Closed::Locally, false),
+            written = &mut writing => (closed_by_writer(written), true),
         };
         handle.close();
-        let clock = &inner.clock;
-        let _ = clock
-            .timeout_at(clock.now() + inner.config.flush_timeout, writing)
-            .await;
+        if !written {
+            // Flush what is queued, unless the writer already ended (a
+            // finished future must not be polled again).
+            let clock = &inner.clock;
+            let _ = clock
+                .timeout_at(clock.now() + inner.config.flush_timeout, writing)
+                .await;
+        }
         drop(slot);
         let _ = inner.events.send(Event::Closed(id, reason)).await;
     }
