@@ -142,7 +142,11 @@ fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let given = header.strip_prefix("Bearer ").unwrap_or("").trim().as_bytes();
+    let given = header
+        .strip_prefix("Bearer ")
+        .unwrap_or("")
+        .trim()
+        .as_bytes();
     let expected = shared.token.as_bytes();
     // Compare in time independent of where the first difference is.
     let same = given.len() == expected.len()
@@ -161,7 +165,10 @@ fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError
                 .into(),
         ))
     } else {
-        Err(ApiError(StatusCode::UNAUTHORIZED, "wrong bearer token".into()))
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "wrong bearer token".into(),
+        ))
     }
 }
 
@@ -217,8 +224,7 @@ async fn route<P: Summary>(
             let prefix = query_bytes(&query, "prefix")?.unwrap_or_default();
             let after = match query.get("after") {
                 Some(hex_cursor) => Some(Cursor::from_bytes(
-                    hex::decode(hex_cursor)
-                        .map_err(|_| ApiError::bad("`after` is not hex"))?,
+                    hex::decode(hex_cursor).map_err(|_| ApiError::bad("`after` is not hex"))?,
                 )),
                 None => None,
             };
@@ -374,7 +380,9 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Body>) -> Result
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("the request body is over {MAX_BODY} bytes"),

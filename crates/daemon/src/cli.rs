@@ -216,7 +216,11 @@ pub fn sources(cli_dir: Option<&PathBuf>, args: &ConfigArgs) -> Result<Sources, 
         flag("api.listen", toml::Value::String(a.clone()), "--api-listen");
     }
     if args.local_network {
-        flag("p2p.local_network", toml::Value::Boolean(true), "--local-network");
+        flag(
+            "p2p.local_network",
+            toml::Value::Boolean(true),
+            "--local-network",
+        );
     }
     if let Some(f) = &args.log_filter {
         flag("log.filter", toml::Value::String(f.clone()), "--log-filter");
@@ -279,7 +283,9 @@ pub fn main() -> ExitCode {
 }
 
 fn data_dir(cli: &Cli) -> PathBuf {
-    cli.data_dir.clone().unwrap_or_else(config::default_data_dir)
+    cli.data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir)
 }
 
 fn client(cli: &Cli) -> Result<Client, String> {
@@ -447,9 +453,13 @@ async fn remote(c: &Client, command: &Command) -> Result<(), crate::client::Clie
                 for r in v["records"].as_array().into_iter().flatten() {
                     println!(
                         "{}\tv{}\t{}",
-                        r["key"].as_str().unwrap_or(r["key_hex"].as_str().unwrap_or("")),
+                        r["key"]
+                            .as_str()
+                            .unwrap_or(r["key_hex"].as_str().unwrap_or("")),
                         r["version"],
-                        r["value"].as_str().unwrap_or(r["value_hex"].as_str().unwrap_or(""))
+                        r["value"]
+                            .as_str()
+                            .unwrap_or(r["value_hex"].as_str().unwrap_or(""))
                     );
                 }
             }
@@ -480,7 +490,11 @@ async fn remote(c: &Client, command: &Command) -> Result<(), crate::client::Clie
         }
         Command::Delivery { id, json } => {
             let v = c
-                .call(Method::GET, &format!("/v1/delivery/{}", encode_query(id)), None)
+                .call(
+                    Method::GET,
+                    &format!("/v1/delivery/{}", encode_query(id)),
+                    None,
+                )
                 .await?;
             if *json {
                 print_json(&v);

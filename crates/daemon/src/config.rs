@@ -167,7 +167,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "p2p.ban_threshold",
         "Misbehaviour score above which an address is banned (at least 1).",
     ),
-    ("p2p.ban_secs", "How long a ban lasts, in seconds (at least 1)."),
+    (
+        "p2p.ban_secs",
+        "How long a ban lasts, in seconds (at least 1).",
+    ),
     (
         "p2p.timed_sync_secs",
         "Seconds between timed syncs with each peer (1-3600).",
@@ -200,7 +203,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "api.allow_remote",
         "Allow a non-loopback admin API address (the API is plain HTTP: put TLS in front).",
     ),
-    ("api.metrics_auth", "Whether /metrics needs the bearer token."),
+    (
+        "api.metrics_auth",
+        "Whether /metrics needs the bearer token.",
+    ),
     (
         "log.filter",
         "Log filter directives (RUST_LOG syntax); RUST_LOG overrides it.",
@@ -331,10 +337,20 @@ impl Config {
             self.p2p.listen = vec![SocketAddr::from(([0, 0, 0, 0], network.port))];
         }
         if self.p2p.tls_inbound.is_empty() {
-            self.p2p.tls_inbound = if network.strata { "optional" } else { "disabled" }.into();
+            self.p2p.tls_inbound = if network.strata {
+                "optional"
+            } else {
+                "disabled"
+            }
+            .into();
         }
         if self.p2p.tls_outbound.is_empty() {
-            self.p2p.tls_outbound = if network.strata { "required" } else { "disabled" }.into();
+            self.p2p.tls_outbound = if network.strata {
+                "required"
+            } else {
+                "disabled"
+            }
+            .into();
         }
     }
 
@@ -392,7 +408,12 @@ impl Config {
             }
         }
         let s = &self.store;
-        range("store.max_value_len", s.max_value_len, 0, strata_store::MAX_VALUE_LEN)?;
+        range(
+            "store.max_value_len",
+            s.max_value_len,
+            0,
+            strata_store::MAX_VALUE_LEN,
+        )?;
         if s.durability != "sync" && s.durability != "nosync" {
             return Err(ConfigError::new(
                 "store.durability",
@@ -621,7 +642,10 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
                     });
                 }
             }
-            return Err(ConfigError::new("config", clean_serde_message(&e.to_string())));
+            return Err(ConfigError::new(
+                "config",
+                clean_serde_message(&e.to_string()),
+            ));
         }
     };
     config.resolve();

@@ -156,10 +156,7 @@ impl<P: Summary> Shared<P> {
         let gossip = self.handle.gossip_stats().await.ok();
         let store = self.store.clone();
         let (records, bytes) = tokio::task::spawn_blocking(move || {
-            (
-                store.len().unwrap_or(0),
-                store.size_bytes().unwrap_or(0),
-            )
+            (store.len().unwrap_or(0), store.size_bytes().unwrap_or(0))
         })
         .await
         .unwrap_or((0, 0));
@@ -183,7 +180,11 @@ impl<P: Summary> Shared<P> {
             gossip,
             store_records: records,
             store_bytes: bytes,
-            peer_records_max: lock(&self.peer_records).values().copied().max().unwrap_or(0),
+            peer_records_max: lock(&self.peer_records)
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0),
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }
@@ -207,7 +208,8 @@ impl<P: Summary> Shared<P> {
                     .map_err(|e| e.to_string())?
                     .map_or(1, |r| r.version().saturating_add(1)),
             };
-            let record = Record::sign(&signing, &key, version, &value).map_err(|e| e.to_string())?;
+            let record =
+                Record::sign(&signing, &key, version, &value).map_err(|e| e.to_string())?;
             match store.put(&record).map_err(|e| e.to_string())? {
                 strata_store::Outcome::Invalid(why) => Err(why.to_string()),
                 strata_store::Outcome::Stale => Err(format!(
@@ -419,13 +421,16 @@ async fn serve<P: Summary>(
         dns_server: None,
         local_network: config.p2p.local_network,
     };
-    let running = strata_node::driver::start(settings, P::ours(network, records), handler, Clock::real())
-        .await
-        .map_err(|e| StartError::Other(format!("cannot start the node: {e}")))?;
+    let running =
+        strata_node::driver::start(settings, P::ours(network, records), handler, Clock::real())
+            .await
+            .map_err(|e| StartError::Other(format!("cannot start the node: {e}")))?;
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
-        .map_err(|e| StartError::Other(format!("admin API listen on {}: {e}", config.api.listen)))?;
+        .map_err(|e| {
+            StartError::Other(format!("admin API listen on {}: {e}", config.api.listen))
+        })?;
     let api_addr = api_listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -575,9 +580,7 @@ async fn relay_loop<P: Summary>(
                 Incoming::Receipt(receipt) => {
                     let delivered = {
                         let mut deliveries = lock(&shared.deliveries);
-                        let published = deliveries
-                            .get(&receipt.record)
-                            .map(|d| d.published_at_us);
+                        let published = deliveries.get(&receipt.record).map(|d| d.published_at_us);
                         deliveries
                             .receipt(&receipt, arrival.at_us)
                             .then_some(published)
@@ -642,10 +645,7 @@ async fn relay_loop<P: Summary>(
 
 /// Follows the node's events: peers' summaries, and our own summary kept
 /// current in handshakes and timed syncs.
-async fn events_loop<P: Summary>(
-    shared: Arc<Shared<P>>,
-    mut events: mpsc::Receiver<Event<P>>,
-) {
+async fn events_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: mpsc::Receiver<Event<P>>) {
     let mut refresh = tokio::time::interval(PAYLOAD_REFRESH);
     let mut advertised = None;
     loop {

@@ -138,7 +138,8 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("cannot create", &tmp))?;
-        file.write_all(bytes).map_err(io_err("cannot write", &tmp))?;
+        file.write_all(bytes)
+            .map_err(io_err("cannot write", &tmp))?;
         file.sync_all().map_err(io_err("cannot write", &tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io_err("cannot rename into place", path))
@@ -211,7 +212,9 @@ pub fn admin_token(dir: &Path) -> Result<String, DirError> {
             return Ok(token);
         }
     }
-    let token = hex::encode(random_bytes::<32>().map_err(io_err("cannot read", Path::new("/dev/urandom")))?);
+    let token = hex::encode(
+        random_bytes::<32>().map_err(io_err("cannot read", Path::new("/dev/urandom")))?,
+    );
     write_secret(&path, token.as_bytes())?;
     Ok(token)
 }

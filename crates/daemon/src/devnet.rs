@@ -98,9 +98,12 @@ pub fn run(args: &DevnetArgs) -> Result<(), String> {
     let runtime = strata_io::runtime(Some(2)).map_err(|e| e.to_string())?;
     let mut nodes = Nodes::default();
     let result = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
         tokio::select! {
             result = devnet(args, &root, &mut nodes) => result,
             _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+            _ = term.recv() => Err("terminated".to_owned()),
         }
     });
     runtime.block_on(stop_all(&mut nodes));
@@ -110,7 +113,10 @@ pub fn run(args: &DevnetArgs) -> Result<(), String> {
         Err(_) if args.dir.is_none() => {
             eprintln!("devnet: the nodes' logs were in {}", root.display());
         }
-        Err(_) => eprintln!("devnet: the nodes' logs are in {}/node*/stratad.log", root.display()),
+        Err(_) => eprintln!(
+            "devnet: the nodes' logs are in {}/node*/stratad.log",
+            root.display()
+        ),
     }
     result
 }
@@ -132,7 +138,12 @@ async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node,
         .arg("start")
         .args(["--p2p-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
         .args(["--local-network", "--log-filter", "info"])
-        .args(["--set", "p2p.max_per_ip=256", "--set", "p2p.timed_sync_secs=1"])
+        .args([
+            "--set",
+            "p2p.max_per_ip=256",
+            "--set",
+            "p2p.timed_sync_secs=1",
+        ])
         .args(["--set", "store.durability=\"nosync\""])
         .args(extra)
         .env_remove("RUST_LOG")
@@ -155,7 +166,9 @@ async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node,
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("node {index} did not start within {NODE_TIMEOUT:?}"));
+            return Err(format!(
+                "node {index} did not start within {NODE_TIMEOUT:?}"
+            ));
         }
         tokio::time::sleep(POLL).await;
     };
@@ -167,7 +180,11 @@ async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node,
             return Err(e.to_string());
         }
     };
-    let p2p = info.p2p.first().copied().ok_or("a node listens on nothing")?;
+    let p2p = info
+        .p2p
+        .first()
+        .copied()
+        .ok_or("a node listens on nothing")?;
     Ok(Node {
         dir,
         child,
@@ -209,12 +226,15 @@ struct Arrival {
     latency_us: u64,
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+/// The value at `per_mille` thousandths of `sorted` (nearest rank).
+fn percentile(sorted: &[u64], per_mille: usize) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    // Nearest rank: the smallest value with at least p% of them at or below.
+    let len = sorted.len();
+    let rank = (len * per_mille).div_ceil(1000);
+    sorted[rank.clamp(1, len) - 1]
 }
 
 fn ms(us: u64) -> String {
@@ -224,9 +244,10 @@ fn ms(us: u64) -> String {
 async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(), String> {
     let n = args.nodes;
     let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>8} {bar:30.cyan/blue} {pos:>4}/{len:4} {msg}")
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:>8} {bar:30.cyan/blue} {pos:>4}/{len:4} {msg}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> ");
     let started = Instant::now();
 
     // Start node 0, then the others with node 0 as their seed. Each also
@@ -240,7 +261,12 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
     boot.inc(1);
     let seed = nodes.0[0].p2p.to_string();
     for i in 1..n {
-        let mut extra = vec!["--seed".to_owned(), seed.clone(), "--peer".into(), seed.clone()];
+        let mut extra = vec![
+            "--seed".to_owned(),
+            seed.clone(),
+            "--peer".into(),
+            seed.clone(),
+        ];
         if i >= 2 {
             extra.push("--peer".into());
             extra.push(nodes.0[i - 1].p2p.to_string());
@@ -453,8 +479,8 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
         "  messages             {published} published, {} deliveries",
         all.len()
     );
-    println!("  propagation p50      {}", ms(percentile(&all, 50.0)));
-    println!("  propagation p99      {}", ms(percentile(&all, 99.0)));
+    println!("  propagation p50      {}", ms(percentile(&all, 500)));
+    println!("  propagation p99      {}", ms(percentile(&all, 990)));
     println!(
         "  propagation max      {}",
         ms(all.last().copied().unwrap_or(0))
@@ -464,7 +490,10 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
         converged.as_secs_f64()
     );
     println!("  receipts collected   {receipts} of {expected_receipts}");
-    println!("  total run            {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  total run            {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -478,8 +507,8 @@ fn live_table(latencies: &[Vec<u64>], expected: &[usize]) -> String {
             "\nnode{i:<3} {:>4}/{:<4}  {:<10} {:<10} {}",
             sorted.len(),
             expected[i],
-            ms(percentile(&sorted, 50.0)),
-            ms(percentile(&sorted, 99.0)),
+            ms(percentile(&sorted, 500)),
+            ms(percentile(&sorted, 990)),
             ms(sorted.last().copied().unwrap_or(0)),
         ));
     }
@@ -493,9 +522,9 @@ mod tests {
     #[test]
     fn percentiles_use_the_nearest_rank() {
         let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50.0), 50);
-        assert_eq!(percentile(&v, 99.0), 99);
-        assert_eq!(percentile(&[7], 99.0), 7);
-        assert_eq!(percentile(&[], 50.0), 0);
+        assert_eq!(percentile(&v, 500), 50);
+        assert_eq!(percentile(&v, 990), 99);
+        assert_eq!(percentile(&[7], 990), 7);
+        assert_eq!(percentile(&[], 500), 0);
     }
 }

@@ -20,7 +20,6 @@
 //!   are saved and the store is closed before the process exits.
 #![forbid(unsafe_code)]
 
-
 pub mod api;
 pub mod cli;
 pub mod client;

@@ -102,11 +102,17 @@ pub struct Snapshot {
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
 }
 
 impl Metrics {
@@ -127,7 +133,7 @@ impl Metrics {
              strata_address_book{{table=\"new\"}} {}\nstrata_address_book{{table=\"tried\"}} {}",
             s.book_new, s.book_tried
         );
-        let g = s.gossip.clone().unwrap_or_default();
+        let g = s.gossip.unwrap_or_default();
         let _ = writeln!(
             out,
             "# HELP strata_bytes Bytes by class and direction: all traffic of the current \

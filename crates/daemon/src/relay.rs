@@ -152,8 +152,7 @@ pub fn encode_receipt(key: &SigningKey, record: &[u8; 32]) -> Bytes {
 fn verify(author: &[u8; 32], message: &[u8], signature: &[u8]) -> Result<(), &'static str> {
     let key = VerifyingKey::from_bytes(author).map_err(|_| "not a public key")?;
     let signature = Signature::from_slice(signature).map_err(|_| "not a signature")?;
-    key.verify(message, &signature)
-        .map_err(|_| "bad signature")
+    key.verify(message, &signature).map_err(|_| "bad signature")
 }
 
 fn array32(bytes: &[u8]) -> [u8; 32] {
@@ -219,24 +218,26 @@ pub fn handler(
     tx: mpsc::Sender<Arrival>,
     on_drop: impl Fn() + Send + 'static,
 ) -> strata_node::Handler {
-    Box::new(move |peer, id, payload| match decode(payload, max_value_len) {
-        Ok(item) => {
-            let arrival = Arrival {
-                peer,
-                id: *id,
-                at_us: now_us(),
-                item,
-            };
-            if tx.try_send(arrival).is_err() {
-                on_drop();
+    Box::new(
+        move |peer, id, payload| match decode(payload, max_value_len) {
+            Ok(item) => {
+                let arrival = Arrival {
+                    peer,
+                    id: *id,
+                    at_us: now_us(),
+                    item,
+                };
+                if tx.try_send(arrival).is_err() {
+                    on_drop();
+                }
+                Verdict::Propagate
             }
-            Verdict::Propagate
-        }
-        Err(why) => {
-            tracing::debug!("gossip from peer {}: {why}", peer.0);
-            Verdict::Reject
-        }
-    })
+            Err(why) => {
+                tracing::debug!("gossip from peer {}: {why}", peer.0);
+                Verdict::Reject
+            }
+        },
+    )
 }
 
 /// One record this node wrote, and who confirmed storing it.
@@ -280,7 +281,10 @@ impl Deliveries {
             return false;
         };
         if delivery.receipts.len() >= MAX_RECEIPTS
-            || delivery.receipts.iter().any(|(k, _)| *k == receipt.receiver)
+            || delivery
+                .receipts
+                .iter()
+                .any(|(k, _)| *k == receipt.receiver)
         {
             return false;
         }
@@ -297,6 +301,11 @@ impl Deliveries {
     /// Records tracked.
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Whether no record is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
     }
 }
 

@@ -209,6 +209,17 @@ impl Daemon {
         self.wait()
     }
 
+    /// Stops the daemon with SIGTERM and waits for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.as_ref().expect("already stopped").id();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.wait()
+    }
+
     /// Waits for the process to exit.
     pub fn wait(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("already stopped");
@@ -287,7 +298,11 @@ pub fn http(
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_owned() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
     (status, body)
 }
 

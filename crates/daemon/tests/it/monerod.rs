@@ -44,12 +44,24 @@ impl Monerod {
         let dir = tempfile::tempdir().unwrap().keep();
         let (p2p, rpc, dead) = (free_port(), free_port(), free_port());
         let mut child = Command::new("monerod")
-            .args(["--testnet", "--non-interactive", "--log-level", "1", "--no-zmq", "--no-igd"])
+            .args([
+                "--testnet",
+                "--non-interactive",
+                "--log-level",
+                "1",
+                "--no-zmq",
+                "--no-igd",
+            ])
             .args(["--disable-dns-checkpoints", "--check-updates", "disabled"])
             .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
             .arg("--data-dir")
             .arg(&dir)
-            .args(["--p2p-bind-port", &p2p.to_string(), "--rpc-bind-port", &rpc.to_string()])
+            .args([
+                "--p2p-bind-port",
+                &p2p.to_string(),
+                "--rpc-bind-port",
+                &rpc.to_string(),
+            ])
             .args(["--add-exclusive-node", &format!("127.0.0.1:{dead}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -110,7 +122,12 @@ fn ping_reaches_a_live_monerod_and_a_testnet_node_shakes_hands_with_it() {
             "testnet",
             &root.path().join("testnet"),
             "127.0.0.1:0",
-            &["--network".into(), "monero-testnet".into(), "--peer".into(), addr.clone()],
+            &[
+                "--network".into(),
+                "monero-testnet".into(),
+                "--peer".into(),
+                addr.clone(),
+            ],
         );
         let status = node.get_json("/v1/status");
         assert_eq!(status["network"], "monero-testnet");

@@ -21,7 +21,12 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
             "b",
             &root.path().join("b"),
             "127.0.0.1:0",
-            &["--seed".into(), a_p2p.clone(), "--peer".into(), a_p2p.clone()],
+            &[
+                "--seed".into(),
+                a_p2p.clone(),
+                "--peer".into(),
+                a_p2p.clone(),
+            ],
         );
         let b_p2p = b.p2p.to_string();
         let c = Daemon::start(
@@ -42,14 +47,18 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
 
         // Every node sees the two others, by key.
         for node in nodes {
-            poll(CONVERGE_TIMEOUT, &format!("{} to see both others", node.name), || {
-                let keys = node.peer_keys();
-                nodes
-                    .iter()
-                    .filter(|other| other.name != node.name)
-                    .all(|other| keys.contains(&other.key))
-                    .then_some(())
-            });
+            poll(
+                CONVERGE_TIMEOUT,
+                &format!("{} to see both others", node.name),
+                || {
+                    let keys = node.peer_keys();
+                    nodes
+                        .iter()
+                        .filter(|other| other.name != node.name)
+                        .all(|other| keys.contains(&other.key))
+                        .then_some(())
+                },
+            );
         }
         let status: Value = serde_json::from_str(&a.cli_ok(&["status", "--json"])).unwrap();
         assert_eq!(status["network"], "strata");
@@ -73,12 +82,16 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         assert_eq!(put["published"], true, "{put}");
         let record_id = put["id"].as_str().unwrap().to_owned();
         for node in [&b, &c] {
-            let value = poll(CONVERGE_TIMEOUT, &format!("the record on {}", node.name), || {
-                let out = node.cli(&["get", "greeting", "--author", &a.key]);
-                out.status
-                    .success()
-                    .then(|| String::from_utf8(out.stdout).unwrap())
-            });
+            let value = poll(
+                CONVERGE_TIMEOUT,
+                &format!("the record on {}", node.name),
+                || {
+                    let out = node.cli(&["get", "greeting", "--author", &a.key]);
+                    out.status
+                        .success()
+                        .then(|| String::from_utf8(out.stdout).unwrap())
+                },
+            );
             assert_eq!(value.trim(), "hello strata");
         }
         let listed = b.cli_ok(&["list", "greet", "--author", &a.key]);
@@ -91,7 +104,10 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         });
         let delivery = a.cli_ok(&["delivery", &record_id]);
         assert!(delivery.contains("2 receipt(s)"), "{delivery}");
-        assert!(delivery.contains(&b.key) && delivery.contains(&c.key), "{delivery}");
+        assert!(
+            delivery.contains(&b.key) && delivery.contains(&c.key),
+            "{delivery}"
+        );
 
         // A message published on one node reaches a subscriber on another.
         let mut subscriber = Command::new(STRATAD)
@@ -174,12 +190,33 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         // A graceful stop saves the address book and anchors.
         let (mut a, mut b, mut c) = (a, b, c);
         for node in [&mut c, &mut b, &mut a] {
-            let status = node.stop();
-            assert!(status.success(), "{} exited with {status}\n{}", node.name, node.log());
-            assert!(node.dir.join("peers.dat").exists(), "{} has no peers.dat", node.name);
-            assert!(node.dir.join("anchors.dat").exists(), "{} has no anchors.dat", node.name);
+            // One by SIGTERM, the others through the admin API.
+            let status = if node.name == "c" {
+                node.terminate()
+            } else {
+                node.stop()
+            };
+            assert!(
+                status.success(),
+                "{} exited with {status}\n{}",
+                node.name,
+                node.log()
+            );
+            assert!(
+                node.dir.join("peers.dat").exists(),
+                "{} has no peers.dat",
+                node.name
+            );
+            assert!(
+                node.dir.join("anchors.dat").exists(),
+                "{} has no anchors.dat",
+                node.name
+            );
             assert!(!node.dir.join("stratad.json").exists());
             assert!(node.log().contains("stopped"), "{}", node.log());
+            if node.name == "c" {
+                assert!(node.log().contains("SIGTERM received"), "{}", node.log());
+            }
         }
 
         // Restarted on the same addresses without --peer or --seed, the

@@ -21,7 +21,10 @@ fn a_second_daemon_on_one_data_directory_is_refused() {
             stderr.contains("in use by another stratad"),
             "unclear refusal: {stderr}"
         );
-        assert!(stderr.contains(&first.child.as_ref().unwrap().id().to_string()), "{stderr}");
+        assert!(
+            stderr.contains(&first.child.as_ref().unwrap().id().to_string()),
+            "{stderr}"
+        );
         // The first daemon is untouched.
         let status = first.get_json("/v1/status");
         assert_eq!(status["node_key"], first.key.as_str());
@@ -40,22 +43,34 @@ fn a_bad_configuration_is_refused_naming_the_field() {
         assert!(stderr.contains("`p2p.outbound`"), "{stderr}");
         assert!(stderr.contains("stratad.toml"), "{stderr}");
         assert!(!dir.join("stratad.json").exists(), "the daemon started");
-        assert!(!dir.join("node.key").exists(), "the daemon touched the directory");
+        assert!(
+            !dir.join("node.key").exists(),
+            "the daemon touched the directory"
+        );
 
         std::fs::write(dir.join("stratad.toml"), "[p2p]\noutbound = \"eight\"\n").unwrap();
         let out = cli(dir, &["config"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains("`p2p.outbound`"), "{stderr}");
+        assert!(
+            !out.status.success() && stderr.contains("`p2p.outbound`"),
+            "{stderr}"
+        );
 
         std::fs::write(dir.join("stratad.toml"), "[p2p]\noutbund = 8\n").unwrap();
         let out = cli(dir, &["config"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains("outbund"), "{stderr}");
+        assert!(
+            !out.status.success() && stderr.contains("outbund"),
+            "{stderr}"
+        );
 
         std::fs::remove_file(dir.join("stratad.toml")).unwrap();
         let out = cli(dir, &["config", "--network", "moneroo"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains("`network`"), "{stderr}");
+        assert!(
+            !out.status.success() && stderr.contains("`network`"),
+            "{stderr}"
+        );
 
         let out = std::process::Command::new(crate::common::STRATAD)
             .arg("--data-dir")
@@ -73,10 +88,22 @@ fn a_bad_configuration_is_refused_naming_the_field() {
 
         let out = cli(dir, &["config", "--api-listen", "0.0.0.0:7711"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && stderr.contains("`api.listen`"), "{stderr}");
+        assert!(
+            !out.status.success() && stderr.contains("`api.listen`"),
+            "{stderr}"
+        );
 
         // A good one prints every field.
-        let out = cli(dir, &["config", "--set", "p2p.outbound=4", "--network", "monero-testnet"]);
+        let out = cli(
+            dir,
+            &[
+                "config",
+                "--set",
+                "p2p.outbound=4",
+                "--network",
+                "monero-testnet",
+            ],
+        );
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("outbound = 4"), "{text}");
