@@ -202,6 +202,8 @@ pub struct Stats {
     pub spans_left: usize,
     /// Records stored from catch-up batches.
     pub catchup_records: u64,
+    /// Records received in catch-up batches, stored or not.
+    pub catchup_received: u64,
     /// Catch-up batches stored.
     pub batches: u64,
     /// Batches that timed out and were asked of another peer.
@@ -778,6 +780,10 @@ impl Sync {
         let Some(theirs) = self.peers.get(&peer).and_then(|p| p.summary.as_ref()) else {
             return;
         };
+        if self.records > theirs.records.saturating_add(self.config.catchup_gap) {
+            // Far behind: it catches up from us by itself.
+            return;
+        }
         let gap = usize::try_from(theirs.records.abs_diff(self.records)).unwrap_or(usize::MAX);
         let first = gap
             .saturating_mul(2)
@@ -808,7 +814,11 @@ impl Sync {
     ) {
         let status = if epoch != self.epoch {
             Some(SymbolStatus::WrongEpoch)
-        } else if self.serving.len() >= MAX_SERVING && !self.serving.contains_key(&peer) {
+        } else if self.catchup.is_some()
+            || (self.serving.len() >= MAX_SERVING && !self.serving.contains_key(&peer))
+        {
+            // A node catching up takes its records in bounded batches, not
+            // in one reconciliation.
             Some(SymbolStatus::Busy)
         } else {
             None
@@ -960,11 +970,7 @@ impl Sync {
     }
 
     fn on_done(&mut self, now: Instant, peer: PeerId, session: u64, digests: Vec<Digest>) {
-        if !self
-            .serving
-            .get(&peer)
-            .is_some_and(|s| s.session == session)
-        {
+        if self.serving.get(&peer).is_none_or(|s| s.session != session) {
             return;
         }
         self.serving.remove(&peer);
@@ -1150,7 +1156,8 @@ impl Sync {
             .map(|(id, p)| (*id, p.slow_until.is_some_and(|t| t > now), p.inflight))
             .collect();
         sources.sort();
-        let mut inflight: usize = self.peers.values().map(|p| p.inflight).sum();
+        let inflight: usize = self.peers.values().map(|p| p.inflight).sum();
+        let room = self.config.max_inflight.saturating_sub(inflight);
         let todo: Vec<usize> = catchup
             .spans
             .iter()
@@ -1158,10 +1165,7 @@ impl Sync {
             .filter(|(_, s)| !s.done && s.request.is_none())
             .map(|(i, _)| i)
             .collect();
-        for i in todo {
-            if inflight >= self.config.max_inflight {
-                break;
-            }
+        for i in todo.into_iter().take(room) {
             // The least loaded peer, peers that stalled last.
             let Some(pick) = sources
                 .iter_mut()
@@ -1172,7 +1176,6 @@ impl Sync {
             };
             pick.2 += 1;
             let peer = pick.0;
-            inflight += 1;
             self.request_span(now, peer, i);
         }
     }
@@ -1337,6 +1340,7 @@ impl Sync {
         }
         let stored = self.store_from(peer, records);
         self.stats.catchup_records += stored as u64;
+        self.stats.catchup_received += records.len() as u64;
         self.stats.batches += 1;
         let Some(catchup) = self.catchup.as_mut() else {
             return;

@@ -1,5 +1,5 @@
 //! Tests of the message codec: round trips and hostile bodies.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;

@@ -1,0 +1,134 @@
+//! Helpers: nodes on loopback over LMDB stores, records, waiting with a
+//! deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use strata_io::Clock;
+use strata_node::driver;
+use strata_node::{Config as NodeConfig, Network};
+use strata_store::{Config as StoreConfig, Digest, Durability, MAX_PAGE_DIGESTS, Record, Store};
+use strata_sync::Config;
+use strata_sync::runtime::{self, Running, Settings};
+
+/// A deterministic key.
+pub fn signer(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A signed record.
+pub fn record(author: u8, key: &str, version: u64, value: &[u8]) -> Record {
+    Record::sign(&signer(author), key.as_bytes(), version, value).unwrap()
+}
+
+/// `n` records of one author.
+pub fn records(author: u8, prefix: &str, n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|k| record(author, &format!("{prefix}{k}"), 1, &[author; 100]))
+        .collect()
+}
+
+/// An LMDB store in `dir`.
+pub fn open_store(dir: &Path, durability: Durability) -> Arc<Store> {
+    let config = StoreConfig {
+        durability,
+        ..StoreConfig::default()
+    };
+    Arc::new(Store::open(dir, config).unwrap())
+}
+
+/// Sync settings for tests: short intervals.
+pub fn sync_config(seed: u8) -> Config {
+    let mut c = Config::new(signer(seed));
+    c.reconcile_interval = Duration::from_millis(700);
+    c.receipt_interval = Duration::from_millis(50);
+    c.batch_timeout = Duration::from_secs(5);
+    c
+}
+
+/// Starts a node on 127.0.0.1 that dials only `peers`.
+pub async fn start(store: Arc<Store>, config: Config, peers: Vec<SocketAddr>) -> Running {
+    start_with(store, config, peers, None).await
+}
+
+/// [`start`] with a progress file.
+pub async fn start_with(
+    store: Arc<Store>,
+    config: Config,
+    peers: Vec<SocketAddr>,
+    progress: Option<std::path::PathBuf>,
+) -> Running {
+    let mut node = NodeConfig::new(Network::STRATA);
+    node.require_key = false;
+    node.timed_sync_interval = Duration::from_millis(500);
+    node.exclusive = peers;
+    let conn = strata_conn::Config {
+        max_per_ip: 64,
+        max_per_subnet: 64,
+        ..strata_conn::Config::default()
+    };
+    let settings = Settings {
+        node: driver::Settings {
+            node,
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            data_dir: None,
+            conn,
+            tls: None,
+            dns_server: None,
+            local_network: true,
+        },
+        sync: config,
+        store,
+        progress_file: progress,
+    };
+    runtime::start(settings, Clock::real()).await.unwrap()
+}
+
+/// Every digest of a store.
+pub fn digests(store: &Store) -> Vec<Digest> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_digests(after.as_ref(), MAX_PAGE_DIGESTS)
+            .unwrap();
+        out.extend(page.digests);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+}
+
+/// Whether every store holds the same digests.
+pub fn same(stores: &[&Arc<Store>]) -> bool {
+    let first = digests(stores[0]);
+    stores[1..].iter().all(|s| digests(s) == first)
+}
+
+/// Polls `check` until it holds; panics after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a test body under a real-time limit.
+pub async fn bounded<F: Future<Output = ()>>(limit: Duration, body: F) {
+    tokio::time::timeout(limit, body)
+        .await
+        .expect("the test ran out of time");
+}

@@ -1,0 +1,338 @@
+//! Nodes on loopback: convergence, a healed partition, tampered records,
+//! delivery receipts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_io::Clock;
+use strata_node::driver;
+use strata_node::{Config as NodeConfig, Handler, Network, Verdict};
+use strata_store::{Durability, Record};
+use strata_sync::key_set;
+use strata_sync::wire::{Message, command, gossip_payload};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_converge() {
+    bounded(Duration::from_secs(60), async {
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        // Records written before the nodes start, different on each.
+        for (i, store) in stores.iter().enumerate() {
+            store
+                .put_batch(&records(u8::try_from(i).unwrap() + 1, "pre", 15))
+                .unwrap();
+        }
+        let a = start(stores[0].clone(), sync_config(10), vec![]).await;
+        let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
+        let c = start(stores[2].clone(), sync_config(12), vec![b.listening[0]]).await;
+        let d = start(
+            stores[3].clone(),
+            sync_config(13),
+            vec![a.listening[0], c.listening[0]],
+        )
+        .await;
+        // And records put while they run, on every node.
+        for (i, node) in [&a, &b, &c, &d].into_iter().enumerate() {
+            for r in records(u8::try_from(i).unwrap() + 20, "live", 5) {
+                node.handle.put(r).await.unwrap();
+            }
+        }
+        let all: Vec<&Arc<_>> = stores.iter().collect();
+        eventually("convergence", Duration::from_secs(40), || async {
+            same(&all) && stores[0].len().unwrap() == 4 * 20
+        })
+        .await;
+        for store in &stores {
+            store.check_integrity(true).unwrap();
+        }
+        for node in [a, b, c, d] {
+            node.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals_to_identical_stores() {
+    bounded(Duration::from_secs(90), async {
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        let a = start(stores[0].clone(), sync_config(10), vec![]).await;
+        let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
+        let c = start(stores[2].clone(), sync_config(12), vec![a.listening[0]]).await;
+        let d = start(stores[3].clone(), sync_config(13), vec![b.listening[0]]).await;
+        for r in records(1, "before", 10) {
+            a.handle.put(r).await.unwrap();
+        }
+        let all: Vec<&Arc<_>> = stores.iter().collect();
+        eventually("first convergence", Duration::from_secs(30), || async {
+            same(&all) && stores[3].len().unwrap() == 10
+        })
+        .await;
+
+        // Stop C and D; they come back as a pair, cut off from A and B.
+        c.handle.shutdown().await.unwrap();
+        d.handle.shutdown().await.unwrap();
+        let c = start(stores[2].clone(), sync_config(12), vec![]).await;
+        let d = start(stores[3].clone(), sync_config(13), vec![c.listening[0]]).await;
+
+        // Both sides write: new keys, updates of the same key at different
+        // versions, and a tie (same key and version, different values).
+        for r in records(2, "ab-side", 12) {
+            a.handle.put(r).await.unwrap();
+        }
+        for r in records(3, "cd-side", 9) {
+            d.handle.put(r).await.unwrap();
+        }
+        a.handle.put(record(1, "before3", 2, b"ab")).await.unwrap();
+        c.handle.put(record(1, "before3", 5, b"cd")).await.unwrap();
+        let tie_ab = record(1, "before4", 9, b"ab");
+        let tie_cd = record(1, "before4", 9, b"cd");
+        b.handle.put(tie_ab.clone()).await.unwrap();
+        c.handle.put(tie_cd.clone()).await.unwrap();
+        let winner = if tie_ab.id() < tie_cd.id() {
+            tie_ab
+        } else {
+            tie_cd
+        };
+        eventually("each side converges", Duration::from_secs(30), || async {
+            same(&[&stores[0], &stores[1]]) && same(&[&stores[2], &stores[3]])
+        })
+        .await;
+        assert!(!same(&all));
+
+        // Heal: C and D restart knowing A and B.
+        c.handle.shutdown().await.unwrap();
+        d.handle.shutdown().await.unwrap();
+        let c = start(stores[2].clone(), sync_config(12), vec![a.listening[0]]).await;
+        let d = start(
+            stores[3].clone(),
+            sync_config(13),
+            vec![b.listening[0], c.listening[0]],
+        )
+        .await;
+        eventually("the partition heals", Duration::from_secs(40), || async {
+            same(&all)
+        })
+        .await;
+        let author = signer(1).verifying_key().to_bytes();
+        for store in &stores {
+            assert_eq!(store.len().unwrap(), 10 + 12 + 9);
+            assert_eq!(
+                store.get(&author, b"before3").unwrap().unwrap().version(),
+                5
+            );
+            assert_eq!(store.get(&author, b"before4").unwrap().unwrap(), winner);
+            store.check_integrity(true).unwrap();
+        }
+        let stats = a.handle.stats().await.unwrap();
+        assert!(stats.reconciliations > 0, "{stats:?}");
+        for node in [a, b, c, d] {
+            node.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
+
+/// A record with one byte of its value flipped: its signature no longer
+/// verifies.
+fn tampered(record: &Record) -> Record {
+    let mut bytes = record.to_bytes();
+    let i = bytes.len() - 64 - 1;
+    bytes[i] ^= 1;
+    Record::from_bytes(&bytes, 1 << 20).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_record_is_never_stored() {
+    bounded(Duration::from_secs(60), async {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        let a = start(stores[0].clone(), sync_config(10), vec![]).await;
+        let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
+
+        // A node that speaks the protocol but forges records.
+        let mut config = NodeConfig::new(Network::STRATA);
+        config.require_key = false;
+        config.exclusive = vec![a.listening[0]];
+        let handler: Handler = Box::new(|_, _, _| Verdict::Propagate);
+        let evil = driver::start(
+            driver::Settings {
+                node: config,
+                listen: vec![],
+                data_dir: None,
+                conn: strata_conn::Config {
+                    max_per_ip: 64,
+                    max_per_subnet: 64,
+                    ..strata_conn::Config::default()
+                },
+                tls: None,
+                dns_server: None,
+                local_network: true,
+            },
+            strata_sync::Summary::default(),
+            handler,
+            Clock::real(),
+        )
+        .await
+        .unwrap();
+        let mut evil_events = evil.events;
+        loop {
+            if let strata_node::Event::PeerReady(_) = evil_events.recv().await.unwrap() {
+                break;
+            }
+        }
+        let peer = evil.handle.peers().await.unwrap()[0].info.id;
+        let good = record(7, "k", 1, b"genuine");
+        let forged = tampered(&good);
+        // Unsolicited, in a RECORDS frame.
+        let body = Message::Records {
+            request: 1,
+            truncated: false,
+            records: vec![forged.clone()],
+        }
+        .encode();
+        evil.handle
+            .send_upper(peer, command::RECORDS, body, strata_node::Class::Bulk)
+            .await
+            .unwrap();
+        // By gossip.
+        let _ = evil.handle.propagate(gossip_payload(&forged)).await;
+        // A's gossip handler rejects it: the forger is scored and dropped.
+        eventually("the forger is dropped", Duration::from_secs(20), || async {
+            evil.handle.peers().await.unwrap().is_empty()
+        })
+        .await;
+        // Honest traffic still flows.
+        a.handle.put(good.clone()).await.unwrap();
+        eventually(
+            "the genuine record arrives",
+            Duration::from_secs(20),
+            || async { stores[1].get(good.author(), good.key()).unwrap() == Some(good.clone()) },
+        )
+        .await;
+        for store in &stores {
+            assert!(!digests(store).contains(&forged.digest()));
+            store.check_integrity(true).unwrap();
+        }
+        let _ = Bytes::new();
+        evil.handle.shutdown().await.unwrap();
+        a.handle.shutdown().await.unwrap();
+        b.handle.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_status_names_who_confirmed_and_who_is_missing() {
+    bounded(Duration::from_secs(60), async {
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        // A line A - B - C, and D hanging off A.
+        let a = start(stores[0].clone(), sync_config(10), vec![]).await;
+        let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
+        let c = start(stores[2].clone(), sync_config(12), vec![b.listening[0]]).await;
+        let d = start(stores[3].clone(), sync_config(13), vec![a.listening[0]]).await;
+        let key = |seed: u8| signer(seed).verifying_key().to_bytes();
+        eventually("A knows B and D", Duration::from_secs(20), || async {
+            a.handle.known_keys().await.unwrap().len() >= 2
+        })
+        .await;
+        // A first message teaches A the key of C, from its receipt.
+        let warm = a
+            .handle
+            .publish(record(1, "warm", 1, b"up"), 1.0, None)
+            .await
+            .unwrap();
+        let status = a
+            .handle
+            .wait_delivered(warm.id.unwrap(), Duration::from_secs(20))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.satisfied, "{status:?}");
+        eventually("A learns C's key", Duration::from_secs(20), || async {
+            a.handle.known_keys().await.unwrap().contains(&key(12))
+        })
+        .await;
+
+        // D goes away; A still expects it.
+        d.handle.shutdown().await.unwrap();
+        let put = a
+            .handle
+            .publish(record(1, "news", 1, b"x"), 0.6, None)
+            .await
+            .unwrap();
+        let id = put.id.unwrap();
+        let status = a
+            .handle
+            .wait_delivered(id, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.satisfied, "{status:?}");
+        eventually("both confirmations", Duration::from_secs(20), || async {
+            a.handle
+                .delivery_status(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .confirmed
+                .len()
+                == 2
+        })
+        .await;
+        let status = a.handle.delivery_status(id).await.unwrap().unwrap();
+        assert_eq!(key_set(&status.confirmed), key_set(&[key(11), key(12)]));
+        assert_eq!(status.missing, vec![key(13)]);
+        assert_eq!(
+            key_set(&status.expected),
+            key_set(&[key(11), key(12), key(13)])
+        );
+
+        // Asking for every confirmation is not satisfied while D is away.
+        let put = a
+            .handle
+            .publish(record(1, "more", 1, b"y"), 1.0, None)
+            .await
+            .unwrap();
+        let status = a
+            .handle
+            .wait_delivered(put.id.unwrap(), Duration::from_millis(1500))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!status.satisfied);
+        assert_eq!(
+            status.missing.len(),
+            status.expected.len() - status.confirmed.len()
+        );
+        assert!(status.missing.contains(&key(13)));
+
+        // Receipt bytes per message per node stay far under 1 KB.
+        let mut bytes = 0;
+        for node in [&a, &b, &c] {
+            bytes += node.handle.stats().await.unwrap().receipt_bytes_sent;
+        }
+        assert!(bytes / 3 / 3 < 1024, "{bytes} bytes of receipts");
+        for node in [a, b, c] {
+            node.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
