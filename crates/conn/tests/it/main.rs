@@ -320,3 +320,34 @@ async fn listens_on_ipv4_and_ipv6_at_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_is_closed_as_stalled() {
+    within(async {
+        let config = Config {
+            socket: strata_socket::Config {
+                write_stall_timeout: Duration::from_millis(300),
+                ..strata_socket::Config::default()
+            },
+            ..Config::default()
+        };
+        let (_manager, mut events, addr) = listening(config, None).await;
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let _peer = socket.connect(addr).await.unwrap();
+        let (info, handle) = connected(&mut events).await;
+        // Queue until the queue is full: the writer fills the kernel
+        // buffers, then waits on a peer that never reads.
+        let body = Bytes::from(vec![7u8; 64 * 1024]);
+        while handle
+            .try_send(Class::Bulk, Outgoing::new(frame(&[]), body.clone()))
+            .is_ok()
+        {}
+        // The writer ends first; the connection must still report closing.
+        match events.recv().await.unwrap() {
+            Event::Closed(id, Closed::Stalled) => assert_eq!(id, info.id),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+}
