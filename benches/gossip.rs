@@ -81,7 +81,11 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
     for _ in 0..NODES {
         let seen = arrivals.clone();
         let handler = Box::new(move |_, id: &MessageId, _: &Bytes| {
-            seen.lock().unwrap().entry(*id).or_default().push(Instant::now());
+            seen.lock()
+                .unwrap()
+                .entry(*id)
+                .or_default()
+                .push(Instant::now());
             Verdict::Propagate
         });
         let running = driver::start(
@@ -157,8 +161,7 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
     Result {
         p50: pick(0.5),
         p99: pick(0.99),
-        duplication: (received - in_before) as f64
-            / (messages * MESSAGE_SIZE * (NODES - 1)) as f64,
+        duplication: (received - in_before) as f64 / (messages * MESSAGE_SIZE * (NODES - 1)) as f64,
         memory_per_node: memory,
     }
 }
