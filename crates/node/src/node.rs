@@ -235,6 +235,8 @@ const ADDR_BURST: f64 = 1000.0;
 const ADDR_RATE: f64 = 0.1;
 /// Most addresses remembered as sent on one connection.
 const MAX_SENT_ADDRS: usize = 10_000;
+/// Shortest time between two peer lists sent on one connection.
+const PEER_LIST_INTERVAL: Duration = Duration::from_secs(30);
 /// Most scored addresses remembered.
 const MAX_SCORES: usize = 10_000;
 /// Requests one connection may have in flight.
@@ -269,6 +271,7 @@ struct Conn<P> {
     addr_tokens_at: Instant,
     sent_addrs: HashSet<SocketAddr>,
     last_useful: Option<Instant>,
+    last_peer_list: Option<Instant>,
     payload: Option<P>,
 }
 
@@ -653,6 +656,7 @@ impl<P: Payload> Node<P> {
             addr_tokens_at: now,
             sent_addrs: HashSet::new(),
             last_useful: None,
+            last_peer_list: None,
             payload: None,
         };
         self.conns.insert(peer, conn);
@@ -1080,9 +1084,18 @@ impl<P: Payload> Node<P> {
     /// connection before, times left out.
     fn peer_list(&mut self, peer: PeerId, now: Instant) -> Vec<PeerEntry> {
         let unix = self.unix(now);
-        let Some(conn) = self.conns.get(&peer) else {
+        let Some(conn) = self.conns.get_mut(&peer) else {
             return Vec::new();
         };
+        // Sampling walks the whole book: at most one list per interval on a
+        // connection, however often the peer asks.
+        if conn
+            .last_peer_list
+            .is_some_and(|at| now < at + PEER_LIST_INTERVAL)
+        {
+            return Vec::new();
+        }
+        conn.last_peer_list = Some(now);
         let remote = conn.info.remote;
         let sent = &conn.sent_addrs;
         let entries: Vec<SocketAddr> = self
