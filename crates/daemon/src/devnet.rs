@@ -470,7 +470,10 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
     all.sort_unstable();
     let converged = converged_at.unwrap_or_default();
     println!("devnet summary");
-    println!("  nodes                {n} (data in {})", root.display());
+    match &args.dir {
+        Some(dir) => println!("  nodes                {n} (data in {})", dir.display()),
+        None => println!("  nodes                {n}"),
+    }
     println!(
         "  records              {} written, {} on every node",
         args.records, args.records
