@@ -1,0 +1,351 @@
+//! The sync layer over loopback TCP and LMDB, against this machine's own
+//! signature-verification rate measured in the same run.
+//!
+//! - `sync/verify-batch` (criterion, and records/s as an extra row): Ed25519
+//!   batch verification of signed 100-byte records, one core, batches of
+//!   64: the bound of catch-up.
+//! - `sync/catchup-rate` (records/s) and `sync/catchup-vs-verify` (ratio,
+//!   goal ≥ 0.7): a fresh node catching up N signed 100-byte records from 3
+//!   peers (N = 1,000,000; 20,000 in quick mode).
+//! - `sync/propagation-p99` (ms) without and with a peer catching up, and
+//!   `sync/propagation-p99-ratio` (goal < 2): a record put on A until it is
+//!   stored on C, over A - B - C, while D catches up from A and B.
+//! - `sync/reconcile-d10k-bytes` (bytes) and `sync/reconcile-d10k-time`
+//!   (ms): two nodes that each wrote 5,000 records while apart, until their
+//!   stores are equal.
+//!
+//! Extra rows go to the directory named by `STRATA_BENCH_EXTRA` as
+//! `{"group", "unit", "value"}`. With `--quick`, `--test` or
+//! `--measurement-time 1`, fewer records and samples.
+#![allow(missing_docs, clippy::unwrap_used, clippy::cast_precision_loss)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use strata_io::Clock;
+use strata_node::driver;
+use strata_node::{Config as NodeConfig, Network};
+use strata_sync::ed25519_dalek::{self, Signature, SigningKey, VerifyingKey};
+use strata_sync::runtime::{self, Running, Settings};
+use strata_sync::strata_store::{Config as StoreConfig, Durability, Record, Store};
+
+struct Row {
+    group: String,
+    unit: &'static str,
+    value: f64,
+}
+
+fn quick() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|arg| arg == "--quick" || arg == "--test")
+        || args.windows(2).any(|pair| {
+            pair[0] == "--measurement-time" && pair[1].parse().is_ok_and(|t: f64| t <= 1.0)
+        })
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let n = NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("strata-bench-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn signer(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn records(author: u8, prefix: &str, n: usize) -> Vec<Record> {
+    let key = signer(author);
+    (0..n)
+        .map(|k| Record::sign(&key, format!("{prefix}{k}").as_bytes(), 1, &[author; 100]).unwrap())
+        .collect()
+}
+
+fn open(dir: &Path) -> Arc<Store> {
+    let config = StoreConfig {
+        durability: Durability::NoSync,
+        initial_map_size: 1 << 30,
+        ..StoreConfig::default()
+    };
+    Arc::new(Store::open(dir, config).unwrap())
+}
+
+fn sync_config(seed: u8) -> strata_sync::Config {
+    let mut c = strata_sync::Config::new(signer(seed));
+    c.reconcile_interval = Duration::from_secs(1);
+    c
+}
+
+async fn start(store: Arc<Store>, config: strata_sync::Config, peers: Vec<SocketAddr>) -> Running {
+    let mut node = NodeConfig::new(Network::STRATA);
+    node.require_key = false;
+    node.timed_sync_interval = Duration::from_millis(500);
+    node.exclusive = peers;
+    let conn = strata_conn::Config {
+        max_per_ip: 64,
+        max_per_subnet: 64,
+        ..strata_conn::Config::default()
+    };
+    let settings = Settings {
+        node: driver::Settings {
+            node,
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            data_dir: None,
+            conn,
+            tls: None,
+            dns_server: None,
+            local_network: true,
+        },
+        sync: config,
+        store,
+        progress_file: None,
+    };
+    runtime::start(settings, Clock::real()).await.unwrap()
+}
+
+/// Records/s of batch verification on one core.
+fn verify_rate(records: &[Record]) -> f64 {
+    let start = Instant::now();
+    for chunk in records.chunks(64) {
+        let messages: Vec<Vec<u8>> = chunk.iter().map(Record::canonical_bytes).collect();
+        let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signatures: Vec<Signature> = chunk
+            .iter()
+            .map(|r| Signature::from_bytes(r.signature()))
+            .collect();
+        let keys: Vec<VerifyingKey> = chunk
+            .iter()
+            .map(|r| VerifyingKey::from_bytes(r.author()).unwrap())
+            .collect();
+        ed25519_dalek::verify_batch(&messages, &signatures, &keys).unwrap();
+    }
+    records.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn wait(mut check: impl FnMut() -> bool, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "not done in {limit:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A fresh node catching up `n` records from three peers: records/s.
+async fn catchup(all: &[Record]) -> f64 {
+    let source = TempDir::new("source");
+    let store = open(&source.0);
+    store.put_batch(all).unwrap();
+    drop(store);
+    let dirs: Vec<TempDir> = (0..3).map(|i| TempDir::new(&format!("peer{i}"))).collect();
+    for d in &dirs {
+        std::fs::copy(source.0.join("data.mdb"), d.0.join("data.mdb")).unwrap();
+    }
+    let mut peers = Vec::new();
+    let mut addrs = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let node = start(open(&d.0), sync_config(50 + u8::try_from(i).unwrap()), vec![]).await;
+        addrs.push(node.listening[0]);
+        peers.push(node);
+    }
+    let fresh_dir = TempDir::new("fresh");
+    let fresh = open(&fresh_dir.0);
+    let t = Instant::now();
+    let node = start(fresh.clone(), sync_config(60), addrs).await;
+    let n = all.len() as u64;
+    wait(|| fresh.len().unwrap() >= n, Duration::from_secs(1800)).await;
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    node.handle.shutdown().await.unwrap();
+    for p in peers {
+        p.handle.shutdown().await.unwrap();
+    }
+    rate
+}
+
+/// p99 of put-on-A to stored-on-C over A - B - C, in ms; with `catching`,
+/// a fresh node D catches up `bulk` from A and B meanwhile.
+async fn propagation(bulk: &[Record], samples: usize, catching: bool) -> f64 {
+    let dirs: Vec<TempDir> = (0..4).map(|i| TempDir::new(&format!("prop{i}"))).collect();
+    let stores: Vec<Arc<Store>> = dirs.iter().map(|d| open(&d.0)).collect();
+    for s in &stores[..3] {
+        s.put_batch(bulk).unwrap();
+    }
+    let a = start(stores[0].clone(), sync_config(70), vec![]).await;
+    let b = start(stores[1].clone(), sync_config(71), vec![a.listening[0]]).await;
+    let c = start(stores[2].clone(), sync_config(72), vec![b.listening[0]]).await;
+    // Let the handshakes settle.
+    let n0 = stores[2].len().unwrap();
+    a.handle.put(records(9, "warm", 1).remove(0)).await.unwrap();
+    wait(|| stores[2].len().unwrap() > n0, Duration::from_secs(30)).await;
+    let d = if catching {
+        let mut config = sync_config(73);
+        config.catchup_gap = 100;
+        Some(
+            start(
+                stores[3].clone(),
+                config,
+                vec![a.listening[0], b.listening[0]],
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let fresh = records(8, &format!("p{catching}"), samples);
+    let mut latencies = Vec::with_capacity(samples);
+    for r in fresh {
+        let t = Instant::now();
+        a.handle.put(r.clone()).await.unwrap();
+        let digest = r.digest();
+        let store = stores[2].clone();
+        wait(
+            || store.get_by_digest(&digest).unwrap().is_some(),
+            Duration::from_secs(30),
+        )
+        .await;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    if let Some(d) = d {
+        d.handle.shutdown().await.unwrap();
+    }
+    for node in [a, b, c] {
+        node.handle.shutdown().await.unwrap();
+    }
+    p99
+}
+
+/// Two nodes that wrote 5,000 records each while apart: bytes of sync
+/// messages and time until equal.
+async fn reconcile(base: &[Record]) -> (f64, f64) {
+    let dirs: Vec<TempDir> = (0..2).map(|i| TempDir::new(&format!("rec{i}"))).collect();
+    let stores: Vec<Arc<Store>> = dirs.iter().map(|d| open(&d.0)).collect();
+    stores[0].put_batch(base).unwrap();
+    stores[1].put_batch(base).unwrap();
+    stores[0].put_batch(&records(11, "left", 5_000)).unwrap();
+    stores[1].put_batch(&records(12, "right", 5_000)).unwrap();
+    let a = start(stores[0].clone(), sync_config(80), vec![]).await;
+    let t = Instant::now();
+    let b = start(stores[1].clone(), sync_config(81), vec![a.listening[0]]).await;
+    let want = base.len() as u64 + 10_000;
+    wait(
+        || stores[0].len().unwrap() == want && stores[1].len().unwrap() == want,
+        Duration::from_secs(300),
+    )
+    .await;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let sa = a.handle.stats().await.unwrap();
+    let sb = b.handle.stats().await.unwrap();
+    let bytes =
+        sa.recon_bytes_sent + sa.record_bytes_sent + sb.recon_bytes_sent + sb.record_bytes_sent;
+    a.handle.shutdown().await.unwrap();
+    b.handle.shutdown().await.unwrap();
+    (bytes as f64, ms)
+}
+
+fn main() {
+    let quick = quick();
+    let n = if quick { 20_000 } else { 1_000_000 };
+    let mut rows = Vec::new();
+    let mut criterion = Criterion::default().configure_from_args();
+    let all = records(1, "bulk", n);
+
+    let sample = &all[..all.len().min(4096)];
+    let mut g = criterion.benchmark_group("sync/verify-batch");
+    g.throughput(Throughput::Elements(sample.len() as u64));
+    g.sample_size(10);
+    g.bench_function("strata", |b| b.iter(|| verify_rate(sample)));
+    g.finish();
+    let verify = verify_rate(&all[..all.len().min(100_000)]);
+    rows.push(Row {
+        group: "sync/verify-batch".into(),
+        unit: "records/s",
+        value: verify,
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rate = runtime.block_on(catchup(&all));
+    rows.push(Row {
+        group: format!("sync/catchup-rate/n={n}"),
+        unit: "records/s",
+        value: rate,
+    });
+    rows.push(Row {
+        group: format!("sync/catchup-vs-verify/n={n}"),
+        unit: "ratio",
+        value: rate / verify,
+    });
+
+    let bulk = &all[..if quick { 20_000 } else { 200_000 }];
+    let samples = if quick { 100 } else { 300 };
+    let calm = runtime.block_on(propagation(bulk, samples, false));
+    let busy = runtime.block_on(propagation(bulk, samples, true));
+    rows.push(Row {
+        group: "sync/propagation-p99/idle".into(),
+        unit: "ms",
+        value: calm,
+    });
+    rows.push(Row {
+        group: "sync/propagation-p99/catch-up".into(),
+        unit: "ms",
+        value: busy,
+    });
+    rows.push(Row {
+        group: "sync/propagation-p99-ratio".into(),
+        unit: "ratio",
+        value: busy / calm,
+    });
+
+    let base = &all[..if quick { 10_000 } else { 100_000 }];
+    let (bytes, ms) = runtime.block_on(reconcile(base));
+    rows.push(Row {
+        group: "sync/reconcile-d10k-bytes".into(),
+        unit: "bytes",
+        value: bytes,
+    });
+    rows.push(Row {
+        group: "sync/reconcile-d10k-time".into(),
+        unit: "ms",
+        value: ms,
+    });
+
+    criterion.final_summary();
+    for row in &rows {
+        println!("{}: {:.3} {}", row.group, row.value, row.unit);
+    }
+    if let Some(dir) = std::env::var_os("STRATA_BENCH_EXTRA") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                format!(
+                    "{{\"group\": \"{}\", \"unit\": \"{}\", \"value\": {}}}",
+                    row.group, row.unit, row.value
+                )
+            })
+            .collect();
+        let path = Path::new(&dir).join("sync_catchup.json");
+        std::fs::write(path, format!("[\n  {}\n]\n", rows.join(",\n  "))).unwrap();
+    }
+}
