@@ -161,7 +161,12 @@ async fn catchup(all: &[Record]) -> f64 {
     let mut peers = Vec::new();
     let mut addrs = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        let node = start(open(&d.0), sync_config(50 + u8::try_from(i).unwrap()), vec![]).await;
+        let node = start(
+            open(&d.0),
+            sync_config(50 + u8::try_from(i).unwrap()),
+            vec![],
+        )
+        .await;
         addrs.push(node.listening[0]);
         peers.push(node);
     }
