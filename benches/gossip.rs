@@ -7,6 +7,7 @@
 //! the directory named by `STRATA_BENCH_EXTRA` (set by `cargo xtask
 //! bench`). With `--quick` (or criterion's `--measurement-time 1`) fewer
 //! messages are sent.
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -240,6 +240,16 @@ fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
+/// Turns Nagle's algorithm off: the writer already gathers queued frames
+/// into one vectored write, and holding a small frame back until the last
+/// one is acknowledged (tens of milliseconds against delayed acks) would
+/// only add latency.
+fn nodelay(stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+}
+
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -294,6 +304,7 @@ where
                         backoff = MIN_BACKOFF;
                         // Refused: dropped at once, before reading a byte.
                         if let Ok(slot) = manager.admit(remote, Direction::Inbound) {
+                            nodelay(&stream);
                             let inbound = manager.clone().inbound(stream, remote, slot);
                             manager.inner.tasks.spawn("connection", inbound);
                         }
@@ -327,6 +338,7 @@ where
             )
             .await
             .map_err(|_| Refusal::TimedOut)??;
+        nodelay(&stream);
         let setup = async {
             match &self.inner.tls {
                 Some(tls) => Ok(tls

@@ -85,7 +85,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             push_threshold: 1024,
-            announce_delay: Duration::from_millis(20),
+            announce_delay: Duration::from_millis(5),
             request_timeout: Duration::from_secs(2),
             defer: Duration::from_millis(250),
             seen_ttl: Duration::from_secs(120),
