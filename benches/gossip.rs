@@ -7,7 +7,7 @@
 //! the directory named by `STRATA_BENCH_EXTRA` (set by `cargo xtask
 //! bench`). With `--quick` (or criterion's `--measurement-time 1`) fewer
 //! messages are sent.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -158,7 +158,10 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
         handle.shutdown().await.unwrap();
     }
     times.sort_by(f64::total_cmp);
-    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let pick = |q: f64| {
+        let at = ((times.len() - 1) as f64 * q).round();
+        times[(at as usize).min(times.len() - 1)]
+    };
     Result {
         p50: pick(0.5),
         p99: pick(0.99),

@@ -1,5 +1,6 @@
 //! The node over real sockets on loopback: networks of strata nodes, a live
 //! monerod in both directions, and DNS seeds from a real DNS server.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod dns;
 mod monerod;
