@@ -264,6 +264,10 @@ async fn route<P: Summary>(
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| ApiError::bad("the record id is 64 hex digits"))?;
+            let message = lock(&shared.deliveries).get(&id).map(|d| d.message);
+            if let Some(message) = message {
+                shared.refresh_delivery(message).await;
+            }
             let deliveries = lock(&shared.deliveries);
             let Some(d) = deliveries.get(&id) else {
                 return Err(ApiError(
@@ -489,17 +493,13 @@ pub fn record_json(record: &Record) -> Value {
 async fn status<P: Summary>(shared: &Arc<Shared<P>>) -> Value {
     let s = shared.snapshot().await;
     let deliveries = lock(&shared.deliveries);
-    let sync_state = if shared.network.strata {
-        if s.peers_in + s.peers_out == 0 {
-            "no peers"
-        } else if s.peer_records_max > s.store_records {
-            "behind"
-        } else {
-            "in step"
-        }
-    } else {
-        "not applicable"
+    let sync_state = match &s.sync {
+        None => "not applicable",
+        Some(sync) if sync.catching_up => "catching up",
+        Some(_) if s.peers_in + s.peers_out == 0 => "no peers",
+        Some(_) => "in sync",
     };
+    let sync = s.sync.clone().unwrap_or_default();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": s.uptime_secs,
@@ -513,8 +513,13 @@ async fn status<P: Summary>(shared: &Arc<Shared<P>>) -> Value {
         "sync": {
             "state": sync_state,
             "records": s.store_records,
-            "peer_records_max": s.peer_records_max,
-            "behind": s.peer_records_max.saturating_sub(s.store_records),
+            "catchup_spans_left": sync.spans_left,
+            "stored": {
+                "gossip": sync.gossip_records,
+                "reconciliation": sync.fetched_records,
+                "catchup": sync.catchup_records,
+            },
+            "reconciliations": sync.reconciliations,
         },
         "gossip": s.gossip.map(|g| json!({
             "delivered": g.delivered,
@@ -532,7 +537,6 @@ async fn peers<P: Summary>(shared: &Arc<Shared<P>>) -> Result<Value, ApiError> {
         .peers()
         .await
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let records = lock(&shared.peer_records).clone();
     let list: Vec<Value> = peers
         .iter()
         .map(|p| {
@@ -550,7 +554,6 @@ async fn peers<P: Summary>(shared: &Arc<Shared<P>>) -> Result<Value, ApiError> {
                 "uptime_secs": i.connected_at.elapsed().as_secs(),
                 "bytes_in": p.bytes_in,
                 "bytes_out": p.bytes_out,
-                "records": records.get(&i.id),
             })
         })
         .collect();

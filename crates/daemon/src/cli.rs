@@ -577,10 +577,12 @@ fn print_status(v: &Value) {
         text("/store/bytes")
     );
     println!(
-        "sync          {} ({} records; best peer {})",
+        "sync          {} ({} records; stored from peers: {} by gossip, {} by reconciliation, {} by catch-up)",
         text("/sync/state"),
         text("/sync/records"),
-        text("/sync/peer_records_max")
+        text("/sync/stored/gossip"),
+        text("/sync/stored/reconciliation"),
+        text("/sync/stored/catchup")
     );
     println!(
         "deliveries    {} records tracked, {} receipts",

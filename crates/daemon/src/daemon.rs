@@ -3,62 +3,115 @@
 //! 1. take the data directory's lock (before anything else touches it);
 //! 2. read or create the node key and the admin token;
 //! 3. open the store;
-//! 4. start the node, the relay task and the admin API;
+//! 4. start the node (on strata's network under the sync layer, which
+//!    replicates records), the relay task of messages and the admin API;
 //! 5. write `stratad.json` with the bound addresses;
 //! 6. wait for SIGINT, SIGTERM or `POST /v1/stop`;
-//! 7. stop the API, shut the node down (peers.dat and anchors.dat are
-//!    saved), close the store, remove `stratad.json`, release the lock.
+//! 7. stop the API, shut the sync layer and the node down (catchup.dat,
+//!    peers.dat and anchors.dat are saved), close the store, remove
+//!    `stratad.json`, release the lock.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use strata_io::Clock;
 use strata_node::driver::{NodeHandle, Settings};
 use strata_node::wire::{CoreSyncData, Payload};
-use strata_node::{Event, Network, PeerId};
-use strata_store::{Durability, Record, Store};
+use strata_node::{Event, Handler, MessageId, Network};
+use strata_store::{Durability, Outcome, Record, Store};
+use strata_sync::runtime::{self as sync_runtime, SyncHandle};
+use strata_sync::{DeliveryStatus, Event as SyncEvent};
 use strata_tls::{NodeKey, Tls};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::{Config, tls_policy};
 use crate::datadir::{self, RuntimeInfo};
+use crate::delivery::{Deliveries, Delivery};
 use crate::metrics::{Metrics, Snapshot};
-use crate::relay::{self, Arrival, Deliveries, Delivery, Incoming};
+use crate::relay::{self, Arrival};
 
 /// Most subscribers' backlog of messages before the slowest lose some.
 pub const SUBSCRIBE_BACKLOG: usize = 4096;
-/// How often the handshake payload is refreshed with the store's size.
-const PAYLOAD_REFRESH: Duration = Duration::from_secs(1);
+/// Share of the known nodes whose receipts a published record wants.
+pub const DELIVERY_SHARE: f64 = 1.0;
+/// How often the delivery of recent records is read from the sync layer.
+const DELIVERY_REFRESH: Duration = Duration::from_secs(1);
+/// Records published this long ago or less have their delivery refreshed
+/// (the sync layer tracks a message for as long).
+const DELIVERY_RECENT: Duration = strata_sync::receipt::TRACK_TTL;
+/// Most records whose delivery one refresh reads.
+const DELIVERY_REFRESH_MAX: usize = 1024;
 /// How long shutdown may take before the daemon gives up waiting.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 
-/// What goes in handshakes and timed syncs: on strata's network a summary of
-/// the store; on Monero's networks the genesis block's `CORE_SYNC_DATA`.
-pub trait Summary: Payload + Sync {
-    /// The records the sender says it stores, when it says.
-    fn records(&self) -> Option<u64>;
-    /// Our summary with `records` stored.
-    fn ours(network: Network, records: u64) -> Self;
+/// What goes in handshakes and timed syncs, and how the node starts: on
+/// strata's network the sync layer's summary of the store, the sync layer
+/// running the node and replicating records; on Monero's networks the
+/// genesis block's `CORE_SYNC_DATA`, the node alone (records stay local).
+pub trait Summary: Payload + Sync + Sized {
+    /// Starts the node; `messages` handles the gossip payloads of messages.
+    fn start(
+        node: Settings,
+        messages: Handler,
+        sync: SyncSettings,
+    ) -> impl Future<Output = std::io::Result<Started<Self>>>;
 }
 
-/// strata's handshake payload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StrataSummary {
-    /// Records in the sender's store.
-    pub records: u64,
+/// What the sync layer needs besides the node's settings.
+pub struct SyncSettings {
+    /// The network.
+    pub network: Network,
+    /// The sync layer's settings (its key is the node key).
+    pub config: strata_sync::Config,
+    /// The store.
+    pub store: Arc<Store>,
+    /// Where catch-up progress is kept.
+    pub progress_file: PathBuf,
 }
 
-impl Summary for StrataSummary {
-    fn records(&self) -> Option<u64> {
-        Some(self.records)
-    }
-    fn ours(_: Network, records: u64) -> Self {
-        StrataSummary { records }
+/// A started node.
+pub struct Started<P> {
+    /// The node.
+    pub handle: NodeHandle<P>,
+    /// The sync layer over it, on strata's network.
+    pub sync: Option<SyncHandle>,
+    /// The p2p addresses listened on.
+    pub listening: Vec<SocketAddr>,
+    /// The task that ends after shutdown.
+    pub task: tokio::task::JoinHandle<()>,
+    /// The node's events, when no sync layer takes them.
+    pub node_events: Option<mpsc::Receiver<Event<P>>>,
+    /// The sync layer's events.
+    pub sync_events: Option<mpsc::Receiver<SyncEvent>>,
+}
+
+impl Summary for strata_sync::Summary {
+    async fn start(
+        node: Settings,
+        messages: Handler,
+        sync: SyncSettings,
+    ) -> std::io::Result<Started<Self>> {
+        let settings = sync_runtime::Settings {
+            node,
+            sync: sync.config,
+            store: sync.store,
+            progress_file: Some(sync.progress_file),
+        };
+        let running = sync_runtime::start_with(settings, Some(messages), Clock::real()).await?;
+        Ok(Started {
+            handle: running.handle.node().clone(),
+            sync: Some(running.handle),
+            listening: running.listening,
+            task: running.task,
+            node_events: None,
+            sync_events: Some(running.events),
+        })
     }
 }
 
@@ -72,22 +125,37 @@ fn monero_genesis(network: Network) -> &'static str {
 }
 
 impl Summary for CoreSyncData {
-    fn records(&self) -> Option<u64> {
-        None
+    async fn start(
+        node: Settings,
+        messages: Handler,
+        sync: SyncSettings,
+    ) -> std::io::Result<Started<Self>> {
+        let payload = core_sync_data(sync.network);
+        let running = strata_node::driver::start(node, payload, messages, Clock::real()).await?;
+        Ok(Started {
+            handle: running.handle,
+            sync: None,
+            listening: running.listening,
+            task: running.task,
+            node_events: Some(running.events),
+            sync_events: None,
+        })
     }
-    fn ours(network: Network, _: u64) -> Self {
-        let mut top_id = [0u8; 32];
-        if let Ok(bytes) = hex::decode(monero_genesis(network)) {
-            top_id.copy_from_slice(&bytes);
-        }
-        CoreSyncData {
-            cumulative_difficulty: 1,
-            cumulative_difficulty_top64: 0,
-            current_height: 1,
-            pruning_seed: None,
-            top_id,
-            top_version: 1,
-        }
+}
+
+/// Our `CORE_SYNC_DATA` on a Monero network: its genesis block.
+fn core_sync_data(network: Network) -> CoreSyncData {
+    let mut top_id = [0u8; 32];
+    if let Ok(bytes) = hex::decode(monero_genesis(network)) {
+        top_id.copy_from_slice(&bytes);
+    }
+    CoreSyncData {
+        cumulative_difficulty: 1,
+        cumulative_difficulty_top64: 0,
+        current_height: 1,
+        pruning_seed: None,
+        top_id,
+        top_version: 1,
     }
 }
 
@@ -119,7 +187,10 @@ pub struct Shared<P> {
     pub network: Network,
     /// The node.
     pub handle: NodeHandle<P>,
-    /// The store.
+    /// The sync layer, on strata's network: every record write goes
+    /// through it.
+    pub sync: Option<SyncHandle>,
+    /// The store, for reads (and writes where no sync layer runs).
     pub store: Arc<Store>,
     /// The node key, for signing records and messages.
     pub signing: SigningKey,
@@ -137,8 +208,6 @@ pub struct Shared<P> {
     pub messages: broadcast::Sender<Arc<Received>>,
     /// Our records' receipts.
     pub deliveries: Mutex<Deliveries>,
-    /// What each peer says it stores.
-    pub peer_records: Mutex<HashMap<PeerId, u64>>,
     /// Set to ask the daemon to stop.
     pub stop: watch::Sender<bool>,
 }
@@ -160,6 +229,10 @@ impl<P: Summary> Shared<P> {
         })
         .await
         .unwrap_or((0, 0));
+        let sync = match &self.sync {
+            Some(sync) => sync.stats().await.ok(),
+            None => None,
+        };
         let ready: Vec<_> = peers
             .iter()
             .filter(|p| p.info.state == strata_node::State::Ready)
@@ -180,17 +253,15 @@ impl<P: Summary> Shared<P> {
             gossip,
             store_records: records,
             store_bytes: bytes,
-            peer_records_max: lock(&self.peer_records)
-                .values()
-                .copied()
-                .max()
-                .unwrap_or(0),
+            sync,
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }
 
-    /// Signs and stores a record, publishes it, and tracks its receipts.
-    /// Returns the record and whether gossip took it (false: no peers).
+    /// Signs a record and stores it; on strata's network through the sync
+    /// layer, which publishes it by gossip and tracks its receipts. Returns
+    /// the record and whether gossip had a peer to take it (false: no
+    /// peers, or no sync layer; reconciliation brings it to peers later).
     pub async fn put(
         &self,
         key: Vec<u8>,
@@ -208,34 +279,91 @@ impl<P: Summary> Shared<P> {
                     .map_err(|e| e.to_string())?
                     .map_or(1, |r| r.version().saturating_add(1)),
             };
-            let record =
-                Record::sign(&signing, &key, version, &value).map_err(|e| e.to_string())?;
-            match store.put(&record).map_err(|e| e.to_string())? {
-                strata_store::Outcome::Invalid(why) => Err(why.to_string()),
-                strata_store::Outcome::Stale => Err(format!(
-                    "version {version} is older than the stored version"
-                )),
-                _ => Ok(record),
-            }
+            Record::sign(&signing, &key, version, &value).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())??;
+        let (outcome, message) = match &self.sync {
+            Some(sync) => {
+                let put = sync
+                    .publish(record.clone(), DELIVERY_SHARE, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (put.outcome, put.id)
+            }
+            None => {
+                let store = self.store.clone();
+                let local = record.clone();
+                let outcome = tokio::task::spawn_blocking(move || store.put(&local))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                (outcome, None)
+            }
+        };
+        match outcome {
+            Outcome::Invalid(why) => return Err(why.to_string()),
+            Outcome::Stale => {
+                return Err(format!(
+                    "version {} is older than the stored version",
+                    record.version()
+                ));
+            }
+            _ => {}
+        }
         self.metrics.records_put.fetch_add(1, Ordering::Relaxed);
+        let Some(message) = message else {
+            return Ok((record, false));
+        };
         lock(&self.deliveries).track(
             *record.id().as_bytes(),
             Delivery {
                 key: record.key().to_vec(),
                 version: record.version(),
                 published_at_us: relay::now_us(),
+                message,
                 receipts: Vec::new(),
             },
         );
-        let published = self
-            .handle
-            .propagate(relay::encode_record(&record))
-            .await
-            .is_ok();
+        let published = self.handle.peers().await.is_ok_and(|peers| {
+            peers
+                .iter()
+                .any(|p| p.info.state == strata_node::State::Ready)
+        });
         Ok((record, published))
+    }
+
+    /// Notes the nodes a delivery status names as confirmed.
+    pub fn note_delivery(&self, status: &DeliveryStatus) {
+        let others: Vec<[u8; 32]> = status
+            .confirmed
+            .iter()
+            .filter(|k| **k != self.key)
+            .copied()
+            .collect();
+        let delays = lock(&self.deliveries).confirmed(&status.id, &others, relay::now_us());
+        for delay in delays {
+            self.metrics
+                .receipts_received
+                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.delivery.observe_us(delay);
+        }
+    }
+
+    /// Reads a published message's delivery from the sync layer and notes
+    /// it; false when the sync layer has stopped.
+    pub async fn refresh_delivery(&self, message: MessageId) -> bool {
+        let Some(sync) = &self.sync else {
+            return true;
+        };
+        match sync.delivery_status(message).await {
+            Ok(Some(status)) => {
+                self.note_delivery(&status);
+                true
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
     }
 
     /// Publishes a message; returns its gossip id.
@@ -326,7 +454,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let runtime = strata_io::runtime(Some(2)).map_err(|e| StartError::Other(e.to_string()))?;
     let network = config.network();
     let result = if network.strata {
-        runtime.block_on(serve::<StrataSummary>(config, key, token, store.clone()))
+        runtime.block_on(serve::<strata_sync::Summary>(
+            config,
+            key,
+            token,
+            store.clone(),
+        ))
     } else {
         runtime.block_on(serve::<CoreSyncData>(config, key, token, store.clone()))
     };
@@ -408,10 +541,17 @@ async fn serve<P: Summary>(
     let (arrivals_tx, arrivals) = mpsc::channel(relay::INCOMING_QUEUE);
     let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let dropped_in_handler = dropped.clone();
-    let handler = relay::handler(config.store.max_value_len, arrivals_tx, move || {
+    let handler = relay::handler(arrivals_tx, move || {
         dropped_in_handler.fetch_add(1, Ordering::Relaxed);
     });
-    let records = store.len().unwrap_or(0);
+    let mut sync_config = strata_sync::Config::new(signing.clone());
+    sync_config.max_value_len = config.store.max_value_len;
+    let sync = SyncSettings {
+        network,
+        config: sync_config,
+        store: store.clone(),
+        progress_file: dir.join(sync_runtime::PROGRESS_FILE),
+    };
     let settings = Settings {
         node,
         listen: listen.clone(),
@@ -421,10 +561,9 @@ async fn serve<P: Summary>(
         dns_server: None,
         local_network: config.p2p.local_network,
     };
-    let running =
-        strata_node::driver::start(settings, P::ours(network, records), handler, Clock::real())
-            .await
-            .map_err(|e| StartError::Other(format!("cannot start the node: {e}")))?;
+    let mut running = P::start(settings, handler, sync)
+        .await
+        .map_err(|e| StartError::Other(format!("cannot start the node: {e}")))?;
 
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -439,6 +578,7 @@ async fn serve<P: Summary>(
     let shared = Arc::new(Shared {
         network,
         handle: running.handle.clone(),
+        sync: running.sync.clone(),
         store,
         signing,
         key: public,
@@ -448,13 +588,16 @@ async fn serve<P: Summary>(
         metrics: Metrics::default(),
         messages: broadcast::channel(SUBSCRIBE_BACKLOG).0,
         deliveries: Mutex::new(Deliveries::default()),
-        peer_records: Mutex::new(HashMap::new()),
         stop,
         config,
     });
 
     let relay_task = tokio::spawn(relay_loop(shared.clone(), arrivals, dropped));
-    let events_task = tokio::spawn(events_loop(shared.clone(), running.events));
+    let events_task = match (running.node_events.take(), running.sync_events.take()) {
+        (_, Some(events)) => tokio::spawn(sync_loop(shared.clone(), events)),
+        (Some(events), None) => tokio::spawn(events_loop(events)),
+        (None, None) => tokio::spawn(async {}),
+    };
     let api_task = tokio::spawn(crate::api::serve(
         shared.clone(),
         api_listener,
@@ -484,7 +627,11 @@ async fn serve<P: Summary>(
     tracing::info!("shutting down");
     let _ = shared.stop.send(true);
     let node_done = async {
-        if let Err(e) = shared.handle.shutdown().await {
+        let result = match &shared.sync {
+            Some(sync) => sync.shutdown().await.map_err(|e| e.to_string()),
+            None => shared.handle.shutdown().await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
             tracing::warn!("node shutdown: {e}");
         }
         let _ = running.task.await;
@@ -537,8 +684,7 @@ async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Stores received records (in batches), answers them with receipts, hands
-/// messages to subscribers, and collects receipts for our records.
+/// Hands received messages to subscribers.
 async fn relay_loop<P: Summary>(
     shared: Arc<Shared<P>>,
     mut arrivals: mpsc::Receiver<Arrival>,
@@ -555,128 +701,71 @@ async fn relay_loop<P: Summary>(
             .metrics
             .relay_dropped
             .fetch_add(seen_dropped, Ordering::Relaxed);
-        let mut records = Vec::new();
         for arrival in batch.drain(..) {
-            match arrival.item {
-                Incoming::Record(record) => records.push(record),
-                Incoming::Message(message) => {
-                    shared
-                        .metrics
-                        .messages_received
-                        .fetch_add(1, Ordering::Relaxed);
-                    shared
-                        .metrics
-                        .propagation
-                        .observe_us(arrival.at_us.saturating_sub(message.sent_at_us));
-                    let _ = shared.messages.send(Arc::new(received(
-                        arrival.id.to_string(),
-                        &message.author,
-                        arrival.peer.0,
-                        message.sent_at_us,
-                        arrival.at_us,
-                        &message.data,
-                    )));
-                }
-                Incoming::Receipt(receipt) => {
-                    let delivered = {
-                        let mut deliveries = lock(&shared.deliveries);
-                        let published = deliveries.get(&receipt.record).map(|d| d.published_at_us);
-                        deliveries
-                            .receipt(&receipt, arrival.at_us)
-                            .then_some(published)
-                            .flatten()
-                    };
-                    if let Some(published) = delivered {
-                        shared
-                            .metrics
-                            .receipts_received
-                            .fetch_add(1, Ordering::Relaxed);
-                        shared
-                            .metrics
-                            .delivery
-                            .observe_us(arrival.at_us.saturating_sub(published));
+            let message = arrival.message;
+            shared
+                .metrics
+                .messages_received
+                .fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .propagation
+                .observe_us(arrival.at_us.saturating_sub(message.sent_at_us));
+            let _ = shared.messages.send(Arc::new(received(
+                arrival.id.to_string(),
+                &message.author,
+                arrival.peer.0,
+                message.sent_at_us,
+                arrival.at_us,
+                &message.data,
+            )));
+        }
+    }
+}
+
+/// Follows the sync layer: catch-ups, reconciliations, and the delivery of
+/// the records we published (read every [`DELIVERY_REFRESH`] for recent
+/// ones, and when their wanted share is reached).
+async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: mpsc::Receiver<SyncEvent>) {
+    let mut refresh = tokio::time::interval(DELIVERY_REFRESH);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                None => return,
+                Some(SyncEvent::Delivered(status)) => shared.note_delivery(&status),
+                Some(SyncEvent::CatchupStarted) => tracing::info!("catch-up started"),
+                Some(SyncEvent::CatchupDone) => tracing::info!("catch-up done"),
+                Some(SyncEvent::Reconciled { peer, fetched, offered, symbols }) => tracing::debug!(
+                    "reconciled with peer {}: fetched {fetched}, offered {offered}, {symbols} symbols",
+                    peer.0
+                ),
+            },
+            _ = refresh.tick() => {
+                let since = relay::now_us().saturating_sub(
+                    u64::try_from(DELIVERY_RECENT.as_micros()).unwrap_or(u64::MAX),
+                );
+                let recent = lock(&shared.deliveries).recent(since, DELIVERY_REFRESH_MAX);
+                for message in recent {
+                    if !shared.refresh_delivery(message).await {
+                        return;
                     }
                 }
-            }
-        }
-        if records.is_empty() {
-            continue;
-        }
-        shared
-            .metrics
-            .records_received
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        let store = shared.store.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let outcomes = store.put_batch(&records)?;
-            Ok::<_, strata_store::Error>(
-                records
-                    .into_iter()
-                    .zip(outcomes)
-                    .filter(|(_, o)| o.is_stored())
-                    .map(|(r, _)| *r.id().as_bytes())
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .await;
-        let stored = match outcome {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(e)) => {
-                tracing::error!("storing received records: {e}");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!("storing received records: {e}");
-                continue;
-            }
-        };
-        shared
-            .metrics
-            .records_stored
-            .fetch_add(stored.len() as u64, Ordering::Relaxed);
-        for id in stored {
-            let receipt = relay::encode_receipt(&shared.signing, &id);
-            if shared.handle.propagate(receipt).await.is_ok() {
-                shared.metrics.receipts_sent.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 }
 
-/// Follows the node's events: peers' summaries, and our own summary kept
-/// current in handshakes and timed syncs.
-async fn events_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: mpsc::Receiver<Event<P>>) {
-    let mut refresh = tokio::time::interval(PAYLOAD_REFRESH);
-    let mut advertised = None;
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                None => return,
-                Some(Event::Payload(peer, payload)) => {
-                    if let Some(n) = payload.records() {
-                        lock(&shared.peer_records).insert(peer, n);
-                    }
-                }
-                Some(Event::PeerGone(peer)) => {
-                    lock(&shared.peer_records).remove(&peer);
-                }
-                Some(Event::PeerReady(peer)) => {
-                    tracing::debug!("peer {} ready", peer.0);
-                }
-                Some(Event::Upper { peer, command, .. }) => {
-                    tracing::debug!("peer {} sent command {command}, which nothing here handles", peer.0);
-                }
-            },
-            _ = refresh.tick() => {
-                let store = shared.store.clone();
-                let records = tokio::task::spawn_blocking(move || store.len().unwrap_or(0))
-                    .await
-                    .unwrap_or(0);
-                if advertised != Some(records) {
-                    advertised = Some(records);
-                    let _ = shared.handle.set_payload(P::ours(shared.network, records)).await;
-                }
-            }
+/// Follows the node's events where no sync layer does (Monero's networks).
+async fn events_loop<P: Payload>(mut events: mpsc::Receiver<Event<P>>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::PeerReady(peer) => tracing::debug!("peer {} ready", peer.0),
+            Event::PeerGone(peer) => tracing::debug!("peer {} gone", peer.0),
+            Event::Payload(..) => {}
+            Event::Upper { peer, command, .. } => tracing::debug!(
+                "peer {} sent command {command}, which nothing here handles",
+                peer.0
+            ),
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `stratad start` runs a node in the foreground: the p2p node (strata's own
 //! network, or Monero's with `--network monero-testnet` and the like), the
-//! record store, and an admin API on loopback (HTTP with JSON, a bearer
+//! record store (kept in step with peers by `strata_sync` on strata's
+//! network), and an admin API on loopback (HTTP with JSON, a bearer
 //! token from the data directory, Prometheus metrics). The other commands
 //! (`status`, `peers`, `put`, `get`, `list`, `publish`, `subscribe`,
 //! `delivery`, `ban`, `unban`, `id`, `stop`) talk to a running daemon
@@ -26,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod datadir;
+pub mod delivery;
 pub mod devnet;
 pub mod metrics;
 pub mod ping;

@@ -52,25 +52,19 @@ impl Histogram {
 pub struct Metrics {
     /// Records written through the API.
     pub records_put: AtomicU64,
-    /// Records received by gossip with a valid signature.
-    pub records_received: AtomicU64,
-    /// Of those, records stored (new or newer).
-    pub records_stored: AtomicU64,
     /// Messages published through the API.
     pub messages_published: AtomicU64,
     /// Messages received by gossip with a valid signature.
     pub messages_received: AtomicU64,
-    /// Receipts this node sent.
-    pub receipts_sent: AtomicU64,
-    /// Receipts received for this node's records.
+    /// Confirmations of this node's records, one per confirming node.
     pub receipts_received: AtomicU64,
-    /// Gossip items dropped because the relay queue was full.
+    /// Messages dropped because the relay queue was full.
     pub relay_dropped: AtomicU64,
     /// Admin API requests served.
     pub api_requests: AtomicU64,
     /// Author's send to arrival here, for messages.
     pub propagation: Histogram,
-    /// Publication of our records to each receipt's arrival.
+    /// Publication of our records to each confirmation, as learnt of.
     pub delivery: Histogram,
 }
 
@@ -95,8 +89,8 @@ pub struct Snapshot {
     pub store_records: u64,
     /// Bytes the store takes.
     pub store_bytes: u64,
-    /// Records the best-stocked peer says it has.
-    pub peer_records_max: u64,
+    /// The sync layer's counters, on strata's network.
+    pub sync: Option<strata_sync::Stats>,
     /// Seconds since start.
     pub uptime_secs: u64,
 }
@@ -161,17 +155,29 @@ impl Metrics {
             "Records written through the admin API.",
             load(&self.records_put),
         );
-        counter(
-            &mut out,
-            "strata_records_received_total",
-            "Records received by gossip with a valid signature.",
-            load(&self.records_received),
+        let sync = s.sync.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP strata_records_stored_total Records received from peers and stored, by way.\n\
+             # TYPE strata_records_stored_total counter\n\
+             strata_records_stored_total{{via=\"gossip\"}} {}\n\
+             strata_records_stored_total{{via=\"reconciliation\"}} {}\n\
+             strata_records_stored_total{{via=\"catchup\"}} {}",
+            sync.gossip_records, sync.fetched_records, sync.catchup_records
         );
         counter(
             &mut out,
-            "strata_records_stored_total",
-            "Records received by gossip and stored.",
-            load(&self.records_stored),
+            "strata_records_invalid_total",
+            "Records received from peers and refused as invalid.",
+            sync.invalid_records,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_sync_reconciliations_total Reconciliations this node started, by outcome.\n\
+             # TYPE strata_sync_reconciliations_total counter\n\
+             strata_sync_reconciliations_total{{outcome=\"decoded\"}} {}\n\
+             strata_sync_reconciliations_total{{outcome=\"failed\"}} {}",
+            sync.reconciliations, sync.failed_reconciliations
         );
         counter(
             &mut out,
@@ -187,20 +193,20 @@ impl Metrics {
         );
         counter(
             &mut out,
-            "strata_receipts_sent_total",
-            "Delivery receipts this node sent for records it stored.",
-            load(&self.receipts_sent),
+            "strata_receipts_signed_total",
+            "Delivery receipts this node signed, each confirming one or more records.",
+            sync.receipts_signed,
         );
         counter(
             &mut out,
             "strata_receipts_received_total",
-            "Delivery receipts received for this node's records.",
+            "Confirmations of this node's records, one per confirming node.",
             load(&self.receipts_received),
         );
         counter(
             &mut out,
             "strata_relay_dropped_total",
-            "Gossip items dropped because the relay queue was full.",
+            "Messages dropped because the relay queue was full.",
             load(&self.relay_dropped),
         );
         counter(
@@ -217,7 +223,7 @@ impl Metrics {
         self.delivery.render(
             &mut out,
             "strata_delivery_seconds",
-            "Time from the publication of this node's records to each delivery receipt.",
+            "Time from the publication of this node's records to each confirmation, as learnt of.",
         );
         gauge(
             &mut out,
@@ -233,15 +239,9 @@ impl Metrics {
         );
         gauge(
             &mut out,
-            "strata_sync_peer_records_max",
-            "Most records any connected peer reports having.",
-            s.peer_records_max,
-        );
-        gauge(
-            &mut out,
-            "strata_sync_records_behind",
-            "Records the best-stocked peer has beyond ours (0 when none).",
-            s.peer_records_max.saturating_sub(s.store_records),
+            "strata_sync_catching_up",
+            "1 while a catch-up runs, else 0.",
+            u64::from(sync.catching_up),
         );
         gauge(
             &mut out,

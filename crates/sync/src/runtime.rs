@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::machine::{Config, Event, Gossiped, Output, Put, Stats, Summary, Sync};
 use crate::receipt::{DeliveryStatus, NodeKey};
-use crate::wire::check_gossip;
+use crate::wire::{GOSSIP_RECORD, check_gossip};
 
 /// Records the gossip handler may queue for the driver; more are dropped
 /// (not propagated; reconciliation repairs what is lost).
@@ -210,8 +210,23 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the node and the sync driver over it.
-pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> {
+/// Starts the node and the sync driver over it. Gossip payloads that are
+/// not records are rejected (a misbehaviour of the sender); see
+/// [`start_with`] to carry other payloads too.
+pub async fn start(settings: Settings, clock: Clock) -> io::Result<Running> {
+    start_with(settings, None, clock).await
+}
+
+/// [`start`], with a handler for the gossip payloads that are not records
+/// (whose first byte is not [`GOSSIP_RECORD`]): the layer above's own
+/// payloads. It runs on the node's task, like the record handler, and its
+/// verdict is the node's; it must not block. `None` rejects them, as
+/// [`start`] does.
+pub async fn start_with(
+    mut settings: Settings,
+    mut other_gossip: Option<Handler>,
+    clock: Clock,
+) -> io::Result<Running> {
     let public = settings.sync.signing_key.verifying_key().to_bytes();
     if settings.node.node.node_key.is_none() {
         settings.node.node.node_key = Some(public);
@@ -240,6 +255,12 @@ pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> 
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
     let handler_store = store.clone();
     let handler: Handler = Box::new(move |peer, id, payload| {
+        if payload.first() != Some(&GOSSIP_RECORD) {
+            return match other_gossip.as_mut() {
+                Some(other) => other(peer, id, payload),
+                None => Verdict::Reject,
+            };
+        }
         let Ok(record) = check_gossip(payload, max_value_len) else {
             return Verdict::Reject;
         };

@@ -1,5 +1,6 @@
 //! Three daemons: records, messages, receipts, status and peers, the admin
-//! API's errors, a graceful stop, and a restart from the saved files.
+//! API's errors, a graceful stop, a restart from the saved files, and a
+//! record that reaches a node that was away when it was written.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -223,11 +224,27 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         // nodes find each other again from their files, and kept the
         // records.
         let a2 = Daemon::start(&scope, "a2", &a.dir, &a_p2p, &[]);
-        let b2 = Daemon::start(&scope, "b2", &b.dir, &b_p2p, &[]);
         assert_eq!(a2.key, a.key);
+        // A record written while b is away reaches b once it is back, by
+        // reconciliation: gossip had nobody to tell.
+        let put: Value =
+            serde_json::from_str(&a2.cli_ok(&["put", "while-away", "later", "--json"])).unwrap();
+        assert_eq!(put["published"], false, "{put}");
+        let b2 = Daemon::start(&scope, "b2", &b.dir, &b_p2p, &[]);
         poll(CONVERGE_TIMEOUT, "b to reconnect to a", || {
             b2.peer_keys().contains(&a.key).then_some(())
         });
+        let value = poll(
+            CONVERGE_TIMEOUT,
+            "the record written while b was away",
+            || {
+                let out = b2.cli(&["get", "while-away", "--author", &a.key]);
+                out.status
+                    .success()
+                    .then(|| String::from_utf8(out.stdout).unwrap())
+            },
+        );
+        assert_eq!(value.trim(), "later");
         let value = b2.cli_ok(&["get", "greeting", "--author", &a.key]);
         assert_eq!(value.trim(), "hello strata");
         let value = a2.cli_ok(&["get", "greeting"]);

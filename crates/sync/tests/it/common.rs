@@ -62,6 +62,17 @@ pub async fn start_with(
     peers: Vec<SocketAddr>,
     progress: Option<std::path::PathBuf>,
 ) -> Running {
+    start_full(store, config, peers, progress, None).await
+}
+
+/// [`start_with`] with a handler for gossip payloads that are not records.
+pub async fn start_full(
+    store: Arc<Store>,
+    config: Config,
+    peers: Vec<SocketAddr>,
+    progress: Option<std::path::PathBuf>,
+    other_gossip: Option<strata_node::Handler>,
+) -> Running {
     let mut node = NodeConfig::new(Network::STRATA);
     node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
@@ -85,7 +96,9 @@ pub async fn start_with(
         store,
         progress_file: progress,
     };
-    runtime::start(settings, Clock::real()).await.unwrap()
+    runtime::start_with(settings, other_gossip, Clock::real())
+        .await
+        .unwrap()
 }
 
 /// Every digest of a store.

@@ -336,3 +336,57 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_gossip_payloads_reach_their_handler_beside_records() {
+    bounded(Duration::from_secs(60), async {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let other: Handler = Box::new(move |_, _, payload| {
+            let _ = tx.send(payload.clone());
+            Verdict::Propagate
+        });
+        let a = start_full(
+            stores[0].clone(),
+            sync_config(20),
+            vec![],
+            None,
+            Some(other),
+        )
+        .await;
+        let b = start(stores[1].clone(), sync_config(21), vec![a.listening[0]]).await;
+
+        // A payload of another layer (first byte not the record tag) is
+        // handed to the handler, not scored.
+        let mut n = 0u8;
+        let got = loop {
+            n = n.wrapping_add(1);
+            let _ = b
+                .handle
+                .node()
+                .propagate(Bytes::from(vec![2, b'm', n]))
+                .await;
+            if let Ok(Some(got)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+            {
+                break got;
+            }
+        };
+        assert_eq!(&got[..2], b"\x02m");
+
+        // Records still travel, and the sender was not scored.
+        b.handle.put(record(5, "k", 1, b"v")).await.unwrap();
+        eventually("the record on a", Duration::from_secs(30), || async {
+            stores[0].len().unwrap() == 1
+        })
+        .await;
+        assert_eq!(a.handle.stats().await.unwrap().reports, 0);
+        for node in [a, b] {
+            node.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
