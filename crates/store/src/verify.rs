@@ -3,7 +3,8 @@
 //! Records are checked in groups of [`BATCH_LEN`] with
 //! `ed25519_dalek::verify_batch`; when a group fails, each of its records is
 //! checked alone (strict verification) to find the bad ones, so one bad
-//! record costs its group a second pass and nothing more.
+//! record costs its group a second pass and nothing more. Groups are spread
+//! over the machine's cores.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
@@ -31,17 +32,70 @@ pub(crate) fn verify_all(records: &[&Record]) -> Vec<Result<(), Invalid>> {
             Err(e) => results.push(Err(e)),
         }
     }
-    for group in candidates.chunks(BATCH_LEN) {
-        if group.len() >= MIN_BATCH && batch_ok(records, group) {
-            continue;
-        }
-        for &(i, _) in group {
-            if let (Some(record), Some(slot)) = (records.get(i), results.get_mut(i)) {
-                *slot = record.verify();
-            }
+    let groups: Vec<&[(usize, VerifyingKey)]> = candidates.chunks(BATCH_LEN).collect();
+    for (i, outcome) in check_groups(records, &groups) {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = outcome;
         }
     }
     results
+}
+
+/// The records of `group` that fail, with why; empty when the group
+/// verifies as one batch.
+fn check_group(
+    records: &[&Record],
+    group: &[(usize, VerifyingKey)],
+) -> Vec<(usize, Result<(), Invalid>)> {
+    if group.len() >= MIN_BATCH && batch_ok(records, group) {
+        return Vec::new();
+    }
+    group
+        .iter()
+        .filter_map(|&(i, _)| records.get(i).map(|record| (i, record.verify())))
+        .collect()
+}
+
+/// Checks the groups, spread over the machine's cores when there are
+/// several groups: signature checks bound how fast records can be taken in.
+fn check_groups(
+    records: &[&Record],
+    groups: &[&[(usize, VerifyingKey)]],
+) -> Vec<(usize, Result<(), Invalid>)> {
+    let sequential = || {
+        groups
+            .iter()
+            .flat_map(|group| check_group(records, group))
+            .collect()
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(groups.len());
+    if workers <= 1 {
+        return sequential();
+    }
+    let parallel: Option<Vec<_>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                scope.spawn(move || {
+                    groups
+                        .iter()
+                        .skip(worker)
+                        .step_by(workers)
+                        .flat_map(|group| check_group(records, group))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A worker that panicked checked nothing for sure: no result is
+        // taken from this pass then.
+        handles
+            .into_iter()
+            .map(|handle| handle.join().ok())
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| parts.into_iter().flatten().collect())
+    });
+    parallel.unwrap_or_else(sequential)
 }
 
 /// Whether the whole group verifies as one batch.
