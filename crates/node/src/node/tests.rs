@@ -30,6 +30,7 @@ struct Net {
     deliveries: Deliveries,
     events: Vec<(usize, String)>,
     bans: Vec<(usize, IpAddr)>,
+    resolves: Vec<(usize, String, Instant)>,
     /// Frames to hold back instead of delivering: (from node, command).
     drop_from: Vec<(usize, u32)>,
     queue: VecDeque<(usize, PeerId, Header, Bytes)>,
@@ -89,6 +90,7 @@ impl Net {
             deliveries,
             events: Vec::new(),
             bans: Vec::new(),
+            resolves: Vec::new(),
             drop_from: Vec::new(),
             queue: VecDeque::new(),
         }
@@ -159,7 +161,8 @@ impl Net {
             },
             Output::Ban { ip, .. } => self.bans.push((i, ip)),
             Output::Event(event) => self.events.push((i, format!("{event:?}"))),
-            Output::HandshakeDone(_) | Output::Resolve(_) | Output::SaveAddressBook => {}
+            Output::Resolve(name) => self.resolves.push((i, name, now)),
+            Output::HandshakeDone(_) | Output::SaveAddressBook => {}
         }
     }
 
@@ -553,4 +556,109 @@ fn a_key_that_differs_from_the_tls_key_is_refused() {
     net.settle();
     assert_eq!(net.nodes[0].peer(a).unwrap().key, Some([2; 32]));
     let _ = net.conn_of(0, 1);
+}
+
+#[test]
+fn seed_nodes_are_asked_for_addresses_then_dropped() {
+    let mut net = Net::new(3, |i, c| {
+        if i == 1 {
+            c.seeds = vec![addr(0)];
+            c.outbound = 0;
+        }
+    });
+    let now = net.now;
+    net.nodes[0].add_addresses(&[addr(2)], addr(2).ip(), now);
+    net.run_for(Duration::from_secs(2));
+    assert!(
+        net.nodes[1].address_book().get(&addr(2)).is_some(),
+        "learned from the seed"
+    );
+    let outbound = |net: &Net| {
+        net.nodes[1]
+            .peers()
+            .filter(|p| p.direction == Direction::Outbound)
+            .count()
+    };
+    assert_eq!(outbound(&net), 0, "the seed connection was closed");
+    // Used once: not dialed again.
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(outbound(&net), 0);
+}
+
+#[test]
+fn fixed_seeds_are_the_last_resort_after_their_delay() {
+    let mut net = Net::new(2, |i, c| {
+        if i == 0 {
+            c.fixed_seeds = vec![addr(1)];
+        }
+    });
+    net.run_for(Duration::from_secs(59));
+    assert_eq!(net.nodes[0].peers().count(), 0);
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.ready(0), 1, "dialed from the fixed seeds after 60 s");
+}
+
+#[test]
+fn exclusive_peers_are_the_only_ones_dialed_and_dns_is_not_asked() {
+    let mut net = Net::new(4, |i, c| {
+        if i == 0 {
+            c.exclusive = vec![addr(1)];
+            c.dns_seeds = vec!["seed.example".into()];
+        }
+    });
+    let now = net.now;
+    net.nodes[0].add_addresses(&[addr(2), addr(3)], addr(2).ip(), now);
+    net.run_for(Duration::from_secs(30));
+    let remotes: Vec<SocketAddr> = net.nodes[0]
+        .peers()
+        .filter(|p| p.direction == Direction::Outbound)
+        .map(|p| p.remote)
+        .collect();
+    assert_eq!(remotes, vec![addr(1)]);
+    assert!(net.resolves.is_empty());
+}
+
+#[test]
+fn dns_seeds_are_asked_at_once_when_the_book_is_empty_else_after_the_delay() {
+    let mut net = Net::new(1, |_, c| c.dns_seeds = vec!["seed.example".into()]);
+    let start = net.now;
+    net.run_for(Duration::from_millis(10));
+    assert_eq!(net.resolves.len(), 1);
+    assert_eq!(net.resolves[0].2, start);
+
+    // A node whose book is not empty waits `dns_delay` (11 s).
+    let now = Instant::now();
+    let mut book = AddrMan::new(
+        [1; 32],
+        Grouping {
+            local_network: true,
+        },
+    );
+    let mut rng = Rng::new(1);
+    book.add(
+        &[(addr(5), 1_700_000_000)],
+        addr(5).ip(),
+        0,
+        1_700_000_000,
+        &mut rng,
+    );
+    let mut c = config(0);
+    c.dns_seeds = vec!["seed.example".into()];
+    let handler: Handler = Box::new(|_, _, _| Verdict::Propagate);
+    let mut node = Node::new(
+        c,
+        CoreSyncData::default(),
+        book,
+        Vec::new(),
+        now,
+        1_700_000_000,
+        1,
+        handler,
+    );
+    node.handle_timeout(now + Duration::from_secs(10));
+    let early = std::iter::from_fn(|| node.poll_output()).any(|o| matches!(o, Output::Resolve(_)));
+    assert!(!early);
+    node.handle_timeout(now + Duration::from_secs(11));
+    let asked = std::iter::from_fn(|| node.poll_output()).any(|o| matches!(o, Output::Resolve(_)));
+    assert!(asked);
 }
