@@ -70,11 +70,11 @@ async fn dns_seeds_fill_the_address_book() {
         // The book is empty, so the seeds are asked at once.
         let node = start(s).await;
         until(30, "addresses from the DNS seeds", || async {
-            let book = node.running.handle.address_book().await.unwrap();
+            let book = node.handle.address_book().await.unwrap();
             book.new + book.tried >= 4
         })
         .await;
-        node.running.handle.shutdown().await.unwrap();
+        node.handle.shutdown().await.unwrap();
     })
     .await;
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_io::Clock;
-use strata_node::driver::{self, Running, Settings};
+use strata_node::driver::{self, NodeHandle, Settings};
 use strata_node::wire::CoreSyncData;
 use strata_node::{Config, MessageId, Network, Verdict};
 
@@ -40,14 +40,17 @@ where
     }
 }
 
-/// A node on 127.0.0.1 and what its gossip handler saw.
+/// A node on 127.0.0.1, running on its own thread and runtime so that it
+/// can be killed at once, like a process: every task and socket dropped.
 pub struct TestNode {
-    /// The running node.
-    pub running: Running<CoreSyncData>,
+    /// Commands to the node.
+    pub handle: NodeHandle<CoreSyncData>,
     /// Where it listens.
     pub addr: SocketAddr,
     /// Every message its gossip handler was called with.
     pub received: Arc<Mutex<Vec<MessageId>>>,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Settings of a strata test node: plaintext, local-network grouping,
@@ -77,30 +80,67 @@ pub fn settings(peers: Vec<SocketAddr>, data_dir: Option<PathBuf>) -> Settings {
     }
 }
 
-/// Starts a node.
+/// Starts a node on a thread of its own.
 pub async fn start(settings: Settings) -> TestNode {
     let received: Arc<Mutex<Vec<MessageId>>> = Arc::default();
     let seen = received.clone();
-    let handler = Box::new(move |_, id: &MessageId, _: &bytes::Bytes| {
-        seen.lock().unwrap().push(*id);
-        Verdict::Propagate
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let (kill, killed) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handler = Box::new(move |_, id: &MessageId, _: &bytes::Bytes| {
+            seen.lock().unwrap().push(*id);
+            Verdict::Propagate
+        });
+        let running = rt
+            .block_on(driver::start(
+                settings,
+                CoreSyncData::default(),
+                handler,
+                Clock::real(),
+            ))
+            .unwrap();
+        let _ = started_tx.send((running.handle.clone(), running.listening[0]));
+        // Run until killed, then drop every task and socket at once.
+        rt.block_on(async {
+            let _ = tokio::task::spawn_blocking(move || killed.recv()).await;
+        });
+        drop(running);
+        rt.shutdown_background();
     });
-    let running = driver::start(settings, CoreSyncData::default(), handler, Clock::real())
-        .await
-        .unwrap();
-    let addr = running.listening[0];
+    let (handle, addr) = started.await.unwrap();
     TestNode {
-        running,
+        handle,
         addr,
         received,
+        kill: Some(kill),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
 impl TestNode {
+    /// Kills the node at once: no goodbye, no files written.
+    pub fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
     /// Peers that completed their handshake.
     pub async fn ready_peers(&self) -> usize {
-        self.running
-            .handle
+        self.handle
             .peers()
             .await
             .map(|p| {

@@ -32,7 +32,7 @@ async fn wait_connected(nodes: &[&TestNode], min: usize) {
 }
 
 async fn publish_and_check(nodes: &[&TestNode], from: usize, payload: Bytes) -> MessageId {
-    let id = nodes[from].running.handle.propagate(payload).await.unwrap();
+    let id = nodes[from].handle.propagate(payload).await.unwrap();
     for (i, node) in nodes.iter().enumerate() {
         if i == from {
             continue;
@@ -60,10 +60,20 @@ async fn twenty_nodes_deliver_each_message_once_and_survive_losing_30_percent() 
             ids.push(publish_and_check(&all, from, Bytes::from(vec![k; size])).await);
         }
 
-        // Stop a random 30 % of the nodes (fixed choice, spread out).
-        let stopped: HashSet<usize> = [1, 4, 7, 10, 13, 16].into_iter().collect();
+        // Kill a random 30 % of the nodes at once (the seed is printed to
+        // replay a failure).
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        println!("nodes to kill chosen with seed {seed}");
+        let mut rng = strata_node::rng::Rng::new(seed);
+        let mut order: Vec<usize> = (0..20).collect();
+        rng.shuffle(&mut order);
+        let stopped: HashSet<usize> = order[..6].iter().copied().collect();
+        let mut nodes = nodes;
         for i in &stopped {
-            nodes[*i].running.handle.shutdown().await.unwrap();
+            nodes[*i].kill();
         }
         let alive: Vec<&TestNode> = nodes
             .iter()
@@ -83,9 +93,6 @@ async fn twenty_nodes_deliver_each_message_once_and_survive_losing_30_percent() 
             let unique: HashSet<&MessageId> = received.iter().collect();
             assert_eq!(unique.len(), received.len(), "node {i} saw a message twice");
         }
-        for node in &alive {
-            node.running.handle.shutdown().await.unwrap();
-        }
     })
     .await;
 }
@@ -99,7 +106,7 @@ async fn a_restarted_node_reconnects_from_its_peers_dat_and_anchors() {
         s.node.seeds = vec![nodes[0].addr];
         let node = start(s).await;
         until(60, "outbound peers", || async {
-            let peers = node.running.handle.peers().await.unwrap();
+            let peers = node.handle.peers().await.unwrap();
             peers
                 .iter()
                 .filter(|p| p.info.direction == Direction::Outbound)
@@ -107,9 +114,9 @@ async fn a_restarted_node_reconnects_from_its_peers_dat_and_anchors() {
                 >= 2
         })
         .await;
-        let book = node.running.handle.address_book().await.unwrap();
+        let book = node.handle.address_book().await.unwrap();
         assert!(book.tried >= 2, "{book:?}");
-        node.running.handle.shutdown().await.unwrap();
+        node.handle.shutdown().await.unwrap();
         assert!(dir.path().join(PEERS_FILE).exists());
         assert!(dir.path().join(ANCHORS_FILE).exists());
 
@@ -119,15 +126,15 @@ async fn a_restarted_node_reconnects_from_its_peers_dat_and_anchors() {
             !dir.path().join(ANCHORS_FILE).exists(),
             "anchors.dat is deleted when read"
         );
-        let book = node.running.handle.address_book().await.unwrap();
+        let book = node.handle.address_book().await.unwrap();
         assert!(book.tried >= 2, "the book came back: {book:?}");
         until(30, "reconnection", || async {
             node.ready_peers().await >= 2
         })
         .await;
-        node.running.handle.shutdown().await.unwrap();
+        node.handle.shutdown().await.unwrap();
         for n in &nodes {
-            n.running.handle.shutdown().await.unwrap();
+            n.handle.shutdown().await.unwrap();
         }
     })
     .await;
@@ -139,10 +146,10 @@ async fn a_corrupt_peers_dat_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(PEERS_FILE), b"not an address book").unwrap();
         let node = start(settings(Vec::new(), Some(dir.path().to_path_buf()))).await;
-        let book = node.running.handle.address_book().await.unwrap();
+        let book = node.handle.address_book().await.unwrap();
         assert_eq!((book.new, book.tried), (0, 0));
         assert!(dir.path().join(format!("{PEERS_FILE}.corrupt")).exists());
-        node.running.handle.shutdown().await.unwrap();
+        node.handle.shutdown().await.unwrap();
         assert!(
             dir.path().join(PEERS_FILE).exists(),
             "a fresh book is saved"
@@ -174,9 +181,9 @@ async fn over_tls_the_handshake_key_is_the_authenticated_key() {
             nodes[1].ready_peers().await == 1
         })
         .await;
-        let peers = nodes[1].running.handle.peers().await.unwrap();
+        let peers = nodes[1].handle.peers().await.unwrap();
         assert_eq!(peers[0].info.key, Some(keys[0].public().0));
-        let peers = nodes[0].running.handle.peers().await.unwrap();
+        let peers = nodes[0].handle.peers().await.unwrap();
         assert_eq!(peers[0].info.key, Some(keys[1].public().0));
     })
     .await;
