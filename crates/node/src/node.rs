@@ -993,34 +993,28 @@ impl<P: Payload> Node<P> {
 
     fn apply_gossip(&mut self) {
         for action in std::mem::take(&mut self.actions) {
-            match action {
-                Action::Message(peer, payload) => {
-                    let body = GossipMessage { payload };
-                    self.send(
-                        peer,
-                        Class::Relay,
-                        Header::notification(command::GOSSIP_MESSAGE, 0),
-                        &body,
-                    );
+            let (peer, command, body) = match action {
+                Action::Message(peer, payload) => (
+                    peer,
+                    command::GOSSIP_MESSAGE,
+                    wire::encode(&GossipMessage { payload }),
+                ),
+                Action::Announce(peer, ids) => (
+                    peer,
+                    command::GOSSIP_ANNOUNCE,
+                    wire::encode(&GossipIds { ids }),
+                ),
+                Action::Request(peer, ids) => (
+                    peer,
+                    command::GOSSIP_REQUEST,
+                    wire::encode(&GossipIds { ids }),
+                ),
+            };
+            match body {
+                Ok(body) => {
+                    self.send_raw(peer, Class::Relay, Header::notification(command, 0), body)
                 }
-                Action::Announce(peer, ids) => {
-                    let body = GossipIds { ids };
-                    self.send(
-                        peer,
-                        Class::Relay,
-                        Header::notification(command::GOSSIP_ANNOUNCE, 0),
-                        &body,
-                    );
-                }
-                Action::Request(peer, ids) => {
-                    let body = GossipIds { ids };
-                    self.send(
-                        peer,
-                        Class::Relay,
-                        Header::notification(command::GOSSIP_REQUEST, 0),
-                        &body,
-                    );
-                }
+                Err(e) => tracing::warn!("encoding a gossip message failed: {e}"),
             }
         }
     }
