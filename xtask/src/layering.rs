@@ -108,7 +108,7 @@ const LAYERS: &[Layer] = &[
 ];
 
 /// Workspace crates that are tooling, not part of the stack: exempt from the layer table.
-const TOOLING: &[&str] = &["xtask", "strata-benches"];
+const TOOLING: &[&str] = &["xtask", "strata-benches", "strata-testkit"];
 
 /// Crates that do no I/O: their normal dependency tree must not contain [`ASYNC_RUNTIME`].
 const SANS_IO: &[&str] = &["strata-portable-storage", "strata-levin"];

@@ -4,23 +4,19 @@
 //! Needs Debian's `monerod` (package `monero`), which `cargo xtask test`
 //! installs. Without it the test fails, unless `STRATA_SKIP_MONEROD=1`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use strata_levin::{Bucket, Header, Kind, Limits, MessageDecoder, command, return_code};
+use strata_testkit::{Monerod, TESTNET_GENESIS};
 
 const TESTNET_ID: [u8; 16] = [
     0x12, 0x30, 0xf1, 0x71, 0x61, 0x04, 0x41, 0x61, 0x17, 0x31, 0x00, 0x82, 0x16, 0xa1, 0xa1, 0x11,
 ];
-const TESTNET_GENESIS: &str = "48ca7cd3c8de5b6a4d53d2861fbdaedca141553559f9be9520068053cda8430b";
-/// How long monerod may take to start, and to answer one message.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long monerod may take to answer one message.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,102 +93,15 @@ fn genesis_sync_data() -> SyncData {
     }
 }
 
-/// A loopback port nothing listens on at the moment.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A monerod on testnet with its own data directory, dialing nobody.
-struct Monerod {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Monerod {
-    /// Starts monerod, or returns `None` when it is missing and skipping was
-    /// asked for explicitly.
-    fn start() -> Option<Monerod> {
-        if Command::new("monerod").arg("--version").output().is_err() {
-            if std::env::var("STRATA_SKIP_MONEROD").as_deref() == Ok("1") {
-                println!("monerod not found: skipped because STRATA_SKIP_MONEROD=1");
-                return None;
-            }
-            panic!(
-                "monerod not found. Install it with `apt-get install monero` (or run \
-                 `cargo xtask test`, which does), or set STRATA_SKIP_MONEROD=1 to skip"
-            );
-        }
-        let dir = std::env::temp_dir().join(format!("strata-monerod-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (p2p, rpc, dead) = (free_port(), free_port(), free_port());
-        let mut child = Command::new("monerod")
-            .args([
-                "--testnet",
-                "--non-interactive",
-                "--log-level",
-                "1",
-                "--no-zmq",
-                "--no-igd",
-            ])
-            .args(["--disable-dns-checkpoints", "--check-updates", "disabled"])
-            .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(&dir)
-            .args([
-                "--p2p-bind-port",
-                &p2p.to_string(),
-                "--rpc-bind-port",
-                &rpc.to_string(),
-            ])
-            .args(["--add-exclusive-node", &format!("127.0.0.1:{dead}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Read monerod's log until its p2p loop is up, then keep draining it
-        // so it never blocks on a full pipe.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("Starting p2p net loop") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let monerod = Monerod {
-            child,
-            dir,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p)),
-        };
-        rx.recv_timeout(START_TIMEOUT)
-            .expect("monerod did not start its p2p loop");
-        Some(monerod)
-    }
-
-    fn connect(&self) -> Peer {
-        let stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        Peer {
-            stream,
-            buf: BytesMut::new(),
-            decoder: MessageDecoder::new(Limits::monerod()),
-            notifications: Vec::new(),
-        }
-    }
-}
-
-impl Drop for Monerod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// A connection to `monerod`, with a read timeout.
+fn connect(monerod: &Monerod) -> Peer {
+    let stream = TcpStream::connect(monerod.addr).unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    Peer {
+        stream,
+        buf: BytesMut::new(),
+        decoder: MessageDecoder::new(Limits::monerod()),
+        notifications: Vec::new(),
     }
 }
 
@@ -263,13 +172,13 @@ impl Peer {
 
 #[test]
 fn talks_to_a_live_monerod() {
-    let Some(monerod) = Monerod::start() else {
+    let Some(monerod) = Monerod::start(None) else {
         return;
     };
 
     // One connection: monerod allows one per IP. Ping is answered before
     // any handshake.
-    let mut peer = monerod.connect();
+    let mut peer = connect(&monerod);
     peer.request(command::PING, &Empty {});
     let pong = peer.response(command::PING);
     let pong: PingResponse = strata_portable_storage::from_bytes(&pong.body).unwrap();

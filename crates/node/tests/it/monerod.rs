@@ -5,20 +5,16 @@
 //! Needs Debian's `monerod` (package `monero`), which `cargo xtask test`
 //! installs. Without it the test fails, unless `STRATA_SKIP_MONEROD=1`.
 
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use strata_io::Clock;
 use strata_node::driver::{self, Running};
 use strata_node::wire::CoreSyncData;
 use strata_node::{Direction, Event, Network, State, Verdict};
+use strata_testkit::{Monerod, TESTNET_GENESIS, free_port};
 
 use crate::{settings, until, within};
-
-const TESTNET_GENESIS: &str = "48ca7cd3c8de5b6a4d53d2861fbdaedca141553559f9be9520068053cda8430b";
 
 fn genesis() -> CoreSyncData {
     let mut top_id = [0; 32];
@@ -31,91 +27,6 @@ fn genesis() -> CoreSyncData {
         top_id,
         top_version: 1,
     }
-}
-
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Monerod {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Monerod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A testnet monerod whose only peer is `exclusive`; `None` when monerod is
-/// missing and skipping was asked for.
-fn monerod(exclusive: SocketAddr) -> Option<Monerod> {
-    if Command::new("monerod").arg("--version").output().is_err() {
-        if std::env::var("STRATA_SKIP_MONEROD").as_deref() == Ok("1") {
-            println!("monerod not found: skipped because STRATA_SKIP_MONEROD=1");
-            return None;
-        }
-        panic!(
-            "monerod not found. Install it with `apt-get install monero` (or run \
-             `cargo xtask test`, which does), or set STRATA_SKIP_MONEROD=1 to skip"
-        );
-    }
-    let dir = std::env::temp_dir().join(format!("strata-node-monerod-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (p2p, rpc) = (
-        free_port(Ipv4Addr::LOCALHOST),
-        free_port(Ipv4Addr::LOCALHOST),
-    );
-    let mut child = Command::new("monerod")
-        .args([
-            "--testnet",
-            "--non-interactive",
-            "--log-level",
-            "1",
-            "--no-zmq",
-            "--no-igd",
-        ])
-        .args(["--disable-dns-checkpoints", "--check-updates", "disabled"])
-        .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
-        .arg("--data-dir")
-        .arg(&dir)
-        .args([
-            "--p2p-bind-port",
-            &p2p.to_string(),
-            "--rpc-bind-port",
-            &rpc.to_string(),
-        ])
-        .args(["--add-exclusive-node", &exclusive.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("Starting p2p net loop") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let monerod = Monerod {
-        child,
-        dir,
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, p2p)),
-    };
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("monerod did not start its p2p loop");
-    Some(monerod)
 }
 
 async fn monero_node(listen: SocketAddr, exclusive: Vec<SocketAddr>) -> Running<CoreSyncData> {
@@ -145,7 +56,7 @@ async fn monerod_in_both_directions() {
             Vec::new(),
         )
         .await;
-        let Some(monerod) = monerod(dialed.listening[0]) else {
+        let Some(monerod) = Monerod::start(Some(dialed.listening[0])) else {
             return;
         };
 

@@ -1,0 +1,112 @@
+//! Test support shared by the integration tests of several crates: a live
+//! monerod on loopback.
+//!
+//! Only tests use this crate (as a dev-dependency); it is tooling, outside
+//! the layer table.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The id of the genesis block of Monero's testnet, in hex.
+pub const TESTNET_GENESIS: &str =
+    "48ca7cd3c8de5b6a4d53d2861fbdaedca141553559f9be9520068053cda8430b";
+
+/// How long monerod may take to start its p2p loop.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A port of `ip` nothing listens on at the moment.
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+}
+
+/// A testnet monerod on 127.0.0.1 with a data directory of its own, killed
+/// and cleaned up when dropped.
+pub struct Monerod {
+    child: Child,
+    dir: PathBuf,
+    /// Its p2p address.
+    pub addr: SocketAddr,
+}
+
+impl Monerod {
+    /// Starts monerod with `exclusive` as its only peer (a dead loopback
+    /// port when `None`, so it dials nobody), and waits for its p2p loop.
+    ///
+    /// Returns `None` when monerod is missing and `STRATA_SKIP_MONEROD=1`;
+    /// panics naming the package to install otherwise.
+    pub fn start(exclusive: Option<SocketAddr>) -> Option<Monerod> {
+        if Command::new("monerod").arg("--version").output().is_err() {
+            if std::env::var("STRATA_SKIP_MONEROD").as_deref() == Ok("1") {
+                println!("monerod not found: skipped because STRATA_SKIP_MONEROD=1");
+                return None;
+            }
+            panic!(
+                "monerod not found. Install it with `apt-get install monero` (or run \
+                 `cargo xtask test`, which does), or set STRATA_SKIP_MONEROD=1 to skip"
+            );
+        }
+        let localhost = Ipv4Addr::LOCALHOST;
+        let (p2p, rpc) = (free_port(localhost), free_port(localhost));
+        let exclusive =
+            exclusive.unwrap_or_else(|| SocketAddr::from((localhost, free_port(localhost))));
+        let dir = std::env::temp_dir().join(format!("strata-monerod-{}-{p2p}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let mut child = Command::new("monerod")
+            .args(["--testnet", "--non-interactive", "--log-level", "1"])
+            .args(["--no-zmq", "--no-igd", "--disable-dns-checkpoints"])
+            .args(["--check-updates", "disabled"])
+            .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--p2p-bind-port", &p2p.to_string()])
+            .args(["--rpc-bind-port", &rpc.to_string()])
+            .args(["--add-exclusive-node", &exclusive.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting monerod: {e}"));
+        // Read its log until the p2p loop is up, then keep draining it so
+        // it never blocks on a full pipe.
+        let stdout = child.stdout.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let Some(stdout) = stdout else { return };
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("Starting p2p net loop") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let monerod = Monerod {
+            child,
+            dir,
+            addr: SocketAddr::from((localhost, p2p)),
+        };
+        if rx.recv_timeout(START_TIMEOUT).is_err() {
+            panic!("monerod did not start its p2p loop within {START_TIMEOUT:?}");
+        }
+        Some(monerod)
+    }
+
+    /// The process id, for tests that track their children.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Monerod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
