@@ -256,6 +256,9 @@ const FAST_CANDIDATES: usize = 8;
 const DNS_BOOK_THRESHOLD: usize = 1000;
 /// Most addresses taken from one DNS seed.
 const MAX_DNS_ADDRS: usize = 32;
+/// Seconds after trying an address during which the outbound slots pass
+/// it over.
+const REDIAL_AFTER_SECS: i64 = 60;
 /// Most addresses remembered as our own.
 const MAX_SELF_ADDRS: usize = 16;
 /// Most anchors saved.
@@ -1322,10 +1325,12 @@ impl<P: Payload> Node<P> {
                 let Some(group) = self.book.addr_group(addr) else {
                     continue;
                 };
-                let recently = self
-                    .book
-                    .get(&addr)
-                    .is_some_and(|e| e.last_try != 0 && unix - e.last_try < 60);
+                // Tried by this run within the minute: another address
+                // first. (A try from before a restart must not hold a quick
+                // restart back.)
+                let recently = self.book.get(&addr).is_some_and(|e| {
+                    e.last_try >= self.unix_start && unix - e.last_try < REDIAL_AFTER_SECS
+                });
                 if groups.contains(&group)
                     || self.is_connected_or_pending(&addr)
                     || recently

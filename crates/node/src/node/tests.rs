@@ -662,3 +662,42 @@ fn dns_seeds_are_asked_at_once_when_the_book_is_empty_else_after_the_delay() {
     let asked = std::iter::from_fn(|| node.poll_output()).any(|o| matches!(o, Output::Resolve(_)));
     assert!(asked);
 }
+
+#[test]
+fn a_restarted_node_redials_addresses_its_last_run_just_tried() {
+    // The book comes from a run that tried the address seconds ago.
+    let now = Instant::now();
+    let unix = 1_700_000_000;
+    let mut book = AddrMan::new(
+        [1; 32],
+        Grouping {
+            local_network: true,
+        },
+    );
+    let mut rng = Rng::new(1);
+    book.add(&[(addr(5), unix)], addr(5).ip(), 0, unix, &mut rng);
+    book.attempt(addr(5), true, unix - 5);
+    let handler: Handler = Box::new(|_, _, _| Verdict::Propagate);
+    let mut node = Node::new(
+        config(0),
+        CoreSyncData::default(),
+        book,
+        Vec::new(),
+        now,
+        unix,
+        1,
+        handler,
+    );
+    node.handle_timeout(now);
+    let dialed: Vec<SocketAddr> = std::iter::from_fn(|| node.poll_output())
+        .filter_map(|o| match o {
+            Output::Dial { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dialed, vec![addr(5)]);
+    // Within this run, a failed address waits before it is dialed again.
+    node.handle_dial_failed(addr(5), now);
+    node.handle_timeout(now + Duration::from_secs(1));
+    assert!(!std::iter::from_fn(|| node.poll_output()).any(|o| matches!(o, Output::Dial { .. })));
+}
