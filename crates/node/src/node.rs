@@ -256,9 +256,10 @@ const FAST_CANDIDATES: usize = 8;
 const DNS_BOOK_THRESHOLD: usize = 1000;
 /// Most addresses taken from one DNS seed.
 const MAX_DNS_ADDRS: usize = 32;
-/// Seconds after trying an address during which the outbound slots pass
-/// it over.
-const REDIAL_AFTER_SECS: i64 = 60;
+/// How long after trying an address the outbound slots pass it over.
+const REDIAL_AFTER: Duration = Duration::from_secs(60);
+/// Most addresses remembered as tried recently.
+const MAX_RECENT_TRIES: usize = 4096;
 /// Most addresses remembered as our own.
 const MAX_SELF_ADDRS: usize = 16;
 /// Most anchors saved.
@@ -293,6 +294,8 @@ pub struct Node<P: Payload> {
     anchors: Vec<SocketAddr>,
     seeds_left: Vec<SocketAddr>,
     scores: HashMap<IpAddr, u32>,
+    /// Addresses this run tried in the last [`REDIAL_AFTER`].
+    recent_tries: HashMap<SocketAddr, Instant>,
     /// Addresses that turned out to be our own.
     self_addrs: HashSet<SocketAddr>,
     gossip: Gossip,
@@ -354,6 +357,7 @@ impl<P: Payload> Node<P> {
             seeds_left,
             scores: HashMap::new(),
             self_addrs: HashSet::new(),
+            recent_tries: HashMap::new(),
             gossip,
             handler,
             out: VecDeque::new(),
@@ -689,6 +693,7 @@ impl<P: Payload> Node<P> {
     /// A dial did not connect.
     pub fn handle_dial_failed(&mut self, addr: SocketAddr, now: Instant) {
         let kind = self.pending.remove(&addr);
+        self.note_try(addr, now);
         let unix = self.unix(now);
         self.book.attempt(addr, true, unix);
         if kind == Some(DialKind::Manual) {
@@ -701,6 +706,9 @@ impl<P: Payload> Node<P> {
         let Some(conn) = self.conns.remove(&peer) else {
             return;
         };
+        if conn.info.direction == Direction::Outbound {
+            self.note_try(conn.info.remote, now);
+        }
         if conn.info.state == State::Ready {
             self.gossip.remove_peer(peer, now, &mut self.actions);
             self.apply_gossip();
@@ -1258,7 +1266,16 @@ impl<P: Payload> Node<P> {
         self.pending.contains_key(addr) || self.conns.values().any(|c| c.info.remote == *addr)
     }
 
+    /// Remembers that this run tried `addr` (dialed it, or saw it fail).
+    fn note_try(&mut self, addr: SocketAddr, now: Instant) {
+        self.recent_tries.retain(|_, at| now < *at + REDIAL_AFTER);
+        if self.recent_tries.len() < MAX_RECENT_TRIES {
+            self.recent_tries.insert(addr, now);
+        }
+    }
+
     fn dial(&mut self, addr: SocketAddr, kind: DialKind, now: Instant) {
+        self.note_try(addr, now);
         let unix = self.unix(now);
         self.book.attempt(addr, false, unix);
         self.pending.insert(addr, kind);
@@ -1326,11 +1343,12 @@ impl<P: Payload> Node<P> {
                     continue;
                 };
                 // Tried by this run within the minute: another address
-                // first. (A try from before a restart must not hold a quick
-                // restart back.)
-                let recently = self.book.get(&addr).is_some_and(|e| {
-                    e.last_try >= self.unix_start && unix - e.last_try < REDIAL_AFTER_SECS
-                });
+                // first. (A try from before a restart, kept in the book, must
+                // not hold a quick restart back.)
+                let recently = self
+                    .recent_tries
+                    .get(&addr)
+                    .is_some_and(|at| now < *at + REDIAL_AFTER);
                 if groups.contains(&group)
                     || self.is_connected_or_pending(&addr)
                     || recently

@@ -267,12 +267,21 @@ fn two_nodes_handshake_and_keep_timed_syncing() {
 #[test]
 fn a_silent_peer_is_dropped_and_the_failure_recorded() {
     let mut net = Net::new(2, |_, _| {});
-    net.connect(0, 1);
+    let (a, _) = net.connect(0, 1);
     net.settle();
     // Node 1 stops answering timed syncs.
     net.drop_from.push((1, command::TIMED_SYNC));
     net.run_for(Duration::from_secs(60 + 31));
-    assert_eq!(net.ready(0), 0, "closed after the request timeout");
+    assert!(
+        net.nodes[0].peer(a).is_none(),
+        "closed after the request timeout"
+    );
+    // Not dialed again at once by node 0.
+    let outbound = net.nodes[0]
+        .peers()
+        .filter(|p| p.direction == Direction::Outbound)
+        .count();
+    assert_eq!(outbound, 0);
     let entry = net.nodes[0].address_book().get(&addr(1)).cloned().unwrap();
     assert_eq!(entry.attempts, 1);
 }
