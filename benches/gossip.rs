@@ -50,21 +50,7 @@ fn settings(seed: Option<SocketAddr>, push_threshold: usize) -> Settings {
     node.listen_port = 0;
     node.seeds = seed.into_iter().collect();
     node.gossip.push_threshold = push_threshold;
-    Settings {
-        node,
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        data_dir: None,
-        conn: strata_conn::Config {
-            max_per_ip: 10_000,
-            max_per_subnet: 10_000,
-            max_inbound: 200,
-            max_outbound: 64,
-            ..strata_conn::Config::default()
-        },
-        tls: None,
-        dns_server: None,
-        local_network: true,
-    }
+    Settings::loopback(node)
 }
 
 struct Result {

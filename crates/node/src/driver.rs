@@ -65,6 +65,33 @@ pub struct Settings {
     pub local_network: bool,
 }
 
+impl Settings {
+    /// A node of a local network on 127.0.0.1 (tests, devnets, benchmarks):
+    /// listening on a port the system picks, plaintext, local-network
+    /// grouping, and connection limits open to many peers on one address.
+    pub fn loopback(node: Config) -> Settings {
+        Settings {
+            node,
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            data_dir: None,
+            conn: strata_conn::Config {
+                max_per_ip: LOOPBACK_MAX_CONNECTIONS,
+                max_per_subnet: LOOPBACK_MAX_CONNECTIONS,
+                max_inbound: 200,
+                max_outbound: 64,
+                ..strata_conn::Config::default()
+            },
+            tls: None,
+            dns_server: None,
+            local_network: true,
+        }
+    }
+}
+
+/// Connections per address and per subnet allowed by [`Settings::loopback`],
+/// where every peer shares 127.0.0.1.
+const LOOPBACK_MAX_CONNECTIONS: usize = 10_000;
+
 /// A connected peer as the driver reports it.
 #[derive(Debug, Clone)]
 pub struct PeerSummary {

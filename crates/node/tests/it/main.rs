@@ -62,21 +62,9 @@ pub fn settings(peers: Vec<SocketAddr>, data_dir: Option<PathBuf>) -> Settings {
     node.peers = peers;
     node.outbound = 4;
     node.fast_slots = 1;
-    let conn = strata_conn::Config {
-        max_per_ip: 10_000,
-        max_per_subnet: 10_000,
-        max_inbound: 200,
-        max_outbound: 64,
-        ..strata_conn::Config::default()
-    };
     Settings {
-        node,
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
         data_dir,
-        conn,
-        tls: None,
-        dns_server: None,
-        local_network: true,
+        ..Settings::loopback(node)
     }
 }
 

@@ -77,21 +77,8 @@ pub async fn start_full(
     node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
     node.exclusive = peers;
-    let conn = strata_conn::Config {
-        max_per_ip: 64,
-        max_per_subnet: 64,
-        ..strata_conn::Config::default()
-    };
     let settings = Settings {
-        node: driver::Settings {
-            node,
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            data_dir: None,
-            conn,
-            tls: None,
-            dns_server: None,
-            local_network: true,
-        },
+        node: driver::Settings::loopback(node),
         sync: config,
         store,
         progress_file: progress,
