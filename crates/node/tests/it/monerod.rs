@@ -1,6 +1,7 @@
-//! Against a live monerod on loopback, in both directions: our node dials
-//! monerod and stays connected across monerod's timed syncs, and monerod,
-//! told to use our node as its exclusive peer, dials us.
+//! Against a live monerod on loopback, in both directions at once: our node
+//! dials monerod and monerod answers its handshake and timed syncs, and
+//! monerod, told to use our node as its exclusive peer, dials us,
+//! handshakes and sends us its own timed sync.
 //!
 //! Needs Debian's `monerod` (package `monero`), which `cargo xtask test`
 //! installs. Without it the test fails, unless `STRATA_SKIP_MONEROD=1`.
@@ -14,7 +15,7 @@ use strata_node::wire::CoreSyncData;
 use strata_node::{Direction, Event, Network, State, Verdict};
 use strata_testkit::{Monerod, TESTNET_GENESIS, free_port};
 
-use crate::{settings, until, within};
+use crate::{settings, within};
 
 fn genesis() -> CoreSyncData {
     let mut top_id = [0; 32];
@@ -29,13 +30,16 @@ fn genesis() -> CoreSyncData {
     }
 }
 
-async fn monero_node(listen: SocketAddr, exclusive: Vec<SocketAddr>) -> Running<CoreSyncData> {
+async fn monero_node(
+    listen: SocketAddr,
+    exclusive: Vec<SocketAddr>,
+    timed_sync: Duration,
+) -> Running<CoreSyncData> {
     let mut s = settings(Vec::new(), None);
     s.node = strata_node::Config::new(Network::MONERO_TESTNET);
     s.node.listen_port = 0;
     s.node.exclusive = exclusive;
-    // Our own timed syncs rarely, so the payloads counted are monerod's.
-    s.node.timed_sync_interval = Duration::from_secs(600);
+    s.node.timed_sync_interval = timed_sync;
     s.node.idle_timeout = Duration::from_secs(600);
     s.listen = vec![listen];
     let handler = Box::new(|_, _: &strata_node::MessageId, _: &bytes::Bytes| Verdict::Drop);
@@ -44,47 +48,60 @@ async fn monero_node(listen: SocketAddr, exclusive: Vec<SocketAddr>) -> Running<
         .unwrap()
 }
 
+/// Waits for `count` payloads from a peer (the handshake's, then one per
+/// timed sync), failing if the peer goes first.
+async fn payloads(node: &mut Running<CoreSyncData>, count: usize) {
+    let mut seen = 0;
+    while seen < count {
+        match node.events.recv().await.unwrap() {
+            Event::Payload(_, data) => {
+                assert_eq!(data.top_id, genesis().top_id);
+                seen += 1;
+            }
+            Event::PeerGone(_) => panic!("monerod dropped us"),
+            _ => {}
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monerod_in_both_directions() {
-    within(300, async {
+    within(400, async {
         // The node monerod will dial, on its own loopback address so that
         // monerod's one-connection-per-address rule does not mix it up with
-        // the node that dials monerod from 127.0.0.1.
+        // the node that dials monerod from 127.0.0.1. Our own timed syncs
+        // rarely, so the payloads it counts are monerod's requests.
         let listen_ip = Ipv4Addr::new(127, 0, 0, 2);
-        let dialed = monero_node(
+        let mut dialed = monero_node(
             SocketAddr::from((listen_ip, free_port(listen_ip))),
             Vec::new(),
+            Duration::from_secs(600),
         )
         .await;
         let Some(monerod) = Monerod::start(Some(dialed.listening[0])) else {
             return;
         };
-
-        // monerod dials us and completes the handshake.
-        until(120, "monerod to dial us", || async {
-            let peers = dialed.handle.peers().await.unwrap();
-            peers.iter().any(|p| {
-                p.info.direction == Direction::Inbound
-                    && p.info.state == State::Ready
-                    && p.info.node_data.as_ref().map(|d| d.network_id)
-                        == Some(Network::MONERO_TESTNET.id)
-            })
-        })
+        // The node that dials monerod times-syncs every few seconds: the
+        // payloads it counts are monerod's answers.
+        let mut dialer = monero_node(
+            "127.0.0.1:0".parse().unwrap(),
+            vec![monerod.addr],
+            Duration::from_secs(3),
+        )
         .await;
 
-        // We dial monerod and stay through two of its timed syncs.
-        let mut dialer = monero_node("127.0.0.1:0".parse().unwrap(), vec![monerod.addr]).await;
-        let mut payloads = 0;
-        while payloads < 3 {
-            match dialer.events.recv().await.unwrap() {
-                Event::Payload(_, data) => {
-                    assert_eq!(data.top_id, genesis().top_id);
-                    payloads += 1; // the handshake's, then one per timed sync
-                }
-                Event::PeerGone(_) => panic!("monerod dropped us"),
-                _ => {}
-            }
-        }
+        // Both directions at once: monerod dials us, handshakes and sends
+        // us a timed sync (monerod's interval is 60 s); we dial monerod and
+        // it answers our handshake and two timed syncs.
+        tokio::join!(payloads(&mut dialed, 2), payloads(&mut dialer, 3));
+
+        let inbound = dialed.handle.peers().await.unwrap();
+        assert!(inbound.iter().any(|p| {
+            p.info.direction == Direction::Inbound
+                && p.info.state == State::Ready
+                && p.info.node_data.as_ref().map(|d| d.network_id)
+                    == Some(Network::MONERO_TESTNET.id)
+        }));
         let peers = dialer.handle.peers().await.unwrap();
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].info.state, State::Ready);
