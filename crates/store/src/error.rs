@@ -53,6 +53,13 @@ pub enum Error {
     /// The configuration is out of range.
     #[error("invalid store configuration: {0}")]
     Config(&'static str),
+    /// A record to sign could not be built.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The stored version is the highest there is: no later version can be
+    /// signed.
+    #[error("the stored version is the highest possible; no later version can be written")]
+    VersionExhausted,
 }
 
 /// Why a record could not be built.

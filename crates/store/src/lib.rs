@@ -7,17 +7,23 @@
 //! set of their [`Digest`]s, the elements the sync layer reconciles, and a
 //! bounded table of records that lost a tie, so they are not fetched again.
 //!
-//! Records arrive in batches ([`Store::put_batch`]): signatures are checked
-//! in batches before the write, one write transaction applies the batch, and
-//! each record gets an [`Outcome`] that says which digest it added to the set
-//! and which it removed. The store sits on a [`Backend`]: LMDB on disk
+//! Records arrive in batches. [`Store::check`] triages them against what is
+//! stored and checks the signatures of those worth writing, in batches
+//! spread over the cores; each comes back [`Verified`], known, or invalid.
+//! [`Store::write`] takes only [`Verified`] records and applies them in
+//! write transactions, and each gets an [`Outcome`] that says which digest
+//! it added to the set and which it removed. [`Store::put_batch`] is the two
+//! in a row; [`Store::put_own`] signs the local author's value with its
+//! version chosen inside the write transaction. The store sits on a [`Backend`]: LMDB on disk
 //! ([`LmdbBackend`], the only code that touches LMDB) or ordered maps in
 //! memory ([`MemoryBackend`]). The format is specified in `docs/store.md`.
 //!
 //! Invariants:
-//! - Nothing is stored whose signature has not been verified. Records that
-//!   would not be stored (older than the stored version, or byte-identical to
-//!   it) are not verified at all.
+//! - Nothing is stored whose signature has not been verified: the write path
+//!   takes [`Verified`] records only, which nothing outside this crate can
+//!   make without a check. Records that would not be stored (older than the
+//!   stored version, or byte-identical to it) are not verified at all, and
+//!   no record is verified twice.
 //! - Per (author, key) at most one record is stored; a superseded record is
 //!   deleted in the same transaction that stores its successor.
 //! - The digest set always equals the digests of the stored records: a
@@ -52,9 +58,10 @@ pub use record::{
     AUTHOR_LEN, DOMAIN_TAG, MAX_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, SIGNATURE_LEN,
 };
 pub use store::{
-    Config, Cursor, DigestPage, Durability, FORMAT_VERSION, Integrity, Outcome, Page, Presence,
-    Store,
+    Checked, Config, Cursor, DigestPage, Durability, FORMAT_VERSION, Integrity, Outcome, Page,
+    Presence, Store,
 };
+pub use verify::Verified;
 
 /// The default largest value a store accepts, in bytes (64 KiB).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 64 * 1024;

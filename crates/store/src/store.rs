@@ -10,7 +10,9 @@ use crate::error::{Error, Invalid};
 use crate::lmdb::LmdbBackend;
 use crate::memory::MemoryBackend;
 use crate::record::{AUTHOR_LEN, MAX_KEY_LEN, Record, RecordId, SIGNATURE_LEN, compute_id};
-use crate::verify::verify_all;
+use ed25519_dalek::SigningKey;
+
+use crate::verify::{Verified, verify_all};
 use crate::{
     DEFAULT_MAP_SIZE, DEFAULT_MAX_LOSERS, DEFAULT_MAX_VALUE_LEN, MAX_PAGE_BYTES, MAX_PAGE_DIGESTS,
     MAX_PAGE_RECORDS, MAX_TXN_BYTES, MAX_TXN_RECORDS, MAX_VALUE_LEN, MIN_MAP_SIZE,
@@ -136,6 +138,25 @@ impl Outcome {
     }
 }
 
+/// What [`Store::check`] found of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Verified and worth writing: it would be stored (`wins`), or
+    /// remembered as the loser of a tie.
+    New {
+        /// The record, with the proof of its check.
+        record: Verified,
+        /// Whether it would be stored rather than lose a tie.
+        wins: bool,
+    },
+    /// Not worth writing, so not verified: what the store holds of it
+    /// ([`Presence::Stored`]: this very record; [`Presence::Superseded`]: a
+    /// higher version; [`Presence::Loser`]: a remembered tie loser).
+    Known(Presence),
+    /// Refused.
+    Invalid(Invalid),
+}
+
 /// What the store knows of a digest, for deciding whether to fetch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
@@ -259,7 +280,7 @@ impl Store {
         &self.config
     }
 
-    /// Stores one record; see [`Store::put_batch`].
+    /// Checks and stores one record; see [`Store::put_batch`].
     pub fn put(&self, record: &Record) -> Result<Outcome, Error> {
         let mut outcomes = self.put_batch(std::slice::from_ref(record))?;
         outcomes
@@ -267,79 +288,162 @@ impl Store {
             .ok_or_else(|| Error::Corrupt("a batch of one gave no outcome".into()))
     }
 
-    /// Stores records; the outcome at `i` is for `records[i]`.
+    /// Checks records ([`Store::check`]) and writes those worth writing
+    /// ([`Store::write`]); the outcome at `i` is for `records[i]`. Records
+    /// found not worth writing come back as what writing them would give:
+    /// [`Outcome::Duplicate`], [`Outcome::Stale`] or [`Outcome::LostTie`].
+    pub fn put_batch(&self, records: &[Record]) -> Result<Vec<Outcome>, Error> {
+        let checked = self.check(records.to_vec())?;
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(checked.len());
+        let mut to_write = Vec::new();
+        for c in checked {
+            match c {
+                Checked::New { record, .. } => {
+                    to_write.push(record);
+                    outcomes.push(None);
+                }
+                Checked::Known(presence) => outcomes.push(Some(match presence {
+                    Presence::Stored => Outcome::Duplicate,
+                    Presence::Superseded => Outcome::Stale,
+                    Presence::Loser | Presence::Missing => Outcome::LostTie,
+                })),
+                Checked::Invalid(why) => outcomes.push(Some(Outcome::Invalid(why))),
+            }
+        }
+        let mut written = self.write(&to_write)?.into_iter();
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.or_else(|| written.next())
+                    .ok_or_else(|| Error::Corrupt("a write gave too few outcomes".into()))
+            })
+            .collect()
+    }
+
+    /// Triages records against what is stored and checks the signatures of
+    /// those worth writing, in batches spread over the machine's cores; the
+    /// entry at `i` is for `records[i]`.
     ///
-    /// Records that could be stored or remembered have their signatures
-    /// checked first, in batches; an invalid record is refused and the others
-    /// go on. Records are applied in order, so a later record of the batch
-    /// sees the earlier ones. Each write transaction takes at most
+    /// A record that would not be stored or remembered (older than the
+    /// stored version, byte-identical to it, or a remembered tie loser) is
+    /// not verified at all. What was seen here may change before the write;
+    /// [`Store::write`] decides again.
+    pub fn check(&self, records: Vec<Record>) -> Result<Vec<Checked>, Error> {
+        let mut triage: Vec<Triage> = Vec::with_capacity(records.len());
+        for chunk in records.chunks(MAX_PAGE_RECORDS) {
+            let mut found = Vec::with_capacity(chunk.len());
+            self.backend.read(&mut |txn| {
+                found.clear();
+                for record in chunk {
+                    found.push(triage_one(txn, record, self.config.max_value_len)?);
+                }
+                Ok(())
+            })?;
+            triage.extend(found);
+        }
+        let to_verify: Vec<&Record> = records
+            .iter()
+            .zip(&triage)
+            .filter(|(_, t)| matches!(t, Triage::Verify { .. }))
+            .map(|(r, _)| r)
+            .collect();
+        let mut verified = verify_all(&to_verify).into_iter();
+        let mut out = Vec::with_capacity(records.len());
+        for (record, t) in records.into_iter().zip(triage) {
+            out.push(match t {
+                Triage::Refused(why) => Checked::Invalid(why),
+                Triage::Known(presence) => Checked::Known(presence),
+                Triage::Verify { wins } => match verified.next() {
+                    Some(Ok(())) => Checked::New {
+                        record: Verified::signed(record),
+                        wins,
+                    },
+                    Some(Err(why)) => {
+                        tracing::debug!(id = %record.id(), %why, "record refused");
+                        Checked::Invalid(why)
+                    }
+                    None => return Err(Error::Corrupt("a check gave too few results".into())),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes verified records; the outcome at `i` is for `records[i]`.
+    ///
+    /// Records are applied in order, so a later record of the batch sees
+    /// the earlier ones. Each write transaction takes at most
     /// [`MAX_TXN_RECORDS`] records and [`MAX_TXN_BYTES`] bytes; when this
     /// returns, every transaction is committed and (with
     /// [`Durability::Sync`]) on disk.
     ///
     /// On error, the transactions before the failing one stay committed;
-    /// putting the same records again is safe (they come back
+    /// writing the same records again is safe (they come back
     /// [`Outcome::Duplicate`]).
-    pub fn put_batch(&self, records: &[Record]) -> Result<Vec<Outcome>, Error> {
+    pub fn write(&self, records: &[Verified]) -> Result<Vec<Outcome>, Error> {
         let mut outcomes = Vec::with_capacity(records.len());
         let mut rest = records;
         while !rest.is_empty() {
-            let end = chunk_len(rest.iter().map(Record::encoded_len));
+            let end = chunk_len(rest.iter().map(|r| r.record().encoded_len()));
             let (chunk, tail) = rest.split_at(end);
-            outcomes.extend(self.put_chunk(chunk)?);
+            outcomes.extend(self.write_chunk(chunk)?);
             rest = tail;
         }
         Ok(outcomes)
     }
 
     /// One write transaction's worth of records.
-    fn put_chunk(&self, records: &[Record]) -> Result<Vec<Outcome>, Error> {
-        let mut prepared: Vec<Prepared<'_>> = records
+    fn write_chunk(&self, records: &[Verified]) -> Result<Vec<Outcome>, Error> {
+        let prepared: Vec<Prepared<'_>> = records
             .iter()
-            .map(|r| Prepared::new(r, self.config.max_value_len))
+            .map(|r| Prepared::new(r.record(), self.config.max_value_len))
             .collect();
-
-        // Which records could be stored or remembered: only those are
-        // worth a signature check. What was seen here may change before the
-        // write; the write decides again and checks any signature it needs.
-        let mut wanted = vec![false; prepared.len()];
-        self.backend.read(&mut |txn| {
-            for (p, want) in prepared.iter().zip(wanted.iter_mut()) {
-                *want = p.refused.is_none() && needs_check(txn, p)?;
-            }
-            Ok(())
-        })?;
-        let to_check: Vec<&Record> = prepared
-            .iter()
-            .zip(&wanted)
-            .filter(|(_, want)| **want)
-            .map(|(p, _)| p.record)
-            .collect();
-        let mut results = verify_all(&to_check).into_iter();
-        for (p, want) in prepared.iter_mut().zip(&wanted) {
-            if *want && let Some(result) = results.next() {
-                p.check = match result {
-                    Ok(()) => Check::Valid,
-                    Err(e) => Check::Refused(e),
-                };
-            }
-        }
-
         let max_losers = self.config.max_losers;
         let mut outcomes = Vec::with_capacity(prepared.len());
         self.backend.write(&mut |txn| {
             outcomes.clear();
-            for p in prepared.iter_mut() {
+            for p in &prepared {
                 outcomes.push(apply(txn, p, max_losers)?);
             }
             Ok(())
         })?;
-        for (outcome, p) in outcomes.iter().zip(&prepared) {
-            if let Outcome::Invalid(reason) = outcome {
-                tracing::debug!(id = %p.record.id(), %reason, "record refused");
-            }
-        }
         Ok(outcomes)
+    }
+
+    /// Signs `value` under `key` with `signing` and writes it, in one write
+    /// transaction: with `version` when given, else one more than the
+    /// stored version (1 when nothing is stored), read in that same
+    /// transaction, so two writers never pick the same version. Returns the
+    /// record signed and its outcome.
+    pub fn put_own(
+        &self,
+        signing: &SigningKey,
+        key: &[u8],
+        value: &[u8],
+        version: Option<u64>,
+    ) -> Result<(Record, Outcome), Error> {
+        let author = signing.verifying_key().to_bytes();
+        let row = row_key(&author, key);
+        let max_losers = self.config.max_losers;
+        let mut result = None;
+        self.backend.write(&mut |txn| {
+            let version = match version {
+                Some(v) => v,
+                None => match txn.get(Table::Records, &row)? {
+                    None => 1,
+                    Some(stored) => parse_stored(stored)?
+                        .version
+                        .checked_add(1)
+                        .ok_or(Error::VersionExhausted)?,
+                },
+            };
+            let record = Record::sign(signing, key, version, value)?;
+            let p = Prepared::new(&record, self.config.max_value_len);
+            let outcome = apply(txn, &p, max_losers)?;
+            result = Some((record, outcome));
+            Ok(())
+        })?;
+        result.ok_or_else(|| Error::Corrupt("a write transaction did not run".into()))
     }
 
     /// The record stored under (author, key).
@@ -583,12 +687,34 @@ fn chunk_len(lens: impl Iterator<Item = usize>) -> usize {
     end
 }
 
-/// Whether a record needs its signature checked.
-#[derive(Debug)]
-enum Check {
-    Unchecked,
-    Valid,
+/// What [`Store::check`] makes of a record before any signature check.
+enum Triage {
+    /// Refused whatever its signature.
     Refused(Invalid),
+    /// Not worth writing.
+    Known(Presence),
+    /// Worth a signature check: it would be stored, or (`wins` false)
+    /// remembered as a tie loser.
+    Verify { wins: bool },
+}
+
+fn triage_one(txn: &dyn ReadTxn, record: &Record, max_value_len: usize) -> Result<Triage, Error> {
+    let p = Prepared::new(record, max_value_len);
+    if let Some(why) = p.refused {
+        return Ok(Triage::Refused(why));
+    }
+    Ok(match against(txn, &p)? {
+        Against::Empty | Against::Older(_) => Triage::Verify { wins: true },
+        Against::Stale => Triage::Known(Presence::Superseded),
+        Against::Duplicate => Triage::Known(Presence::Stored),
+        // A remembered loser was checked when it lost.
+        Against::Tie(..) if txn.get(Table::Losers, &p.digest.0)?.is_some() => {
+            Triage::Known(Presence::Loser)
+        }
+        Against::Tie(stored_id, _) => Triage::Verify {
+            wins: record.id() < stored_id,
+        },
+    })
 }
 
 /// A record with what the store derives from it.
@@ -599,8 +725,6 @@ struct Prepared<'a> {
     digest: Digest,
     /// Refused whatever is stored (too long for this store).
     refused: Option<Invalid>,
-    /// The signature check, if done.
-    check: Check,
 }
 
 impl<'a> Prepared<'a> {
@@ -616,23 +740,6 @@ impl<'a> Prepared<'a> {
             key_hash: record.key_hash(),
             digest: record.digest(),
             refused,
-            check: Check::Unchecked,
-        }
-    }
-
-    /// Checks the signature if nothing has yet; whether it is valid.
-    fn ensure_valid(&mut self) -> Result<(), Invalid> {
-        match &self.check {
-            Check::Valid => Ok(()),
-            Check::Refused(e) => Err(e.clone()),
-            Check::Unchecked => {
-                let result = self.record.verify();
-                self.check = match &result {
-                    Ok(()) => Check::Valid,
-                    Err(e) => Check::Refused(e.clone()),
-                };
-                result
-            }
         }
     }
 
@@ -757,21 +864,6 @@ fn read_u64(txn: &dyn ReadTxn, table: Table, key: &[u8]) -> Result<Option<u64>, 
     }
 }
 
-/// Whether the record could be stored or remembered, so its signature
-/// matters.
-fn needs_check(txn: &dyn ReadTxn, p: &Prepared<'_>) -> Result<bool, Error> {
-    // A remembered loser was checked when it lost.
-    if txn.get(Table::Losers, &p.digest.0)?.is_some() {
-        return Ok(false);
-    }
-    let Some(stored) = txn.get(Table::Records, &p.row)? else {
-        return Ok(true);
-    };
-    let stored = parse_stored(stored)?;
-    Ok(p.record.version() > stored.version
-        || (p.record.version() == stored.version && !p.same_as(&stored)))
-}
-
 /// What the stored record under a row tells about a newcomer.
 enum Against {
     Empty,
@@ -804,16 +896,11 @@ fn against(txn: &dyn ReadTxn, p: &Prepared<'_>) -> Result<Against, Error> {
     })
 }
 
-/// Applies one record inside the write transaction.
+/// Applies one verified record inside the write transaction.
 ///
 /// The order of the decisions is the contract: too long for this store,
-/// then stale, then duplicate, then (only for a record that would be stored
-/// or remembered) the signature, then latest wins and ties.
-fn apply(
-    txn: &mut dyn WriteTxn,
-    p: &mut Prepared<'_>,
-    max_losers: usize,
-) -> Result<Outcome, Error> {
+/// then stale, then duplicate, then latest wins and ties.
+fn apply(txn: &mut dyn WriteTxn, p: &Prepared<'_>, max_losers: usize) -> Result<Outcome, Error> {
     if let Some(e) = &p.refused {
         return Ok(Outcome::Invalid(e.clone()));
     }
@@ -821,9 +908,6 @@ fn apply(
         Against::Stale => Ok(Outcome::Stale),
         Against::Duplicate => Ok(Outcome::Duplicate),
         Against::Empty => {
-            if let Err(e) = p.ensure_valid() {
-                return Ok(Outcome::Invalid(e));
-            }
             if let Some(entry) = txn.get(Table::Digests, &p.key_hash.0)? {
                 let row = entry.get(DIGEST_ENTRY_HEADER..).unwrap_or_default();
                 if row == p.row.as_slice() {
@@ -835,25 +919,16 @@ fn apply(
             Ok(Outcome::Inserted { digest: p.digest })
         }
         Against::Older(old) => {
-            if let Err(e) = p.ensure_valid() {
-                return Ok(Outcome::Invalid(e));
-            }
             write_record(txn, p)?;
             Ok(Outcome::Replaced { old, new: p.digest })
         }
         Against::Tie(stored_id, old) => {
             if p.record.id() < stored_id {
-                if let Err(e) = p.ensure_valid() {
-                    return Ok(Outcome::Invalid(e));
-                }
                 write_record(txn, p)?;
                 remember_loser(txn, &old, max_losers)?;
                 Ok(Outcome::Replaced { old, new: p.digest })
             } else {
                 if txn.get(Table::Losers, &p.digest.0)?.is_none() {
-                    if let Err(e) = p.ensure_valid() {
-                        return Ok(Outcome::Invalid(e));
-                    }
                     remember_loser(txn, &p.digest, max_losers)?;
                 }
                 Ok(Outcome::LostTie)

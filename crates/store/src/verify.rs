@@ -1,4 +1,5 @@
-//! Signature checks in batches.
+//! Signature checks in batches, and [`Verified`]: the proof of a check,
+//! carried from the check to the write.
 //!
 //! Records are checked in groups of [`BATCH_LEN`] with
 //! `ed25519_dalek::verify_batch`; when a group fails, each of its records is
@@ -17,6 +18,50 @@ const BATCH_LEN: usize = 64;
 /// Fewest records worth a batch verification; smaller groups are checked
 /// one by one.
 const MIN_BATCH: usize = 4;
+
+/// A record whose author and signature were checked.
+///
+/// Only this crate makes one: by [`Verified::check`] or
+/// [`Verified::check_all`], by [`Store::check`](crate::Store::check), or by
+/// signing. [`Store::write`](crate::Store::write) takes nothing else, so
+/// nothing unverified can be written, and nothing is verified twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified(Record);
+
+impl Verified {
+    /// Checks one record.
+    pub fn check(record: Record) -> Result<Verified, Invalid> {
+        record.verify()?;
+        Ok(Verified(record))
+    }
+
+    /// Checks records in batches spread over the machine's cores; the
+    /// result at `i` is for `records[i]`.
+    pub fn check_all(records: Vec<Record>) -> Vec<Result<Verified, Invalid>> {
+        let refs: Vec<&Record> = records.iter().collect();
+        let results = verify_all(&refs);
+        records
+            .into_iter()
+            .zip(results)
+            .map(|(record, result)| result.map(|()| Verified(record)))
+            .collect()
+    }
+
+    /// A record this crate just signed.
+    pub(crate) fn signed(record: Record) -> Verified {
+        Verified(record)
+    }
+
+    /// The record.
+    pub fn record(&self) -> &Record {
+        &self.0
+    }
+
+    /// The record, giving up the proof.
+    pub fn into_record(self) -> Record {
+        self.0
+    }
+}
 
 /// Checks every record's signature; the result at `i` is for `records[i]`.
 pub(crate) fn verify_all(records: &[&Record]) -> Vec<Result<(), Invalid>> {

@@ -236,3 +236,98 @@ fn integrity_check_finds_a_missing_digest() {
         .unwrap();
     assert!(matches!(s.check_integrity(false), Err(Error::Corrupt(_))));
 }
+
+#[test]
+fn check_verifies_only_what_is_worth_writing() {
+    let s = store(16);
+    let v2 = Record::sign(&signer(1), b"k", 2, b"two").unwrap();
+    s.put(&v2).unwrap();
+    // Older than what is stored, with a broken signature: not verified, so
+    // known rather than invalid.
+    let old = Record::sign(&signer(1), b"k", 1, b"one").unwrap();
+    let old_forged =
+        Record::from_parts(*old.author(), b"k".to_vec(), 1, b"one".to_vec(), [7; 64]).unwrap();
+    let newer_forged =
+        Record::from_parts(*old.author(), b"k".to_vec(), 3, b"three".to_vec(), [7; 64]).unwrap();
+    let newer = Record::sign(&signer(1), b"k", 3, b"three").unwrap();
+    let checked = s
+        .check(vec![old_forged, v2.clone(), newer_forged, newer.clone()])
+        .unwrap();
+    assert_eq!(checked[0], Checked::Known(Presence::Superseded));
+    assert_eq!(checked[1], Checked::Known(Presence::Stored));
+    assert_eq!(checked[2], Checked::Invalid(Invalid::BadSignature));
+    let Checked::New { record, wins } = &checked[3] else {
+        panic!("a newer valid record is new: {:?}", checked[3]);
+    };
+    assert!(*wins);
+    assert_eq!(record.record(), &newer);
+    assert_eq!(
+        s.write(std::slice::from_ref(record)).unwrap(),
+        vec![Outcome::Replaced {
+            old: v2.digest(),
+            new: newer.digest()
+        }]
+    );
+}
+
+#[test]
+fn a_tie_loser_is_checked_but_does_not_win() {
+    let s = store(16);
+    let [small, large] = <[Record; 2]>::try_from(tied(2)).unwrap();
+    s.put(&small).unwrap();
+    let checked = s.check(vec![large.clone()]).unwrap();
+    assert!(matches!(&checked[0], Checked::New { wins: false, .. }));
+    let Checked::New { record, .. } = checked.into_iter().next().unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(s.write(&[record]).unwrap(), vec![Outcome::LostTie]);
+    // Remembered: known without a second check.
+    assert_eq!(
+        s.check(vec![large]).unwrap(),
+        vec![Checked::Known(Presence::Loser)]
+    );
+}
+
+#[test]
+fn put_own_picks_the_next_version_inside_the_write() {
+    let s = std::sync::Arc::new(store(16));
+    let key = signer(9);
+    let (first, outcome) = s.put_own(&key, b"k", b"a", None).unwrap();
+    assert_eq!(first.version(), 1);
+    assert!(outcome.is_stored());
+    first.verify().unwrap();
+    // Writers at once never pick the same version: every write is stored.
+    let threads: Vec<_> = (0..4u8)
+        .map(|i| {
+            let s = s.clone();
+            let key = key.clone();
+            std::thread::spawn(move || {
+                (0..10u8)
+                    .map(|j| s.put_own(&key, b"k", &[i, j], None).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut versions: Vec<u64> = Vec::new();
+    for t in threads {
+        for (record, outcome) in t.join().unwrap() {
+            assert!(outcome.is_stored(), "{outcome:?}");
+            versions.push(record.version());
+        }
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=41).collect::<Vec<u64>>());
+    let stored = s
+        .get(&key.verifying_key().to_bytes(), b"k")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.version(), 41);
+    // An explicit older version is stale; the highest version cannot grow.
+    let (_, stale) = s.put_own(&key, b"k", b"x", Some(3)).unwrap();
+    assert_eq!(stale, Outcome::Stale);
+    s.put_own(&key, b"k", b"max", Some(u64::MAX)).unwrap();
+    assert!(matches!(
+        s.put_own(&key, b"k", b"more", None),
+        Err(Error::VersionExhausted)
+    ));
+}

@@ -137,13 +137,45 @@ struct Model {
 }
 
 impl Model {
-    fn put(&mut self, r: &Record) -> Outcome {
+    /// A batch: every record is first checked against the store as it was
+    /// before the batch (records that would not be stored then are not
+    /// verified), then the checked ones are applied in order.
+    fn put_batch(&mut self, records: &[Record]) -> Vec<Outcome> {
+        let before = self.records.clone();
+        records
+            .iter()
+            .map(|r| match self.check(&before, r) {
+                Some(outcome) => outcome,
+                None => self.apply(r),
+            })
+            .collect()
+    }
+
+    /// The outcome of a record refused or not worth writing, as seen
+    /// against `before`; `None` when it is verified and goes to the write.
+    fn check(&self, before: &BTreeMap<Vec<u8>, Record>, r: &Record) -> Option<Outcome> {
         if r.value().len() > MAX_VALUE {
-            return Outcome::Invalid(Invalid::ValueTooLong {
+            return Some(Outcome::Invalid(Invalid::ValueTooLong {
                 len: r.value().len(),
                 max: MAX_VALUE,
-            });
+            }));
         }
+        if let Some(s) = before.get(&row(r)) {
+            if r.version() < s.version() {
+                return Some(Outcome::Stale);
+            }
+            if s == r {
+                return Some(Outcome::Duplicate);
+            }
+            if r.version() == s.version() && self.losers.contains(&r.digest()) {
+                return Some(Outcome::LostTie);
+            }
+        }
+        r.verify().err().map(Outcome::Invalid)
+    }
+
+    /// Latest wins, then the smaller id, for a verified record.
+    fn apply(&mut self, r: &Record) -> Outcome {
         let row = row(r);
         let stored = self.records.get(&row).cloned();
         if let Some(s) = &stored {
@@ -153,9 +185,6 @@ impl Model {
             if s == r {
                 return Outcome::Duplicate;
             }
-        }
-        if let Err(e) = r.verify() {
-            return Outcome::Invalid(e);
         }
         match stored {
             None => {
@@ -268,7 +297,7 @@ fn run(kind: Kind, ops: &[Op]) {
             Op::Put(specs) => {
                 let records: Vec<Record> = specs.iter().map(build).collect();
                 let outcomes = h.store().put_batch(&records).unwrap();
-                let expected: Vec<Outcome> = records.iter().map(|r| model.put(r)).collect();
+                let expected = model.put_batch(&records);
                 assert_eq!(outcomes, expected, "{specs:?}");
                 for o in &outcomes {
                     if let Some(d) = o.removed() {
