@@ -18,7 +18,7 @@ use bytes::Bytes;
 use strata_io::Clock;
 use strata_node::driver::{self, NodeHandle, Settings};
 use strata_node::wire::CoreSyncData;
-use strata_node::{Config, MessageId, Network, State, Verdict};
+use strata_node::{Config, Event, MessageId, Network, State, Verdict};
 
 const NODES: usize = 50;
 const MESSAGE_SIZE: usize = 4096;
@@ -67,23 +67,31 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
     let mut seed = None;
     for _ in 0..NODES {
         let seen = arrivals.clone();
-        let handler = Box::new(move |_, id: &MessageId, _: &Bytes| {
-            seen.lock()
-                .unwrap()
-                .entry(*id)
-                .or_default()
-                .push(Instant::now());
-            Verdict::Propagate
-        });
         let running = driver::start(
             settings(seed, push_threshold),
             CoreSyncData::default(),
-            handler,
             Clock::real(),
         )
         .await
         .unwrap();
         seed.get_or_insert(running.listening[0]);
+        // The layer above: notes each arrival and passes the message on.
+        let handle = running.handle.clone();
+        let mut events = running.events;
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let Event::Gossip { id, .. } = event {
+                    seen.lock()
+                        .unwrap()
+                        .entry(id)
+                        .or_default()
+                        .push(Instant::now());
+                    if handle.verdict(id, Verdict::Propagate).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
         handles.push(running.handle);
     }
     // Settle: every node has its outbound peers.

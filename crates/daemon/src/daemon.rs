@@ -23,8 +23,9 @@ use serde::Serialize;
 use strata_io::Clock;
 use strata_node::driver::{NodeHandle, Settings};
 use strata_node::wire::{CoreSyncData, Payload};
-use strata_node::{Event, Handler, MessageId, Network};
+use strata_node::{Event, MessageId, Network};
 use strata_store::{Durability, Outcome, Record, Store};
+use strata_sync::runtime::Handler;
 use strata_sync::runtime::{self as sync_runtime, SyncHandle};
 use strata_sync::{DeliveryStatus, Event as SyncEvent};
 use strata_tls::{NodeKey, Tls};
@@ -86,9 +87,11 @@ pub struct Started<P> {
     /// The task that ends after shutdown.
     pub task: tokio::task::JoinHandle<()>,
     /// The node's events, when no sync layer takes them.
-    pub node_events: Option<mpsc::Receiver<Event<P>>>,
+    pub node_events: Option<strata_io::channel::Receiver<Event<P>>>,
     /// The sync layer's events.
     pub sync_events: Option<mpsc::Receiver<SyncEvent>>,
+    /// The handler of gossip messages, when no sync layer takes it.
+    pub messages: Option<Handler>,
 }
 
 impl Summary for strata_sync::Summary {
@@ -111,6 +114,7 @@ impl Summary for strata_sync::Summary {
             task: running.task,
             node_events: None,
             sync_events: Some(running.events),
+            messages: None,
         })
     }
 }
@@ -131,7 +135,7 @@ impl Summary for CoreSyncData {
         sync: SyncSettings,
     ) -> std::io::Result<Started<Self>> {
         let payload = core_sync_data(sync.network);
-        let running = strata_node::driver::start(node, payload, messages, Clock::real()).await?;
+        let running = strata_node::driver::start(node, payload, Clock::real()).await?;
         Ok(Started {
             handle: running.handle,
             sync: None,
@@ -139,6 +143,7 @@ impl Summary for CoreSyncData {
             task: running.task,
             node_events: Some(running.events),
             sync_events: None,
+            messages: Some(messages),
         })
     }
 }
@@ -595,7 +600,11 @@ async fn serve<P: Summary>(
     let relay_task = tokio::spawn(relay_loop(shared.clone(), arrivals, dropped));
     let events_task = match (running.node_events.take(), running.sync_events.take()) {
         (_, Some(events)) => tokio::spawn(sync_loop(shared.clone(), events)),
-        (Some(events), None) => tokio::spawn(events_loop(events)),
+        (Some(events), None) => tokio::spawn(events_loop(
+            events,
+            running.messages.take(),
+            shared.handle.clone(),
+        )),
         (None, None) => tokio::spawn(async {}),
     };
     let api_task = tokio::spawn(crate::api::serve(
@@ -755,10 +764,24 @@ async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: mpsc::Receive
     }
 }
 
-/// Follows the node's events where no sync layer does (Monero's networks).
-async fn events_loop<P: Payload>(mut events: mpsc::Receiver<Event<P>>) {
+/// Follows the node's events where no sync layer does (Monero's networks):
+/// gossip goes to the message handler, whose verdict goes back to the node.
+async fn events_loop<P: Payload>(
+    mut events: strata_io::channel::Receiver<Event<P>>,
+    mut messages: Option<Handler>,
+    node: NodeHandle<P>,
+) {
     while let Some(event) = events.recv().await {
         match event {
+            Event::Gossip { peer, id, payload } => {
+                let verdict = match messages.as_mut() {
+                    Some(handler) => handler(peer, &id, &payload),
+                    None => strata_node::Verdict::Drop,
+                };
+                if node.verdict(id, verdict).await.is_err() {
+                    return;
+                }
+            }
             Event::PeerReady(peer) => tracing::debug!("peer {} ready", peer.0),
             Event::PeerGone(peer) => tracing::debug!("peer {} gone", peer.0),
             Event::Payload(..) => {}

@@ -132,7 +132,7 @@ pub fn decode(payload: &Bytes) -> Result<Message, &'static str> {
 pub fn handler(
     tx: mpsc::Sender<Arrival>,
     on_drop: impl Fn() + Send + 'static,
-) -> strata_node::Handler {
+) -> strata_sync::runtime::Handler {
     Box::new(move |peer, id, payload| match decode(payload) {
         Ok(message) => {
             let arrival = Arrival {

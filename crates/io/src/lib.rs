@@ -6,12 +6,15 @@
 //!   signal, let them finish within a deadline, then cancel what is left.
 //! - [`Clock`]: the time every timeout above this crate is measured with;
 //!   real, or manual so tests advance time instead of sleeping.
+//! - [`channel`]: a channel bounded in items and in bytes, whose sender
+//!   waits rather than drops, for events that carry payloads.
 //!
 //! Invariants: nothing here grows without bound (finished tasks are reaped
 //! as new ones are spawned), and no wait is unbounded once shutdown is asked
 //! for (the drain deadline cancels stragglers).
 #![forbid(unsafe_code)]
 
+pub mod channel;
 mod clock;
 mod supervisor;
 

@@ -1,14 +1,21 @@
 //! The tokio driver: runs a [`Node`] over a connection manager.
 //!
 //! One task owns the state machine. It feeds it the manager's events, the
-//! commands of [`NodeHandle`]s, DNS answers and dial failures, and carries
-//! out its outputs: frames onto connections, dials, bans, DNS look-ups with
+//! commands of [`NodeHandle`]s (the layer above's verdicts on gossip among
+//! them), DNS answers and dial failures, and carries out its outputs:
+//! frames onto connections, dials, bans, DNS look-ups with
 //! hickory-resolver, and the address book written to disk off the event
-//! loop. Files: `peers.dat` (saved every 15 minutes and at shutdown, written
+//! loop.
+//!
+//! Events for the layer above go through a channel bounded in count
+//! ([`EVENT_QUEUE`]) and bytes ([`EVENT_BYTES`]). None is ever dropped:
+//! while the layer above is behind, the task stops taking frames from the
+//! connections (which then stop reading their sockets) and keeps serving
+//! timers and commands, so nothing waits on anything that waits on it. Files: `peers.dat` (saved every 15 minutes and at shutdown, written
 //! to a temporary file and renamed; a corrupt one is moved aside) and
 //! `anchors.dat` (written at shutdown, deleted when read).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use hickory_resolver::config::LookupIpStrategy;
 use strata_conn::{ConnId, Event as ConnEvent, Manager};
-use strata_io::Clock;
+use strata_io::{Clock, channel};
 use strata_levin::{Bucket, Kind, Limits, MessageDecoder};
 use strata_socket::{Codec, Handle, Outgoing, SharedLimits};
 use strata_tls::Tls;
@@ -25,11 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::addrman::AddrMan;
 use crate::files;
-use crate::gossip::{MessageId, Stats as GossipStats};
+use crate::gossip::{MessageId, Stats as GossipStats, Verdict};
 use crate::netgroup::Grouping;
-use crate::node::{
-    Class, DialKind, Direction, Event, Handler, Misbehaviour, Node, Output, PeerId, PeerInfo,
-};
+use crate::node::{Event, Node, Output, PeerInfo};
+use crate::peer::{Class, DialKind, Direction, PeerId};
+use crate::score::Misbehaviour;
 use crate::wire::{Payload, command};
 use crate::{Config, PropagateError};
 
@@ -37,8 +44,10 @@ use crate::{Config, PropagateError};
 pub const PEERS_FILE: &str = "peers.dat";
 /// The anchors file in the data directory.
 pub const ANCHORS_FILE: &str = "anchors.dat";
-/// Events waiting for the layer above, at most; more are dropped.
-pub const EVENT_QUEUE: usize = 4096;
+/// Events waiting for the layer above, at most.
+pub const EVENT_QUEUE: usize = 1024;
+/// Payload bytes of the events waiting for the layer above, at most.
+pub const EVENT_BYTES: usize = 32 * 1024 * 1024;
 /// Commands waiting for the node task, at most.
 const COMMAND_QUEUE: usize = 256;
 /// Largest body of a gossip announcement or request.
@@ -128,7 +137,8 @@ enum Command<P> {
     Peers(oneshot::Sender<Vec<PeerSummary>>),
     Book(oneshot::Sender<BookSizes>),
     Gossip(oneshot::Sender<GossipStats>),
-    SendUpper(PeerId, u32, Bytes, Class, oneshot::Sender<bool>),
+    SendUpper(PeerId, u32, Bytes, Class),
+    Verdict(MessageId, Verdict),
     SetPayload(P),
     Ban(IpAddr, Duration),
     Unban(IpAddr),
@@ -190,16 +200,27 @@ impl<P: Payload> NodeHandle<P> {
         self.ask(Command::Gossip).await
     }
 
-    /// Sends a message of the layer above's range to a ready peer.
+    /// Sends a message of the layer above's range to a peer (if it is
+    /// ready and the command in range; else nothing is sent).
     pub async fn send_upper(
         &self,
         peer: PeerId,
         command: u32,
         body: Bytes,
         class: Class,
-    ) -> Result<bool, CommandError> {
-        self.ask(|tx| Command::SendUpper(peer, command, body, class, tx))
+    ) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::SendUpper(peer, command, body, class))
             .await
+            .map_err(|_| CommandError::Stopped)
+    }
+
+    /// The verdict on a gossip message reported as [`Event::Gossip`].
+    pub async fn verdict(&self, id: MessageId, verdict: Verdict) -> Result<(), CommandError> {
+        self.commands
+            .send(Command::Verdict(id, verdict))
+            .await
+            .map_err(|_| CommandError::Stopped)
     }
 
     /// Replaces the handshake and timed sync payload.
@@ -253,8 +274,10 @@ impl<P: Payload> NodeHandle<P> {
 pub struct Running<P> {
     /// Commands.
     pub handle: NodeHandle<P>,
-    /// Events for the layer above (peers, payloads, its own messages).
-    pub events: mpsc::Receiver<Event<P>>,
+    /// Events for the layer above (peers, payloads, gossip awaiting a
+    /// verdict, its own messages). Read them: while they are not read, the
+    /// node stops reading its connections.
+    pub events: channel::Receiver<Event<P>>,
     /// The addresses listened on.
     pub listening: Vec<SocketAddr>,
     /// The node task; it ends after shutdown.
@@ -380,7 +403,6 @@ enum Internal {
 pub async fn start<P: Payload + Sync>(
     settings: Settings,
     payload: P,
-    handler: Handler,
     clock: Clock,
 ) -> io::Result<Running<P>> {
     let grouping = Grouping {
@@ -420,19 +442,10 @@ pub async fn start<P: Payload + Sync>(
         // Bound to port 0: advertise the port the system picked.
         config.listen_port = first.port();
     }
-    let mut node = Node::new(
-        config,
-        payload,
-        book,
-        anchors,
-        clock.now(),
-        unix,
-        seed,
-        handler,
-    );
+    let mut node = Node::new(config, payload, book, anchors, unix, seed, clock.now());
     node.handle_timeout(clock.now());
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let (events_tx, events) = channel::bounded(EVENT_QUEUE, EVENT_BYTES);
     let handle = NodeHandle {
         commands,
         peer_id: node.peer_id(),
@@ -467,13 +480,12 @@ pub async fn start<P: Payload + Sync>(
         manager,
         clock,
         handles: HashMap::new(),
-        events: events_tx,
+        backlog: VecDeque::new(),
         dir,
         resolver,
         internal: mpsc::channel(COMMAND_QUEUE),
-        dropped_events: 0,
     };
-    let task = tokio::spawn(task.run(conn_events, command_rx));
+    let task = tokio::spawn(task.run(conn_events, command_rx, events_tx));
     Ok(Running {
         handle,
         events,
@@ -487,11 +499,20 @@ struct Task<P: Payload> {
     manager: Manager<LevinCodec>,
     clock: Clock,
     handles: HashMap<PeerId, Handle>,
-    events: mpsc::Sender<Event<P>>,
+    /// Events the layer above has no room for yet.
+    backlog: VecDeque<Event<P>>,
     dir: Option<PathBuf>,
     resolver: Option<hickory_resolver::TokioResolver>,
     internal: (mpsc::Sender<Internal>, mpsc::Receiver<Internal>),
-    dropped_events: u64,
+}
+
+/// The bytes an event carries, as the event channel counts them.
+pub fn event_size<P>(event: &Event<P>) -> usize {
+    match event {
+        Event::Gossip { payload, .. } => payload.len(),
+        Event::Upper { body, .. } => body.len(),
+        Event::PeerReady(_) | Event::PeerGone(_) | Event::Payload(..) => 0,
+    }
 }
 
 fn peer_of(id: ConnId) -> PeerId {
@@ -503,10 +524,13 @@ impl<P: Payload + Sync> Task<P> {
         mut self,
         mut conn_events: mpsc::Receiver<ConnEvent<Bucket>>,
         mut commands: mpsc::Receiver<Command<P>>,
+        events: channel::Sender<Event<P>>,
     ) {
         let mut done: Option<oneshot::Sender<()>> = None;
         loop {
             self.drain();
+            self.hand_over(&events);
+            let behind = self.backlog.front().map(event_size);
             let wake = self.node.poll_timeout();
             let clock = self.clock.clone();
             let timer = async move {
@@ -516,7 +540,16 @@ impl<P: Payload + Sync> Task<P> {
                 }
             };
             tokio::select! {
-                event = conn_events.recv() => match event {
+                permit = events.reserve(behind.unwrap_or(0)), if behind.is_some() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    // Nobody listens any more: nothing to keep them for.
+                    Err(channel::Closed) => self.backlog.clear(),
+                },
+                event = conn_events.recv(), if behind.is_none() => match event {
                     Some(event) => self.on_conn_event(event),
                     None => break,
                 },
@@ -622,9 +655,10 @@ impl<P: Payload + Sync> Task<P> {
             Command::Gossip(tx) => {
                 let _ = tx.send(self.node.gossip_stats());
             }
-            Command::SendUpper(peer, command, body, class, tx) => {
-                let _ = tx.send(self.node.send_upper(peer, command, body, class));
+            Command::SendUpper(peer, command, body, class) => {
+                self.node.send_upper(peer, command, body, class);
             }
+            Command::Verdict(id, verdict) => self.node.handle_verdict(id, verdict, now),
             Command::SetPayload(payload) => self.node.set_payload(payload),
             Command::Ban(ip, duration) => self.manager.ban(ip, duration),
             Command::Unban(ip) => self.manager.unban(ip),
@@ -691,16 +725,24 @@ impl<P: Payload + Sync> Task<P> {
                         });
                     }
                 }
-                Output::Event(event) => {
-                    if self.events.try_send(event).is_err() {
-                        self.dropped_events += 1;
-                        if self.dropped_events.is_power_of_two() {
-                            tracing::warn!(
-                                "{} node events dropped: nobody reads them",
-                                self.dropped_events
-                            );
-                        }
-                    }
+                Output::Event(event) => self.backlog.push_back(event),
+            }
+        }
+    }
+
+    /// Hands the layer above what it has room for now.
+    fn hand_over(&mut self, events: &channel::Sender<Event<P>>) {
+        while let Some(event) = self.backlog.pop_front() {
+            let size = event_size(&event);
+            match events.try_send(event, size) {
+                Ok(()) => {}
+                Err(channel::TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    return;
+                }
+                Err(channel::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
                 }
             }
         }

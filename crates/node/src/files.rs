@@ -26,8 +26,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use blake2::{Blake2b, Digest, digest::consts::U32};
 
 use crate::addrman::{AddrMan, Entry, MAX_ENTRIES};
+use crate::connectivity::MAX_ANCHORS;
 use crate::netgroup::Grouping;
-use crate::node::MAX_ANCHORS;
 
 const PEERS_MAGIC: &[u8; 8] = b"strataPD";
 const ANCHORS_MAGIC: &[u8; 8] = b"strataAN";

@@ -13,6 +13,13 @@
 //!   from one peer cannot be matched with another peer's, so waiting for the
 //!   message in flight is how duplicates are avoided). A request unanswered
 //!   by [`Config::request_timeout`] lets the waiting announcers be asked.
+//! - A new message waits for the layer above's [`Verdict`] before it is
+//!   passed on: the node reports it as an event, and the verdict comes back
+//!   through [`Node::handle_verdict`](crate::Node::handle_verdict).
+//!   Meanwhile it sits in a pending set bounded by [`Config::max_pending`]
+//!   messages and [`Config::max_pending_bytes`] bytes, for at most
+//!   [`Config::verdict_timeout`]; past those, the oldest are dropped and
+//!   counted.
 //! - A message is never sent back to the peer it came from, nor to a peer
 //!   that announced it.
 //! - Every per-peer structure is bounded; what overflows is dropped and
@@ -25,7 +32,9 @@ use blake2::digest::{FixedOutput, KeyInit, Update, consts::U8};
 use blake2::{Blake2b, Digest, digest::consts::U32};
 use bytes::Bytes;
 
-use crate::PeerId;
+use std::net::IpAddr;
+
+use crate::peer::PeerId;
 use crate::wire::{MAX_IDS_PER_MESSAGE, SHORT_ID_LEN};
 
 /// A message id: the Blake2b-256 of the payload.
@@ -79,6 +88,13 @@ pub struct Config {
     pub max_message: usize,
     /// Bytes of announced messages kept to answer requests.
     pub cache_bytes: usize,
+    /// How long a new message waits for the layer above's verdict before
+    /// it is dropped.
+    pub verdict_timeout: Duration,
+    /// Most messages waiting for a verdict.
+    pub max_pending: usize,
+    /// Most payload bytes waiting for a verdict.
+    pub max_pending_bytes: usize,
 }
 
 impl Default for Config {
@@ -92,6 +108,9 @@ impl Default for Config {
             max_seen: 100_000,
             max_message: 1024 * 1024,
             cache_bytes: 64 * 1024 * 1024,
+            verdict_timeout: Duration::from_secs(10),
+            max_pending: 4096,
+            max_pending_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -143,6 +162,11 @@ pub struct Stats {
     pub requested: u64,
     /// Items dropped because a bounded queue was full.
     pub overflow: u64,
+    /// Messages dropped while waiting for a verdict: too many or too large
+    /// waiting, or no verdict in time.
+    pub verdicts_missed: u64,
+    /// Messages the layer above rejected.
+    pub rejected: u64,
 }
 
 struct Peer {
@@ -220,6 +244,14 @@ pub fn salt(a: u64, b: u64) -> [u8; 16] {
     key
 }
 
+/// A new message waiting for its verdict.
+struct Pending {
+    from: PeerId,
+    ip: IpAddr,
+    payload: Bytes,
+    deadline: Instant,
+}
+
 /// The gossip state of one node.
 pub(crate) struct Gossip {
     config: Config,
@@ -231,6 +263,10 @@ pub(crate) struct Gossip {
     cache_size: usize,
     in_flight: HashMap<(PeerId, u64), Instant>,
     deferred: VecDeque<(PeerId, u64, Instant)>,
+    pending: HashMap<MessageId, Pending>,
+    /// Pending ids, oldest first (with entries already settled).
+    pending_order: VecDeque<MessageId>,
+    pending_bytes: usize,
     pub(crate) stats: Stats,
 }
 
@@ -246,6 +282,9 @@ impl Gossip {
             cache_size: 0,
             in_flight: HashMap::new(),
             deferred: VecDeque::new(),
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
+            pending_bytes: 0,
             stats: Stats::default(),
         }
     }
@@ -400,10 +439,13 @@ impl Gossip {
         out.push(Action::Announce(peer, Bytes::from(body)));
     }
 
-    /// A whole message arrived. Returns the id when it is new
-    /// (to be delivered), `None` for a duplicate.
+    /// A whole message arrived from `from` (at `ip`). Returns the id when
+    /// it is new: it waits for a verdict, and the layer above is to be told.
+    /// `None` for a duplicate.
     pub(crate) fn on_message(
         &mut self,
+        from: PeerId,
+        ip: IpAddr,
         payload: &Bytes,
         now: Instant,
         out: &mut Vec<Action>,
@@ -428,19 +470,102 @@ impl Gossip {
         if settled || !self.deferred.is_empty() {
             self.release_deferred(now, false, out);
         }
+        self.wait_for_verdict(id, from, ip, payload, now);
         Some(id)
     }
 
-    /// The layer above accepted a new message: pass it on.
-    pub(crate) fn relay(
+    fn wait_for_verdict(
         &mut self,
         id: MessageId,
-        payload: Bytes,
         from: PeerId,
+        ip: IpAddr,
+        payload: &Bytes,
+        now: Instant,
+    ) {
+        // A copy, so a waiting message never pins a whole read buffer.
+        let payload = Bytes::copy_from_slice(payload);
+        self.pending_bytes += payload.len();
+        self.pending.insert(
+            id,
+            Pending {
+                from,
+                ip,
+                payload,
+                deadline: now + self.config.verdict_timeout,
+            },
+        );
+        self.pending_order.push_back(id);
+        while self.pending.len() > self.config.max_pending
+            || self.pending_bytes > self.config.max_pending_bytes
+        {
+            if !self.drop_oldest_pending() {
+                break;
+            }
+        }
+    }
+
+    /// Drops the oldest message still waiting; false when none is.
+    fn drop_oldest_pending(&mut self) -> bool {
+        while let Some(id) = self.pending_order.pop_front() {
+            if let Some(p) = self.pending.remove(&id) {
+                self.pending_bytes -= p.payload.len();
+                self.stats.verdicts_missed += 1;
+                self.trim_pending_order();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Keeps the front of the order a message still waiting, and the order
+    /// no longer than twice the pending set.
+    fn trim_pending_order(&mut self) {
+        while self
+            .pending_order
+            .front()
+            .is_some_and(|id| !self.pending.contains_key(id))
+        {
+            self.pending_order.pop_front();
+        }
+        if self.pending_order.len() > 2 * self.pending.len().max(16) {
+            let pending = &self.pending;
+            self.pending_order.retain(|id| pending.contains_key(id));
+        }
+    }
+
+    /// When the oldest message waiting for a verdict times out.
+    fn next_verdict_deadline(&self) -> Option<Instant> {
+        self.pending_order
+            .front()
+            .and_then(|id| self.pending.get(id))
+            .map(|p| p.deadline)
+    }
+
+    /// The layer above's verdict on a message waiting for it. Returns who
+    /// sent it (the connection and its address) for a rejection, which the
+    /// node scores; `None` when the message was not waiting (it timed out,
+    /// or was never reported) or the verdict needs nothing more.
+    pub(crate) fn verdict(
+        &mut self,
+        id: MessageId,
+        verdict: Verdict,
         now: Instant,
         out: &mut Vec<Action>,
-    ) {
-        self.fan_out(id, payload, Some(from), now, out);
+    ) -> Option<(PeerId, IpAddr)> {
+        let pending = self.pending.remove(&id)?;
+        self.pending_bytes -= pending.payload.len();
+        self.trim_pending_order();
+        match verdict {
+            Verdict::Propagate => {
+                self.fan_out(id, pending.payload, Some(pending.from), now, out);
+                None
+            }
+            Verdict::Drop => None,
+            Verdict::Reject => {
+                self.stats.rejected += 1;
+                Some((pending.from, pending.ip))
+            }
+        }
     }
 
     /// An announcement of short ids arrived from `from`.
@@ -541,7 +666,7 @@ impl Gossip {
     }
 
     /// Timers: announcement batches due, requests timed out, deferred ids
-    /// due, ids past their time to live.
+    /// due, verdicts that did not come in time, ids past their time to live.
     pub(crate) fn on_timeout(&mut self, now: Instant, out: &mut Vec<Action>) {
         let mut due: Vec<PeerId> = self
             .peers
@@ -565,6 +690,9 @@ impl Gossip {
                 .is_some_and(|(_, _, since)| now >= *since + self.config.defer)
         {
             self.release_deferred(now, timed_out, out);
+        }
+        while self.next_verdict_deadline().is_some_and(|d| d <= now) {
+            self.drop_oldest_pending();
         }
         while self
             .seen_order
@@ -594,7 +722,11 @@ impl Gossip {
             .front()
             .map(|(_, _, since)| *since + self.config.defer);
         let expiry = self.seen_order.front().map(|(e, _)| *e);
-        [flush, flight, defer, expiry].into_iter().flatten().min()
+        let verdict = self.next_verdict_deadline();
+        [flush, flight, defer, expiry, verdict]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

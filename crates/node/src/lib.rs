@@ -22,19 +22,26 @@
 
 pub mod addrman;
 mod config;
+mod connectivity;
+mod eviction;
 pub mod files;
 pub mod gossip;
 pub mod netgroup;
 mod node;
+mod peer;
 pub mod rng;
+mod score;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
 pub mod driver;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 
 pub use config::{Config, Network};
+pub use connectivity::MAX_ANCHORS;
+pub use eviction::{PROTECT_BY_GROUP, PROTECT_BY_RTT, PROTECT_BY_USEFUL};
 pub use gossip::{MessageId, Verdict};
-pub use node::{
-    Class, DialKind, Direction, Event, Handler, MAX_ANCHORS, Misbehaviour, Node, Output, PeerId,
-    PeerInfo, PropagateError, State,
-};
+pub use node::{Event, Node, Output, PeerInfo, PropagateError, State};
+pub use peer::{Class, DialKind, Direction, PeerId};
+pub use score::{MAX_SCORES, Misbehaviour};

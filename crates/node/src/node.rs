@@ -1,12 +1,33 @@
 //! The node state machine: connections, handshakes, timed syncs, peer
-//! exchange, scoring, connectivity and gossip, with no I/O.
+//! exchange, scoring and gossip, with no I/O. Connectivity (what to dial)
+//! and eviction (whom to drop) are parts of their own.
 //!
-//! `handle_*` methods take what happened (with the time); mutators take the
-//! layer above's commands; [`Node::poll_output`] yields what to do next and
-//! [`Node::poll_timeout`] when to call [`Node::handle_timeout`].
+//! # The contract
+//!
+//! [`Node`] is driven from outside, in the four families of methods that
+//! quinn-proto uses:
+//!
+//! - **Getters** (`peer_id`, `peers`, `address_book`, `score`, …) read the
+//!   state and change nothing.
+//! - **`handle_*`** methods take what happened: a connection came up or
+//!   ended, a frame arrived, a dial failed, a name resolved, a verdict on a
+//!   gossip message, the timer fired. Each takes the current time last.
+//! - **Mutators** take the layer above's commands: [`Node::propagate`],
+//!   [`Node::send_upper`], [`Node::set_payload`], [`Node::report`],
+//!   [`Node::add_addresses`].
+//! - **`poll_*`**: [`Node::poll_output`] yields what to do next; drain it
+//!   until `None` after every `handle_*` or mutator call.
+//!   [`Node::poll_timeout`] says when [`Node::handle_timeout`] must next be
+//!   called; ask again after every call, since any call can move it.
+//!
+//! Time is whatever the caller says it is: every `now` must be at least
+//! the previous one. The node reads no clock, opens no socket, spawns
+//! nothing and calls nothing of the layer above: new gossip comes out as
+//! [`Event::Gossip`], and the layer above's [`Verdict`] goes back in
+//! through [`Node::handle_verdict`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,107 +35,17 @@ use strata_levin::{Header, InvokeTracker, Kind, return_code};
 
 use crate::addrman::{AddrMan, RELAY_PENALTY};
 use crate::config::Config;
+use crate::connectivity::{Connectivity, Link, MAX_ANCHORS, Want};
+use crate::eviction::{self, Candidate};
 use crate::gossip::{self, Action, Gossip, MessageId, Verdict};
-use crate::netgroup::NetGroup;
+use crate::peer::{Class, DialKind, Direction, PeerId};
 use crate::rng::Rng;
+use crate::score::{Misbehaviour, Scores};
 use crate::wire::{
     self, Empty, GossipIds, GossipMessage, HandshakeRequest, HandshakeResponse,
     MAX_IDS_PER_MESSAGE, MAX_PEER_LIST, NodeData, PING_OK, Payload, PeerEntry, PingResponse,
     SupportFlagsResponse, TimedSyncRequest, TimedSyncResponse, command,
 };
-
-/// A connection, numbered by the driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u64);
-
-/// Who opened a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// The peer dialed us.
-    Inbound,
-    /// We dialed the peer.
-    Outbound,
-}
-
-/// Why the node dials an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialKind {
-    /// A full outbound connection.
-    Outbound,
-    /// An outbound connection in one of the low-latency slots.
-    Fast,
-    /// A peer saved at the last shutdown.
-    Anchor,
-    /// A peer named in the configuration, kept connected.
-    Manual,
-    /// A seed node: asked for addresses once, then dropped.
-    Seed,
-    /// A short test of an address: handshake, then close.
-    Feeler,
-}
-
-/// Send priority, highest first (the socket layer's classes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// Handshakes, pings, timed syncs.
-    Control,
-    /// Gossip.
-    Relay,
-    /// Bulk transfer.
-    Bulk,
-}
-
-/// A protocol violation and its score. A peer's address is banned when its
-/// score passes [`Config::ban_threshold`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Misbehaviour {
-    /// A handshake on a connection that already had one, or an inbound
-    /// handshake on a connection we opened.
-    SecondHandshake,
-    /// The peer is on another network.
-    WrongNetwork,
-    /// A peer list longer than [`MAX_PEER_LIST`].
-    PeerListTooLong,
-    /// A response that matches no request in flight.
-    UnmatchedResponse,
-    /// A request body that does not decode (answered with return code -1).
-    UndecodableRequest,
-    /// A handshake or response body that does not decode.
-    Undecodable,
-    /// A message that needs a completed handshake came before it.
-    BeforeHandshake,
-    /// The handshake's key is missing or differs from the TLS key.
-    WrongKey,
-    /// A gossip message the layer above rejected, or one over the size limit.
-    InvalidGossip,
-    /// The layer above reports a violation of its own protocol, with a score.
-    Upper(u32),
-}
-
-impl Misbehaviour {
-    /// Its score.
-    pub fn score(self) -> u32 {
-        match self {
-            Misbehaviour::WrongNetwork | Misbehaviour::UndecodableRequest => 1,
-            Misbehaviour::BeforeHandshake => 2,
-            Misbehaviour::SecondHandshake
-            | Misbehaviour::UnmatchedResponse
-            | Misbehaviour::Undecodable
-            | Misbehaviour::PeerListTooLong
-            | Misbehaviour::WrongKey => 5,
-            Misbehaviour::InvalidGossip => 10,
-            Misbehaviour::Upper(score) => score,
-        }
-    }
-
-    /// Whether the connection is closed for it.
-    pub fn disconnects(self) -> bool {
-        !matches!(
-            self,
-            Misbehaviour::UndecodableRequest | Misbehaviour::Upper(_)
-        )
-    }
-}
 
 /// The handshake state of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +88,17 @@ pub enum Event<P> {
     PeerGone(PeerId),
     /// A peer's `payload_data` (handshake and every timed sync).
     Payload(PeerId, P),
+    /// A new gossip message. It is passed on only once the layer above
+    /// says so with [`Node::handle_verdict`]; without a verdict within
+    /// [`gossip::Config::verdict_timeout`] it is dropped.
+    Gossip {
+        /// The neighbour that delivered it.
+        peer: PeerId,
+        /// Its id.
+        id: MessageId,
+        /// The payload.
+        payload: Bytes,
+    },
     /// A message of the layer above's command range.
     Upper {
         /// From whom.
@@ -225,10 +167,6 @@ pub enum PropagateError {
     },
 }
 
-/// The receive handler of gossip: called once per new message, it says
-/// whether to pass the message on.
-pub type Handler = Box<dyn FnMut(PeerId, &MessageId, &Bytes) -> Verdict + Send>;
-
 /// Most addresses one peer's token bucket holds (Bitcoin Core's burst).
 const ADDR_BURST: f64 = 1000.0;
 /// Addresses per second a peer's bucket refills.
@@ -237,33 +175,12 @@ const ADDR_RATE: f64 = 0.1;
 const MAX_SENT_ADDRS: usize = 10_000;
 /// Shortest time between two peer lists sent on one connection.
 const PEER_LIST_INTERVAL: Duration = Duration::from_secs(30);
-/// Most scored addresses remembered.
-const MAX_SCORES: usize = 10_000;
 /// Requests one connection may have in flight.
 const MAX_INVOKES: usize = 8;
 /// How often the address book is saved.
 const SAVE_INTERVAL: Duration = Duration::from_secs(15 * 60);
-/// How often connectivity is checked when short of outbound peers.
-const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
-/// How long after a failure a manual peer is dialed again.
-const MANUAL_RETRY: Duration = Duration::from_secs(5);
-/// Most candidates drawn for one outbound slot.
-const SELECT_TRIES: usize = 64;
-/// Candidates compared for a low-latency slot.
-const FAST_CANDIDATES: usize = 8;
-/// DNS seeds are queried after this long when the address book is small,
-/// at once when it is empty, and not at all when it holds this many.
-const DNS_BOOK_THRESHOLD: usize = 1000;
 /// Most addresses taken from one DNS seed.
 const MAX_DNS_ADDRS: usize = 32;
-/// How long after trying an address the outbound slots pass it over.
-const REDIAL_AFTER: Duration = Duration::from_secs(60);
-/// Most addresses remembered as tried recently.
-const MAX_RECENT_TRIES: usize = 4096;
-/// Most addresses remembered as our own.
-const MAX_SELF_ADDRS: usize = 16;
-/// Most anchors saved.
-pub const MAX_ANCHORS: usize = 2;
 
 struct Conn<P> {
     info: PeerInfo,
@@ -279,7 +196,17 @@ struct Conn<P> {
     payload: Option<P>,
 }
 
-/// The node state machine.
+impl<P> Conn<P> {
+    fn link(&self) -> Link {
+        Link {
+            remote: self.info.remote,
+            direction: self.info.direction,
+            kind: self.info.kind,
+        }
+    }
+}
+
+/// The node state machine. See the [module docs](self) for its contract.
 pub struct Node<P: Payload> {
     config: Config,
     peer_id: u64,
@@ -289,23 +216,12 @@ pub struct Node<P: Payload> {
     start: Instant,
     unix_start: i64,
     conns: HashMap<PeerId, Conn<P>>,
-    pending: HashMap<SocketAddr, DialKind>,
-    manual_retry: HashMap<SocketAddr, Instant>,
-    anchors: Vec<SocketAddr>,
-    seeds_left: Vec<SocketAddr>,
-    scores: HashMap<IpAddr, u32>,
-    /// Addresses this run tried in the last [`REDIAL_AFTER`].
-    recent_tries: HashMap<SocketAddr, Instant>,
-    /// Addresses that turned out to be our own.
-    self_addrs: HashSet<SocketAddr>,
+    connectivity: Connectivity,
+    scores: Scores,
     gossip: Gossip,
-    handler: Handler,
     out: VecDeque<Output<P>>,
-    next_connect: Instant,
-    next_feeler: Instant,
     next_save: Instant,
-    dns_at: Option<Instant>,
-    fixed_at: Option<Instant>,
+    /// Scratch: what gossip asks for, turned into frames.
     actions: Vec<Action>,
 }
 
@@ -314,35 +230,18 @@ impl<P: Payload> Node<P> {
     /// peers.dat (or a new one), `anchors` the peers saved at the last
     /// shutdown, `unix` the wall-clock time at `now` in Unix seconds, and
     /// `seed` the seed of every random choice.
-    #[allow(clippy::too_many_arguments)] // each is a distinct input of the start
     pub fn new(
         config: Config,
         payload: P,
         book: AddrMan,
         anchors: Vec<SocketAddr>,
-        now: Instant,
         unix: i64,
         seed: u64,
-        handler: Handler,
+        now: Instant,
     ) -> Node<P> {
         let mut rng = Rng::new(seed);
         let peer_id = rng.next_u64();
-        let dns_delay = if book.is_empty() {
-            Duration::ZERO
-        } else {
-            config.dns_delay
-        };
-        let dns_at = (!config.dns_seeds.is_empty()
-            && config.exclusive.is_empty()
-            && book.len() < DNS_BOOK_THRESHOLD)
-            .then(|| now + dns_delay);
-        let fixed_at = (!config.fixed_seeds.is_empty() && config.exclusive.is_empty())
-            .then(|| now + config.fixed_seed_delay);
-        let next_feeler = now + rng.exponential(config.feeler_interval);
-        let gossip = Gossip::new(config.gossip.clone());
-        let seeds_left = config.seeds.clone();
-        let mut anchors = anchors;
-        anchors.truncate(MAX_ANCHORS);
+        let connectivity = Connectivity::new(&config, &book, anchors, &mut rng, now);
         Node {
             peer_id,
             payload,
@@ -351,27 +250,17 @@ impl<P: Payload> Node<P> {
             start: now,
             unix_start: unix,
             conns: HashMap::new(),
-            pending: HashMap::new(),
-            manual_retry: HashMap::new(),
-            anchors,
-            seeds_left,
-            scores: HashMap::new(),
-            self_addrs: HashSet::new(),
-            recent_tries: HashMap::new(),
-            gossip,
-            handler,
+            connectivity,
+            scores: Scores::default(),
+            gossip: Gossip::new(config.gossip.clone()),
             out: VecDeque::new(),
-            next_connect: now,
-            next_feeler,
             next_save: now + SAVE_INTERVAL,
-            dns_at,
-            fixed_at,
             actions: Vec::new(),
             config,
         }
     }
 
-    // ----- accessors -----
+    // ----- getters -----
 
     /// This node's random peer id.
     pub fn peer_id(&self) -> u64 {
@@ -408,20 +297,19 @@ impl<P: Payload> Node<P> {
         self.gossip.stats
     }
 
+    /// The current misbehaviour score of an address.
+    pub fn score(&self, ip: IpAddr) -> u32 {
+        self.scores.get(ip)
+    }
+
     /// The peers to save as anchors at shutdown: the longest-connected
     /// full outbound peers.
     pub fn anchors(&self) -> Vec<SocketAddr> {
         let mut outbound: Vec<&PeerInfo> = self
             .peers()
-            .filter(|p| {
-                p.state == State::Ready
-                    && matches!(
-                        p.kind,
-                        Some(DialKind::Outbound | DialKind::Fast | DialKind::Anchor)
-                    )
-            })
+            .filter(|p| p.state == State::Ready && p.kind.is_some_and(DialKind::is_full_outbound))
             .collect();
-        outbound.sort_by_key(|p| p.connected_at);
+        outbound.sort_by_key(|p| (p.connected_at, p.id));
         outbound
             .iter()
             .take(MAX_ANCHORS)
@@ -431,7 +319,8 @@ impl<P: Payload> Node<P> {
 
     fn unix(&self, now: Instant) -> i64 {
         let elapsed = now.saturating_duration_since(self.start).as_secs();
-        self.unix_start + i64::try_from(elapsed).unwrap_or(i64::MAX / 2)
+        self.unix_start
+            .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX))
     }
 
     fn node_data(&self) -> NodeData {
@@ -446,7 +335,11 @@ impl<P: Payload> Node<P> {
         }
     }
 
-    // ----- outputs -----
+    fn links(&self) -> Vec<Link> {
+        self.conns.values().map(Conn::link).collect()
+    }
+
+    // ----- poll -----
 
     /// The next thing to do, until `None`.
     pub fn poll_output(&mut self) -> Option<Output<P>> {
@@ -455,126 +348,30 @@ impl<P: Payload> Node<P> {
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut at = [
-            Some(self.next_feeler),
+        let links = self.links();
+        let own = [
             Some(self.next_save),
-            self.dns_at,
-            self.fixed_at,
             self.gossip.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if self.wants_connections() {
-            at = at.min(Some(self.next_connect)).or(Some(self.next_connect));
-        }
-        for conn in self.conns.values() {
+            self.connectivity.poll_timeout(&self.config, &links),
+        ];
+        let conns = self.conns.values().filter_map(|conn| {
             let liveness = match conn.info.state {
                 State::Handshaking => conn.deadline,
                 State::Ready => conn.last_recv + self.config.idle_timeout,
             };
-            let own = [
+            [
                 Some(liveness),
                 conn.invokes.poll_timeout(),
                 (conn.info.state == State::Ready).then_some(conn.next_sync),
             ]
             .into_iter()
             .flatten()
-            .min();
-            at = match (at, own) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-        at
-    }
-
-    fn send<T: serde::Serialize>(&mut self, peer: PeerId, class: Class, header: Header, body: &T) {
-        match wire::encode(body) {
-            Ok(body) => {
-                let header = Header {
-                    body_len: body.len() as u64,
-                    ..header
-                };
-                self.out.push_back(Output::Send {
-                    peer,
-                    class,
-                    head: Bytes::copy_from_slice(&header.encode()),
-                    body,
-                });
-            }
-            Err(e) => tracing::warn!("encoding a message failed: {e}"),
-        }
-    }
-
-    fn send_raw(&mut self, peer: PeerId, class: Class, header: Header, body: Bytes) {
-        let header = Header {
-            body_len: body.len() as u64,
-            ..header
-        };
-        self.out.push_back(Output::Send {
-            peer,
-            class,
-            head: Bytes::copy_from_slice(&header.encode()),
-            body,
+            .min()
         });
+        own.into_iter().flatten().chain(conns).min()
     }
 
-    fn request<T: serde::Serialize>(&mut self, peer: PeerId, command: u32, body: &T, now: Instant) {
-        let deadline = now + self.config.request_timeout;
-        let Some(conn) = self.conns.get_mut(&peer) else {
-            return;
-        };
-        if conn.invokes.request_sent(command, deadline).is_err() {
-            // Too many requests unanswered: the peer is not keeping up.
-            self.close(peer);
-            return;
-        }
-        self.send(peer, Class::Control, Header::request(command, 0), body);
-    }
-
-    fn close(&mut self, peer: PeerId) {
-        self.out.push_back(Output::Close(peer));
-    }
-
-    /// Scores the peer behind `peer` for `what`, closing and banning as due.
-    pub fn report(&mut self, peer: PeerId, what: Misbehaviour) {
-        let Some(conn) = self.conns.get(&peer) else {
-            return;
-        };
-        let ip = conn.info.remote.ip();
-        tracing::debug!("peer {} misbehaved: {what:?}", conn.info.remote);
-        if self.scores.len() >= MAX_SCORES && !self.scores.contains_key(&ip) {
-            self.scores.clear();
-        }
-        let score = self.scores.entry(ip).or_insert(0);
-        *score += what.score();
-        if *score > self.config.ban_threshold {
-            self.scores.remove(&ip);
-            self.out.push_back(Output::Ban {
-                ip,
-                duration: self.config.ban_duration,
-            });
-            let same_ip: Vec<PeerId> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.info.remote.ip() == ip)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in same_ip {
-                self.close(id);
-            }
-        } else if what.disconnects() {
-            self.close(peer);
-        }
-    }
-
-    /// The current misbehaviour score of an address.
-    pub fn score(&self, ip: IpAddr) -> u32 {
-        self.scores.get(&ip).copied().unwrap_or(0)
-    }
-
-    // ----- commands from the layer above -----
+    // ----- mutators: the layer above's commands -----
 
     /// Replaces the `payload_data` sent in handshakes and timed syncs.
     pub fn set_payload(&mut self, payload: P) {
@@ -618,9 +415,62 @@ impl<P: Payload> Node<P> {
         let unix = self.unix(now);
         let stamped: Vec<(SocketAddr, i64)> = addrs.iter().map(|a| (*a, unix)).collect();
         self.book.add(&stamped, source, 0, unix, &mut self.rng);
+        self.connectivity.connect_soon(now);
     }
 
-    // ----- events -----
+    /// Scores the peer behind `peer` for `what`, closing and banning as due.
+    pub fn report(&mut self, peer: PeerId, what: Misbehaviour) {
+        let Some(conn) = self.conns.get(&peer) else {
+            return;
+        };
+        let ip = conn.info.remote.ip();
+        tracing::debug!("peer {} misbehaved: {what:?}", conn.info.remote);
+        if !self.score_ip(ip, what) && what.disconnects() {
+            self.close(peer);
+        }
+    }
+
+    /// Scores an address; bans it and closes its connections when its
+    /// score passes the threshold. Returns whether it was banned.
+    fn score_ip(&mut self, ip: IpAddr, what: Misbehaviour) -> bool {
+        let score = self.scores.add(ip, what.score());
+        if score <= self.config.ban_threshold {
+            return false;
+        }
+        self.scores.remove(ip);
+        self.out.push_back(Output::Ban {
+            ip,
+            duration: self.config.ban_duration,
+        });
+        let mut same_ip: Vec<PeerId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.info.remote.ip() == ip)
+            .map(|(id, _)| *id)
+            .collect();
+        same_ip.sort();
+        for id in same_ip {
+            self.close(id);
+        }
+        true
+    }
+
+    // ----- handle_*: what happened -----
+
+    /// The layer above's verdict on a message it was given as
+    /// [`Event::Gossip`]: pass it on, keep it, or reject it (its sender is
+    /// scored). A verdict for a message no longer waiting (it timed out) is
+    /// ignored.
+    pub fn handle_verdict(&mut self, id: MessageId, verdict: Verdict, now: Instant) {
+        if let Some((peer, ip)) = self.gossip.verdict(id, verdict, now, &mut self.actions) {
+            if self.conns.contains_key(&peer) {
+                self.report(peer, Misbehaviour::InvalidGossip);
+            } else {
+                self.score_ip(ip, Misbehaviour::InvalidGossip);
+            }
+        }
+        self.apply_gossip();
+    }
 
     /// A connection is up. `key` is the peer's TLS-authenticated key.
     pub fn handle_connected(
@@ -631,10 +481,7 @@ impl<P: Payload> Node<P> {
         key: Option<[u8; 32]>,
         now: Instant,
     ) {
-        let kind = match direction {
-            Direction::Outbound => Some(self.pending.remove(&remote).unwrap_or(DialKind::Manual)),
-            Direction::Inbound => None,
-        };
+        let kind = self.connectivity.on_connected(remote, direction);
         if direction == Direction::Outbound && self.book.get(&remote).is_none() {
             // An address we reached is a real one: it enters the book, so
             // its successes and failures are kept.
@@ -682,7 +529,7 @@ impl<P: Payload> Node<P> {
                     .filter(|c| c.info.direction == Direction::Inbound)
                     .count();
                 if inbound > self.config.max_inbound {
-                    let victim = self.eviction_victim(now).unwrap_or(peer);
+                    let victim = self.eviction_victim().unwrap_or(peer);
                     tracing::debug!("inbound slots full: closing {victim:?}");
                     self.close(victim);
                 }
@@ -692,13 +539,9 @@ impl<P: Payload> Node<P> {
 
     /// A dial did not connect.
     pub fn handle_dial_failed(&mut self, addr: SocketAddr, now: Instant) {
-        let kind = self.pending.remove(&addr);
-        self.note_try(addr, now);
+        self.connectivity.on_dial_failed(addr, now);
         let unix = self.unix(now);
         self.book.attempt(addr, true, unix);
-        if kind == Some(DialKind::Manual) {
-            self.manual_retry.insert(addr, now + MANUAL_RETRY);
-        }
     }
 
     /// A connection ended.
@@ -706,9 +549,7 @@ impl<P: Payload> Node<P> {
         let Some(conn) = self.conns.remove(&peer) else {
             return;
         };
-        if conn.info.direction == Direction::Outbound {
-            self.note_try(conn.info.remote, now);
-        }
+        self.connectivity.on_closed(conn.link(), now);
         if conn.info.state == State::Ready {
             self.gossip.remove_peer(peer, now, &mut self.actions);
             self.apply_gossip();
@@ -717,11 +558,6 @@ impl<P: Payload> Node<P> {
             let unix = self.unix(now);
             self.book.attempt(conn.info.remote, true, unix);
         }
-        if conn.info.kind == Some(DialKind::Manual) {
-            self.manual_retry
-                .insert(conn.info.remote, now + MANUAL_RETRY);
-        }
-        self.next_connect = self.next_connect.min(now);
     }
 
     /// Addresses a DNS seed resolved to.
@@ -732,10 +568,10 @@ impl<P: Payload> Node<P> {
         for ip in ips.iter().take(MAX_DNS_ADDRS) {
             // Stamped three to seven days old, as Bitcoin Core does.
             let age = 3 * 86_400 + i64::try_from(self.rng.below(4 * 86_400)).unwrap_or(0);
-            let source = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+            let source = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
             if self.book.add_one(
                 SocketAddr::new(*ip, port),
-                unix - age,
+                unix.saturating_sub(age),
                 source,
                 0,
                 unix,
@@ -746,7 +582,7 @@ impl<P: Payload> Node<P> {
             }
         }
         tracing::info!("DNS seed {name}: {} addresses, {added} new", ips.len());
-        self.next_connect = now;
+        self.connectivity.connect_soon(now);
     }
 
     /// A frame arrived on a connection.
@@ -763,6 +599,122 @@ impl<P: Payload> Node<P> {
             // The decoder below takes noise and fragments apart.
             _ => {}
         }
+    }
+
+    /// Timers: handshake and liveness deadlines, timed syncs, gossip,
+    /// connectivity, DNS and fixed seeds, saving the address book.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut ids: Vec<PeerId> = self.conns.keys().copied().collect();
+        ids.sort();
+        for peer in ids {
+            let Some(conn) = self.conns.get(&peer) else {
+                continue;
+            };
+            if let Some(command) = conn.invokes.timed_out(now) {
+                tracing::debug!("{}: no answer to command {command}", conn.info.remote);
+                let remote = conn.info.remote;
+                let unix = self.unix(now);
+                self.book.attempt(remote, true, unix);
+                self.close(peer);
+                continue;
+            }
+            if conn.info.state == State::Handshaking && now >= conn.deadline {
+                self.close(peer);
+                continue;
+            }
+            if conn.info.state == State::Ready {
+                if now >= conn.last_recv + self.config.idle_timeout {
+                    tracing::debug!("{}: silent for too long", conn.info.remote);
+                    self.close(peer);
+                    continue;
+                }
+                if now >= conn.next_sync {
+                    let interval = self.config.timed_sync_interval;
+                    if let Some(conn) = self.conns.get_mut(&peer) {
+                        conn.next_sync = now + interval;
+                    }
+                    let body = TimedSyncRequest {
+                        payload_data: self.payload.clone(),
+                    };
+                    self.request(peer, command::TIMED_SYNC, &body, now);
+                }
+            }
+        }
+        self.gossip.on_timeout(now, &mut self.actions);
+        self.apply_gossip();
+
+        if now >= self.next_save {
+            self.next_save = now + SAVE_INTERVAL;
+            self.out.push_back(Output::SaveAddressBook);
+        }
+        let unix = self.unix(now);
+        let links = self.links();
+        let mut wants = Vec::new();
+        self.connectivity.handle_timeout(
+            &self.config,
+            &mut self.book,
+            &links,
+            &mut self.rng,
+            unix,
+            now,
+            &mut wants,
+        );
+        for want in wants {
+            self.out.push_back(match want {
+                Want::Dial(addr, kind) => Output::Dial { addr, kind },
+                Want::Resolve(name) => Output::Resolve(name),
+            });
+        }
+    }
+
+    // ----- messages -----
+
+    fn send<T: serde::Serialize>(&mut self, peer: PeerId, class: Class, header: Header, body: &T) {
+        match wire::encode(body) {
+            Ok(body) => {
+                let header = Header {
+                    body_len: body.len() as u64,
+                    ..header
+                };
+                self.out.push_back(Output::Send {
+                    peer,
+                    class,
+                    head: Bytes::copy_from_slice(&header.encode()),
+                    body,
+                });
+            }
+            Err(e) => tracing::warn!("encoding a message failed: {e}"),
+        }
+    }
+
+    fn send_raw(&mut self, peer: PeerId, class: Class, header: Header, body: Bytes) {
+        let header = Header {
+            body_len: body.len() as u64,
+            ..header
+        };
+        self.out.push_back(Output::Send {
+            peer,
+            class,
+            head: Bytes::copy_from_slice(&header.encode()),
+            body,
+        });
+    }
+
+    fn request<T: serde::Serialize>(&mut self, peer: PeerId, command: u32, body: &T, now: Instant) {
+        let deadline = now + self.config.request_timeout;
+        let Some(conn) = self.conns.get_mut(&peer) else {
+            return;
+        };
+        if conn.invokes.request_sent(command, deadline).is_err() {
+            // Too many requests unanswered: the peer is not keeping up.
+            self.close(peer);
+            return;
+        }
+        self.send(peer, Class::Control, Header::request(command, 0), body);
+    }
+
+    fn close(&mut self, peer: PeerId) {
+        self.out.push_back(Output::Close(peer));
     }
 
     fn on_response(&mut self, peer: PeerId, header: Header, body: Bytes, now: Instant) {
@@ -980,28 +932,6 @@ impl<P: Payload> Node<P> {
         }
     }
 
-    fn on_gossip(&mut self, peer: PeerId, payload: Bytes, now: Instant) {
-        if payload.len() > self.gossip.config().max_message {
-            self.report(peer, Misbehaviour::InvalidGossip);
-            return;
-        }
-        let Some(id) = self.gossip.on_message(&payload, now, &mut self.actions) else {
-            self.apply_gossip();
-            return;
-        };
-        if let Some(conn) = self.conns.get_mut(&peer) {
-            conn.last_useful = Some(now);
-        }
-        match (self.handler)(peer, &id, &payload) {
-            Verdict::Propagate => {
-                self.gossip.relay(id, payload, peer, now, &mut self.actions);
-            }
-            Verdict::Drop => {}
-            Verdict::Reject => self.report(peer, Misbehaviour::InvalidGossip),
-        }
-        self.apply_gossip();
-    }
-
     fn apply_gossip(&mut self) {
         for action in std::mem::take(&mut self.actions) {
             let (peer, command, body) = match action {
@@ -1048,9 +978,9 @@ impl<P: Payload> Node<P> {
             tracing::debug!("connected to ourselves; closing");
             if let Some(conn) = self.conns.get(&peer)
                 && conn.info.direction == Direction::Outbound
-                && self.self_addrs.len() < MAX_SELF_ADDRS
             {
-                self.self_addrs.insert(conn.info.remote);
+                let remote = conn.info.remote;
+                self.connectivity.note_self(remote);
             }
             self.close(peer);
             return false;
@@ -1165,309 +1095,57 @@ impl<P: Payload> Node<P> {
             .add(&addrs, source, RELAY_PENALTY, unix, &mut self.rng);
     }
 
-    /// Timers: handshake and liveness deadlines, timed syncs, gossip,
-    /// connectivity, DNS and fixed seeds, saving the address book.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let mut ids: Vec<PeerId> = self.conns.keys().copied().collect();
-        ids.sort();
-        for peer in ids {
-            let Some(conn) = self.conns.get(&peer) else {
-                continue;
-            };
-            if let Some(command) = conn.invokes.timed_out(now) {
-                tracing::debug!("{}: no answer to command {command}", conn.info.remote);
-                let remote = conn.info.remote;
-                let unix = self.unix(now);
-                self.book.attempt(remote, true, unix);
-                self.close(peer);
-                continue;
-            }
-            if conn.info.state == State::Handshaking && now >= conn.deadline {
-                self.close(peer);
-                continue;
-            }
-            if conn.info.state == State::Ready {
-                if now >= conn.last_recv + self.config.idle_timeout {
-                    tracing::debug!("{}: silent for too long", conn.info.remote);
-                    self.close(peer);
-                    continue;
-                }
-                if now >= conn.next_sync {
-                    let interval = self.config.timed_sync_interval;
-                    if let Some(conn) = self.conns.get_mut(&peer) {
-                        conn.next_sync = now + interval;
-                    }
-                    let body = TimedSyncRequest {
-                        payload_data: self.payload.clone(),
-                    };
-                    self.request(peer, command::TIMED_SYNC, &body, now);
-                }
-            }
+    fn on_gossip(&mut self, peer: PeerId, payload: Bytes, now: Instant) {
+        if payload.len() > self.gossip.config().max_message {
+            self.report(peer, Misbehaviour::InvalidGossip);
+            return;
         }
-        self.gossip.on_timeout(now, &mut self.actions);
-        self.apply_gossip();
-
-        let unix = self.unix(now);
-        if self.dns_at.is_some_and(|at| now >= at) {
-            self.dns_at = None;
-            if self.book.len() < DNS_BOOK_THRESHOLD {
-                for name in self.config.dns_seeds.clone() {
-                    self.out.push_back(Output::Resolve(name));
-                }
-            }
-        }
-        if self.fixed_at.is_some_and(|at| now >= at) {
-            self.fixed_at = None;
-            if self.book.is_empty() {
-                tracing::info!("no addresses yet: adding the fixed seeds");
-                let fixed = self.config.fixed_seeds.clone();
-                self.add_addresses(&fixed, IpAddr::V4(Ipv4Addr::UNSPECIFIED), now);
-            }
-        }
-        if now >= self.next_save {
-            self.next_save = now + SAVE_INTERVAL;
-            self.out.push_back(Output::SaveAddressBook);
-        }
-        if now >= self.next_connect {
-            self.book.resolve_collisions(unix);
-            self.connect(now);
-            self.next_connect = now + CONNECT_INTERVAL;
-        }
-        if now >= self.next_feeler {
-            self.next_feeler = now + self.rng.exponential(self.config.feeler_interval);
-            self.feeler(now);
-        }
-    }
-
-    fn outbound_kinds(&self) -> impl Iterator<Item = DialKind> + '_ {
-        self.conns
-            .values()
-            .filter_map(|c| c.info.kind)
-            .chain(self.pending.values().copied())
-    }
-
-    fn full_outbound(&self) -> usize {
-        self.outbound_kinds()
-            .filter(|k| matches!(k, DialKind::Outbound | DialKind::Fast | DialKind::Anchor))
-            .count()
-    }
-
-    fn wants_connections(&self) -> bool {
-        if !self.config.exclusive.is_empty() {
-            return true;
-        }
-        !self.anchors.is_empty()
-            || !self.seeds_left.is_empty()
-            || !self.config.peers.is_empty()
-            || self.full_outbound() < self.config.outbound
-    }
-
-    fn is_connected_or_pending(&self, addr: &SocketAddr) -> bool {
-        self.pending.contains_key(addr) || self.conns.values().any(|c| c.info.remote == *addr)
-    }
-
-    /// Remembers that this run tried `addr` (dialed it, or saw it fail).
-    fn note_try(&mut self, addr: SocketAddr, now: Instant) {
-        self.recent_tries.retain(|_, at| now < *at + REDIAL_AFTER);
-        if self.recent_tries.len() < MAX_RECENT_TRIES {
-            self.recent_tries.insert(addr, now);
-        }
-    }
-
-    fn dial(&mut self, addr: SocketAddr, kind: DialKind, now: Instant) {
-        self.note_try(addr, now);
-        let unix = self.unix(now);
-        self.book.attempt(addr, false, unix);
-        self.pending.insert(addr, kind);
-        self.out.push_back(Output::Dial { addr, kind });
-    }
-
-    /// Dials what the connectivity rules want: exclusive or manual peers,
-    /// anchors, seeds, then outbound slots in distinct groups.
-    fn connect(&mut self, now: Instant) {
-        let manual: Vec<SocketAddr> = if self.config.exclusive.is_empty() {
-            self.config.peers.clone()
-        } else {
-            self.config.exclusive.clone()
+        let Some(conn) = self.conns.get_mut(&peer) else {
+            return;
         };
-        for addr in manual {
-            let waiting = self.manual_retry.get(&addr).is_some_and(|at| now < *at);
-            if !waiting && !self.is_connected_or_pending(&addr) {
-                self.manual_retry.remove(&addr);
-                self.dial(addr, DialKind::Manual, now);
-            }
-        }
-        if !self.config.exclusive.is_empty() {
+        let ip = conn.info.remote.ip();
+        let new = self
+            .gossip
+            .on_message(peer, ip, &payload, now, &mut self.actions);
+        self.apply_gossip();
+        let Some(id) = new else {
             return;
+        };
+        if let Some(conn) = self.conns.get_mut(&peer) {
+            conn.last_useful = Some(now);
         }
-        for addr in std::mem::take(&mut self.anchors) {
-            if !self.is_connected_or_pending(&addr) {
-                self.dial(addr, DialKind::Anchor, now);
-            }
-        }
-        if self.book.len() < DNS_BOOK_THRESHOLD {
-            for addr in std::mem::take(&mut self.seeds_left) {
-                if !self.is_connected_or_pending(&addr) {
-                    self.dial(addr, DialKind::Seed, now);
-                }
-            }
-        } else {
-            self.seeds_left.clear();
-        }
-        let unix = self.unix(now);
-        let mut groups: HashSet<NetGroup> = self
-            .conns
-            .values()
-            .filter(|c| c.info.direction == Direction::Outbound)
-            .map(|c| c.info.remote)
-            .chain(self.pending.keys().copied())
-            .filter_map(|a| self.book.addr_group(a))
-            .collect();
-        while self.full_outbound() < self.config.outbound {
-            let fast_now = self
-                .outbound_kinds()
-                .filter(|k| *k == DialKind::Fast)
-                .count();
-            let fast = fast_now < self.config.fast_slots;
-            let mut chosen = None;
-            for _ in 0..SELECT_TRIES {
-                let candidate = if fast {
-                    self.fast_candidate(unix)
-                } else {
-                    self.book.select(false, unix, &mut self.rng).map(|e| e.addr)
-                };
-                let Some(addr) = candidate else {
-                    break;
-                };
-                let Some(group) = self.book.addr_group(addr) else {
-                    continue;
-                };
-                // Tried by this run within the minute: another address
-                // first. (A try from before a restart, kept in the book, must
-                // not hold a quick restart back.)
-                let recently = self
-                    .recent_tries
-                    .get(&addr)
-                    .is_some_and(|at| now < *at + REDIAL_AFTER);
-                if groups.contains(&group)
-                    || self.is_connected_or_pending(&addr)
-                    || recently
-                    || self.self_addrs.contains(&addr)
-                {
-                    continue;
-                }
-                chosen = Some((addr, group));
-                break;
-            }
-            let Some((addr, group)) = chosen else {
-                break;
-            };
-            groups.insert(group);
-            let kind = if fast {
-                DialKind::Fast
-            } else {
-                DialKind::Outbound
-            };
-            self.dial(addr, kind, now);
-        }
+        self.out
+            .push_back(Output::Event(Event::Gossip { peer, id, payload }));
     }
 
-    /// The candidate with the lowest measured round-trip time among a few
-    /// drawn from tried; random when none was measured.
-    fn fast_candidate(&mut self, unix: i64) -> Option<SocketAddr> {
-        let mut best: Option<(u32, SocketAddr)> = None;
-        for _ in 0..FAST_CANDIDATES {
-            let Some(entry) = self.book.select(false, unix, &mut self.rng) else {
-                break;
-            };
-            let rtt = if entry.rtt_us == 0 {
-                u32::MAX
-            } else {
-                entry.rtt_us
-            };
-            if best.is_none_or(|(b, _)| rtt < b) {
-                best = Some((rtt, entry.addr));
-            }
-        }
-        best.map(|(_, addr)| addr)
-    }
-
-    /// A feeler: test a contested tried slot's occupant, or a new address.
-    fn feeler(&mut self, now: Instant) {
-        if !self.config.exclusive.is_empty() || self.full_outbound() < self.config.outbound {
-            return;
-        }
-        let unix = self.unix(now);
-        let candidate = self
-            .book
-            .collision_to_test(&mut self.rng)
-            .or_else(|| self.book.select(true, unix, &mut self.rng).map(|e| e.addr));
-        if let Some(addr) = candidate
-            && !self.is_connected_or_pending(&addr)
-        {
-            self.dial(addr, DialKind::Feeler, now);
-        }
-    }
-
-    /// The inbound peer to evict when inbound slots are full, after
-    /// Bitcoin Core: protect 4 by keyed group, 8 by lowest round-trip time,
-    /// 4 by most recent gossip delivered, half the rest by uptime; then the
-    /// youngest peer of the group with most connections.
-    fn eviction_victim(&mut self, now: Instant) -> Option<PeerId> {
-        let mut candidates: Vec<&Conn<P>> = self
+    /// The inbound peer to evict when inbound slots are full.
+    fn eviction_victim(&self) -> Option<PeerId> {
+        let key = self.book.key();
+        let candidates = self
             .conns
             .values()
             .filter(|c| c.info.direction == Direction::Inbound && c.info.state == State::Ready)
+            .map(|c| {
+                let group = self.book.group(c.info.remote.ip());
+                let keyed_group = group.map_or(0, |g| {
+                    let id = MessageId::of(&[&key[..], &g.as_bytes()[..]].concat());
+                    let mut h = [0u8; 8];
+                    h.copy_from_slice(&id.0[..8]);
+                    u64::from_le_bytes(h)
+                });
+                Candidate {
+                    id: c.info.id,
+                    group,
+                    keyed_group,
+                    rtt: c.info.rtt,
+                    last_useful: c.last_useful,
+                    connected_at: c.info.connected_at,
+                }
+            })
             .collect();
-        let key = self.book.key();
-        let keyed = |c: &&Conn<P>| {
-            let group = self.book.group(c.info.remote.ip());
-            let mut h = [0u8; 8];
-            if let Some(g) = group {
-                let id = MessageId::of(&[&key[..], &g.as_bytes()[..]].concat());
-                h.copy_from_slice(&id.0[..8]);
-            }
-            u64::from_le_bytes(h)
-        };
-        candidates.sort_by_key(keyed);
-        protect(&mut candidates, 4);
-        candidates.sort_by_key(|c| std::cmp::Reverse(c.info.rtt.unwrap_or(Duration::MAX)));
-        protect(&mut candidates, 8);
-        candidates.sort_by_key(|c| c.last_useful);
-        protect(&mut candidates, 4);
-        candidates.sort_by_key(|c| std::cmp::Reverse(c.info.connected_at));
-        let half = candidates.len() / 2;
-        protect(&mut candidates, half);
-        if candidates.is_empty() {
-            return None;
-        }
-        let mut by_group: HashMap<Option<NetGroup>, Vec<&Conn<P>>> = HashMap::new();
-        for c in candidates {
-            by_group
-                .entry(self.book.group(c.info.remote.ip()))
-                .or_default()
-                .push(c);
-        }
-        let _ = now;
-        let (_, group) = by_group.into_iter().max_by_key(|(g, members)| {
-            (
-                members.len(),
-                members.iter().map(|c| c.info.connected_at).max(),
-                *g,
-            )
-        })?;
-        group
-            .into_iter()
-            .max_by_key(|c| c.info.connected_at)
-            .map(|c| c.info.id)
+        eviction::victim(candidates)
     }
 }
 
 #[cfg(test)]
 mod tests;
-
-/// Drops the last `n` candidates (the protected ones, as sorted).
-fn protect<T>(candidates: &mut Vec<T>, n: usize) {
-    let keep = candidates.len().saturating_sub(n);
-    candidates.truncate(keep);
-}

@@ -1,11 +1,11 @@
 //! The tokio driver: runs a [`Sync`] over `strata_node::driver`.
 //!
 //! One task owns the state machine. It feeds it the node's events (peers,
-//! payloads, messages of the sync range), the records the gossip handler
-//! accepted, the commands of [`SyncHandle`]s and its timer, and carries out
-//! its outputs through the [`NodeHandle`]. The gossip handler runs on the
-//! node's task: it decodes and checks each record there, before the node
-//! passes it on, and hands it over through a bounded channel.
+//! payloads, messages of the sync range, new gossip), the commands of
+//! [`SyncHandle`]s and its timer, and carries out its outputs through the
+//! [`NodeHandle`]. New gossip waits in the node for a verdict: a record is
+//! decoded and checked here, and anything else goes to the layer above's
+//! [`Handler`].
 //!
 //! Store calls run on the driver's task; each is bounded by the store's
 //! page and transaction limits. Run it on a multi-threaded runtime.
@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use strata_io::Clock;
+use strata_io::channel;
 use strata_node::driver::{self, CommandError, NodeHandle};
-use strata_node::{Event as NodeEvent, Handler, MessageId, Misbehaviour, Verdict};
+use strata_node::{Event as NodeEvent, MessageId, Misbehaviour, PeerId, Verdict};
 use strata_store::{AUTHOR_LEN, Error as StoreError, Presence, Record, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,11 +28,9 @@ use crate::machine::{Config, Event, Gossiped, Output, Put, Stats, Summary, Sync}
 use crate::receipt::{DeliveryStatus, NodeKey};
 use crate::wire::{GOSSIP_RECORD, check_gossip};
 
-/// Records the gossip handler may queue for the driver; more are dropped
-/// (not propagated; reconciliation repairs what is lost).
-pub const GOSSIP_QUEUE: usize = 8192;
-/// Records handed to the state machine at once.
-const GOSSIP_BATCH: usize = 1024;
+/// The verdict of the layer above on a gossip payload that is not a
+/// record: it runs on the driver's task and must not block.
+pub type Handler = Box<dyn FnMut(PeerId, &MessageId, &Bytes) -> Verdict + Send>;
 /// Commands waiting for the driver, at most.
 const COMMAND_QUEUE: usize = 256;
 /// Events waiting for the layer above, at most; more are dropped.
@@ -224,7 +224,7 @@ pub async fn start(settings: Settings, clock: Clock) -> io::Result<Running> {
 /// [`start`] does.
 pub async fn start_with(
     mut settings: Settings,
-    mut other_gossip: Option<Handler>,
+    other_gossip: Option<Handler>,
     clock: Clock,
 ) -> io::Result<Running> {
     let public = settings.sync.signing_key.verifying_key().to_bytes();
@@ -252,34 +252,7 @@ pub async fn start_with(
     )
     .map_err(io::Error::other)?;
 
-    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
-    let handler_store = store.clone();
-    let handler: Handler = Box::new(move |peer, id, payload| {
-        if payload.first() != Some(&GOSSIP_RECORD) {
-            return match other_gossip.as_mut() {
-                Some(other) => other(peer, id, payload),
-                None => Verdict::Reject,
-            };
-        }
-        let Ok(record) = check_gossip(payload, max_value_len) else {
-            return Verdict::Reject;
-        };
-        // Old news is confirmed but not passed on.
-        let verdict = match handler_store.presence(&record.digest()) {
-            Ok(Presence::Superseded | Presence::Loser) => Verdict::Drop,
-            _ => Verdict::Propagate,
-        };
-        let item = Gossiped {
-            peer,
-            id: *id,
-            record,
-        };
-        match gossip_tx.try_send(item) {
-            Ok(()) => verdict,
-            Err(_) => Verdict::Drop,
-        }
-    });
-    let node = driver::start(settings.node, sync.summary(), handler, clock.clone()).await?;
+    let node = driver::start(settings.node, sync.summary(), clock.clone()).await?;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let handle = SyncHandle {
@@ -295,8 +268,10 @@ pub async fn start_with(
         events: events_tx,
         progress_file: settings.progress_file,
         waiters: Vec::new(),
+        other_gossip,
+        max_value_len,
     };
-    let task = tokio::spawn(task.run(node.events, gossip_rx, command_rx, node.task));
+    let task = tokio::spawn(task.run(node.events, command_rx, node.task));
     Ok(Running {
         handle,
         events,
@@ -312,13 +287,14 @@ struct Task {
     events: mpsc::Sender<Event>,
     progress_file: Option<PathBuf>,
     waiters: Vec<(MessageId, oneshot::Sender<DeliveryStatus>)>,
+    other_gossip: Option<Handler>,
+    max_value_len: usize,
 }
 
 impl Task {
     async fn run(
         mut self,
-        mut node_events: mpsc::Receiver<NodeEvent<Summary>>,
-        mut gossip: mpsc::Receiver<Gossiped>,
+        mut node_events: channel::Receiver<NodeEvent<Summary>>,
         mut commands: mpsc::Receiver<Command>,
         node_task: tokio::task::JoinHandle<()>,
     ) {
@@ -337,20 +313,13 @@ impl Task {
             };
             tokio::select! {
                 event = node_events.recv() => match event {
-                    Some(event) => self.on_node_event(event),
-                    None => break,
-                },
-                Some(first) = gossip.recv() => {
-                    let mut items = vec![first];
-                    while items.len() < GOSSIP_BATCH {
-                        match gossip.try_recv() {
-                            Ok(item) => items.push(item),
-                            Err(_) => break,
+                    Some(event) => {
+                        if self.on_node_event(event).await.is_err() {
+                            break;
                         }
                     }
-                    let now = self.clock.now();
-                    self.sync.handle_gossip(now, items);
-                }
+                    None => break,
+                },
                 command = commands.recv() => match command {
                     Some(Command::Shutdown(tx)) => {
                         done = Some(tx);
@@ -372,9 +341,13 @@ impl Task {
         }
     }
 
-    fn on_node_event(&mut self, event: NodeEvent<Summary>) {
+    async fn on_node_event(&mut self, event: NodeEvent<Summary>) -> Result<(), CommandError> {
         let now = self.clock.now();
         match event {
+            NodeEvent::Gossip { peer, id, payload } => {
+                let verdict = self.gossip_verdict(peer, id, &payload, now);
+                self.node.verdict(id, verdict).await?;
+            }
             NodeEvent::PeerReady(peer) => self.sync.handle_peer_ready(now, peer),
             NodeEvent::PeerGone(peer) => self.sync.handle_peer_gone(now, peer),
             NodeEvent::Payload(peer, summary) => self.sync.handle_payload(now, peer, summary),
@@ -384,6 +357,35 @@ impl Task {
                 body,
             } => self.sync.handle_message(now, peer, command, &body),
         }
+        Ok(())
+    }
+
+    /// Checks a gossip payload: a record's signature, or the layer above's
+    /// handler for anything else; a valid record goes to the machine.
+    fn gossip_verdict(
+        &mut self,
+        peer: PeerId,
+        id: MessageId,
+        payload: &Bytes,
+        now: std::time::Instant,
+    ) -> Verdict {
+        if payload.first() != Some(&GOSSIP_RECORD) {
+            return match self.other_gossip.as_mut() {
+                Some(other) => other(peer, &id, payload),
+                None => Verdict::Reject,
+            };
+        }
+        let Ok(record) = check_gossip(payload, self.max_value_len) else {
+            return Verdict::Reject;
+        };
+        // Old news is confirmed but not passed on.
+        let verdict = match self.sync.store().presence(&record.digest()) {
+            Ok(Presence::Superseded | Presence::Loser) => Verdict::Drop,
+            _ => Verdict::Propagate,
+        };
+        self.sync
+            .handle_gossip(now, vec![Gossiped { peer, id, record }]);
+        verdict
     }
 
     fn on_command(&mut self, command: Command) {

@@ -1,4 +1,8 @@
+use std::net::Ipv4Addr;
+
 use super::*;
+
+const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 #[test]
 fn salts_are_symmetric_and_short_ids_differ_per_connection() {
@@ -30,7 +34,7 @@ fn the_seen_set_is_bounded_and_expires() {
     for i in 0..20u8 {
         assert!(
             gossip
-                .on_message(&Bytes::from(vec![i]), now, &mut out)
+                .on_message(PeerId(1), IP, &Bytes::from(vec![i]), now, &mut out)
                 .is_some()
         );
     }
@@ -39,7 +43,7 @@ fn the_seen_set_is_bounded_and_expires() {
     // The newest are still known, so not delivered twice.
     assert!(
         gossip
-            .on_message(&Bytes::from(vec![19]), now, &mut out)
+            .on_message(PeerId(1), IP, &Bytes::from(vec![19]), now, &mut out)
             .is_none()
     );
     gossip.on_timeout(now + Duration::from_secs(6), &mut out);
@@ -72,7 +76,7 @@ fn announced_ids_are_requested_once_and_others_wait() {
     out.clear();
     assert!(
         gossip
-            .on_message(&Bytes::from_static(b"big"), now, &mut out)
+            .on_message(PeerId(1), IP, &Bytes::from_static(b"big"), now, &mut out)
             .is_some()
     );
     assert!(out.is_empty());
@@ -98,5 +102,87 @@ fn announced_ids_are_requested_once_and_others_wait() {
     assert!(
         matches!(out.as_slice(), [Action::Request(PeerId(2), _)]),
         "{out:?}"
+    );
+}
+
+#[test]
+fn messages_wait_for_their_verdict_within_bounds() {
+    let now = Instant::now();
+    let mut gossip = Gossip::new(Config {
+        max_pending: 3,
+        max_pending_bytes: 1000,
+        verdict_timeout: Duration::from_secs(10),
+        ..Config::default()
+    });
+    gossip.add_peer(PeerId(1), salt(1, 2));
+    gossip.add_peer(PeerId(2), salt(1, 3));
+    let mut out = Vec::new();
+    let id = |i: u8| MessageId::of(&[i]);
+    for i in 0..5u8 {
+        gossip.on_message(PeerId(1), IP, &Bytes::from(vec![i]), now, &mut out);
+    }
+    // Nothing is passed on before a verdict.
+    assert!(out.is_empty(), "{out:?}");
+    // The oldest two went over the count.
+    assert_eq!(gossip.stats.verdicts_missed, 2);
+    assert_eq!(
+        gossip.verdict(id(0), Verdict::Propagate, now, &mut out),
+        None
+    );
+    assert!(out.is_empty(), "a message no longer waiting is not sent");
+    // Propagate sends it on, to the other peer only.
+    gossip.verdict(id(2), Verdict::Propagate, now, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Action::Message(PeerId(2), _)]),
+        "{out:?}"
+    );
+    out.clear();
+    // Drop keeps it, without blame; Reject names the sender.
+    assert_eq!(gossip.verdict(id(3), Verdict::Drop, now, &mut out), None);
+    assert_eq!(
+        gossip.verdict(id(4), Verdict::Reject, now, &mut out),
+        Some((PeerId(1), IP))
+    );
+    assert!(out.is_empty());
+    assert_eq!(gossip.stats.rejected, 1);
+    // Too many bytes waiting: the oldest goes.
+    let big = |i: u8| Bytes::from(vec![i; 600]);
+    gossip.on_message(PeerId(1), IP, &big(7), now, &mut out);
+    gossip.on_message(PeerId(1), IP, &big(8), now, &mut out);
+    assert_eq!(gossip.stats.verdicts_missed, 3);
+    assert_eq!(gossip.pending_bytes, 600);
+    // No verdict in time: dropped at the deadline, which the timer names.
+    assert_eq!(
+        gossip
+            .poll_timeout()
+            .map(|t| t <= now + Duration::from_secs(10)),
+        Some(true)
+    );
+    gossip.on_timeout(now + Duration::from_secs(10), &mut out);
+    assert_eq!(gossip.stats.verdicts_missed, 4);
+    assert!(gossip.pending.is_empty() && gossip.pending_bytes == 0);
+    assert!(gossip.pending_order.is_empty());
+}
+
+#[test]
+fn settled_verdicts_do_not_pile_up_in_the_order() {
+    let now = Instant::now();
+    let mut gossip = Gossip::new(Config::default());
+    gossip.add_peer(PeerId(1), salt(1, 2));
+    let mut out = Vec::new();
+    // One message waits while thousands come and are settled.
+    gossip.on_message(PeerId(1), IP, &Bytes::from_static(b"slow"), now, &mut out);
+    for i in 0..10_000u32 {
+        let payload = Bytes::from(i.to_le_bytes().to_vec());
+        let id = gossip
+            .on_message(PeerId(1), IP, &payload, now, &mut out)
+            .unwrap();
+        gossip.verdict(id, Verdict::Drop, now, &mut out);
+    }
+    assert_eq!(gossip.pending.len(), 1);
+    assert!(
+        gossip.pending_order.len() <= 32,
+        "{}",
+        gossip.pending_order.len()
     );
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use strata_io::Clock;
 use strata_node::driver::{self, NodeHandle, Settings};
 use strata_node::wire::CoreSyncData;
-use strata_node::{Config, MessageId, Network, Verdict};
+use strata_node::{Config, Event, MessageId, Network, Verdict};
 
 /// Fails the test if `fut` takes longer than `secs` seconds of real time.
 pub async fn within<F: Future>(secs: u64, fut: F) -> F::Output {
@@ -47,7 +47,7 @@ pub struct TestNode {
     pub handle: NodeHandle<CoreSyncData>,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Every message its gossip handler was called with.
+    /// Every gossip message it was given (and passed on).
     pub received: Arc<Mutex<Vec<MessageId>>>,
     kill: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -79,24 +79,38 @@ pub async fn start(settings: Settings) -> TestNode {
             .enable_all()
             .build()
             .unwrap();
-        let handler = Box::new(move |_, id: &MessageId, _: &bytes::Bytes| {
-            seen.lock().unwrap().push(*id);
-            Verdict::Propagate
-        });
-        let running = rt
+        let driver::Running {
+            handle,
+            mut events,
+            listening,
+            task,
+        } = rt
             .block_on(driver::start(
                 settings,
                 CoreSyncData::default(),
-                handler,
                 Clock::real(),
             ))
             .unwrap();
-        let _ = started_tx.send((running.handle.clone(), running.listening[0]));
-        // Run until killed, then drop every task and socket at once.
+        let _ = started_tx.send((handle.clone(), listening[0]));
+        // The layer above: every new gossip message is recorded and passed
+        // on. Run until killed, then drop every task and socket at once.
         rt.block_on(async {
-            let _ = tokio::task::spawn_blocking(move || killed.recv()).await;
+            let layer = async {
+                while let Some(event) = events.recv().await {
+                    if let Event::Gossip { id, .. } = event {
+                        seen.lock().unwrap().push(id);
+                        if handle.verdict(id, Verdict::Propagate).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = layer => {}
+                _ = tokio::task::spawn_blocking(move || killed.recv()) => {}
+            }
         });
-        drop(running);
+        drop((handle, events, task));
         rt.shutdown_background();
     });
     let (handle, addr) = started.await.unwrap();
@@ -139,7 +153,7 @@ impl TestNode {
             .unwrap_or(0)
     }
 
-    /// How many times the handler saw `id`.
+    /// How many times it was given `id`.
     pub fn got(&self, id: &MessageId) -> usize {
         self.received
             .lock()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use strata_io::Clock;
 use strata_node::driver::{self, Running};
 use strata_node::wire::CoreSyncData;
-use strata_node::{Direction, Event, Network, State, Verdict};
+use strata_node::{Direction, Event, Network, State};
 use strata_testkit::{Monerod, TESTNET_GENESIS, free_port};
 
 use crate::{settings, within};
@@ -42,10 +42,7 @@ async fn monero_node(
     s.node.timed_sync_interval = timed_sync;
     s.node.idle_timeout = Duration::from_secs(600);
     s.listen = vec![listen];
-    let handler = Box::new(|_, _: &strata_node::MessageId, _: &bytes::Bytes| Verdict::Drop);
-    driver::start(s, genesis(), handler, Clock::real())
-        .await
-        .unwrap()
+    driver::start(s, genesis(), Clock::real()).await.unwrap()
 }
 
 /// Waits for `count` payloads from a peer (the handshake's, then one per

@@ -71,7 +71,7 @@ pub async fn start_full(
     config: Config,
     peers: Vec<SocketAddr>,
     progress: Option<std::path::PathBuf>,
-    other_gossip: Option<strata_node::Handler>,
+    other_gossip: Option<strata_sync::runtime::Handler>,
 ) -> Running {
     let mut node = NodeConfig::new(Network::STRATA);
     node.require_key = false;

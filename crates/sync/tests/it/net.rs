@@ -7,9 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_io::Clock;
 use strata_node::driver;
-use strata_node::{Config as NodeConfig, Handler, Network, Verdict};
+use strata_node::{Config as NodeConfig, Network, Verdict};
 use strata_store::{Durability, Record};
 use strata_sync::key_set;
+use strata_sync::runtime::Handler;
 use strata_sync::wire::{Message, command, gossip_payload};
 
 use crate::common::*;
@@ -167,7 +168,6 @@ async fn a_tampered_record_is_never_stored() {
         let mut config = NodeConfig::new(Network::STRATA);
         config.require_key = false;
         config.exclusive = vec![a.listening[0]];
-        let handler: Handler = Box::new(|_, _, _| Verdict::Propagate);
         let evil = driver::start(
             driver::Settings {
                 node: config,
@@ -183,7 +183,6 @@ async fn a_tampered_record_is_never_stored() {
                 local_network: true,
             },
             strata_sync::Summary::default(),
-            handler,
             Clock::real(),
         )
         .await

@@ -1,0 +1,390 @@
+//! Connectivity: which addresses to dial and when. It owns the dials in
+//! flight, the anchors and seeds still to use, retries of configured peers,
+//! what this run tried recently, our own addresses, and the timers of
+//! connecting, feelers, DNS seeds and fixed seeds.
+//!
+//! It sees the connections through [`Link`]s and the address book, and
+//! answers with [`Want`]s that the node turns into outputs.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::addrman::AddrMan;
+use crate::config::Config;
+use crate::netgroup::NetGroup;
+use crate::peer::{DialKind, Direction};
+use crate::rng::Rng;
+
+/// How often connectivity is checked when short of outbound peers.
+pub(crate) const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long after a failure a manual peer is dialed again.
+pub(crate) const MANUAL_RETRY: Duration = Duration::from_secs(5);
+/// Most candidates drawn for one outbound slot.
+const SELECT_TRIES: usize = 64;
+/// Candidates compared for a low-latency slot.
+const FAST_CANDIDATES: usize = 8;
+/// DNS seeds are queried after [`Config::dns_delay`] when the address book
+/// is small, at once when it is empty, and not at all when it holds this
+/// many.
+pub(crate) const DNS_BOOK_THRESHOLD: usize = 1000;
+/// How long after trying an address the outbound slots pass it over.
+pub(crate) const REDIAL_AFTER: Duration = Duration::from_secs(60);
+/// Most addresses remembered as tried recently.
+const MAX_RECENT_TRIES: usize = 4096;
+/// Most addresses remembered as our own.
+const MAX_SELF_ADDRS: usize = 16;
+/// Most anchors saved and dialed.
+pub const MAX_ANCHORS: usize = 2;
+
+/// What connectivity sees of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    pub(crate) remote: SocketAddr,
+    pub(crate) direction: Direction,
+    pub(crate) kind: Option<DialKind>,
+}
+
+/// What connectivity asks the node to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Want {
+    Dial(SocketAddr, DialKind),
+    Resolve(String),
+}
+
+/// The connectivity state of a node.
+#[derive(Debug)]
+pub(crate) struct Connectivity {
+    pending: HashMap<SocketAddr, DialKind>,
+    manual_retry: HashMap<SocketAddr, Instant>,
+    anchors: Vec<SocketAddr>,
+    seeds_left: Vec<SocketAddr>,
+    /// Addresses this run tried in the last [`REDIAL_AFTER`].
+    recent_tries: HashMap<SocketAddr, Instant>,
+    /// Addresses that turned out to be our own.
+    self_addrs: HashSet<SocketAddr>,
+    next_connect: Instant,
+    next_feeler: Instant,
+    dns_at: Option<Instant>,
+    fixed_at: Option<Instant>,
+}
+
+impl Connectivity {
+    pub(crate) fn new(
+        config: &Config,
+        book: &AddrMan,
+        mut anchors: Vec<SocketAddr>,
+        rng: &mut Rng,
+        now: Instant,
+    ) -> Connectivity {
+        let dns_delay = if book.is_empty() {
+            Duration::ZERO
+        } else {
+            config.dns_delay
+        };
+        let dns_at = (!config.dns_seeds.is_empty()
+            && config.exclusive.is_empty()
+            && book.len() < DNS_BOOK_THRESHOLD)
+            .then(|| now + dns_delay);
+        let fixed_at = (!config.fixed_seeds.is_empty() && config.exclusive.is_empty())
+            .then(|| now + config.fixed_seed_delay);
+        anchors.truncate(MAX_ANCHORS);
+        Connectivity {
+            pending: HashMap::new(),
+            manual_retry: HashMap::new(),
+            anchors,
+            seeds_left: config.seeds.clone(),
+            recent_tries: HashMap::new(),
+            self_addrs: HashSet::new(),
+            next_connect: now,
+            next_feeler: now + rng.exponential(config.feeler_interval),
+            dns_at,
+            fixed_at,
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must run next.
+    pub(crate) fn poll_timeout(&self, config: &Config, links: &[Link]) -> Option<Instant> {
+        let mut at = [Some(self.next_feeler), self.dns_at, self.fixed_at]
+            .into_iter()
+            .flatten()
+            .min();
+        if self.wants_connections(config, links) {
+            at = Some(at.map_or(self.next_connect, |a| a.min(self.next_connect)));
+        }
+        at
+    }
+
+    /// DNS seeds, fixed seeds, outbound slots and feelers, as due.
+    #[allow(clippy::too_many_arguments)] // the node's parts this one reads
+    pub(crate) fn handle_timeout(
+        &mut self,
+        config: &Config,
+        book: &mut AddrMan,
+        links: &[Link],
+        rng: &mut Rng,
+        unix: i64,
+        now: Instant,
+        out: &mut Vec<Want>,
+    ) {
+        if self.dns_at.is_some_and(|at| now >= at) {
+            self.dns_at = None;
+            if book.len() < DNS_BOOK_THRESHOLD {
+                out.extend(config.dns_seeds.iter().cloned().map(Want::Resolve));
+            }
+        }
+        if self.fixed_at.is_some_and(|at| now >= at) {
+            self.fixed_at = None;
+            if book.is_empty() {
+                tracing::info!("no addresses yet: adding the fixed seeds");
+                let stamped: Vec<(SocketAddr, i64)> =
+                    config.fixed_seeds.iter().map(|a| (*a, unix)).collect();
+                book.add(&stamped, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, unix, rng);
+            }
+        }
+        if now >= self.next_connect {
+            book.resolve_collisions(unix);
+            self.connect(config, book, links, rng, unix, now, out);
+            self.next_connect = now + CONNECT_INTERVAL;
+        }
+        if now >= self.next_feeler {
+            self.next_feeler = now + rng.exponential(config.feeler_interval);
+            self.feeler(config, book, links, rng, unix, now, out);
+        }
+    }
+
+    /// Checks the slots at the next timeout rather than on schedule.
+    pub(crate) fn connect_soon(&mut self, now: Instant) {
+        self.next_connect = self.next_connect.min(now);
+    }
+
+    /// A connection is up; why we dialed it, if we did.
+    pub(crate) fn on_connected(
+        &mut self,
+        remote: SocketAddr,
+        direction: Direction,
+    ) -> Option<DialKind> {
+        match direction {
+            Direction::Outbound => Some(self.pending.remove(&remote).unwrap_or(DialKind::Manual)),
+            Direction::Inbound => None,
+        }
+    }
+
+    /// A dial did not connect.
+    pub(crate) fn on_dial_failed(&mut self, addr: SocketAddr, now: Instant) {
+        let kind = self.pending.remove(&addr);
+        self.note_try(addr, now);
+        if kind == Some(DialKind::Manual) {
+            self.manual_retry.insert(addr, now + MANUAL_RETRY);
+        }
+    }
+
+    /// A connection ended.
+    pub(crate) fn on_closed(&mut self, link: Link, now: Instant) {
+        if link.direction == Direction::Outbound {
+            self.note_try(link.remote, now);
+        }
+        if link.kind == Some(DialKind::Manual) {
+            self.manual_retry.insert(link.remote, now + MANUAL_RETRY);
+        }
+        self.connect_soon(now);
+    }
+
+    /// An address turned out to be our own: never dialed again.
+    pub(crate) fn note_self(&mut self, addr: SocketAddr) {
+        if self.self_addrs.len() < MAX_SELF_ADDRS {
+            self.self_addrs.insert(addr);
+        }
+    }
+
+    fn full_outbound(&self, links: &[Link]) -> usize {
+        links
+            .iter()
+            .filter_map(|l| l.kind)
+            .chain(self.pending.values().copied())
+            .filter(|k| k.is_full_outbound())
+            .count()
+    }
+
+    fn wants_connections(&self, config: &Config, links: &[Link]) -> bool {
+        if !config.exclusive.is_empty() {
+            return true;
+        }
+        !self.anchors.is_empty()
+            || !self.seeds_left.is_empty()
+            || !config.peers.is_empty()
+            || self.full_outbound(links) < config.outbound
+    }
+
+    fn is_connected_or_pending(&self, links: &[Link], addr: &SocketAddr) -> bool {
+        self.pending.contains_key(addr) || links.iter().any(|l| l.remote == *addr)
+    }
+
+    /// Remembers that this run tried `addr` (dialed it, or saw it fail).
+    fn note_try(&mut self, addr: SocketAddr, now: Instant) {
+        self.recent_tries.retain(|_, at| now < *at + REDIAL_AFTER);
+        if self.recent_tries.len() < MAX_RECENT_TRIES {
+            self.recent_tries.insert(addr, now);
+        }
+    }
+
+    fn dial(
+        &mut self,
+        book: &mut AddrMan,
+        addr: SocketAddr,
+        kind: DialKind,
+        unix: i64,
+        now: Instant,
+        out: &mut Vec<Want>,
+    ) {
+        self.note_try(addr, now);
+        book.attempt(addr, false, unix);
+        self.pending.insert(addr, kind);
+        out.push(Want::Dial(addr, kind));
+    }
+
+    /// Dials what the connectivity rules want: exclusive or manual peers,
+    /// anchors, seeds, then outbound slots in distinct groups.
+    #[allow(clippy::too_many_arguments)] // the node's parts this one reads
+    fn connect(
+        &mut self,
+        config: &Config,
+        book: &mut AddrMan,
+        links: &[Link],
+        rng: &mut Rng,
+        unix: i64,
+        now: Instant,
+        out: &mut Vec<Want>,
+    ) {
+        let manual = if config.exclusive.is_empty() {
+            &config.peers
+        } else {
+            &config.exclusive
+        };
+        for addr in manual {
+            let waiting = self.manual_retry.get(addr).is_some_and(|at| now < *at);
+            if !waiting && !self.is_connected_or_pending(links, addr) {
+                self.manual_retry.remove(addr);
+                self.dial(book, *addr, DialKind::Manual, unix, now, out);
+            }
+        }
+        if !config.exclusive.is_empty() {
+            return;
+        }
+        for addr in std::mem::take(&mut self.anchors) {
+            if !self.is_connected_or_pending(links, &addr) {
+                self.dial(book, addr, DialKind::Anchor, unix, now, out);
+            }
+        }
+        if book.len() < DNS_BOOK_THRESHOLD {
+            for addr in std::mem::take(&mut self.seeds_left) {
+                if !self.is_connected_or_pending(links, &addr) {
+                    self.dial(book, addr, DialKind::Seed, unix, now, out);
+                }
+            }
+        } else {
+            self.seeds_left.clear();
+        }
+        let mut groups: HashSet<NetGroup> = links
+            .iter()
+            .filter(|l| l.direction == Direction::Outbound)
+            .map(|l| l.remote)
+            .chain(self.pending.keys().copied())
+            .filter_map(|a| book.addr_group(a))
+            .collect();
+        while self.full_outbound(links) < config.outbound {
+            let fast_now = links
+                .iter()
+                .filter_map(|l| l.kind)
+                .chain(self.pending.values().copied())
+                .filter(|k| *k == DialKind::Fast)
+                .count();
+            let fast = fast_now < config.fast_slots;
+            let mut chosen = None;
+            for _ in 0..SELECT_TRIES {
+                let candidate = if fast {
+                    fast_candidate(book, rng, unix)
+                } else {
+                    book.select(false, unix, rng).map(|e| e.addr)
+                };
+                let Some(addr) = candidate else {
+                    break;
+                };
+                let Some(group) = book.addr_group(addr) else {
+                    continue;
+                };
+                // Tried by this run within the minute: another address
+                // first. (A try from before a restart, kept in the book, must
+                // not hold a quick restart back.)
+                let recently = self
+                    .recent_tries
+                    .get(&addr)
+                    .is_some_and(|at| now < *at + REDIAL_AFTER);
+                if groups.contains(&group)
+                    || self.is_connected_or_pending(links, &addr)
+                    || recently
+                    || self.self_addrs.contains(&addr)
+                {
+                    continue;
+                }
+                chosen = Some((addr, group));
+                break;
+            }
+            let Some((addr, group)) = chosen else {
+                break;
+            };
+            groups.insert(group);
+            let kind = if fast {
+                DialKind::Fast
+            } else {
+                DialKind::Outbound
+            };
+            self.dial(book, addr, kind, unix, now, out);
+        }
+    }
+
+    /// A feeler: test a contested tried slot's occupant, or a new address.
+    #[allow(clippy::too_many_arguments)] // the node's parts this one reads
+    fn feeler(
+        &mut self,
+        config: &Config,
+        book: &mut AddrMan,
+        links: &[Link],
+        rng: &mut Rng,
+        unix: i64,
+        now: Instant,
+        out: &mut Vec<Want>,
+    ) {
+        if !config.exclusive.is_empty() || self.full_outbound(links) < config.outbound {
+            return;
+        }
+        let candidate = book
+            .collision_to_test(rng)
+            .or_else(|| book.select(true, unix, rng).map(|e| e.addr));
+        if let Some(addr) = candidate
+            && !self.is_connected_or_pending(links, &addr)
+        {
+            self.dial(book, addr, DialKind::Feeler, unix, now, out);
+        }
+    }
+}
+
+/// The candidate with the lowest measured round-trip time among a few
+/// drawn from tried; random when none was measured.
+fn fast_candidate(book: &mut AddrMan, rng: &mut Rng, unix: i64) -> Option<SocketAddr> {
+    let mut best: Option<(u32, SocketAddr)> = None;
+    for _ in 0..FAST_CANDIDATES {
+        let Some(entry) = book.select(false, unix, rng) else {
+            break;
+        };
+        let rtt = if entry.rtt_us == 0 {
+            u32::MAX
+        } else {
+            entry.rtt_us
+        };
+        if best.is_none_or(|(b, _)| rtt < b) {
+            best = Some((rtt, entry.addr));
+        }
+    }
+    best.map(|(_, addr)| addr)
+}
