@@ -29,7 +29,7 @@ use strata_io::Clock;
 use strata_node::driver;
 use strata_node::{Config as NodeConfig, Network};
 use strata_sync::ed25519_dalek::{self, Signature, SigningKey, VerifyingKey};
-use strata_sync::runtime::{self, Running, Settings};
+use strata_sync::runtime::{self, Running, Settings, SyncHandle};
 use strata_sync::strata_store::{Config as StoreConfig, Durability, Record, Store};
 
 struct Row {
@@ -94,7 +94,13 @@ fn sync_config(seed: u8) -> strata_sync::Config {
     c
 }
 
-async fn start(store: Arc<Store>, config: strata_sync::Config, peers: Vec<SocketAddr>) -> Running {
+/// A running sync node: its handle and where it listens.
+struct Node {
+    handle: SyncHandle,
+    listening: Vec<SocketAddr>,
+}
+
+async fn start(store: Arc<Store>, config: strata_sync::Config, peers: Vec<SocketAddr>) -> Node {
     let mut node = NodeConfig::new(Network::STRATA);
     node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
@@ -105,7 +111,25 @@ async fn start(store: Arc<Store>, config: strata_sync::Config, peers: Vec<Socket
         store,
         progress_file: None,
     };
-    runtime::start(settings, Clock::real()).await.unwrap()
+    let Running {
+        handle,
+        mut events,
+        listening,
+        ..
+    } = runtime::start(settings, Clock::real()).await.unwrap();
+    // The layer above reads every event (no gossip of its own here).
+    let node = Node {
+        handle: handle.clone(),
+        listening,
+    };
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let strata_sync::Event::Gossip { id, .. } = event {
+                let _ = handle.verdict(id, strata_node::Verdict::Drop).await;
+            }
+        }
+    });
+    node
 }
 
 /// Records/s of batch verification on one core.
@@ -184,7 +208,10 @@ async fn propagation(bulk: &[Record], samples: usize, catching: bool) -> f64 {
     let c = start(stores[2].clone(), sync_config(72), vec![b.listening[0]]).await;
     // Let the handshakes settle.
     let n0 = stores[2].len().unwrap();
-    a.handle.put(records(9, "warm", 1).remove(0)).await.unwrap();
+    a.handle
+        .insert(records(9, "warm", 1).remove(0))
+        .await
+        .unwrap();
     wait(|| stores[2].len().unwrap() > n0, Duration::from_secs(30)).await;
     let d = if catching {
         let mut config = sync_config(73);
@@ -204,7 +231,7 @@ async fn propagation(bulk: &[Record], samples: usize, catching: bool) -> f64 {
     let mut latencies = Vec::with_capacity(samples);
     for r in fresh {
         let t = Instant::now();
-        a.handle.put(r.clone()).await.unwrap();
+        a.handle.insert(r.clone()).await.unwrap();
         let digest = r.digest();
         let store = stores[2].clone();
         wait(

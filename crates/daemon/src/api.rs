@@ -20,12 +20,13 @@ use hyper::body::Incoming as Body;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use strata_node::wire::Payload;
 use strata_node::{Direction, State};
 use strata_store::{AUTHOR_LEN, Cursor, Record};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
-use crate::daemon::{Shared, Summary, lock, until_stopped};
+use crate::shared::{Error, Shared, lock, until_stopped};
 
 /// Largest request body, in bytes.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -46,6 +47,23 @@ pub struct ApiError(StatusCode, String);
 impl ApiError {
     fn bad(message: impl Into<String>) -> ApiError {
         ApiError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Stopped | Error::Propagate(strata_node::PropagateError::NoPeers) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::Propagate(strata_node::PropagateError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Error::Record(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Stale { .. } | Error::LostTie { .. } => StatusCode::CONFLICT,
+            Error::Store(_) | Error::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
     }
 }
 
@@ -71,7 +89,7 @@ fn error_response(e: ApiError) -> Response<ResBody> {
 }
 
 /// Serves the admin API on `listener` until `stop` turns true.
-pub async fn serve<P: Summary>(
+pub async fn serve<P: Payload + Sync>(
     shared: Arc<Shared<P>>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
@@ -123,7 +141,10 @@ pub async fn serve<P: Summary>(
     }
 }
 
-async fn handle<P: Summary>(shared: Arc<Shared<P>>, req: Request<Body>) -> Response<ResBody> {
+async fn handle<P: Payload + Sync>(
+    shared: Arc<Shared<P>>,
+    req: Request<Body>,
+) -> Response<ResBody> {
     shared.metrics.api_requests.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -172,7 +193,7 @@ fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError
     }
 }
 
-async fn route<P: Summary>(
+async fn route<P: Payload + Sync>(
     shared: &Arc<Shared<P>>,
     req: Request<Body>,
 ) -> Result<Response<ResBody>, ApiError> {
@@ -197,12 +218,9 @@ async fn route<P: Summary>(
             let key = bytes_field("key", body.key, body.key_hex)?
                 .ok_or_else(|| ApiError::bad("`key` or `key_hex` is required"))?;
             let value = bytes_field("value", body.value, body.value_hex)?.unwrap_or_default();
-            let (record, published) = shared
-                .put(key, value, body.version)
-                .await
-                .map_err(ApiError::bad)?;
-            let mut out = record_json(&record);
-            out["published"] = json!(published);
+            let written = shared.put(key, value, body.version).await?;
+            let mut out = record_json(&written.record);
+            out["published"] = json!(written.published);
             ok(out)
         }
         (Method::GET, "/v1/record") => {
@@ -251,10 +269,7 @@ async fn route<P: Summary>(
             let body: PublishBody = read_json(req).await?;
             let data = bytes_field("data", body.data, body.data_hex)?
                 .ok_or_else(|| ApiError::bad("`data` or `data_hex` is required"))?;
-            let sent = shared
-                .publish(&data)
-                .await
-                .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+            let sent = shared.publish(&data).await?;
             ok(serde_json::to_value(&sent).unwrap_or_default())
         }
         (Method::GET, "/v1/subscribe") => Ok(subscribe(shared)),
@@ -264,10 +279,6 @@ async fn route<P: Summary>(
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| ApiError::bad("the record id is 64 hex digits"))?;
-            let message = lock(&shared.deliveries).get(&id).map(|d| d.message);
-            if let Some(message) = message {
-                shared.refresh_delivery(message).await;
-            }
             let deliveries = lock(&shared.deliveries);
             let Some(d) = deliveries.get(&id) else {
                 return Err(ApiError(
@@ -490,7 +501,7 @@ pub fn record_json(record: &Record) -> Value {
     })
 }
 
-async fn status<P: Summary>(shared: &Arc<Shared<P>>) -> Value {
+async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
     let s = shared.snapshot().await;
     let deliveries = lock(&shared.deliveries);
     let sync_state = match &s.sync {
@@ -531,7 +542,7 @@ async fn status<P: Summary>(shared: &Arc<Shared<P>>) -> Value {
     })
 }
 
-async fn peers<P: Summary>(shared: &Arc<Shared<P>>) -> Result<Value, ApiError> {
+async fn peers<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Result<Value, ApiError> {
     let peers = shared
         .handle
         .peers()
@@ -563,7 +574,7 @@ async fn peers<P: Summary>(shared: &Arc<Shared<P>>) -> Result<Value, ApiError> {
 /// `GET /v1/subscribe`: one JSON object per line for every message that
 /// arrives, until the client goes away or the daemon stops. A client too
 /// slow to keep up gets a `{"lagged": n}` line for the messages it missed.
-fn subscribe<P: Summary>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
+fn subscribe<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
     let mut messages = shared.messages.subscribe();
     let mut stop = shared.stop.subscribe();
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);

@@ -14,40 +14,28 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
-use serde::Serialize;
-use strata_io::Clock;
+use strata_io::{Clock, channel};
 use strata_node::driver::{NodeHandle, Settings};
 use strata_node::wire::{CoreSyncData, Payload};
-use strata_node::{Event, MessageId, Network};
-use strata_store::{Durability, Outcome, Record, Store};
-use strata_sync::runtime::Handler;
+use strata_node::{Event, Network};
+use strata_store::{Durability, Store};
+use strata_sync::Event as SyncEvent;
 use strata_sync::runtime::{self as sync_runtime, SyncHandle};
-use strata_sync::{DeliveryStatus, Event as SyncEvent};
 use strata_tls::{NodeKey, Tls};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 use crate::config::{Config, tls_policy};
 use crate::datadir::{self, RuntimeInfo};
-use crate::delivery::{Deliveries, Delivery};
-use crate::metrics::{Metrics, Snapshot};
-use crate::relay::{self, Arrival};
+use crate::delivery::Deliveries;
+use crate::metrics::Metrics;
+pub use crate::shared::until_stopped;
+use crate::shared::{Shared, log_node_event};
 
 /// Most subscribers' backlog of messages before the slowest lose some.
 pub const SUBSCRIBE_BACKLOG: usize = 4096;
-/// Share of the known nodes whose receipts a published record wants.
-pub const DELIVERY_SHARE: f64 = 1.0;
-/// How often the delivery of recent records is read from the sync layer.
-const DELIVERY_REFRESH: Duration = Duration::from_secs(1);
-/// Records published this long ago or less have their delivery refreshed
-/// (the sync layer tracks a message for as long).
-const DELIVERY_RECENT: Duration = strata_sync::receipt::TRACK_TTL;
-/// Most records whose delivery one refresh reads.
-const DELIVERY_REFRESH_MAX: usize = 1024;
 /// How long shutdown may take before the daemon gives up waiting.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -56,10 +44,9 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 /// running the node and replicating records; on Monero's networks the
 /// genesis block's `CORE_SYNC_DATA`, the node alone (records stay local).
 pub trait Summary: Payload + Sync + Sized {
-    /// Starts the node; `messages` handles the gossip payloads of messages.
+    /// Starts the node.
     fn start(
         node: Settings,
-        messages: Handler,
         sync: SyncSettings,
     ) -> impl Future<Output = std::io::Result<Started<Self>>>;
 }
@@ -86,35 +73,34 @@ pub struct Started<P> {
     pub listening: Vec<SocketAddr>,
     /// The task that ends after shutdown.
     pub task: tokio::task::JoinHandle<()>,
-    /// The node's events, when no sync layer takes them.
-    pub node_events: Option<strata_io::channel::Receiver<Event<P>>>,
-    /// The sync layer's events.
-    pub sync_events: Option<mpsc::Receiver<SyncEvent>>,
-    /// The handler of gossip messages, when no sync layer takes it.
-    pub messages: Option<Handler>,
+    /// The events to follow: the sync layer's, or the node's where no sync
+    /// layer runs.
+    pub events: Events<P>,
+}
+
+/// The events a daemon follows.
+pub enum Events<P> {
+    /// The sync layer's (strata's network).
+    Sync(channel::Receiver<SyncEvent>),
+    /// The node's (Monero's networks).
+    Node(channel::Receiver<Event<P>>),
 }
 
 impl Summary for strata_sync::Summary {
-    async fn start(
-        node: Settings,
-        messages: Handler,
-        sync: SyncSettings,
-    ) -> std::io::Result<Started<Self>> {
+    async fn start(node: Settings, sync: SyncSettings) -> std::io::Result<Started<Self>> {
         let settings = sync_runtime::Settings {
             node,
             sync: sync.config,
             store: sync.store,
             progress_file: Some(sync.progress_file),
         };
-        let running = sync_runtime::start_with(settings, Some(messages), Clock::real()).await?;
+        let running = sync_runtime::start(settings, Clock::real()).await?;
         Ok(Started {
             handle: running.handle.node().clone(),
             sync: Some(running.handle),
             listening: running.listening,
             task: running.task,
-            node_events: None,
-            sync_events: Some(running.events),
-            messages: None,
+            events: Events::Sync(running.events),
         })
     }
 }
@@ -129,11 +115,7 @@ fn monero_genesis(network: Network) -> &'static str {
 }
 
 impl Summary for CoreSyncData {
-    async fn start(
-        node: Settings,
-        messages: Handler,
-        sync: SyncSettings,
-    ) -> std::io::Result<Started<Self>> {
+    async fn start(node: Settings, sync: SyncSettings) -> std::io::Result<Started<Self>> {
         let payload = core_sync_data(sync.network);
         let running = strata_node::driver::start(node, payload, Clock::real()).await?;
         Ok(Started {
@@ -141,9 +123,7 @@ impl Summary for CoreSyncData {
             sync: None,
             listening: running.listening,
             task: running.task,
-            node_events: Some(running.events),
-            sync_events: None,
-            messages: Some(messages),
+            events: Events::Node(running.events),
         })
     }
 }
@@ -161,255 +141,6 @@ fn core_sync_data(network: Network) -> CoreSyncData {
         pruning_seed: None,
         top_id,
         top_version: 1,
-    }
-}
-
-/// A message as subscribers see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Received {
-    /// Gossip message id, hex.
-    pub id: String,
-    /// The author's key, hex.
-    pub author: String,
-    /// The neighbour that delivered it (its peer number; 0: published here).
-    pub via_peer: u64,
-    /// When the author sent it, µs since the Unix epoch.
-    pub sent_at_us: u64,
-    /// When it arrived here, µs since the Unix epoch.
-    pub received_at_us: u64,
-    /// The data as UTF-8, when it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
-    /// The data, hex.
-    pub data_hex: String,
-}
-
-/// Everything the admin API reaches.
-pub struct Shared<P> {
-    /// The configuration in effect.
-    pub config: Config,
-    /// The network.
-    pub network: Network,
-    /// The node.
-    pub handle: NodeHandle<P>,
-    /// The sync layer, on strata's network: every record write goes
-    /// through it.
-    pub sync: Option<SyncHandle>,
-    /// The store, for reads (and writes where no sync layer runs).
-    pub store: Arc<Store>,
-    /// The node key, for signing records and messages.
-    pub signing: SigningKey,
-    /// The node key's public half.
-    pub key: [u8; 32],
-    /// When the daemon started.
-    pub started: Instant,
-    /// The p2p addresses listened on.
-    pub listening: Vec<SocketAddr>,
-    /// The bearer token of the admin API.
-    pub token: String,
-    /// Counters.
-    pub metrics: Metrics,
-    /// Messages for subscribers.
-    pub messages: broadcast::Sender<Arc<Received>>,
-    /// Our records' receipts.
-    pub deliveries: Mutex<Deliveries>,
-    /// Set to ask the daemon to stop.
-    pub stop: watch::Sender<bool>,
-}
-
-/// Locks a mutex, recovering from a panic elsewhere.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl<P: Summary> Shared<P> {
-    /// Node and store values for metrics and status.
-    pub async fn snapshot(&self) -> Snapshot {
-        let peers = self.handle.peers().await.unwrap_or_default();
-        let book = self.handle.address_book().await.ok();
-        let gossip = self.handle.gossip_stats().await.ok();
-        let store = self.store.clone();
-        let (records, bytes) = tokio::task::spawn_blocking(move || {
-            (store.len().unwrap_or(0), store.size_bytes().unwrap_or(0))
-        })
-        .await
-        .unwrap_or((0, 0));
-        let sync = match &self.sync {
-            Some(sync) => sync.stats().await.ok(),
-            None => None,
-        };
-        let ready: Vec<_> = peers
-            .iter()
-            .filter(|p| p.info.state == strata_node::State::Ready)
-            .collect();
-        Snapshot {
-            peers_in: ready
-                .iter()
-                .filter(|p| p.info.direction == strata_node::Direction::Inbound)
-                .count() as u64,
-            peers_out: ready
-                .iter()
-                .filter(|p| p.info.direction == strata_node::Direction::Outbound)
-                .count() as u64,
-            book_new: book.map_or(0, |b| b.new as u64),
-            book_tried: book.map_or(0, |b| b.tried as u64),
-            conn_bytes_in: peers.iter().map(|p| p.bytes_in).sum(),
-            conn_bytes_out: peers.iter().map(|p| p.bytes_out).sum(),
-            gossip,
-            store_records: records,
-            store_bytes: bytes,
-            sync,
-            uptime_secs: self.started.elapsed().as_secs(),
-        }
-    }
-
-    /// Signs a record and stores it; on strata's network through the sync
-    /// layer, which publishes it by gossip and tracks its receipts. Returns
-    /// the record and whether gossip had a peer to take it (false: no
-    /// peers, or no sync layer; reconciliation brings it to peers later).
-    pub async fn put(
-        &self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
-    ) -> Result<(Record, bool), String> {
-        let store = self.store.clone();
-        let signing = self.signing.clone();
-        let author = self.key;
-        let record = tokio::task::spawn_blocking(move || -> Result<Record, String> {
-            let version = match version {
-                Some(v) => v,
-                None => store
-                    .get(&author, &key)
-                    .map_err(|e| e.to_string())?
-                    .map_or(1, |r| r.version().saturating_add(1)),
-            };
-            Record::sign(&signing, &key, version, &value).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let (outcome, message) = match &self.sync {
-            Some(sync) => {
-                let put = sync
-                    .publish(record.clone(), DELIVERY_SHARE, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                (put.outcome, put.id)
-            }
-            None => {
-                let store = self.store.clone();
-                let local = record.clone();
-                let outcome = tokio::task::spawn_blocking(move || store.put(&local))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                (outcome, None)
-            }
-        };
-        match outcome {
-            Outcome::Invalid(why) => return Err(why.to_string()),
-            Outcome::Stale => {
-                return Err(format!(
-                    "version {} is older than the stored version",
-                    record.version()
-                ));
-            }
-            _ => {}
-        }
-        self.metrics.records_put.fetch_add(1, Ordering::Relaxed);
-        let Some(message) = message else {
-            return Ok((record, false));
-        };
-        lock(&self.deliveries).track(
-            *record.id().as_bytes(),
-            Delivery {
-                key: record.key().to_vec(),
-                version: record.version(),
-                published_at_us: relay::now_us(),
-                message,
-                receipts: Vec::new(),
-            },
-        );
-        let published = self.handle.peers().await.is_ok_and(|peers| {
-            peers
-                .iter()
-                .any(|p| p.info.state == strata_node::State::Ready)
-        });
-        Ok((record, published))
-    }
-
-    /// Notes the nodes a delivery status names as confirmed.
-    pub fn note_delivery(&self, status: &DeliveryStatus) {
-        let others: Vec<[u8; 32]> = status
-            .confirmed
-            .iter()
-            .filter(|k| **k != self.key)
-            .copied()
-            .collect();
-        let delays = lock(&self.deliveries).confirmed(&status.id, &others, relay::now_us());
-        for delay in delays {
-            self.metrics
-                .receipts_received
-                .fetch_add(1, Ordering::Relaxed);
-            self.metrics.delivery.observe_us(delay);
-        }
-    }
-
-    /// Reads a published message's delivery from the sync layer and notes
-    /// it; false when the sync layer has stopped.
-    pub async fn refresh_delivery(&self, message: MessageId) -> bool {
-        let Some(sync) = &self.sync else {
-            return true;
-        };
-        match sync.delivery_status(message).await {
-            Ok(Some(status)) => {
-                self.note_delivery(&status);
-                true
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        }
-    }
-
-    /// Publishes a message; returns its gossip id.
-    pub async fn publish(&self, data: &[u8]) -> Result<Received, String> {
-        let sent_at = relay::now_us();
-        let payload = relay::encode_message(&self.signing, data, sent_at);
-        let id = self
-            .handle
-            .propagate(payload)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.metrics
-            .messages_published
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(received(
-            id.to_string(),
-            &self.key,
-            0,
-            sent_at,
-            sent_at,
-            data,
-        ))
-    }
-}
-
-fn received(
-    id: String,
-    author: &[u8; 32],
-    via_peer: u64,
-    sent_at_us: u64,
-    received_at_us: u64,
-    data: &[u8],
-) -> Received {
-    Received {
-        id,
-        author: hex::encode(author),
-        via_peer,
-        sent_at_us,
-        received_at_us,
-        data: std::str::from_utf8(data).ok().map(str::to_owned),
-        data_hex: hex::encode(data),
     }
 }
 
@@ -543,12 +274,6 @@ async fn serve<P: Summary>(
     }
     node.listen_port = listen.first().map_or(0, SocketAddr::port);
 
-    let (arrivals_tx, arrivals) = mpsc::channel(relay::INCOMING_QUEUE);
-    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let dropped_in_handler = dropped.clone();
-    let handler = relay::handler(arrivals_tx, move || {
-        dropped_in_handler.fetch_add(1, Ordering::Relaxed);
-    });
     let mut sync_config = strata_sync::Config::new(signing.clone());
     sync_config.max_value_len = config.store.max_value_len;
     let sync = SyncSettings {
@@ -566,7 +291,7 @@ async fn serve<P: Summary>(
         dns_server: None,
         local_network: config.p2p.local_network,
     };
-    let mut running = P::start(settings, handler, sync)
+    let running = P::start(settings, sync)
         .await
         .map_err(|e| StartError::Other(format!("cannot start the node: {e}")))?;
 
@@ -597,15 +322,9 @@ async fn serve<P: Summary>(
         config,
     });
 
-    let relay_task = tokio::spawn(relay_loop(shared.clone(), arrivals, dropped));
-    let events_task = match (running.node_events.take(), running.sync_events.take()) {
-        (_, Some(events)) => tokio::spawn(sync_loop(shared.clone(), events)),
-        (Some(events), None) => tokio::spawn(events_loop(
-            events,
-            running.messages.take(),
-            shared.handle.clone(),
-        )),
-        (None, None) => tokio::spawn(async {}),
+    let events_task = match running.events {
+        Events::Sync(events) => tokio::spawn(sync_loop(shared.clone(), events)),
+        Events::Node(events) => tokio::spawn(node_loop(shared.clone(), events)),
     };
     let api_task = tokio::spawn(crate::api::serve(
         shared.clone(),
@@ -652,17 +371,10 @@ async fn serve<P: Summary>(
         tracing::warn!("the node did not stop within {SHUTDOWN_DEADLINE:?}");
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), api_task).await;
-    relay_task.abort();
     events_task.abort();
-    let _ = relay_task.await;
     let _ = events_task.await;
     drop(shared);
     Ok(())
-}
-
-/// Returns when `stop` turns true (or its sender is gone).
-pub async fn until_stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Returns on SIGINT, SIGTERM or a stop request.
@@ -693,102 +405,48 @@ async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Hands received messages to subscribers.
-async fn relay_loop<P: Summary>(
-    shared: Arc<Shared<P>>,
-    mut arrivals: mpsc::Receiver<Arrival>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
-) {
-    let mut batch = Vec::new();
-    loop {
-        batch.clear();
-        if arrivals.recv_many(&mut batch, 256).await == 0 {
-            return;
-        }
-        let seen_dropped = dropped.swap(0, Ordering::Relaxed);
-        shared
-            .metrics
-            .relay_dropped
-            .fetch_add(seen_dropped, Ordering::Relaxed);
-        for arrival in batch.drain(..) {
-            let message = arrival.message;
-            shared
-                .metrics
-                .messages_received
-                .fetch_add(1, Ordering::Relaxed);
-            shared
-                .metrics
-                .propagation
-                .observe_us(arrival.at_us.saturating_sub(message.sent_at_us));
-            let _ = shared.messages.send(Arc::new(received(
-                arrival.id.to_string(),
-                &message.author,
-                arrival.peer.0,
-                message.sent_at_us,
-                arrival.at_us,
-                &message.data,
-            )));
-        }
-    }
-}
-
-/// Follows the sync layer: catch-ups, reconciliations, and the delivery of
-/// the records we published (read every [`DELIVERY_REFRESH`] for recent
-/// ones, and when their wanted share is reached).
-async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: mpsc::Receiver<SyncEvent>) {
-    let mut refresh = tokio::time::interval(DELIVERY_REFRESH);
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                None => return,
-                Some(SyncEvent::Delivered(status)) => shared.note_delivery(&status),
-                Some(SyncEvent::CatchupStarted) => tracing::info!("catch-up started"),
-                Some(SyncEvent::CatchupDone) => tracing::info!("catch-up done"),
-                Some(SyncEvent::Reconciled { peer, fetched, offered, symbols }) => tracing::debug!(
-                    "reconciled with peer {}: fetched {fetched}, offered {offered}, {symbols} symbols",
-                    peer.0
-                ),
-            },
-            _ = refresh.tick() => {
-                let since = relay::now_us().saturating_sub(
-                    u64::try_from(DELIVERY_RECENT.as_micros()).unwrap_or(u64::MAX),
-                );
-                let recent = lock(&shared.deliveries).recent(since, DELIVERY_REFRESH_MAX);
-                for message in recent {
-                    if !shared.refresh_delivery(message).await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Follows the node's events where no sync layer does (Monero's networks):
-/// gossip goes to the message handler, whose verdict goes back to the node.
-async fn events_loop<P: Payload>(
-    mut events: strata_io::channel::Receiver<Event<P>>,
-    mut messages: Option<Handler>,
-    node: NodeHandle<P>,
-) {
+/// Follows the sync layer: messages of the layer above (checked, passed
+/// to subscribers, their verdict given back), deliveries of the records we
+/// published, catch-ups and reconciliations.
+async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: channel::Receiver<SyncEvent>) {
+    let Some(sync) = shared.sync.clone() else {
+        return;
+    };
     while let Some(event) = events.recv().await {
         match event {
-            Event::Gossip { peer, id, payload } => {
-                let verdict = match messages.as_mut() {
-                    Some(handler) => handler(peer, &id, &payload),
-                    None => strata_node::Verdict::Drop,
-                };
-                if node.verdict(id, verdict).await.is_err() {
+            SyncEvent::Gossip { peer, id, payload } => {
+                let verdict = shared.on_message(peer, id, &payload);
+                if sync.verdict(id, verdict).await.is_err() {
                     return;
                 }
             }
-            Event::PeerReady(peer) => tracing::debug!("peer {} ready", peer.0),
-            Event::PeerGone(peer) => tracing::debug!("peer {} gone", peer.0),
-            Event::Payload(..) => {}
-            Event::Upper { peer, command, .. } => tracing::debug!(
-                "peer {} sent command {command}, which nothing here handles",
+            SyncEvent::Delivery(status) => shared.note_delivery(&status),
+            SyncEvent::CatchupStarted => tracing::info!("catch-up started"),
+            SyncEvent::CatchupDone => tracing::info!("catch-up done"),
+            SyncEvent::Reconciled {
+                peer,
+                fetched,
+                offered,
+                symbols,
+            } => tracing::debug!(
+                "reconciled with peer {}: {fetched} to fetch, {offered} offered, {symbols} symbols",
                 peer.0
             ),
+            SyncEvent::Put { .. } => {}
         }
+    }
+}
+
+/// Follows the node where no sync layer does (Monero's networks): gossip
+/// messages are checked and passed to subscribers, their verdict given back.
+async fn node_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: channel::Receiver<Event<P>>) {
+    while let Some(event) = events.recv().await {
+        if let Event::Gossip { peer, id, payload } = &event {
+            let verdict = shared.on_message(*peer, *id, payload);
+            if shared.handle.verdict(*id, verdict).await.is_err() {
+                return;
+            }
+        }
+        log_node_event(&event);
     }
 }

@@ -32,3 +32,4 @@ pub mod devnet;
 pub mod metrics;
 pub mod ping;
 pub mod relay;
+pub mod shared;

@@ -2,7 +2,8 @@
 //!
 //! Records do not travel here: the sync layer (`strata_sync`) stores,
 //! gossips, reconciles and confirms them, and hands every gossip payload
-//! whose first byte is not its record tag to [`handler`].
+//! whose first byte is not its record tag up as an event, whose verdict
+//! the daemon gives from [`decode`].
 //!
 //! A message is one tag byte and a body:
 //!
@@ -17,8 +18,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use strata_node::{MessageId, PeerId, Verdict};
-use tokio::sync::mpsc;
 
 /// Tag of a message.
 pub const TAG_MESSAGE: u8 = 2;
@@ -27,10 +26,6 @@ const _: () = assert!(TAG_MESSAGE != strata_sync::wire::GOSSIP_RECORD);
 
 const MESSAGE_DOMAIN: &[u8] = b"strata-message-v1";
 const MESSAGE_HEADER: usize = 1 + 32 + 8 + 64;
-
-/// Messages waiting for the daemon between the node task and the relay
-/// task.
-pub const INCOMING_QUEUE: usize = 8192;
 
 /// A signed gossip message.
 #[derive(Debug, Clone)]
@@ -41,19 +36,6 @@ pub struct Message {
     pub sent_at_us: u64,
     /// The data.
     pub data: Bytes,
-}
-
-/// What arrived, from which neighbour, and when.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    /// The neighbour that delivered it.
-    pub peer: PeerId,
-    /// The gossip message id.
-    pub id: MessageId,
-    /// When it arrived, µs since the Unix epoch.
-    pub at_us: u64,
-    /// The message, its signature checked.
-    pub message: Message,
 }
 
 /// Microseconds since the Unix epoch.
@@ -123,33 +105,6 @@ pub fn decode(payload: &Bytes) -> Result<Message, &'static str> {
         author,
         sent_at_us,
         data,
-    })
-}
-
-/// The gossip receive handler of messages: verifies each new one, passes it
-/// to the relay task through a bounded queue, and tells gossip whether to pass it
-/// on. A full queue drops the item (counted) but still forwards it.
-pub fn handler(
-    tx: mpsc::Sender<Arrival>,
-    on_drop: impl Fn() + Send + 'static,
-) -> strata_sync::runtime::Handler {
-    Box::new(move |peer, id, payload| match decode(payload) {
-        Ok(message) => {
-            let arrival = Arrival {
-                peer,
-                id: *id,
-                at_us: now_us(),
-                message,
-            };
-            if tx.try_send(arrival).is_err() {
-                on_drop();
-            }
-            Verdict::Propagate
-        }
-        Err(why) => {
-            tracing::debug!("gossip from peer {}: {why}", peer.0);
-            Verdict::Reject
-        }
     })
 }
 

@@ -194,6 +194,9 @@ struct Conn<P> {
     last_useful: Option<Instant>,
     last_peer_list: Option<Instant>,
     payload: Option<P>,
+    /// We asked the driver to close it: its timers and frames no longer
+    /// count, while the close is carried out.
+    closing: bool,
 }
 
 impl<P> Conn<P> {
@@ -354,20 +357,24 @@ impl<P: Payload> Node<P> {
             self.gossip.poll_timeout(),
             self.connectivity.poll_timeout(&self.config, &links),
         ];
-        let conns = self.conns.values().filter_map(|conn| {
-            let liveness = match conn.info.state {
-                State::Handshaking => conn.deadline,
-                State::Ready => conn.last_recv + self.config.idle_timeout,
-            };
-            [
-                Some(liveness),
-                conn.invokes.poll_timeout(),
-                (conn.info.state == State::Ready).then_some(conn.next_sync),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-        });
+        let conns = self
+            .conns
+            .values()
+            .filter(|c| !c.closing)
+            .filter_map(|conn| {
+                let liveness = match conn.info.state {
+                    State::Handshaking => conn.deadline,
+                    State::Ready => conn.last_recv + self.config.idle_timeout,
+                };
+                [
+                    Some(liveness),
+                    conn.invokes.poll_timeout(),
+                    (conn.info.state == State::Ready).then_some(conn.next_sync),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+            });
         own.into_iter().flatten().chain(conns).min()
     }
 
@@ -512,6 +519,7 @@ impl<P: Payload> Node<P> {
             last_useful: None,
             last_peer_list: None,
             payload: None,
+            closing: false,
         };
         self.conns.insert(peer, conn);
         match direction {
@@ -587,7 +595,7 @@ impl<P: Payload> Node<P> {
 
     /// A frame arrived on a connection.
     pub fn handle_message(&mut self, peer: PeerId, header: Header, body: Bytes, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&peer) else {
+        let Some(conn) = self.conns.get_mut(&peer).filter(|c| !c.closing) else {
             return;
         };
         conn.last_recv = now;
@@ -607,7 +615,7 @@ impl<P: Payload> Node<P> {
         let mut ids: Vec<PeerId> = self.conns.keys().copied().collect();
         ids.sort();
         for peer in ids {
-            let Some(conn) = self.conns.get(&peer) else {
+            let Some(conn) = self.conns.get(&peer).filter(|c| !c.closing) else {
                 continue;
             };
             if let Some(command) = conn.invokes.timed_out(now) {
@@ -714,6 +722,12 @@ impl<P: Payload> Node<P> {
     }
 
     fn close(&mut self, peer: PeerId) {
+        if let Some(conn) = self.conns.get_mut(&peer) {
+            if conn.closing {
+                return;
+            }
+            conn.closing = true;
+        }
         self.out.push_back(Output::Close(peer));
     }
 

@@ -28,6 +28,12 @@ use crate::wire::Payload;
 /// The layer above a node in the harness: it hears the node's events and
 /// acts on the node directly, as a driver would on its behalf.
 pub trait Upper<P: Payload> {
+    /// The host was added (or restarted): carry out what the layer asked
+    /// for when it was made.
+    fn start(&mut self, node: &mut Node<P>, now: Instant) {
+        let _ = (node, now);
+    }
+
     /// An event of the node. The layer may call the node's mutators and
     /// `handle_verdict`; the harness carries out what the node then asks.
     fn handle_event(&mut self, event: Event<P>, node: &mut Node<P>, now: Instant);
@@ -253,8 +259,15 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             woke_at: None,
         });
         self.by_addr.insert(addr, i);
-        self.flush(i);
+        self.start(i);
         i
+    }
+
+    fn start(&mut self, i: usize) {
+        let now = self.now;
+        let host = &mut self.hosts[i];
+        host.upper.start(&mut host.node, now);
+        self.flush(i);
     }
 
     /// The time now.
@@ -358,7 +371,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
         host.upper = upper;
         host.up = true;
         host.wake = None;
-        self.flush(i);
+        self.start(i);
     }
 
     /// Runs every event due by now, including what they cause now.

@@ -49,21 +49,30 @@
 #![forbid(unsafe_code)]
 
 pub mod catchup;
+mod fetch;
 mod machine;
+pub mod ops;
 pub mod receipt;
+mod recon;
 pub mod riblt;
+mod score;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 
+pub use fetch::{FETCH_INFLIGHT, MAX_FETCH_QUEUE};
 pub use machine::{
-    Config, EPOCH_SECS, Event, FETCH_INFLIGHT, Gossiped, MAX_FETCH_QUEUE, MAX_SERVING,
-    MIN_FIRST_SYMBOLS, Output, PAYLOAD_INTERVAL, Put, SCORE_BAD_BATCH, SCORE_BAD_RECEIPT,
-    SCORE_BAD_SYMBOLS, SCORE_INVALID_RECORD, SCORE_UNDECODABLE, SCORE_UNSOLICITED,
-    SERVE_BATCH_BYTES, SERVE_TIMEOUT, SKETCH_LEN, Stats, Summary, Sync, epoch_key, key_set,
+    Config, EPOCH_SECS, Event, MAX_CHECK_RECORDS, MAX_SERVE, MAX_SERVE_PER_PEER, MAX_WRITE_RECORDS,
+    Output, PAYLOAD_INTERVAL, Put, PutId, SERVE_BATCH_BYTES, SKETCH_LEN, Stats, Summary, Syncer,
+    epoch_key, key_set,
 };
+pub use ops::{Done, Lane, Op, OpId};
 pub use receipt::{DeliveryStatus, NodeKey};
+pub use recon::{MAX_SERVING, MIN_FIRST_SYMBOLS, SERVE_TIMEOUT};
+pub use score::Misbehaviour;
 
 /// The crates this one builds on, for callers that need their types.
 pub use ed25519_dalek;

@@ -1,12 +1,35 @@
-//! The sync state machine: push, reconciliation, catch-up and receipts over
-//! a [`Store`], with no I/O.
+//! The sync state machine: push, reconciliation, catch-up and receipts,
+//! with no I/O.
 //!
-//! `handle_*` methods take what happened, with the time; [`Sync::put`] and
-//! [`Sync::publish`] take the local user's records; [`Sync::poll_output`]
-//! yields what to do next (drain it after every call) and
-//! [`Sync::poll_timeout`] says when to call [`Sync::handle_timeout`].
+//! # The contract
+//!
+//! [`Syncer`] is driven like the node, in quinn-proto's four families:
+//!
+//! - **Getters** (`summary`, `stats`, `delivery_status`, …) read the state.
+//! - **`handle_*`** methods take what happened: a peer became ready or
+//!   left, its payload or a message of the sync range arrived, new gossip
+//!   came (for a verdict), a store op finished, the timer fired. Each takes
+//!   the current time last.
+//! - **Mutators** take the local user's commands: [`Syncer::put`],
+//!   [`Syncer::publish`], [`Syncer::verdict`], [`Syncer::reconcile_now`].
+//! - **`poll_*`**: drain [`Syncer::poll_output`] until `None` after every
+//!   call; [`Syncer::poll_timeout`] says when [`Syncer::handle_timeout`]
+//!   must next run, and any call can move it.
+//!
+//! The machine owns no store. It asks for store work with
+//! [`Output::Store`]; the driver carries the [`Op`] out ([`Op::run`]) and
+//! hands the [`Done`] back with [`Syncer::handle_store`], keeping the order
+//! of the write lane ([`crate::ops`]). It reads no clock, opens no socket,
+//! starts no thread and calls nothing of the layer above. `now` must never
+//! go backwards.
+//!
+//! Parts, each owning its state: [`Recon`] (reconciliation sessions),
+//! [`Fetch`] (digests to fetch and their requests), [`Catchup`] (spans and
+//! span requests), [`Receipts`]. The machine owns what they share: the set
+//! (sketch, count, epoch), the peers' summaries, the store ops in flight and
+//! the batches waiting for them.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,54 +38,42 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use strata_node::rng::Rng;
-use strata_node::{Class, MessageId, PeerId};
+use strata_node::{Class, MessageId, PeerId, Verdict};
 use strata_store::{
-    DIGEST_LEN, Digest, Error as StoreError, Invalid, KEY_HASH_LEN, MAX_PAGE_DIGESTS, Outcome,
-    Presence, Record, Store,
+    Checked, DIGEST_LEN, Digest, Error as StoreError, Invalid, Outcome, Presence, Record, Verified,
 };
 
-use crate::catchup::{Catchup, KeyHashBytes, span_end, span_of};
+use crate::catchup::{Batch, Catchup, KeyHashBytes, Limits};
+use crate::fetch::Fetch;
+use crate::ops::{Done, Op, OpId};
 use crate::receipt::{DeliveryStatus, NodeKey, Receipts, verify_receipt};
-use crate::riblt::{DecodeError, Decoder, KEY_LEN, Key, Sketch};
+use crate::recon::{Recon, Symbols};
+use crate::riblt::{KEY_LEN, Key, Sketch};
+use crate::score::Misbehaviour;
 use crate::wire::{
-    MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DONE_DIGESTS, MAX_GET_DIGESTS, MAX_SYMBOLS_PER_MESSAGE,
-    Message, SymbolStatus, command, gossip_payload,
+    MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Message, Outbox, SymbolStatus, command, decode_gossip,
+    gossip_payload, is_record,
 };
 
-/// Coded symbols in the sketch each node keeps up to date: enough for
-/// about 24,000 differences (1.35 symbols each). Larger differences go to
-/// catch-up.
+/// Coded symbols in the sketch each node keeps up to date, by default:
+/// enough for about 24,000 differences (1.35 symbols each). Larger
+/// differences go to catch-up.
 pub const SKETCH_LEN: usize = 1 << 15;
 /// Length of an epoch, in seconds: the sketch key changes every epoch.
 pub const EPOCH_SECS: u64 = 86_400;
-/// Fewest symbols asked for first.
-pub const MIN_FIRST_SYMBOLS: usize = 64;
-/// Reconciliations served at once; more are answered busy.
-pub const MAX_SERVING: usize = 4;
-/// How long a served reconciliation is kept without news.
-pub const SERVE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Digests waiting to be fetched from one peer, at most.
-pub const MAX_FETCH_QUEUE: usize = 65_536;
-/// GET_RECORDS in flight to one peer, at most.
-pub const FETCH_INFLIGHT: usize = 2;
 /// Record bytes in one RECORDS answer, at most.
 pub const SERVE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// How often the payload is refreshed at most.
 pub const PAYLOAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Score of a record with an invalid signature or author.
-pub const SCORE_INVALID_RECORD: u32 = 20;
-/// Score of a body that does not decode.
-pub const SCORE_UNDECODABLE: u32 = 5;
-/// Score of a symbol stream that cannot be the symbols of any set.
-pub const SCORE_BAD_SYMBOLS: u32 = 5;
-/// Score of a batch over the limits asked for, out of order or out of its
-/// range.
-pub const SCORE_BAD_BATCH: u32 = 10;
-/// Score of records nobody asked for.
-pub const SCORE_UNSOLICITED: u32 = 2;
-/// Score of a receipt with a bad signature.
-pub const SCORE_BAD_RECEIPT: u32 = 10;
+/// Records in one check op, at most.
+pub const MAX_CHECK_RECORDS: usize = 1024;
+/// Records in one write op, at most.
+pub const MAX_WRITE_RECORDS: usize = 4096;
+/// Reads served to one peer at once, at most; its further requests are
+/// refused (and counted) until one is answered.
+pub const MAX_SERVE_PER_PEER: usize = 2;
+/// Reads served at once over all peers, at most.
+pub const MAX_SERVE: usize = 8;
 
 /// The sync layer's `payload_data`, sent in handshakes and timed syncs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,13 +89,16 @@ pub struct Summary {
     pub key: [u8; 32],
 }
 
-/// Settings of a [`Sync`].
+/// Settings of a [`Syncer`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The node key: signs receipts.
+    /// The node key: signs receipts and the local user's records.
     pub signing_key: SigningKey,
     /// Largest record value decoded off the wire; the store's limit.
     pub max_value_len: usize,
+    /// Coded symbols in the sketch ([`SKETCH_LEN`] by default); every node
+    /// of a network must use the same length.
+    pub sketch_len: usize,
     /// Time between reconciliations with a random peer.
     pub reconcile_interval: Duration,
     /// How long a reconciliation we started may take.
@@ -114,6 +128,7 @@ impl Config {
         Config {
             signing_key,
             max_value_len: strata_store::DEFAULT_MAX_VALUE_LEN,
+            sketch_len: SKETCH_LEN,
             reconcile_interval: Duration::from_secs(30),
             recon_timeout: Duration::from_secs(30),
             catchup_gap: (SKETCH_LEN / 2) as u64,
@@ -126,10 +141,35 @@ impl Config {
             receipt_interval: Duration::from_millis(200),
         }
     }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            batch_records: self.batch_records,
+            batch_bytes: self.batch_bytes,
+            batch_timeout: self.batch_timeout,
+            max_inflight: self.max_inflight,
+            per_peer_inflight: self.per_peer_inflight,
+        }
+    }
+}
+
+/// A put of the local user, numbered so its outcome can be told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PutId(pub u64);
+
+/// What became of a put of the local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    /// The record signed.
+    pub record: Record,
+    /// The store's outcome.
+    pub outcome: Outcome,
+    /// The gossip message id, when the record was stored and published.
+    pub id: Option<MessageId>,
 }
 
 /// What the sync layer reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Event {
     /// A catch-up began (or resumed).
     CatchupStarted,
@@ -139,19 +179,38 @@ pub enum Event {
     Reconciled {
         /// With whom.
         peer: PeerId,
-        /// Records we asked the peer for.
+        /// Digests the peer has and we did not (fetched unless the store
+        /// knows them by then).
         fetched: usize,
         /// Digests we offered the peer.
         offered: usize,
         /// Coded symbols it took.
         symbols: usize,
     },
-    /// A published message reached the share of confirmations wanted.
-    Delivered(DeliveryStatus),
+    /// A message we published gained confirmations: where it stands now.
+    Delivery(DeliveryStatus),
+    /// A put finished.
+    Put {
+        /// Which.
+        put: PutId,
+        /// Its outcome, or why the store failed.
+        result: Result<Put, StoreError>,
+    },
+    /// A gossip payload of the layer above (not a record). It waits in the
+    /// node for [`Syncer::verdict`].
+    Gossip {
+        /// The neighbour that delivered it.
+        peer: PeerId,
+        /// Its id.
+        id: MessageId,
+        /// The payload.
+        payload: Bytes,
+    },
 }
 
 /// What the driver must do.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // drained after every call: the queue stays short
 pub enum Output {
     /// Send a message of the sync layer's range.
     Send {
@@ -166,29 +225,25 @@ pub enum Output {
     },
     /// Publish a gossip payload (a record).
     Propagate(Bytes),
+    /// The verdict on a gossip message the node holds.
+    Verdict(MessageId, Verdict),
     /// Score a peer for misbehaviour.
     Report {
         /// Who.
         peer: PeerId,
-        /// The score.
-        score: u32,
+        /// What it did.
+        what: Misbehaviour,
     },
     /// Replace the node's payload.
     SetPayload(Summary),
-    /// Write the catch-up progress (`None`: delete it). Only written after
+    /// Write the catch-up progress (`None`: delete it). Only emitted after
     /// the records it covers are committed.
     SaveProgress(Option<Vec<u8>>),
+    /// Run a store op and hand its result back with
+    /// [`Syncer::handle_store`].
+    Store(OpId, Op),
     /// For the layer above.
     Event(Event),
-}
-
-/// What became of a record put by the local user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Put {
-    /// The store's outcome.
-    pub outcome: Outcome,
-    /// The gossip message id, when the record was stored and published.
-    pub id: Option<MessageId>,
 }
 
 /// Counters.
@@ -196,6 +251,8 @@ pub struct Put {
 pub struct Stats {
     /// Records stored.
     pub records: u64,
+    /// Whether the store's sketch is loaded (until then nothing is served).
+    pub loaded: bool,
     /// Whether a catch-up runs.
     pub catching_up: bool,
     /// Spans of the catch-up not done.
@@ -232,79 +289,120 @@ pub struct Stats {
     pub invalid_records: u64,
     /// Misbehaviour reports made.
     pub reports: u64,
-}
-
-/// A gossiped record the handler accepted.
-#[derive(Debug, Clone)]
-pub struct Gossiped {
-    /// From whom.
-    pub peer: PeerId,
-    /// The gossip message id.
-    pub id: MessageId,
-    /// The record, its signature checked.
-    pub record: Record,
+    /// Requests to serve refused because the peer had too many in flight.
+    pub serve_refused: u64,
+    /// Digests to fetch that did not fit the queue.
+    pub fetch_overflow: u64,
+    /// Store ops that failed.
+    pub store_errors: u64,
 }
 
 #[derive(Debug, Default)]
-struct Peer {
+struct PeerState {
     ready: bool,
     summary: Option<Summary>,
-    /// Catch-up batches in flight.
-    inflight: usize,
-    slow_until: Option<Instant>,
-    fetch: VecDeque<Digest>,
-    fetch_inflight: usize,
+    /// Reads being served to it.
+    serving: usize,
 }
 
-enum Kind {
-    Span(usize),
-    Digests(Vec<Digest>),
+/// The set of digests, as the machine knows it.
+struct Set {
+    sketch: Arc<Sketch<DIGEST_LEN>>,
+    records: u64,
+    epoch: u64,
+    /// The first sketch came back from the store.
+    loaded: bool,
+    /// A sketch for this epoch is being built.
+    building: Option<u64>,
 }
 
-struct Pending {
-    peer: PeerId,
-    deadline: Instant,
-    kind: Kind,
-    after: Option<KeyHashBytes>,
-    max_records: usize,
+/// Where a record to write came from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    Gossip(PeerId, MessageId),
+    Fetch,
+    Catchup,
+    /// Given by the local user ([`Syncer::insert`]).
+    Local(PutId),
 }
 
-struct Outgoing {
-    peer: PeerId,
-    session: u64,
-    decoder: Decoder<DIGEST_LEN>,
-    deadline: Instant,
+/// Delivery tracking asked for with a put: the share wanted and of whom.
+type Track = Option<(f64, Option<Vec<NodeKey>>)>;
+
+/// A catch-up span whose batch is committed once a write op is.
+#[derive(Debug, Clone, Copy)]
+struct SpanDone {
+    span: usize,
+    request: u64,
+    next: Option<KeyHashBytes>,
 }
 
-struct Serving {
-    session: u64,
-    sketch: Sketch<DIGEST_LEN>,
-    sent: usize,
-    deadline: Instant,
+/// What a store op in flight is for.
+enum Pending {
+    Sketch {
+        epoch: u64,
+    },
+    GossipCheck(Vec<(PeerId, MessageId)>),
+    FetchCheck {
+        peer: PeerId,
+    },
+    SpanCheck {
+        peer: PeerId,
+        done: SpanDone,
+    },
+    Write {
+        origins: Vec<Origin>,
+        spans: Vec<SpanDone>,
+    },
+    PutOwn {
+        put: PutId,
+        track: Track,
+    },
+    InsertCheck {
+        put: PutId,
+    },
+    Missing {
+        peer: PeerId,
+        digests: Vec<Digest>,
+    },
+    Serve {
+        peer: PeerId,
+        request: u64,
+        range: bool,
+    },
 }
 
-/// The sync state machine. See the [crate docs](crate) for its invariants.
-pub struct Sync {
+/// The sync state machine. See the [module docs](self) for its contract.
+pub struct Syncer {
     config: Config,
-    store: Arc<Store>,
     rng: Rng,
     start: Instant,
     unix_start: u64,
-    epoch: u64,
-    sketch: Sketch<DIGEST_LEN>,
-    records: u64,
-    peers: HashMap<PeerId, Peer>,
-    requests: HashMap<u64, Pending>,
-    next_request: u64,
-    outgoing: Option<Outgoing>,
-    serving: HashMap<PeerId, Serving>,
-    recon_queue: VecDeque<PeerId>,
-    next_reconcile: Instant,
+    set: Set,
+    peers: HashMap<PeerId, PeerState>,
+    recon: Recon,
+    fetch: Fetch,
     catchup: Option<Catchup>,
     receipts: Receipts,
+    ops: HashMap<OpId, Pending>,
+    next_op: u64,
+    next_request: u64,
+    next_put: u64,
+    /// Gossiped records waiting for a check op.
+    gossip_waiting: Vec<(PeerId, MessageId, Record)>,
+    gossip_checking: bool,
+    /// Verified records waiting for a write op, and the spans committed
+    /// with the write that holds their last record (by position).
+    writes_waiting: Vec<(Verified, Origin)>,
+    spans_waiting: Vec<(usize, SpanDone)>,
+    writing: bool,
+    /// Records of the local user being checked or written, with their
+    /// tracking.
+    inserts: HashMap<PutId, (Record, Track)>,
     payload_dirty: bool,
     next_payload: Instant,
     out: VecDeque<Output>,
+    outbox: Outbox,
     stats: Stats,
 }
 
@@ -318,93 +416,83 @@ pub fn epoch_key(epoch: u64) -> Key {
     Key(key)
 }
 
-impl Sync {
-    /// A machine over `store`. `unix` is the wall-clock time at `now` in
-    /// Unix seconds (it picks the sketch epoch), `seed` seeds every random
-    /// choice, and `progress` is what the last [`Output::SaveProgress`]
-    /// wrote, if anything: a catch-up it describes resumes.
+impl Syncer {
+    /// A machine whose store is yet to be read. `unix` is the wall-clock
+    /// time at `now` in Unix seconds (it picks the sketch epoch), `seed`
+    /// seeds every random choice, and `progress` is what the last
+    /// [`Output::SaveProgress`] wrote, if anything: a catch-up it describes
+    /// resumes.
     ///
-    /// Builds the sketch from the store's digests: one pass over them.
+    /// Its first output asks for the sketch of the store ([`Op::Sketch`]);
+    /// until that is back, nothing is served and no catch-up starts.
     pub fn new(
         config: Config,
-        store: Arc<Store>,
         progress: Option<&[u8]>,
-        now: Instant,
         unix: u64,
         seed: u64,
-    ) -> Result<Sync, StoreError> {
+        now: Instant,
+    ) -> Syncer {
         let epoch = unix / EPOCH_SECS;
         let receipts = Receipts::new(config.signing_key.clone(), config.receipt_interval);
-        let mut sync = Sync {
-            config,
-            store,
+        let sketch = Arc::new(Sketch::new(epoch_key(epoch), config.sketch_len));
+        let mut syncer = Syncer {
             rng: Rng::new(seed),
             start: now,
             unix_start: unix,
-            epoch,
-            sketch: Sketch::new(epoch_key(epoch), SKETCH_LEN),
-            records: 0,
+            set: Set {
+                sketch,
+                records: 0,
+                epoch,
+                loaded: false,
+                building: None,
+            },
             peers: HashMap::new(),
-            requests: HashMap::new(),
-            next_request: 1,
-            outgoing: None,
-            serving: HashMap::new(),
-            recon_queue: VecDeque::new(),
-            next_reconcile: now,
+            recon: Recon::new(now),
+            fetch: Fetch::default(),
             catchup: None,
             receipts,
+            ops: HashMap::new(),
+            next_op: 1,
+            next_request: 1,
+            next_put: 1,
+            gossip_waiting: Vec::new(),
+            gossip_checking: false,
+            writes_waiting: Vec::new(),
+            spans_waiting: Vec::new(),
+            writing: false,
+            inserts: HashMap::new(),
             payload_dirty: true,
             next_payload: now,
             out: VecDeque::new(),
+            outbox: Outbox::default(),
             stats: Stats::default(),
+            config,
         };
-        sync.rebuild_sketch()?;
+        syncer.build_sketch(epoch);
         if let Some(catchup) = progress.and_then(Catchup::decode)
             && !catchup.is_done()
         {
-            sync.catchup = Some(catchup);
-            sync.out.push_back(Output::Event(Event::CatchupStarted));
+            syncer.catchup = Some(catchup);
+            syncer.out.push_back(Output::Event(Event::CatchupStarted));
         }
-        sync.flush_payload(now);
-        Ok(sync)
+        syncer
     }
 
-    fn rebuild_sketch(&mut self) -> Result<(), StoreError> {
-        let mut sketch = Sketch::new(epoch_key(self.epoch), SKETCH_LEN);
-        let mut after: Option<Digest> = None;
-        let mut count = 0u64;
-        loop {
-            let page = self.store.scan_digests(after.as_ref(), MAX_PAGE_DIGESTS)?;
-            for d in &page.digests {
-                sketch.insert(&d.0);
-            }
-            count += page.digests.len() as u64;
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        self.sketch = sketch;
-        self.records = count;
-        self.payload_dirty = true;
-        Ok(())
-    }
-
-    // ----- queries -----
+    // ----- getters -----
 
     /// The payload describing our store.
     pub fn summary(&self) -> Summary {
         Summary {
-            records: self.records,
-            epoch: self.epoch,
-            fingerprint: self.sketch.symbols().first().map_or(0, |s| s.checksum),
+            records: self.set.records,
+            epoch: self.set.epoch,
+            fingerprint: self.set.sketch.symbols().first().map_or(0, |s| s.checksum),
             key: self.receipts.own_key(),
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Whether a catch-up runs.
@@ -420,11 +508,13 @@ impl Sync {
     /// Counters.
     pub fn stats(&self) -> Stats {
         Stats {
-            records: self.records,
+            records: self.set.records,
+            loaded: self.set.loaded,
             catching_up: self.catchup.is_some(),
             spans_left: self.catchup.as_ref().map_or(0, Catchup::remaining),
             receipt_bytes_sent: self.receipts.bytes_sent,
             receipts_signed: self.receipts.receipts_signed,
+            fetch_overflow: self.fetch.overflow,
             ..self.stats.clone()
         }
     }
@@ -439,6 +529,8 @@ impl Sync {
         self.receipts.known().copied().collect()
     }
 
+    // ----- poll -----
+
     /// The next thing to do, until `None`.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
@@ -446,209 +538,832 @@ impl Sync {
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut at: Option<Instant> = None;
-        let mut take = |t: Option<Instant>| {
-            if let Some(t) = t {
-                at = Some(at.map_or(t, |a| a.min(t)));
-            }
-        };
-        if self.peers.values().any(|p| p.ready) {
-            take(Some(self.next_reconcile));
-        }
-        take(self.outgoing.as_ref().map(|o| o.deadline));
-        take(self.serving.values().map(|s| s.deadline).min());
-        take(self.requests.values().map(|p| p.deadline).min());
-        take(self.receipts.poll_timeout());
-        if self.payload_dirty {
-            take(Some(self.next_payload));
-        }
-        take(Some(self.epoch_end()));
-        at
+        let anyone = self.peers.values().any(|p| p.ready && p.summary.is_some());
+        [
+            self.recon.poll_timeout(anyone && self.set.loaded),
+            self.fetch.poll_timeout(),
+            self.catchup.as_ref().and_then(Catchup::poll_timeout),
+            self.receipts.poll_timeout(),
+            (self.set.loaded && self.payload_dirty).then_some(self.next_payload),
+            Some(self.epoch_end()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn unix(&self, now: Instant) -> u64 {
-        self.unix_start + now.saturating_duration_since(self.start).as_secs()
+        self.unix_start
+            .saturating_add(now.saturating_duration_since(self.start).as_secs())
     }
 
     fn epoch_end(&self) -> Instant {
-        let end = (self.epoch + 1) * EPOCH_SECS;
-        self.start + Duration::from_secs(end.saturating_sub(self.unix_start))
+        let end = self.set.epoch.saturating_add(1).saturating_mul(EPOCH_SECS);
+        let after = Duration::from_secs(end.saturating_sub(self.unix_start));
+        self.start
+            .checked_add(after)
+            .unwrap_or(self.start + Duration::from_secs(EPOCH_SECS))
     }
 
-    // ----- the local user -----
+    // ----- mutators: the local user -----
 
-    /// Stores a record of the local user and, if stored, publishes it by
-    /// gossip.
-    pub fn put(&mut self, now: Instant, record: Record) -> Result<Put, StoreError> {
-        let outcome = self.store_one(&record)?;
-        let id = if outcome.is_stored() {
-            let payload = gossip_payload(&record);
-            let id = MessageId::of(&payload);
-            self.out.push_back(Output::Propagate(payload));
-            Some(id)
-        } else {
-            None
-        };
-        self.flush_payload(now);
-        Ok(Put { outcome, id })
+    /// Signs `value` under `key` with the node key, with the next version
+    /// (or `version`), stores it and, if stored, publishes it by gossip. The
+    /// outcome comes as [`Event::Put`] with the returned id.
+    pub fn put(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: Option<u64>,
+        now: Instant,
+    ) -> PutId {
+        self.put_tracked(key, value, version, None, now)
     }
 
     /// [`put`](Self::put), and tracks the delivery of the gossip message:
     /// `want` is the share of `expected` (by default every node key we
-    /// know) whose receipts are wanted; [`Event::Delivered`] says when it
-    /// is reached.
+    /// know) whose receipts are wanted; [`Event::Delivery`] says how it
+    /// stands as receipts arrive.
     pub fn publish(
         &mut self,
-        now: Instant,
-        record: Record,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: Option<u64>,
         want: f64,
         expected: Option<Vec<NodeKey>>,
-    ) -> Result<Put, StoreError> {
-        let put = self.put(now, record)?;
-        if let Some(id) = put.id {
-            self.receipts.track(id, want, expected, now);
-        }
-        Ok(put)
+        now: Instant,
+    ) -> PutId {
+        self.put_tracked(key, value, version, Some((want, expected)), now)
+    }
+
+    /// Stores a record signed elsewhere (by any author) once its signature
+    /// checks and, if stored, publishes it by gossip, tracking its delivery
+    /// as [`publish`](Self::publish) does when `track` is given. The outcome
+    /// comes as [`Event::Put`].
+    pub fn insert(&mut self, record: Record, track: Track, now: Instant) -> PutId {
+        let put = self.next_put();
+        self.inserts.insert(put, (record.clone(), track));
+        self.store_op(Op::Check(vec![record]), Pending::InsertCheck { put });
+        self.finish(now);
+        put
+    }
+
+    fn next_put(&mut self) -> PutId {
+        let put = PutId(self.next_put);
+        self.next_put += 1;
+        put
+    }
+
+    fn put_tracked(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: Option<u64>,
+        track: Track,
+        now: Instant,
+    ) -> PutId {
+        let put = self.next_put();
+        self.store_op(
+            Op::PutOwn {
+                key,
+                value,
+                version,
+            },
+            Pending::PutOwn { put, track },
+        );
+        self.finish(now);
+        put
+    }
+
+    /// The layer above's verdict on a gossip message it was given as
+    /// [`Event::Gossip`].
+    pub fn verdict(&mut self, id: MessageId, verdict: Verdict, now: Instant) {
+        self.out.push_back(Output::Verdict(id, verdict));
+        self.finish(now);
     }
 
     /// Reconciles with `peer` (or a random ready peer) as soon as possible.
-    pub fn reconcile_now(&mut self, now: Instant, peer: Option<PeerId>) {
-        if let Some(peer) = peer
-            && !self.recon_queue.contains(&peer)
-        {
-            self.recon_queue.push_back(peer);
+    pub fn reconcile_now(&mut self, peer: Option<PeerId>, now: Instant) {
+        self.recon.soon(peer, now);
+    }
+
+    // ----- handle_*: what happened -----
+
+    /// A peer completed its handshake.
+    pub fn handle_peer_ready(&mut self, peer: PeerId, now: Instant) {
+        self.peers.entry(peer).or_default().ready = true;
+        self.consider(peer, now);
+        self.finish(now);
+    }
+
+    /// A peer's connection ended.
+    pub fn handle_peer_gone(&mut self, peer: PeerId, now: Instant) {
+        self.peers.remove(&peer);
+        if self.recon.peer_gone(peer) {
+            self.stats.failed_reconciliations += 1;
         }
-        self.next_reconcile = now;
-    }
-
-    // ----- the store -----
-
-    fn store_one(&mut self, record: &Record) -> Result<Outcome, StoreError> {
-        let mut outcomes = self.store_batch(std::slice::from_ref(record))?;
-        outcomes
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt("a batch of one gave no outcome".into()))
-    }
-
-    /// Stores records and keeps the sketch and the count in step.
-    fn store_batch(&mut self, records: &[Record]) -> Result<Vec<Outcome>, StoreError> {
-        let outcomes = self.store.put_batch(records)?;
-        for outcome in &outcomes {
-            if let Some(old) = outcome.removed() {
-                self.sketch.remove(&old.0);
-            }
-            if let Some(new) = outcome.added() {
-                self.sketch.insert(&new.0);
-            }
-            match outcome {
-                Outcome::Inserted { .. } => self.records += 1,
-                Outcome::Invalid(_) => self.stats.invalid_records += 1,
-                _ => {}
-            }
-            if outcome.is_stored() {
-                self.payload_dirty = true;
-            }
+        self.fetch.peer_gone(peer);
+        self.receipts.peer_gone(peer);
+        if let Some(catchup) = self.catchup.as_mut() {
+            catchup.peer_gone(peer);
         }
-        Ok(outcomes)
+        self.schedule_catchup(now);
+        self.finish(now);
     }
 
-    /// Stores records from `peer`; reports it if any has a bad signature
-    /// or author. Returns how many were stored.
-    fn store_from(&mut self, peer: PeerId, records: &[Record]) -> usize {
-        match self.store_batch(records) {
-            Ok(outcomes) => {
-                let forged = outcomes.iter().any(|o| {
-                    matches!(
-                        o,
-                        Outcome::Invalid(Invalid::BadSignature | Invalid::BadAuthor)
-                    )
-                });
-                if forged {
-                    self.report(peer, SCORE_INVALID_RECORD);
-                }
-                outcomes.iter().filter(|o| o.is_stored()).count()
+    /// A peer's payload (handshake or timed sync).
+    pub fn handle_payload(&mut self, peer: PeerId, summary: Summary, now: Instant) {
+        self.receipts.learn(summary.key);
+        self.peers.entry(peer).or_default().summary = Some(summary);
+        self.consider(peer, now);
+        self.finish(now);
+    }
+
+    /// New gossip the node holds for a verdict. A record is checked (its
+    /// verdict follows the check); anything else goes up as
+    /// [`Event::Gossip`].
+    pub fn handle_gossip(&mut self, peer: PeerId, id: MessageId, payload: Bytes, now: Instant) {
+        if !is_record(&payload) {
+            self.out
+                .push_back(Output::Event(Event::Gossip { peer, id, payload }));
+            return;
+        }
+        match decode_gossip(&payload, self.config.max_value_len) {
+            Ok(record) => {
+                self.gossip_waiting.push((peer, id, record));
+                self.check_gossip();
             }
             Err(e) => {
-                tracing::warn!("storing records: {e}");
-                0
+                tracing::debug!("gossip from peer {}: {e}", peer.0);
+                self.out.push_back(Output::Verdict(id, Verdict::Reject));
+            }
+        }
+        self.finish(now);
+    }
+
+    /// A message of the sync layer's range from a ready peer.
+    pub fn handle_message(&mut self, peer: PeerId, command: u32, body: &[u8], now: Instant) {
+        let len = body.len() as u64;
+        match command {
+            command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_received += len,
+            command::GET_RECORDS..=command::RANGE => self.stats.record_bytes_received += len,
+            _ => {}
+        }
+        if !self.peers.get(&peer).is_some_and(|p| p.ready) {
+            return;
+        }
+        let message = match Message::decode(command, body, self.config.max_value_len) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("peer {}: command {command}: {e}", peer.0);
+                let what = match e {
+                    crate::wire::WireError::TooMany { .. } => Misbehaviour::BadBatch,
+                    _ => Misbehaviour::Undecodable,
+                };
+                self.report(peer, what);
+                self.finish(now);
+                return;
+            }
+        };
+        match message {
+            Message::ReconRequest {
+                session,
+                epoch,
+                first,
+            } => {
+                let refuse = if epoch != self.set.epoch {
+                    Some(SymbolStatus::WrongEpoch)
+                } else if !self.set.loaded || self.catchup.is_some() {
+                    // A node catching up takes its records in bounded
+                    // batches, not in one reconciliation.
+                    Some(SymbolStatus::Busy)
+                } else {
+                    None
+                };
+                let sketch = self.set.sketch.clone();
+                self.recon
+                    .on_request(peer, session, first, &sketch, refuse, now, &mut self.outbox);
+            }
+            Message::ReconSymbols {
+                session,
+                status,
+                symbols,
+            } => {
+                let result = self.recon.on_symbols(
+                    peer,
+                    session,
+                    status,
+                    &symbols,
+                    self.config.recon_timeout,
+                    now,
+                    &mut self.outbox,
+                );
+                self.on_recon_result(result, now);
+            }
+            Message::ReconMore { session, want } => {
+                self.recon
+                    .on_more(peer, session, want, now, &mut self.outbox);
+            }
+            Message::ReconDone { session, digests } => {
+                if self.recon.on_done(peer, session) && !digests.is_empty() {
+                    self.look_up(peer, digests);
+                }
+            }
+            Message::GetRecords { request, digests } => {
+                let op = Op::Records {
+                    digests,
+                    max_records: MAX_BATCH_RECORDS,
+                    max_bytes: SERVE_BATCH_BYTES,
+                };
+                self.serve(peer, request, op, false);
+            }
+            Message::Records {
+                request,
+                truncated,
+                records,
+            } => match self.fetch.on_records(peer, request, truncated, records) {
+                Ok(Some(records)) if !records.is_empty() => {
+                    self.store_op(Op::Check(records), Pending::FetchCheck { peer });
+                }
+                Ok(_) => self.pump_fetch(peer, now),
+                Err(what) => self.report(peer, what),
+            },
+            Message::GetRange {
+                request,
+                after,
+                end,
+                max_records,
+                max_bytes,
+            } => {
+                let op = Op::Range {
+                    after,
+                    end,
+                    max_records: usize::try_from(max_records)
+                        .unwrap_or(usize::MAX)
+                        .clamp(1, MAX_BATCH_RECORDS),
+                    max_bytes: usize::try_from(max_bytes)
+                        .unwrap_or(usize::MAX)
+                        .clamp(1, MAX_BATCH_BYTES),
+                };
+                self.serve(peer, request, op, true);
+            }
+            Message::Range {
+                request,
+                next,
+                records,
+            } => self.on_range(peer, request, next, records, now),
+            Message::Receipts(receipts) => {
+                if !receipts.iter().all(verify_receipt) {
+                    self.report(peer, Misbehaviour::BadReceipt);
+                } else {
+                    let routed = self.receipts.route(peer, receipts, now);
+                    for status in routed.changed {
+                        self.out.push_back(Output::Event(Event::Delivery(status)));
+                    }
+                }
+            }
+        }
+        self.finish(now);
+    }
+
+    /// A store op finished.
+    pub fn handle_store(&mut self, op: OpId, done: Done, now: Instant) {
+        let Some(pending) = self.ops.remove(&op) else {
+            return;
+        };
+        match (pending, done) {
+            (Pending::Sketch { epoch }, Done::Sketch(result)) => self.on_sketch(epoch, result, now),
+            (Pending::GossipCheck(items), Done::Checked(result)) => {
+                self.gossip_checking = false;
+                self.on_gossip_checked(items, result, now);
+                self.check_gossip();
+            }
+            (Pending::FetchCheck { peer }, Done::Checked(result)) => {
+                self.on_checked(peer, Origin::Fetch, result, None);
+                self.pump_fetch(peer, now);
+            }
+            (Pending::SpanCheck { peer, done }, Done::Checked(result)) => {
+                self.stats.catchup_received += result.as_ref().map_or(0, |c| c.len() as u64);
+                self.on_checked(peer, Origin::Catchup, result, Some(done));
+                self.after_commit(now);
+            }
+            (Pending::Write { origins, spans }, Done::Written(result)) => {
+                self.writing = false;
+                let written = self.on_written(&origins, result, now);
+                if let Some(catchup) = self.catchup.as_mut() {
+                    for s in spans {
+                        if written {
+                            catchup.commit(s.span, s.request, s.next);
+                            self.stats.batches += 1;
+                        } else {
+                            catchup.release(s.span, s.request);
+                        }
+                    }
+                }
+                self.after_commit(now);
+            }
+            (Pending::PutOwn { put, track }, Done::PutOwn(result)) => {
+                let result = result.map(|(record, outcome)| {
+                    self.apply(&outcome);
+                    self.stored_locally(record, outcome, track, now)
+                });
+                self.out
+                    .push_back(Output::Event(Event::Put { put, result }));
+            }
+            (Pending::InsertCheck { put }, Done::Checked(result)) => {
+                self.on_insert_checked(put, result, now);
+            }
+            (Pending::Missing { peer, digests }, Done::Presence(result)) => {
+                self.on_missing(peer, digests, result, now);
+            }
+            (
+                Pending::Serve {
+                    peer,
+                    request,
+                    range,
+                },
+                done,
+            ) => self.on_served(peer, request, range, done),
+            (_, _) => {
+                tracing::warn!("a store op came back with the result of another kind");
+                self.stats.store_errors += 1;
+            }
+        }
+        self.flush_writes();
+        self.finish(now);
+    }
+
+    /// Timers: reconciliations, stalled batches, receipts, the epoch.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let epoch = self.unix(now) / EPOCH_SECS;
+        if epoch != self.set.epoch && self.set.building.is_none() {
+            self.build_sketch(epoch);
+        }
+        if self.recon.handle_timeout(now) {
+            self.stats.failed_reconciliations += 1;
+        }
+        for peer in self.fetch.handle_timeout(now) {
+            self.pump_fetch(peer, now);
+        }
+        if let Some(catchup) = self.catchup.as_mut() {
+            self.stats.stalls += catchup.handle_timeout(now, self.config.slow_penalty);
+        }
+        self.schedule_catchup(now);
+        if self.recon.is_due(now) {
+            self.recon
+                .reschedule(self.config.reconcile_interval, &mut self.rng, now);
+            if self.set.loaded && self.catchup.is_none() && !self.recon.is_running() {
+                self.start_reconcile(now);
+            }
+        }
+        for (peer, receipts) in self.receipts.flush(now) {
+            if self.peers.get(&peer).is_some_and(|p| p.ready) {
+                self.outbox
+                    .push(peer, Message::Receipts(receipts), Class::Relay);
+            }
+        }
+        self.finish(now);
+    }
+
+    // ----- the set -----
+
+    fn build_sketch(&mut self, epoch: u64) {
+        self.set.building = Some(epoch);
+        let op = Op::Sketch {
+            key: epoch_key(epoch),
+            len: self.config.sketch_len,
+        };
+        self.store_op(op, Pending::Sketch { epoch });
+    }
+
+    fn on_sketch(
+        &mut self,
+        epoch: u64,
+        result: Result<(Sketch<DIGEST_LEN>, u64), StoreError>,
+        now: Instant,
+    ) {
+        self.set.building = None;
+        let (sketch, records) = match result {
+            Ok(built) => built,
+            Err(e) => {
+                tracing::warn!("building the sketch: {e}");
+                self.stats.store_errors += 1;
+                return;
+            }
+        };
+        let first = !self.set.loaded;
+        self.set.sketch = Arc::new(sketch);
+        self.set.records = records;
+        if self.set.epoch != epoch {
+            self.set.epoch = epoch;
+            if self.recon.reset() {
+                self.stats.failed_reconciliations += 1;
+            }
+        }
+        self.set.loaded = true;
+        self.payload_dirty = true;
+        if first {
+            let mut peers: Vec<PeerId> = self.peers.keys().copied().collect();
+            peers.sort();
+            for peer in peers {
+                self.consider(peer, now);
             }
         }
     }
 
-    fn report(&mut self, peer: PeerId, score: u32) {
-        self.stats.reports += 1;
-        self.out.push_back(Output::Report { peer, score });
+    /// Applies a write's outcomes to the sketch and the count.
+    fn apply(&mut self, outcome: &Outcome) {
+        if outcome.removed().is_some() || outcome.added().is_some() {
+            let sketch = Arc::make_mut(&mut self.set.sketch);
+            if let Some(old) = outcome.removed() {
+                sketch.remove(&old.0);
+            }
+            if let Some(new) = outcome.added() {
+                sketch.insert(&new.0);
+            }
+        }
+        match outcome {
+            Outcome::Inserted { .. } => self.set.records += 1,
+            Outcome::Invalid(_) => self.stats.invalid_records += 1,
+            _ => {}
+        }
+        if outcome.is_stored() {
+            self.payload_dirty = true;
+        }
     }
 
-    fn send(&mut self, peer: PeerId, message: &Message, class: Class) {
-        let body = message.encode();
-        let len = body.len() as u64;
-        match message.command() {
-            command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_sent += len,
-            command::RECEIPTS => self.receipts.bytes_sent += len,
-            _ => self.stats.record_bytes_sent += len,
+    // ----- store ops -----
+
+    fn store_op(&mut self, op: Op, pending: Pending) {
+        let id = OpId(self.next_op);
+        self.next_op += 1;
+        self.ops.insert(id, pending);
+        self.out.push_back(Output::Store(id, op));
+    }
+
+    /// Sends the gossiped records waiting to a check, unless one runs.
+    fn check_gossip(&mut self) {
+        if self.gossip_checking || self.gossip_waiting.is_empty() {
+            return;
         }
-        self.out.push_back(Output::Send {
-            peer,
-            command: message.command(),
-            body,
-            class,
+        let n = self.gossip_waiting.len().min(MAX_CHECK_RECORDS);
+        let mut meta = Vec::with_capacity(n);
+        let mut records = Vec::with_capacity(n);
+        for (peer, id, record) in self.gossip_waiting.drain(..n) {
+            meta.push((peer, id));
+            records.push(record);
+        }
+        self.gossip_checking = true;
+        self.store_op(Op::Check(records), Pending::GossipCheck(meta));
+    }
+
+    fn on_gossip_checked(
+        &mut self,
+        items: Vec<(PeerId, MessageId)>,
+        result: Result<Vec<Checked>, StoreError>,
+        now: Instant,
+    ) {
+        let checked = match result {
+            Ok(checked) if checked.len() == items.len() => checked,
+            Ok(_) | Err(_) => {
+                // Without a check nothing is passed on or stored; the
+                // records come back by reconciliation.
+                tracing::warn!("checking gossiped records failed");
+                self.stats.store_errors += 1;
+                for (_, id) in items {
+                    self.out.push_back(Output::Verdict(id, Verdict::Drop));
+                }
+                return;
+            }
+        };
+        for ((peer, id), c) in items.into_iter().zip(checked) {
+            let verdict = match c {
+                Checked::New { record, wins } => {
+                    self.writes_waiting.push((record, Origin::Gossip(peer, id)));
+                    if wins {
+                        Verdict::Propagate
+                    } else {
+                        Verdict::Drop
+                    }
+                }
+                Checked::Known(Presence::Stored) => {
+                    self.receipts.accepted(id, peer, now);
+                    Verdict::Propagate
+                }
+                Checked::Known(_) => {
+                    // Old news is confirmed but not passed on.
+                    self.receipts.accepted(id, peer, now);
+                    Verdict::Drop
+                }
+                Checked::Invalid(Invalid::BadSignature | Invalid::BadAuthor) => {
+                    self.stats.invalid_records += 1;
+                    Verdict::Reject
+                }
+                Checked::Invalid(why) => {
+                    tracing::debug!("gossip from peer {}: {why}", peer.0);
+                    Verdict::Drop
+                }
+            };
+            self.out.push_back(Output::Verdict(id, verdict));
+        }
+    }
+
+    /// Records from `peer` checked: forged ones are reported, new ones
+    /// queued for writing, and a catch-up batch is committed with them (or
+    /// at once when nothing is new; released when something was forged).
+    fn on_checked(
+        &mut self,
+        peer: PeerId,
+        origin: Origin,
+        result: Result<Vec<Checked>, StoreError>,
+        span: Option<SpanDone>,
+    ) {
+        let checked = match result {
+            Ok(checked) => checked,
+            Err(e) => {
+                tracing::warn!("checking records: {e}");
+                self.stats.store_errors += 1;
+                if let (Some(s), Some(catchup)) = (span, self.catchup.as_mut()) {
+                    catchup.release(s.span, s.request);
+                }
+                return;
+            }
+        };
+        let mut forged = false;
+        let mut new = 0;
+        for c in checked {
+            match c {
+                Checked::New { record, .. } => {
+                    self.writes_waiting.push((record, origin));
+                    new += 1;
+                }
+                Checked::Known(_) => {}
+                Checked::Invalid(Invalid::BadSignature | Invalid::BadAuthor) => {
+                    self.stats.invalid_records += 1;
+                    forged = true;
+                }
+                Checked::Invalid(_) => self.stats.invalid_records += 1,
+            }
+        }
+        if forged {
+            self.report(peer, Misbehaviour::InvalidRecord);
+        }
+        let Some(span) = span else {
+            return;
+        };
+        if forged {
+            // Asked again, of another peer; what was valid is kept.
+            if let Some(catchup) = self.catchup.as_mut() {
+                catchup.release(span.span, span.request);
+            }
+        } else if new == 0 {
+            if let Some(catchup) = self.catchup.as_mut() {
+                catchup.commit(span.span, span.request, span.next);
+                self.stats.batches += 1;
+            }
+        } else {
+            self.spans_waiting.push((self.writes_waiting.len(), span));
+        }
+    }
+
+    /// Sends the records waiting to a write, unless one runs.
+    fn flush_writes(&mut self) {
+        if self.writing || self.writes_waiting.is_empty() {
+            return;
+        }
+        let n = self.writes_waiting.len().min(MAX_WRITE_RECORDS);
+        let mut records = Vec::with_capacity(n);
+        let mut origins = Vec::with_capacity(n);
+        for (record, origin) in self.writes_waiting.drain(..n) {
+            records.push(record);
+            origins.push(origin);
+        }
+        let mut spans = Vec::new();
+        self.spans_waiting.retain_mut(|(position, span)| {
+            if *position <= n {
+                spans.push(*span);
+                false
+            } else {
+                *position -= n;
+                true
+            }
         });
+        self.writing = true;
+        self.store_op(Op::Write(records), Pending::Write { origins, spans });
     }
 
-    fn flush_payload(&mut self, now: Instant) {
-        if self.payload_dirty && now >= self.next_payload {
-            self.payload_dirty = false;
-            self.next_payload = now + PAYLOAD_INTERVAL;
-            self.out.push_back(Output::SetPayload(self.summary()));
+    /// Applies a write's outcomes; false when the write failed.
+    fn on_written(
+        &mut self,
+        origins: &[Origin],
+        result: Result<Vec<Outcome>, StoreError>,
+        now: Instant,
+    ) -> bool {
+        let outcomes = match result {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::warn!("writing records: {e}");
+                self.stats.store_errors += 1;
+                // What others sent comes back by reconciliation; the local
+                // user is told.
+                for origin in origins {
+                    if let Origin::Local(put) = origin {
+                        self.inserts.remove(put);
+                        let result = Err(StoreError::Backend {
+                            op: "write",
+                            message: e.to_string(),
+                        });
+                        self.out
+                            .push_back(Output::Event(Event::Put { put: *put, result }));
+                    }
+                }
+                return false;
+            }
+        };
+        for (outcome, origin) in outcomes.iter().zip(origins) {
+            self.apply(outcome);
+            if matches!(outcome, Outcome::Invalid(_)) && !matches!(origin, Origin::Local(_)) {
+                continue;
+            }
+            match origin {
+                Origin::Gossip(peer, id) => {
+                    if outcome.is_stored() {
+                        self.stats.gossip_records += 1;
+                    }
+                    self.receipts.accepted(*id, *peer, now);
+                }
+                Origin::Fetch if outcome.is_stored() => self.stats.fetched_records += 1,
+                Origin::Catchup if outcome.is_stored() => self.stats.catchup_records += 1,
+                Origin::Fetch | Origin::Catchup => {}
+                Origin::Local(put) => self.local_done(*put, outcome.clone(), now),
+            }
         }
+        true
+    }
+
+    /// A record of the local user stored (or not): published, tracked,
+    /// and told.
+    fn stored_locally(
+        &mut self,
+        record: Record,
+        outcome: Outcome,
+        track: Track,
+        now: Instant,
+    ) -> Put {
+        let id = outcome.is_stored().then(|| {
+            let payload = gossip_payload(&record);
+            let id = MessageId::of(&payload);
+            self.out.push_back(Output::Propagate(payload));
+            if let Some((want, expected)) = track {
+                self.receipts.track(id, want, expected, now);
+            }
+            id
+        });
+        Put {
+            record,
+            outcome,
+            id,
+        }
+    }
+
+    fn on_insert_checked(
+        &mut self,
+        put: PutId,
+        result: Result<Vec<Checked>, StoreError>,
+        now: Instant,
+    ) {
+        let checked = match result {
+            Ok(mut checked) if checked.len() == 1 => checked.pop(),
+            Ok(_) => None,
+            Err(e) => {
+                self.inserts.remove(&put);
+                self.out.push_back(Output::Event(Event::Put {
+                    put,
+                    result: Err(e),
+                }));
+                return;
+            }
+        };
+        // Nothing to write: what writing it would have given.
+        let outcome = match checked {
+            Some(Checked::New { record, .. }) => {
+                self.writes_waiting.push((record, Origin::Local(put)));
+                return;
+            }
+            Some(Checked::Known(Presence::Stored)) => Outcome::Duplicate,
+            Some(Checked::Known(Presence::Superseded)) => Outcome::Stale,
+            Some(Checked::Known(_)) => Outcome::LostTie,
+            Some(Checked::Invalid(why)) => Outcome::Invalid(why),
+            None => Outcome::Invalid(Invalid::BadSignature),
+        };
+        self.local_done(put, outcome, now);
+    }
+
+    /// A record of [`insert`](Self::insert) is written or refused.
+    fn local_done(&mut self, put: PutId, outcome: Outcome, now: Instant) {
+        let Some((record, track)) = self.inserts.remove(&put) else {
+            return;
+        };
+        let put_result = self.stored_locally(record, outcome, track, now);
+        self.out.push_back(Output::Event(Event::Put {
+            put,
+            result: Ok(put_result),
+        }));
+    }
+
+    /// What the store lacks of the digests `peer` has: fetched from it.
+    fn on_missing(
+        &mut self,
+        peer: PeerId,
+        digests: Vec<Digest>,
+        result: Result<Vec<Presence>, StoreError>,
+        now: Instant,
+    ) {
+        let presence = match result {
+            Ok(presence) => presence,
+            Err(e) => {
+                tracing::warn!("reading what the store has: {e}");
+                self.stats.store_errors += 1;
+                return;
+            }
+        };
+        if !self.peers.get(&peer).is_some_and(|p| p.ready) {
+            return;
+        }
+        let missing = digests
+            .into_iter()
+            .zip(presence)
+            .filter(|(_, p)| *p == Presence::Missing)
+            .map(|(d, _)| d);
+        self.fetch.queue(peer, missing);
+        self.pump_fetch(peer, now);
+    }
+
+    /// Asks what the store knows of digests `peer` has, to fetch what it
+    /// lacks.
+    fn look_up(&mut self, peer: PeerId, digests: Vec<Digest>) {
+        self.store_op(
+            Op::Presence(digests.clone()),
+            Pending::Missing { peer, digests },
+        );
+    }
+
+    // ----- serving -----
+
+    fn serve(&mut self, peer: PeerId, request: u64, op: Op, range: bool) {
+        let total: usize = self.peers.values().map(|p| p.serving).sum();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.serving >= MAX_SERVE_PER_PEER || total >= MAX_SERVE {
+            // The peer asks again when its request times out.
+            self.stats.serve_refused += 1;
+            return;
+        }
+        p.serving += 1;
+        self.store_op(
+            op,
+            Pending::Serve {
+                peer,
+                request,
+                range,
+            },
+        );
+    }
+
+    fn on_served(&mut self, peer: PeerId, request: u64, range: bool, done: Done) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.serving = p.serving.saturating_sub(1);
+        let message = match (range, done) {
+            (false, Done::Records(Ok((records, truncated)))) => Message::Records {
+                request,
+                truncated,
+                records,
+            },
+            (true, Done::Range(Ok((records, next)))) => Message::Range {
+                request,
+                next,
+                records,
+            },
+            (_, done) => {
+                tracing::warn!("reading records to serve failed: {done:?}");
+                self.stats.store_errors += 1;
+                return;
+            }
+        };
+        self.outbox.push(peer, message, Class::Bulk);
     }
 
     // ----- peers -----
 
-    /// A peer completed its handshake.
-    pub fn handle_peer_ready(&mut self, now: Instant, peer: PeerId) {
-        self.peers.entry(peer).or_default().ready = true;
-        self.consider(now, peer);
-        self.flush_payload(now);
-    }
-
-    /// A peer's connection ended.
-    pub fn handle_peer_gone(&mut self, now: Instant, peer: PeerId) {
-        self.peers.remove(&peer);
-        self.serving.remove(&peer);
-        self.recon_queue.retain(|p| *p != peer);
-        self.receipts.peer_gone(peer);
-        if self.outgoing.as_ref().is_some_and(|o| o.peer == peer) {
-            self.outgoing = None;
-            self.stats.failed_reconciliations += 1;
-        }
-        let gone: Vec<u64> = self
-            .requests
-            .iter()
-            .filter(|(_, p)| p.peer == peer)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            if let Some(pending) = self.requests.remove(&id) {
-                self.release_span(&pending.kind, id);
-            }
-        }
-        self.schedule_catchup(now);
-        self.flush_payload(now);
-    }
-
-    /// A peer's payload (handshake or timed sync).
-    pub fn handle_payload(&mut self, now: Instant, peer: PeerId, summary: Summary) {
-        self.receipts.learn(summary.key);
-        self.peers.entry(peer).or_default().summary = Some(summary);
-        self.consider(now, peer);
-        self.flush_payload(now);
-    }
-
     /// Decides what a ready peer with a known summary calls for: nothing,
     /// a reconciliation, or a catch-up.
-    fn consider(&mut self, now: Instant, peer: PeerId) {
+    fn consider(&mut self, peer: PeerId, now: Instant) {
+        if !self.set.loaded {
+            return;
+        }
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
@@ -662,7 +1377,7 @@ impl Sync {
             self.schedule_catchup(now);
             return;
         }
-        if summary.records > self.records.saturating_add(self.config.catchup_gap) {
+        if summary.records > self.set.records.saturating_add(self.config.catchup_gap) {
             self.start_catchup(now);
             return;
         }
@@ -670,444 +1385,93 @@ impl Sync {
         let same = summary.records == ours.records
             && summary.epoch == ours.epoch
             && summary.fingerprint == ours.fingerprint;
-        if !same && !self.recon_queue.contains(&peer) {
-            self.recon_queue.push_back(peer);
-            self.next_reconcile = self.next_reconcile.min(now);
+        if !same {
+            self.recon.soon(Some(peer), now);
         }
     }
 
-    // ----- messages -----
-
-    /// A message of the sync layer's range from a ready peer.
-    pub fn handle_message(&mut self, now: Instant, peer: PeerId, command: u32, body: &[u8]) {
-        let len = body.len() as u64;
-        match command {
-            command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_received += len,
-            command::GET_RECORDS..=command::RANGE => self.stats.record_bytes_received += len,
-            _ => {}
-        }
-        let message = match Message::decode(command, body, self.config.max_value_len) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("peer {}: command {command}: {e}", peer.0);
-                let score = match e {
-                    crate::wire::WireError::TooMany { .. } => SCORE_BAD_BATCH,
-                    _ => SCORE_UNDECODABLE,
-                };
-                self.report(peer, score);
-                return;
-            }
-        };
-        match message {
-            Message::ReconRequest {
-                session,
-                epoch,
-                first,
-            } => self.on_recon_request(now, peer, session, epoch, first),
-            Message::ReconSymbols {
-                session,
-                status,
-                symbols,
-            } => self.on_symbols(now, peer, session, status, &symbols),
-            Message::ReconMore { session, want } => self.on_more(now, peer, session, want),
-            Message::ReconDone { session, digests } => self.on_done(now, peer, session, digests),
-            Message::GetRecords { request, digests } => {
-                self.on_get_records(peer, request, &digests)
-            }
-            Message::Records {
-                request,
-                truncated,
-                records,
-            } => self.on_records(now, peer, request, truncated, &records),
-            Message::GetRange {
-                request,
-                after,
-                end,
-                max_records,
-                max_bytes,
-            } => self.on_get_range(peer, request, after, end, max_records, max_bytes),
-            Message::Range {
-                request,
-                next,
-                records,
-            } => self.on_range(now, peer, request, next, &records),
-            Message::Receipts(receipts) => {
-                if !receipts.iter().all(verify_receipt) {
-                    self.report(peer, SCORE_BAD_RECEIPT);
-                    return;
-                }
-                let routed = self.receipts.route(peer, receipts, now);
-                for status in routed.satisfied {
-                    self.out.push_back(Output::Event(Event::Delivered(status)));
-                }
-            }
-        }
-        self.flush_payload(now);
-    }
-
-    /// Records gossip delivered, their signatures checked by the handler
-    /// ([`check_gossip`](crate::wire::check_gossip)).
-    pub fn handle_gossip(&mut self, now: Instant, items: Vec<Gossiped>) {
-        if items.is_empty() {
-            return;
-        }
-        let records: Vec<Record> = items.iter().map(|g| g.record.clone()).collect();
-        match self.store_batch(&records) {
-            Ok(outcomes) => {
-                for (item, outcome) in items.iter().zip(&outcomes) {
-                    match outcome {
-                        Outcome::Invalid(Invalid::BadSignature | Invalid::BadAuthor) => {
-                            self.report(item.peer, SCORE_INVALID_RECORD);
-                        }
-                        Outcome::Invalid(_) => {}
-                        _ => {
-                            if outcome.is_stored() {
-                                self.stats.gossip_records += 1;
-                            }
-                            self.receipts.accepted(item.id, item.peer, now);
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!("storing gossiped records: {e}"),
-        }
-        self.flush_payload(now);
+    fn report(&mut self, peer: PeerId, what: Misbehaviour) {
+        self.stats.reports += 1;
+        self.out.push_back(Output::Report { peer, what });
     }
 
     // ----- reconciliation -----
 
-    fn start_reconcile(&mut self, now: Instant, peer: PeerId) {
+    fn start_reconcile(&mut self, now: Instant) {
+        let mut eligible: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.ready && p.summary.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        eligible.sort();
+        let Some(peer) = self.recon.pick(&eligible, &mut self.rng) else {
+            return;
+        };
         let Some(theirs) = self.peers.get(&peer).and_then(|p| p.summary.as_ref()) else {
             return;
         };
-        if self.records > theirs.records.saturating_add(self.config.catchup_gap) {
+        if self.set.records > theirs.records.saturating_add(self.config.catchup_gap) {
             // Far behind: it catches up from us by itself.
             return;
         }
-        let gap = usize::try_from(theirs.records.abs_diff(self.records)).unwrap_or(usize::MAX);
-        let first = gap
-            .saturating_mul(2)
-            .saturating_add(MIN_FIRST_SYMBOLS)
-            .min(MAX_SYMBOLS_PER_MESSAGE);
-        let session = self.rng.next_u64();
-        self.outgoing = Some(Outgoing {
+        let gap = theirs.records.abs_diff(self.set.records);
+        self.recon.start(
             peer,
-            session,
-            decoder: Decoder::with_sketch(self.sketch.clone()),
-            deadline: now + self.config.recon_timeout,
-        });
-        let message = Message::ReconRequest {
-            session,
-            epoch: self.epoch,
-            first: u32::try_from(first).unwrap_or(u32::MAX),
-        };
-        self.send(peer, &message, Class::Relay);
-    }
-
-    fn on_recon_request(
-        &mut self,
-        now: Instant,
-        peer: PeerId,
-        session: u64,
-        epoch: u64,
-        first: u32,
-    ) {
-        let status = if epoch != self.epoch {
-            Some(SymbolStatus::WrongEpoch)
-        } else if self.catchup.is_some()
-            || (self.serving.len() >= MAX_SERVING && !self.serving.contains_key(&peer))
-        {
-            // A node catching up takes its records in bounded batches, not
-            // in one reconciliation.
-            Some(SymbolStatus::Busy)
-        } else {
-            None
-        };
-        if let Some(status) = status {
-            let message = Message::ReconSymbols {
-                session,
-                status,
-                symbols: Vec::new(),
-            };
-            self.send(peer, &message, Class::Relay);
-            return;
-        }
-        self.serving.insert(
-            peer,
-            Serving {
-                session,
-                sketch: self.sketch.clone(),
-                sent: 0,
-                deadline: now + SERVE_TIMEOUT,
-            },
+            &self.set.sketch,
+            self.set.epoch,
+            gap,
+            self.config.recon_timeout,
+            &mut self.rng,
+            now,
+            &mut self.outbox,
         );
-        self.send_symbols(now, peer, first);
     }
 
-    fn send_symbols(&mut self, now: Instant, peer: PeerId, want: u32) {
-        let Some(serving) = self.serving.get_mut(&peer) else {
-            return;
-        };
-        let want = usize::try_from(want)
-            .unwrap_or(usize::MAX)
-            .clamp(1, MAX_SYMBOLS_PER_MESSAGE);
-        let start = serving.sent.min(SKETCH_LEN);
-        let end = start.saturating_add(want).min(SKETCH_LEN);
-        let symbols = serving.sketch.symbols()[start..end].to_vec();
-        serving.sent = end;
-        serving.deadline = now + SERVE_TIMEOUT;
-        let status = if end >= SKETCH_LEN {
-            SymbolStatus::End
-        } else {
-            SymbolStatus::More
-        };
-        let message = Message::ReconSymbols {
-            session: serving.session,
-            status,
-            symbols,
-        };
-        self.send(peer, &message, Class::Bulk);
-    }
-
-    fn on_more(&mut self, now: Instant, peer: PeerId, session: u64, want: u32) {
-        if self
-            .serving
-            .get(&peer)
-            .is_some_and(|s| s.session == session)
-        {
-            self.send_symbols(now, peer, want);
-        }
-    }
-
-    fn on_symbols(
-        &mut self,
-        now: Instant,
-        peer: PeerId,
-        session: u64,
-        status: SymbolStatus,
-        symbols: &[crate::riblt::CodedSymbol<DIGEST_LEN>],
-    ) {
-        let Some(outgoing) = self.outgoing.as_mut() else {
-            return;
-        };
-        if outgoing.peer != peer || outgoing.session != session {
-            return;
-        }
-        if matches!(status, SymbolStatus::WrongEpoch | SymbolStatus::Busy) {
-            self.outgoing = None;
-            self.stats.failed_reconciliations += 1;
-            return;
-        }
-        outgoing.deadline = now + self.config.recon_timeout;
-        match outgoing.decoder.receive_batch(symbols) {
-            Ok(()) => {}
-            Err(DecodeError::Inconsistent) => {
-                self.outgoing = None;
-                self.stats.failed_reconciliations += 1;
-                self.report(peer, SCORE_BAD_SYMBOLS);
-                return;
-            }
-            Err(_) => {
-                // More symbols than the sketch holds: too large a
-                // difference to reconcile.
-                self.too_large(now, peer);
-                return;
-            }
-        }
-        if outgoing.decoder.is_decoded() {
-            self.finish_reconcile(now);
-        } else if status == SymbolStatus::End || symbols.is_empty() {
-            self.too_large(now, peer);
-        } else {
-            let received = outgoing.decoder.symbols_received();
-            let want = received.clamp(MIN_FIRST_SYMBOLS, MAX_SYMBOLS_PER_MESSAGE);
-            let message = Message::ReconMore {
-                session,
-                want: u32::try_from(want).unwrap_or(u32::MAX),
-            };
-            self.send(peer, &message, Class::Relay);
-        }
-    }
-
-    fn too_large(&mut self, now: Instant, peer: PeerId) {
-        tracing::debug!(
-            "peer {}: difference too large to reconcile; catching up",
-            peer.0
-        );
-        self.outgoing = None;
-        self.stats.failed_reconciliations += 1;
-        self.start_catchup(now);
-    }
-
-    fn finish_reconcile(&mut self, now: Instant) {
-        let Some(outgoing) = self.outgoing.take() else {
-            return;
-        };
-        let peer = outgoing.peer;
-        let symbols = outgoing.decoder.symbols_received();
-        let (remote_only, local_only) = outgoing.decoder.into_difference();
-        let wanted = self.missing(remote_only.into_iter().map(Digest));
-        let fetched = wanted.len();
-        self.queue_fetch(now, peer, wanted);
-        let offered: Vec<Digest> = local_only
-            .into_iter()
-            .map(Digest)
-            .take(MAX_DONE_DIGESTS)
-            .collect();
-        let count = offered.len();
-        let message = Message::ReconDone {
-            session: outgoing.session,
-            digests: offered,
-        };
-        self.send(peer, &message, Class::Relay);
-        self.stats.reconciliations += 1;
-        self.out.push_back(Output::Event(Event::Reconciled {
-            peer,
-            fetched,
-            offered: count,
-            symbols,
-        }));
-    }
-
-    fn on_done(&mut self, now: Instant, peer: PeerId, session: u64, digests: Vec<Digest>) {
-        if self.serving.get(&peer).is_none_or(|s| s.session != session) {
-            return;
-        }
-        self.serving.remove(&peer);
-        let wanted = self.missing(digests.into_iter());
-        self.queue_fetch(now, peer, wanted);
-    }
-
-    /// The digests worth fetching.
-    fn missing(&self, digests: impl Iterator<Item = Digest>) -> Vec<Digest> {
-        digests
-            .filter(|d| matches!(self.store.presence(d), Ok(Presence::Missing)))
-            .collect()
-    }
-
-    // ----- fetching by digest -----
-
-    fn queue_fetch(&mut self, now: Instant, peer: PeerId, digests: Vec<Digest>) {
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        for d in digests {
-            if p.fetch.len() >= MAX_FETCH_QUEUE {
-                break;
-            }
-            p.fetch.push_back(d);
-        }
-        self.pump_fetch(now, peer);
-    }
-
-    fn pump_fetch(&mut self, now: Instant, peer: PeerId) {
-        loop {
-            let Some(p) = self.peers.get_mut(&peer) else {
-                return;
-            };
-            if p.fetch_inflight >= FETCH_INFLIGHT || p.fetch.is_empty() {
-                return;
-            }
-            let n = p.fetch.len().min(MAX_GET_DIGESTS);
-            let digests: Vec<Digest> = p.fetch.drain(..n).collect();
-            p.fetch_inflight += 1;
-            let request = self.next_request;
-            self.next_request += 1;
-            let message = Message::GetRecords {
-                request,
-                digests: digests.clone(),
-            };
-            self.requests.insert(
-                request,
-                Pending {
-                    peer,
-                    deadline: now + self.config.batch_timeout,
-                    kind: Kind::Digests(digests),
-                    after: None,
-                    max_records: MAX_GET_DIGESTS,
-                },
-            );
-            self.send(peer, &message, Class::Relay);
-        }
-    }
-
-    fn on_get_records(&mut self, peer: PeerId, request: u64, digests: &[Digest]) {
-        let found = match self.store.get_by_digests(digests) {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!("reading records: {e}");
-                return;
-            }
-        };
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        let mut truncated = false;
-        for record in found.into_iter().flatten() {
-            let len = record.encoded_len();
-            if !records.is_empty()
-                && (bytes + len > SERVE_BATCH_BYTES || records.len() >= MAX_BATCH_RECORDS)
-            {
-                truncated = true;
-                break;
-            }
-            bytes += len;
-            records.push(record);
-        }
-        let message = Message::Records {
-            request,
-            truncated,
-            records,
-        };
-        self.send(peer, &message, Class::Bulk);
-    }
-
-    fn on_records(
-        &mut self,
-        now: Instant,
-        peer: PeerId,
-        request: u64,
-        truncated: bool,
-        records: &[Record],
-    ) {
-        let Some(pending) = self.requests.get(&request) else {
-            // A late answer to a request that timed out, or noise.
-            return;
-        };
-        if pending.peer != peer {
-            self.report(peer, SCORE_UNSOLICITED);
-            return;
-        }
-        let Some(pending) = self.requests.remove(&request) else {
-            return;
-        };
-        let Kind::Digests(asked) = pending.kind else {
-            self.release_span(&pending.kind, request);
-            self.report(peer, SCORE_UNSOLICITED);
-            return;
-        };
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.fetch_inflight = p.fetch_inflight.saturating_sub(1);
-        }
-        let asked_set: HashSet<Digest> = asked.iter().copied().collect();
-        let received: HashSet<Digest> = records.iter().map(Record::digest).collect();
-        if records.len() > asked.len() || !received.is_subset(&asked_set) {
-            self.report(peer, SCORE_UNSOLICITED);
-            return;
-        }
-        let stored = self.store_from(peer, records);
-        self.stats.fetched_records += stored as u64;
-        if truncated && !records.is_empty() {
-            let rest: Vec<Digest> = asked
-                .into_iter()
-                .filter(|d| !received.contains(d))
-                .collect();
-            if let Some(p) = self.peers.get_mut(&peer) {
-                for d in rest.into_iter().rev() {
-                    p.fetch.push_front(d);
+    fn on_recon_result(&mut self, result: Symbols, now: Instant) {
+        match result {
+            Symbols::Continue => {}
+            Symbols::Decoded {
+                peer,
+                remote_only,
+                offered,
+                symbols,
+            } => {
+                self.stats.reconciliations += 1;
+                let fetched = remote_only.len();
+                if !remote_only.is_empty() {
+                    self.look_up(peer, remote_only);
                 }
+                self.out.push_back(Output::Event(Event::Reconciled {
+                    peer,
+                    fetched,
+                    offered,
+                    symbols,
+                }));
+            }
+            Symbols::Refused => self.stats.failed_reconciliations += 1,
+            Symbols::Bad(peer) => {
+                self.stats.failed_reconciliations += 1;
+                self.report(peer, Misbehaviour::BadSymbols);
+            }
+            Symbols::TooLarge => {
+                tracing::debug!("difference too large to reconcile; catching up");
+                self.stats.failed_reconciliations += 1;
+                self.start_catchup(now);
             }
         }
-        self.pump_fetch(now, peer);
+    }
+
+    // ----- fetching -----
+
+    fn pump_fetch(&mut self, peer: PeerId, now: Instant) {
+        self.fetch.pump(
+            peer,
+            &mut self.next_request,
+            self.config.batch_timeout,
+            now,
+            &mut self.outbox,
+        );
     }
 
     // ----- catch-up -----
@@ -1122,370 +1486,108 @@ impl Sync {
         self.schedule_catchup(now);
     }
 
-    fn release_span(&mut self, kind: &Kind, request: u64) {
-        if let Kind::Span(i) = kind
-            && let Some(catchup) = self.catchup.as_mut()
-            && let Some(span) = catchup.spans.get_mut(*i)
-            && span.request == Some(request)
-        {
-            span.request = None;
-        }
-    }
-
-    /// Sends catch-up batches while spans, peers and room allow.
     fn schedule_catchup(&mut self, now: Instant) {
-        let Some(catchup) = self.catchup.as_ref() else {
+        let Some(catchup) = self.catchup.as_mut() else {
             return;
         };
-        let best = self
-            .peers
-            .values()
-            .filter(|p| p.ready)
-            .filter_map(|p| p.summary.as_ref().map(|s| s.records))
-            .max()
-            .unwrap_or(0);
-        let mut sources: Vec<(PeerId, bool, usize)> = self
+        let mut sources: Vec<(PeerId, u64)> = self
             .peers
             .iter()
-            .filter(|(_, p)| {
-                p.ready
-                    && p.summary
-                        .as_ref()
-                        .is_some_and(|s| s.records > 0 && s.records.saturating_mul(10) >= best * 9)
-            })
-            .map(|(id, p)| (*id, p.slow_until.is_some_and(|t| t > now), p.inflight))
+            .filter(|(_, p)| p.ready)
+            .filter_map(|(id, p)| p.summary.as_ref().map(|s| (*id, s.records)))
             .collect();
         sources.sort();
-        let inflight: usize = self.peers.values().map(|p| p.inflight).sum();
-        let room = self.config.max_inflight.saturating_sub(inflight);
-        let todo: Vec<usize> = catchup
-            .spans
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.done && s.request.is_none())
-            .map(|(i, _)| i)
-            .collect();
-        for i in todo.into_iter().take(room) {
-            // The least loaded peer, peers that stalled last.
-            let Some(pick) = sources
-                .iter_mut()
-                .filter(|(_, _, load)| *load < self.config.per_peer_inflight)
-                .min_by_key(|(_, slow, load)| (*slow, *load))
-            else {
-                break;
-            };
-            pick.2 += 1;
-            let peer = pick.0;
-            self.request_span(now, peer, i);
-        }
-    }
-
-    fn request_span(&mut self, now: Instant, peer: PeerId, i: usize) {
-        let Some(span) = self.catchup.as_mut().and_then(|c| c.spans.get_mut(i)) else {
-            return;
-        };
-        let request = self.next_request;
-        self.next_request += 1;
-        span.request = Some(request);
-        let after = span.after;
-        let max_records = self.config.batch_records.clamp(1, MAX_BATCH_RECORDS);
-        let max_bytes = self.config.batch_bytes.clamp(1, MAX_BATCH_BYTES);
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.inflight += 1;
-        }
-        self.requests.insert(
-            request,
-            Pending {
-                peer,
-                deadline: now + self.config.batch_timeout,
-                kind: Kind::Span(i),
-                after,
-                max_records,
-            },
+        catchup.schedule(
+            &sources,
+            &self.config.limits(),
+            &mut self.next_request,
+            now,
+            &mut self.outbox,
         );
-        let message = Message::GetRange {
-            request,
-            after,
-            end: span_end(i),
-            max_records: u32::try_from(max_records).unwrap_or(u32::MAX),
-            max_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
-        };
-        // The request is small; the answer comes back as bulk.
-        self.send(peer, &message, Class::Relay);
-    }
-
-    fn on_get_range(
-        &mut self,
-        peer: PeerId,
-        request: u64,
-        after: Option<KeyHashBytes>,
-        end: KeyHashBytes,
-        max_records: u32,
-        max_bytes: u32,
-    ) {
-        let max_records = usize::try_from(max_records)
-            .unwrap_or(usize::MAX)
-            .clamp(1, MAX_BATCH_RECORDS);
-        let max_bytes = usize::try_from(max_bytes)
-            .unwrap_or(usize::MAX)
-            .clamp(1, MAX_BATCH_BYTES);
-        let (records, next) = match self.read_range(after, end, max_records, max_bytes) {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!("reading a range: {e}");
-                return;
-            }
-        };
-        let message = Message::Range {
-            request,
-            next,
-            records,
-        };
-        self.send(peer, &message, Class::Bulk);
-    }
-
-    /// Records after `after` up to `end`, within the limits, and where the
-    /// next page resumes.
-    fn read_range(
-        &self,
-        after: Option<KeyHashBytes>,
-        end: KeyHashBytes,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<(Vec<Record>, Option<KeyHashBytes>), StoreError> {
-        if after.is_some_and(|a| a >= end) {
-            return Ok((Vec::new(), None));
-        }
-        let start = after.map(|kh| {
-            let mut d = [0u8; DIGEST_LEN];
-            d[..KEY_HASH_LEN].copy_from_slice(&kh);
-            Digest(d)
-        });
-        let page = self.store.scan_digests(start.as_ref(), max_records)?;
-        let in_range: Vec<Digest> = page
-            .digests
-            .iter()
-            .take_while(|d| d.key_hash().0 <= end)
-            .copied()
-            .collect();
-        let reached_end = in_range.len() < page.digests.len() || page.next.is_none();
-        let found = self.store.get_by_digests(&in_range)?;
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        let mut cut: Option<usize> = None;
-        for (i, record) in found.into_iter().enumerate() {
-            let Some(record) = record else {
-                continue;
-            };
-            let len = record.encoded_len();
-            if !records.is_empty() && bytes + len > max_bytes {
-                cut = Some(i);
-                break;
-            }
-            bytes += len;
-            records.push(record);
-        }
-        let next = match cut {
-            Some(i) => Some(in_range[i - 1].key_hash().0),
-            None if reached_end => None,
-            None => in_range.last().map(|d| d.key_hash().0),
-        };
-        Ok((records, next))
     }
 
     fn on_range(
         &mut self,
-        now: Instant,
         peer: PeerId,
         request: u64,
         next: Option<KeyHashBytes>,
-        records: &[Record],
+        records: Vec<Record>,
+        now: Instant,
     ) {
-        let Some(pending) = self.requests.get(&request) else {
-            return;
-        };
-        if pending.peer != peer {
-            self.report(peer, SCORE_UNSOLICITED);
-            return;
-        }
-        let Some(pending) = self.requests.remove(&request) else {
-            return;
-        };
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.inflight = p.inflight.saturating_sub(1);
-        }
-        let Kind::Span(i) = pending.kind else {
-            self.report(peer, SCORE_UNSOLICITED);
-            return;
-        };
-        let still_ours = self
-            .catchup
-            .as_ref()
-            .and_then(|c| c.spans.get(i))
-            .is_some_and(|s| s.request == Some(request));
-        if !still_ours {
-            return;
-        }
-        if !range_ok(
-            pending.after,
-            span_end(i),
-            pending.max_records,
-            next,
-            records,
-        ) {
-            self.release_span(&Kind::Span(i), request);
-            self.report(peer, SCORE_BAD_BATCH);
-            self.schedule_catchup(now);
-            return;
-        }
-        let stored = self.store_from(peer, records);
-        self.stats.catchup_records += stored as u64;
-        self.stats.catchup_received += records.len() as u64;
-        self.stats.batches += 1;
         let Some(catchup) = self.catchup.as_mut() else {
             return;
         };
-        if let Some(span) = catchup.spans.get_mut(i) {
-            span.request = None;
-            match next {
-                Some(cursor) => span.after = Some(cursor),
-                None => span.done = true,
+        match catchup.on_range(peer, request, next, records) {
+            Ok(Some(Batch {
+                span,
+                request,
+                next,
+                records,
+            })) => {
+                let done = SpanDone {
+                    span,
+                    request,
+                    next,
+                };
+                if records.is_empty() {
+                    catchup.commit(span, request, next);
+                    self.stats.batches += 1;
+                    self.after_commit(now);
+                } else {
+                    self.store_op(Op::Check(records), Pending::SpanCheck { peer, done });
+                }
+            }
+            Ok(None) => {}
+            Err(what) => {
+                self.report(peer, what);
+                self.schedule_catchup(now);
             }
         }
+    }
+
+    /// After spans moved on: save the progress, or finish the catch-up.
+    fn after_commit(&mut self, now: Instant) {
+        let Some(catchup) = self.catchup.as_ref() else {
+            return;
+        };
         if catchup.is_done() {
             self.catchup = None;
             self.out.push_back(Output::SaveProgress(None));
             self.out.push_back(Output::Event(Event::CatchupDone));
-            tracing::info!("caught up: {} records", self.records);
+            tracing::info!("caught up: {} records", self.set.records);
             // What the sources lacked, or what changed meanwhile.
-            self.reconcile_now(now, None);
+            self.recon.soon(None, now);
         } else {
-            let progress = catchup.encode();
-            self.out.push_back(Output::SaveProgress(Some(progress)));
+            self.out
+                .push_back(Output::SaveProgress(Some(catchup.encode())));
             self.schedule_catchup(now);
         }
     }
 
-    // ----- timers -----
+    // ----- outputs -----
 
-    /// Timers: reconciliations, stalled batches, receipts, the epoch.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let epoch = self.unix(now) / EPOCH_SECS;
-        if epoch != self.epoch {
-            self.epoch = epoch;
-            if let Err(e) = self.rebuild_sketch() {
-                tracing::warn!("rebuilding the sketch: {e}");
+    /// Encodes what the parts queued, and refreshes the payload when due.
+    fn finish(&mut self, now: Instant) {
+        for (peer, message, class) in std::mem::take(&mut self.outbox.0) {
+            let body = message.encode();
+            let len = body.len() as u64;
+            match message.command() {
+                command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_sent += len,
+                command::RECEIPTS => self.receipts.bytes_sent += len,
+                _ => self.stats.record_bytes_sent += len,
             }
-            self.serving.clear();
-            self.outgoing = None;
+            self.out.push_back(Output::Send {
+                peer,
+                command: message.command(),
+                body,
+                class,
+            });
         }
-        if self.outgoing.as_ref().is_some_and(|o| now >= o.deadline) {
-            self.outgoing = None;
-            self.stats.failed_reconciliations += 1;
-        }
-        self.serving.retain(|_, s| now < s.deadline);
-        let expired: Vec<u64> = self
-            .requests
-            .iter()
-            .filter(|(_, p)| now >= p.deadline)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let Some(pending) = self.requests.remove(&id) else {
-                continue;
-            };
-            if let Some(p) = self.peers.get_mut(&pending.peer) {
-                match pending.kind {
-                    Kind::Span(_) => {
-                        p.inflight = p.inflight.saturating_sub(1);
-                        p.slow_until = Some(now + self.config.slow_penalty);
-                    }
-                    Kind::Digests(_) => p.fetch_inflight = p.fetch_inflight.saturating_sub(1),
-                }
-            }
-            if let Kind::Span(i) = pending.kind {
-                tracing::debug!(
-                    "span {i} stalled at peer {}; asking another",
-                    pending.peer.0
-                );
-                self.stats.stalls += 1;
-            }
-            self.release_span(&pending.kind, id);
-            let peer = pending.peer;
-            self.pump_fetch(now, peer);
-        }
-        self.schedule_catchup(now);
-        if now >= self.next_reconcile {
-            let interval = self.config.reconcile_interval;
-            let jitter = interval.mul_f64(0.5 * self.rng.unit());
-            self.next_reconcile = now + interval.mul_f64(0.75) + jitter;
-            if self.catchup.is_none() && self.outgoing.is_none() {
-                let peer = self.pick_reconcile_peer();
-                if let Some(peer) = peer {
-                    self.start_reconcile(now, peer);
-                }
-            }
-        }
-        for (peer, receipts) in self.receipts.flush(now) {
-            if self.peers.get(&peer).is_some_and(|p| p.ready) {
-                self.send(peer, &Message::Receipts(receipts), Class::Relay);
-            }
-        }
-        self.flush_payload(now);
-    }
-
-    fn pick_reconcile_peer(&mut self) -> Option<PeerId> {
-        while let Some(peer) = self.recon_queue.pop_front() {
-            if self
-                .peers
-                .get(&peer)
-                .is_some_and(|p| p.ready && p.summary.is_some())
-            {
-                return Some(peer);
-            }
-        }
-        let mut ready: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.ready && p.summary.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        ready.sort();
-        if ready.is_empty() {
-            return None;
-        }
-        Some(ready[self.rng.index(ready.len())])
-    }
-}
-
-/// Whether a RANGE answer keeps to its request: at most `max_records`,
-/// strictly increasing key hashes after `after` and up to `end`, and a
-/// cursor that moves forward.
-fn range_ok(
-    after: Option<KeyHashBytes>,
-    end: KeyHashBytes,
-    max_records: usize,
-    next: Option<KeyHashBytes>,
-    records: &[Record],
-) -> bool {
-    if records.len() > max_records {
-        return false;
-    }
-    let mut last = after;
-    for record in records {
-        let kh = record.key_hash().0;
-        if last.is_some_and(|l| kh <= l) || kh > end {
-            return false;
-        }
-        last = Some(kh);
-    }
-    match next {
-        None => true,
-        Some(cursor) => {
-            cursor <= end
-                && after.is_none_or(|a| cursor > a)
-                && last.is_none_or(|l| cursor >= l)
-                && span_of(&cursor) == span_of(&end)
+        // Nothing worth announcing before the store's sketch is in.
+        if self.set.loaded && self.payload_dirty && now >= self.next_payload {
+            self.payload_dirty = false;
+            self.next_payload = now + PAYLOAD_INTERVAL;
+            self.out.push_back(Output::SetPayload(self.summary()));
         }
     }
 }

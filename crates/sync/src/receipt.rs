@@ -62,7 +62,6 @@ struct Tracked {
     expected: BTreeSet<NodeKey>,
     confirmed: BTreeSet<NodeKey>,
     at: Instant,
-    reported: bool,
 }
 
 impl Tracked {
@@ -101,8 +100,8 @@ fn share_of(want: f64, n: usize) -> usize {
 /// What a receipt's arrival asks of the caller.
 #[derive(Debug, Default)]
 pub(crate) struct Routed {
-    /// Published messages whose share was reached by this receipt.
-    pub(crate) satisfied: Vec<DeliveryStatus>,
+    /// Published messages that gained confirmations, as they stand now.
+    pub(crate) changed: Vec<DeliveryStatus>,
 }
 
 /// Receipts: the publisher's ledger and the relay toward parents.
@@ -196,7 +195,6 @@ impl Receipts {
                 expected,
                 confirmed: BTreeSet::new(),
                 at: now,
-                reported: false,
             },
         );
         self.tracked_order.push_back((id, now));
@@ -245,7 +243,7 @@ impl Receipts {
     /// Receipts received from `from`, whose signatures the caller checked.
     /// Confirms what we published and queues the rest toward parents.
     pub(crate) fn route(&mut self, from: PeerId, receipts: Vec<Receipt>, now: Instant) -> Routed {
-        let mut routed = Routed::default();
+        let mut changed: Vec<MessageId> = Vec::new();
         for receipt in receipts {
             let mut mark = [0u8; 16];
             mark.copy_from_slice(&receipt.signature[..16]);
@@ -266,13 +264,8 @@ impl Receipts {
             for id in &receipt.ids {
                 let id = MessageId(*id);
                 if let Some(t) = self.tracked.get_mut(&id) {
-                    t.confirmed.insert(receipt.signer);
-                    if !t.reported {
-                        let status = t.status(id);
-                        if status.satisfied {
-                            t.reported = true;
-                            routed.satisfied.push(status);
-                        }
+                    if t.confirmed.insert(receipt.signer) && !changed.contains(&id) {
+                        changed.push(id);
                     }
                 } else if let Some((parent, _)) = self.parents.get(&id)
                     && *parent != from
@@ -292,7 +285,12 @@ impl Receipts {
                 self.arm(now);
             }
         }
-        routed
+        Routed {
+            changed: changed
+                .into_iter()
+                .filter_map(|id| self.status(&id))
+                .collect(),
+        }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {

@@ -1,40 +1,51 @@
-//! The tokio driver: runs a [`Sync`] over `strata_node::driver`.
+//! The tokio driver: runs a [`Syncer`] over `strata_node::driver`.
 //!
-//! One task owns the state machine. It feeds it the node's events (peers,
-//! payloads, messages of the sync range, new gossip), the commands of
-//! [`SyncHandle`]s and its timer, and carries out its outputs through the
-//! [`NodeHandle`]. New gossip waits in the node for a verdict: a record is
-//! decoded and checked here, and anything else goes to the layer above's
-//! [`Handler`].
+//! One task owns the machine. It feeds it the node's events (peers,
+//! payloads, messages of the sync range, new gossip), the results of store
+//! ops, the commands of [`SyncHandle`]s and its timer, and carries out its
+//! outputs: messages and verdicts through the [`NodeHandle`], store ops on
+//! tokio's blocking pool, the catch-up progress file.
 //!
-//! Store calls run on the driver's task; each is bounded by the store's
-//! page and transaction limits. Run it on a multi-threaded runtime.
+//! - Store ops of the write lane run one at a time, in order, each after
+//!   the one before finished; read ops run at once. The machine bounds how
+//!   many ops it has in flight.
+//! - Events for the layer above go through a channel bounded in count
+//!   ([`EVENT_QUEUE`]) and bytes ([`EVENT_BYTES`]); none is dropped: while
+//!   the layer above is behind, the task stops taking node events (the node
+//!   then stops reading its connections), and keeps serving store results,
+//!   commands and timers.
+//!
+//! Run it on a multi-threaded runtime.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use strata_io::Clock;
-use strata_io::channel;
+use ed25519_dalek::SigningKey;
+use strata_io::{Clock, channel};
 use strata_node::driver::{self, CommandError, NodeHandle};
-use strata_node::{Event as NodeEvent, MessageId, Misbehaviour, PeerId, Verdict};
-use strata_store::{AUTHOR_LEN, Error as StoreError, Presence, Record, Store};
+use strata_node::{Event as NodeEvent, MessageId, Misbehaviour as NodeMisbehaviour, Verdict};
+use strata_store::{AUTHOR_LEN, Error as StoreError, Record, Store};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::machine::{Config, Event, Gossiped, Output, Put, Stats, Summary, Sync};
+use crate::machine::{Config, Event, Output, Put, PutId, Stats, Summary, Syncer};
+use crate::ops::{Done, Lane, Op, OpId};
 use crate::receipt::{DeliveryStatus, NodeKey};
-use crate::wire::{GOSSIP_RECORD, check_gossip};
 
-/// The verdict of the layer above on a gossip payload that is not a
-/// record: it runs on the driver's task and must not block.
-pub type Handler = Box<dyn FnMut(PeerId, &MessageId, &Bytes) -> Verdict + Send>;
 /// Commands waiting for the driver, at most.
 const COMMAND_QUEUE: usize = 256;
-/// Events waiting for the layer above, at most; more are dropped.
+/// Events waiting for the layer above, at most.
 pub const EVENT_QUEUE: usize = 1024;
+/// Payload bytes of the events waiting for the layer above, at most.
+pub const EVENT_BYTES: usize = 32 * 1024 * 1024;
+/// Store results waiting for the driver, at most (the machine has fewer
+/// ops in flight).
+const DONE_QUEUE: usize = 1024;
+/// Delivery waiters kept, at most; the oldest give up first.
+const MAX_WAITERS: usize = 1024;
 /// The progress file's name in the data directory.
 pub const PROGRESS_FILE: &str = "catchup.dat";
 
@@ -69,14 +80,18 @@ impl From<CommandError> for Error {
     }
 }
 
+type Track = Option<(f64, Option<Vec<NodeKey>>)>;
+
 enum Command {
-    Put(Record, oneshot::Sender<Result<Put, StoreError>>),
-    Publish(
-        Record,
-        f64,
-        Option<Vec<NodeKey>>,
-        oneshot::Sender<Result<Put, StoreError>>,
-    ),
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: Option<u64>,
+        track: Track,
+        done: oneshot::Sender<Result<Put, StoreError>>,
+    },
+    Insert(Record, Track, oneshot::Sender<Result<Put, StoreError>>),
+    Verdict(MessageId, Verdict),
     Status(MessageId, oneshot::Sender<Option<DeliveryStatus>>),
     WaitDelivered(MessageId, oneshot::Sender<DeliveryStatus>),
     Stats(oneshot::Sender<Stats>),
@@ -105,6 +120,13 @@ impl SyncHandle {
         rx.await.map_err(|_| Error::Stopped)
     }
 
+    async fn tell(&self, command: Command) -> Result<(), Error> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
     /// The node underneath.
     pub fn node(&self) -> &NodeHandle<Summary> {
         &self.node
@@ -115,9 +137,25 @@ impl SyncHandle {
         &self.store
     }
 
-    /// Stores a record and, if it is stored, publishes it by gossip.
-    pub async fn put(&self, record: Record) -> Result<Put, Error> {
-        Ok(self.ask(|tx| Command::Put(record, tx)).await??)
+    /// Signs `value` under `key` with the node key, with the next version
+    /// (chosen in the write) or `version`, stores it and, if stored,
+    /// publishes it by gossip.
+    pub async fn put(
+        &self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: Option<u64>,
+    ) -> Result<Put, Error> {
+        let put = self
+            .ask(|done| Command::Put {
+                key,
+                value,
+                version,
+                track: None,
+                done,
+            })
+            .await?;
+        Ok(put?)
     }
 
     /// [`put`](Self::put), tracking delivery: `want` is the share of the
@@ -126,13 +164,35 @@ impl SyncHandle {
     /// [`delivery_status`](Self::delivery_status).
     pub async fn publish(
         &self,
-        record: Record,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: Option<u64>,
         want: f64,
         expected: Option<Vec<NodeKey>>,
     ) -> Result<Put, Error> {
+        let put = self
+            .ask(|done| Command::Put {
+                key,
+                value,
+                version,
+                track: Some((want, expected)),
+                done,
+            })
+            .await?;
+        Ok(put?)
+    }
+
+    /// Stores a record signed elsewhere, once its signature checks, and
+    /// publishes it if stored.
+    pub async fn insert(&self, record: Record) -> Result<Put, Error> {
         Ok(self
-            .ask(|tx| Command::Publish(record, want, expected, tx))
+            .ask(|done| Command::Insert(record, None, done))
             .await??)
+    }
+
+    /// The verdict on a gossip message reported as [`Event::Gossip`].
+    pub async fn verdict(&self, id: MessageId, verdict: Verdict) -> Result<(), Error> {
+        self.tell(Command::Verdict(id, verdict)).await
     }
 
     /// The record stored under (author, key).
@@ -153,16 +213,8 @@ impl SyncHandle {
         id: MessageId,
         timeout: Duration,
     ) -> Result<Option<DeliveryStatus>, Error> {
-        if let Some(status) = self.delivery_status(id).await?
-            && status.satisfied
-        {
-            return Ok(Some(status));
-        }
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::WaitDelivered(id, tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        self.tell(Command::WaitDelivered(id, tx)).await?;
         if let Ok(Ok(status)) = self.clock.timeout_at(self.clock.now() + timeout, rx).await {
             return Ok(Some(status));
         }
@@ -186,10 +238,7 @@ impl SyncHandle {
 
     /// Reconciles with a random peer now.
     pub async fn reconcile_now(&self) -> Result<(), Error> {
-        self.commands
-            .send(Command::Reconcile)
-            .await
-            .map_err(|_| Error::Stopped)
+        self.tell(Command::Reconcile).await
     }
 
     /// Stops the sync driver and the node, and returns when both are done.
@@ -202,76 +251,64 @@ impl SyncHandle {
 pub struct Running {
     /// Commands.
     pub handle: SyncHandle,
-    /// Events for the layer above.
-    pub events: mpsc::Receiver<Event>,
+    /// Events for the layer above. Read them: while they are not read, the
+    /// node stops reading its connections.
+    pub events: channel::Receiver<Event>,
     /// The addresses the node listens on.
     pub listening: Vec<SocketAddr>,
     /// The driver task; it ends after shutdown.
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the node and the sync driver over it. Gossip payloads that are
-/// not records are rejected (a misbehaviour of the sender); see
-/// [`start_with`] to carry other payloads too.
-pub async fn start(settings: Settings, clock: Clock) -> io::Result<Running> {
-    start_with(settings, None, clock).await
+/// The bytes an event carries, as the event channel counts them.
+fn event_size(event: &Event) -> usize {
+    match event {
+        Event::Gossip { payload, .. } => payload.len(),
+        _ => 0,
+    }
 }
 
-/// [`start`], with a handler for the gossip payloads that are not records
-/// (whose first byte is not [`GOSSIP_RECORD`]): the layer above's own
-/// payloads. It runs on the node's task, like the record handler, and its
-/// verdict is the node's; it must not block. `None` rejects them, as
-/// [`start`] does.
-pub async fn start_with(
-    mut settings: Settings,
-    other_gossip: Option<Handler>,
-    clock: Clock,
-) -> io::Result<Running> {
+/// Starts the node and the sync driver over it.
+pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> {
     let public = settings.sync.signing_key.verifying_key().to_bytes();
     if settings.node.node.node_key.is_none() {
         settings.node.node.node_key = Some(public);
     }
-    let progress = settings
-        .progress_file
-        .as_ref()
-        .and_then(|path| std::fs::read(path).ok());
+    let progress = match &settings.progress_file {
+        Some(path) => read_progress(path.clone()).await,
+        None => None,
+    };
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
     let seed = u64::from_le_bytes(driver::random_bytes()?);
-    let max_value_len = settings.sync.max_value_len;
-    let store = settings.store.clone();
-    let sync = Sync::new(
-        settings.sync,
-        store.clone(),
-        progress.as_deref(),
-        clock.now(),
-        unix,
-        seed,
-    )
-    .map_err(io::Error::other)?;
-
-    let node = driver::start(settings.node, sync.summary(), clock.clone()).await?;
+    let signing = settings.sync.signing_key.clone();
+    let syncer = Syncer::new(settings.sync, progress.as_deref(), unix, seed, clock.now());
+    let node = driver::start(settings.node, syncer.summary(), clock.clone()).await?;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let (events_tx, events) = channel::bounded(EVENT_QUEUE, EVENT_BYTES);
     let handle = SyncHandle {
         commands,
         node: node.handle.clone(),
-        store,
+        store: settings.store.clone(),
         clock: clock.clone(),
     };
     let task = Task {
-        sync,
+        syncer,
         node: node.handle,
         clock,
-        events: events_tx,
+        store: settings.store,
+        signing,
         progress_file: settings.progress_file,
-        waiters: Vec::new(),
-        other_gossip,
-        max_value_len,
+        backlog: VecDeque::new(),
+        writes: VecDeque::new(),
+        writing: false,
+        done: mpsc::channel(DONE_QUEUE),
+        puts: HashMap::new(),
+        waiters: VecDeque::new(),
     };
-    let task = tokio::spawn(task.run(node.events, command_rx, node.task));
+    let task = tokio::spawn(task.run(node.events, command_rx, events_tx, node.task));
     Ok(Running {
         handle,
         events,
@@ -280,15 +317,51 @@ pub async fn start_with(
     })
 }
 
+/// The progress file, if it holds anything; a file that cannot be read is
+/// reported and a catch-up begins afresh.
+async fn read_progress(path: PathBuf) -> Option<Vec<u8>> {
+    let shown = path.display().to_string();
+    match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(bytes)) => Some(bytes),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => None,
+        Ok(Err(e)) => {
+            tracing::warn!("{shown}: {e}; a catch-up starts afresh");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{shown}: {e}");
+            None
+        }
+    }
+}
+
+/// A finished job: the op and its result (`None`: a progress write), and
+/// its lane.
+type Finished = (Option<OpId>, Lane, Option<Done>);
+
+/// Work of the write lane: store ops, and the progress file (whose writes
+/// must follow the commits they describe).
+enum Job {
+    Op(OpId, Op),
+    Progress(Option<Vec<u8>>),
+}
+
 struct Task {
-    sync: Sync,
+    syncer: Syncer,
     node: NodeHandle<Summary>,
     clock: Clock,
-    events: mpsc::Sender<Event>,
+    store: Arc<Store>,
+    signing: SigningKey,
     progress_file: Option<PathBuf>,
-    waiters: Vec<(MessageId, oneshot::Sender<DeliveryStatus>)>,
-    other_gossip: Option<Handler>,
-    max_value_len: usize,
+    /// Events the layer above has no room for yet.
+    backlog: VecDeque<Event>,
+    /// Write-lane jobs not started, and whether one runs.
+    writes: VecDeque<Job>,
+    writing: bool,
+    /// Results of store ops: `None` for a finished progress write.
+    done: (mpsc::Sender<Finished>, mpsc::Receiver<Finished>),
+    puts: HashMap<PutId, oneshot::Sender<Result<Put, StoreError>>>,
+    waiters: VecDeque<(MessageId, oneshot::Sender<DeliveryStatus>)>,
 }
 
 impl Task {
@@ -296,14 +369,17 @@ impl Task {
         mut self,
         mut node_events: channel::Receiver<NodeEvent<Summary>>,
         mut commands: mpsc::Receiver<Command>,
+        events: channel::Sender<Event>,
         node_task: tokio::task::JoinHandle<()>,
     ) {
-        let mut done: Option<oneshot::Sender<()>> = None;
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
             if self.drain().await.is_err() {
                 break;
             }
-            let wake = self.sync.poll_timeout();
+            self.hand_over(&events);
+            let behind = self.backlog.front().map(event_size);
+            let wake = self.syncer.poll_timeout();
             let clock = self.clock.clone();
             let timer = async move {
                 match wake {
@@ -312,17 +388,31 @@ impl Task {
                 }
             };
             tokio::select! {
-                event = node_events.recv() => match event {
-                    Some(event) => {
-                        if self.on_node_event(event).await.is_err() {
-                            break;
+                permit = events.reserve(behind.unwrap_or(0)), if behind.is_some() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
                         }
                     }
+                    Err(channel::Closed) => self.backlog.clear(),
+                },
+                event = node_events.recv(), if behind.is_none() => match event {
+                    Some(event) => self.on_node_event(event),
                     None => break,
                 },
+                Some((op, lane, done)) = self.done.1.recv() => {
+                    if lane == Lane::Write {
+                        self.writing = false;
+                        self.next_write();
+                    }
+                    if let (Some(op), Some(done)) = (op, done) {
+                        let now = self.clock.now();
+                        self.syncer.handle_store(op, done, now);
+                    }
+                }
                 command = commands.recv() => match command {
                     Some(Command::Shutdown(tx)) => {
-                        done = Some(tx);
+                        shutdown = Some(tx);
                         break;
                     }
                     Some(command) => self.on_command(command),
@@ -330,155 +420,234 @@ impl Task {
                 },
                 () = timer => {
                     let now = self.clock.now();
-                    self.sync.handle_timeout(now);
+                    self.syncer.handle_timeout(now);
                 }
+            }
+        }
+        // What is being written finishes; the rest of the lane is given up
+        // (catch-up resumes from the last progress written).
+        while self.writing {
+            match self.done.1.recv().await {
+                Some((_, Lane::Write, _)) | None => self.writing = false,
+                Some(_) => {}
             }
         }
         let _ = self.node.shutdown().await;
         let _ = node_task.await;
-        if let Some(done) = done {
+        if let Some(done) = shutdown {
             let _ = done.send(());
         }
     }
 
-    async fn on_node_event(&mut self, event: NodeEvent<Summary>) -> Result<(), CommandError> {
+    fn on_node_event(&mut self, event: NodeEvent<Summary>) {
         let now = self.clock.now();
         match event {
+            NodeEvent::PeerReady(peer) => self.syncer.handle_peer_ready(peer, now),
+            NodeEvent::PeerGone(peer) => self.syncer.handle_peer_gone(peer, now),
+            NodeEvent::Payload(peer, summary) => self.syncer.handle_payload(peer, summary, now),
             NodeEvent::Gossip { peer, id, payload } => {
-                let verdict = self.gossip_verdict(peer, id, &payload, now);
-                self.node.verdict(id, verdict).await?;
+                self.syncer.handle_gossip(peer, id, payload, now);
             }
-            NodeEvent::PeerReady(peer) => self.sync.handle_peer_ready(now, peer),
-            NodeEvent::PeerGone(peer) => self.sync.handle_peer_gone(now, peer),
-            NodeEvent::Payload(peer, summary) => self.sync.handle_payload(now, peer, summary),
             NodeEvent::Upper {
                 peer,
                 command,
                 body,
-            } => self.sync.handle_message(now, peer, command, &body),
+            } => self.syncer.handle_message(peer, command, &body, now),
         }
-        Ok(())
-    }
-
-    /// Checks a gossip payload: a record's signature, or the layer above's
-    /// handler for anything else; a valid record goes to the machine.
-    fn gossip_verdict(
-        &mut self,
-        peer: PeerId,
-        id: MessageId,
-        payload: &Bytes,
-        now: std::time::Instant,
-    ) -> Verdict {
-        if payload.first() != Some(&GOSSIP_RECORD) {
-            return match self.other_gossip.as_mut() {
-                Some(other) => other(peer, &id, payload),
-                None => Verdict::Reject,
-            };
-        }
-        let Ok(record) = check_gossip(payload, self.max_value_len) else {
-            return Verdict::Reject;
-        };
-        // Old news is confirmed but not passed on.
-        let verdict = match self.sync.store().presence(&record.digest()) {
-            Ok(Presence::Superseded | Presence::Loser) => Verdict::Drop,
-            _ => Verdict::Propagate,
-        };
-        self.sync
-            .handle_gossip(now, vec![Gossiped { peer, id, record }]);
-        verdict
     }
 
     fn on_command(&mut self, command: Command) {
         let now = self.clock.now();
         match command {
-            Command::Put(record, tx) => {
-                let _ = tx.send(self.sync.put(now, record));
+            Command::Put {
+                key,
+                value,
+                version,
+                track,
+                done,
+            } => {
+                let put = match track {
+                    Some((want, expected)) => self
+                        .syncer
+                        .publish(key, value, version, want, expected, now),
+                    None => self.syncer.put(key, value, version, now),
+                };
+                self.puts.insert(put, done);
             }
-            Command::Publish(record, want, expected, tx) => {
-                let _ = tx.send(self.sync.publish(now, record, want, expected));
+            Command::Insert(record, track, done) => {
+                let put = self.syncer.insert(record, track, now);
+                self.puts.insert(put, done);
             }
+            Command::Verdict(id, verdict) => self.syncer.verdict(id, verdict, now),
             Command::Status(id, tx) => {
-                let _ = tx.send(self.sync.delivery_status(&id));
+                let _ = tx.send(self.syncer.delivery_status(&id));
             }
-            Command::WaitDelivered(id, tx) => match self.sync.delivery_status(&id) {
+            Command::WaitDelivered(id, tx) => match self.syncer.delivery_status(&id) {
                 Some(status) if status.satisfied => {
                     let _ = tx.send(status);
                 }
                 _ => {
                     self.waiters.retain(|(_, w)| !w.is_closed());
-                    self.waiters.push((id, tx));
+                    if self.waiters.len() >= MAX_WAITERS {
+                        self.waiters.pop_front();
+                    }
+                    self.waiters.push_back((id, tx));
                 }
             },
             Command::Stats(tx) => {
-                let _ = tx.send(self.sync.stats());
+                let _ = tx.send(self.syncer.stats());
             }
             Command::Summary(tx) => {
-                let _ = tx.send(self.sync.summary());
+                let _ = tx.send(self.syncer.summary());
             }
             Command::KnownKeys(tx) => {
-                let _ = tx.send(self.sync.known_keys());
+                let _ = tx.send(self.syncer.known_keys());
             }
-            Command::Reconcile => self.sync.reconcile_now(now, None),
+            Command::Reconcile => self.syncer.reconcile_now(None, now),
             Command::Shutdown(_) => {}
         }
     }
 
-    /// Carries out every output of the state machine.
+    /// Carries out every output of the machine.
     async fn drain(&mut self) -> Result<(), CommandError> {
-        while let Some(output) = self.sync.poll_output() {
+        while let Some(output) = self.syncer.poll_output() {
             match output {
                 Output::Send {
                     peer,
                     command,
                     body,
                     class,
-                } => {
-                    self.node.send_upper(peer, command, body, class).await?;
-                }
+                } => self.node.send_upper(peer, command, body, class).await?,
                 Output::Propagate(payload) => match self.node.propagate(payload).await {
+                    // Without peers the record waits for reconciliation.
                     Ok(_) | Err(CommandError::Propagate(_)) => {}
                     Err(e) => return Err(e),
                 },
-                Output::Report { peer, score } => {
-                    self.node.report(peer, Misbehaviour::Upper(score)).await?;
+                Output::Verdict(id, verdict) => self.node.verdict(id, verdict).await?,
+                Output::Report { peer, what } => {
+                    self.node
+                        .report(peer, NodeMisbehaviour::Upper(what.score()))
+                        .await?;
                 }
                 Output::SetPayload(summary) => self.node.set_payload(summary).await?,
-                Output::SaveProgress(progress) => self.save_progress(progress.as_deref()),
-                Output::Event(event) => {
-                    if let Event::Delivered(status) = &event {
-                        let mut i = 0;
-                        while i < self.waiters.len() {
-                            if self.waiters[i].0 == status.id {
-                                let (_, tx) = self.waiters.swap_remove(i);
-                                let _ = tx.send(status.clone());
-                            } else {
-                                i += 1;
-                            }
-                        }
+                Output::SaveProgress(progress) => {
+                    if self.progress_file.is_some() {
+                        self.writes.push_back(Job::Progress(progress));
+                        self.next_write();
                     }
-                    let _ = self.events.try_send(event);
+                }
+                Output::Store(id, op) => match op.lane() {
+                    Lane::Write => {
+                        self.writes.push_back(Job::Op(id, op));
+                        self.next_write();
+                    }
+                    Lane::Read => self.run_read(id, op),
+                },
+                Output::Event(Event::Put { put, result }) => {
+                    if let Some(tx) = self.puts.remove(&put) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Output::Event(event) => {
+                    if let Event::Delivery(status) = &event
+                        && status.satisfied
+                    {
+                        self.wake_waiters(status);
+                    }
+                    self.backlog.push_back(event);
                 }
             }
         }
         Ok(())
     }
 
-    fn save_progress(&self, progress: Option<&[u8]>) {
-        let Some(path) = &self.progress_file else {
+    fn wake_waiters(&mut self, status: &DeliveryStatus) {
+        let mut kept = VecDeque::with_capacity(self.waiters.len());
+        for (id, tx) in self.waiters.drain(..) {
+            if id == status.id {
+                let _ = tx.send(status.clone());
+            } else {
+                kept.push_back((id, tx));
+            }
+        }
+        self.waiters = kept;
+    }
+
+    /// Hands the layer above what it has room for now.
+    fn hand_over(&mut self, events: &channel::Sender<Event>) {
+        while let Some(event) = self.backlog.pop_front() {
+            let size = event_size(&event);
+            match events.try_send(event, size) {
+                Ok(()) => {}
+                Err(channel::TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    return;
+                }
+                Err(channel::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run_read(&self, id: OpId, op: Op) {
+        let store = self.store.clone();
+        let signing = self.signing.clone();
+        let done = self.done.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = op.run(&store, &signing);
+            let _ = done.blocking_send((Some(id), Lane::Read, Some(result)));
+        });
+    }
+
+    /// Starts the next job of the write lane, unless one runs.
+    fn next_write(&mut self) {
+        if self.writing {
+            return;
+        }
+        let Some(job) = self.writes.pop_front() else {
             return;
         };
-        let result = match progress {
-            Some(bytes) => {
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
+        self.writing = true;
+        let done = self.done.0.clone();
+        match job {
+            Job::Op(id, op) => {
+                let store = self.store.clone();
+                let signing = self.signing.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = op.run(&store, &signing);
+                    let _ = done.blocking_send((Some(id), Lane::Write, Some(result)));
+                });
             }
-            None => match std::fs::remove_file(path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                other => other,
-            },
-        };
-        if let Err(e) = result {
-            tracing::warn!("{}: {e}", path.display());
+            Job::Progress(progress) => {
+                let Some(path) = self.progress_file.clone() else {
+                    self.writing = false;
+                    return;
+                };
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = save_progress(&path, progress.as_deref()) {
+                        tracing::warn!("{}: {e}", path.display());
+                    }
+                    let _ = done.blocking_send((None, Lane::Write, None));
+                });
+            }
         }
+    }
+}
+
+/// Writes the progress file through a temporary file and a rename, or
+/// removes it.
+fn save_progress(path: &std::path::Path, progress: Option<&[u8]>) -> io::Result<()> {
+    match progress {
+        Some(bytes) => {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, path)
+        }
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
     }
 }

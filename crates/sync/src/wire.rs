@@ -7,6 +7,7 @@
 //! bytes. `docs/sync.md` lists the layouts.
 
 use bytes::Bytes;
+use strata_node::{Class, PeerId};
 use strata_store::{DIGEST_LEN, Digest, KEY_HASH_LEN, Record};
 
 use crate::riblt::CodedSymbol;
@@ -595,7 +596,12 @@ pub fn gossip_payload(record: &Record) -> Bytes {
     Bytes::from(out)
 }
 
-/// Why a gossip payload was refused.
+/// Whether a gossip payload is this layer's (a record).
+pub fn is_record(payload: &[u8]) -> bool {
+    payload.first() == Some(&GOSSIP_RECORD)
+}
+
+/// Why a gossip payload is not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GossipError {
     /// Not a payload of this layer.
@@ -604,21 +610,25 @@ pub enum GossipError {
     /// The record does not decode.
     #[error("record: {0}")]
     Decode(#[from] strata_store::DecodeError),
-    /// The record's signature or author is invalid.
-    #[error("record: {0}")]
-    Invalid(#[from] strata_store::Invalid),
 }
 
-/// Decodes a gossip payload (values up to `max_value_len`) and checks the
-/// record's signature: what the gossip handler runs before it lets a record
-/// propagate.
-pub fn check_gossip(payload: &[u8], max_value_len: usize) -> Result<Record, GossipError> {
+/// Decodes the record of a gossip payload (values up to `max_value_len`).
+/// Its signature is not checked here: the store's check does that, once.
+pub fn decode_gossip(payload: &[u8], max_value_len: usize) -> Result<Record, GossipError> {
     let Some((&GOSSIP_RECORD, rest)) = payload.split_first() else {
         return Err(GossipError::UnknownType);
     };
-    let record = Record::from_bytes(rest, max_value_len)?;
-    record.verify()?;
-    Ok(record)
+    Ok(Record::from_bytes(rest, max_value_len)?)
+}
+
+/// Messages to send, as the parts of the machine queue them.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox(pub(crate) Vec<(PeerId, Message, Class)>);
+
+impl Outbox {
+    pub(crate) fn push(&mut self, peer: PeerId, message: Message, class: Class) {
+        self.0.push((peer, message, class));
+    }
 }
 
 #[cfg(test)]

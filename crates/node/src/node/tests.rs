@@ -856,3 +856,28 @@ fn the_same_scenario_gives_the_same_trace() {
     assert!(stats.events > 100);
     assert_eq!(run().0, a);
 }
+
+#[test]
+fn a_connection_being_closed_does_not_keep_the_timer_due() {
+    // A peer that never finishes its handshake is closed at the deadline;
+    // until the driver reports the close, its deadline must not keep
+    // asking for the timer (a busy loop in a real driver).
+    let now = Instant::now();
+    let mut c = config();
+    c.outbound = 0;
+    let mut n = node(0, c, LOCAL, now);
+    n.handle_connected(PeerId(1), addr(1), Direction::Inbound, None, now);
+    let deadline = n.poll_timeout().unwrap();
+    assert!(deadline <= now + n.config().handshake_timeout);
+    n.handle_timeout(deadline);
+    let closes = std::iter::from_fn(|| n.poll_output())
+        .filter(|o| matches!(o, Output::Close(PeerId(1))))
+        .count();
+    assert_eq!(closes, 1);
+    assert!(n.poll_timeout().is_some_and(|t| t > deadline));
+    // Asked again, it does not close twice, and frames are ignored.
+    n.handle_timeout(deadline + Duration::from_secs(1));
+    assert!(!std::iter::from_fn(|| n.poll_output()).any(|o| matches!(o, Output::Close(_))));
+    n.handle_closed(PeerId(1), deadline + Duration::from_secs(1));
+    assert_eq!(n.peers().count(), 0);
+}

@@ -1,14 +1,25 @@
-//! The state machine driven by hand: machines wired to each other in
-//! memory, memory stores, time advanced to each wake-up; no sockets, no
-//! real time.
+//! The machine on the node's in-memory harness: nodes and their sync
+//! layers wired in memory, memory stores, time advanced to each wake-up; no
+//! sockets, no real time.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::net::SocketAddr;
 
-use strata_store::Config as StoreConfig;
+use strata_levin::Header;
+use strata_node::addrman::AddrMan;
+use strata_node::netgroup::Grouping;
+use strata_node::sim::Sim;
+use strata_node::{Config as NodeConfig, Network, Node};
+use strata_store::{Config as StoreConfig, Store};
 
 use super::*;
-use crate::wire::check_gossip;
+use crate::riblt::Encoder;
+use crate::sim::SyncUpper;
+use crate::wire::Receipt;
+
+type Net = Sim<Summary, SyncUpper>;
+
+const UNIX: u64 = 1_700_000_000;
 
 fn signer(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -18,11 +29,17 @@ fn record(author: u8, key: &str, version: u64, value: &[u8]) -> Record {
     Record::sign(&signer(author), key.as_bytes(), version, value).unwrap()
 }
 
-fn memory_store() -> Arc<Store> {
-    Arc::new(Store::in_memory(StoreConfig::default()).unwrap())
+fn records(author: u8, prefix: &str, n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|k| record(author, &format!("{prefix}{k}"), 1, &[author; 100]))
+        .collect()
 }
 
-fn config(i: usize) -> Config {
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, u8::try_from(i + 1).unwrap()], 7710))
+}
+
+fn sync_config(i: usize) -> Config {
     let mut c = Config::new(signer(100 + i as u8));
     c.reconcile_interval = Duration::from_secs(5);
     c.catchup_gap = 100;
@@ -31,346 +48,270 @@ fn config(i: usize) -> Config {
     c
 }
 
-/// Frames in flight: (from, to, command, body).
-type Frame = (usize, usize, u32, Bytes);
-
-struct Net {
-    nodes: Vec<Sync>,
+/// A node with its sync layer over `store`; the nodes dial nobody by
+/// themselves (tests connect them), unless `outbound` is set.
+fn host(
+    i: usize,
+    config: Config,
+    store: Arc<Store>,
+    progress: Option<&[u8]>,
+    outbound: usize,
     now: Instant,
-    links: BTreeSet<(usize, usize)>,
-    queue: VecDeque<Frame>,
-    seen: Vec<HashSet<MessageId>>,
-    reports: Vec<(usize, usize, u32)>,
-    events: Vec<(usize, Event)>,
-    /// Frames from (node, command) that are lost.
-    lose: Vec<(usize, u32)>,
-    /// Saved progress per node.
-    progress: Vec<Option<Vec<u8>>>,
-    /// Frames still to deliver before `pump` stops delivering.
-    budget: usize,
+) -> (Node<Summary>, SyncUpper) {
+    let syncer = Syncer::new(config, progress, UNIX, i as u64, now);
+    let mut node_config = NodeConfig::new(Network::STRATA);
+    node_config.require_key = false;
+    node_config.listen_port = 7710;
+    node_config.outbound = outbound;
+    node_config.fast_slots = 0;
+    let book = AddrMan::new(
+        [i as u8; 32],
+        Grouping {
+            local_network: true,
+        },
+    );
+    let node = Node::new(
+        node_config,
+        syncer.summary(),
+        book,
+        Vec::new(),
+        i64::try_from(UNIX).unwrap(),
+        i as u64,
+        now,
+    );
+    (node, SyncUpper::new(syncer, store))
 }
 
-impl Net {
-    fn new(n: usize, configure: impl Fn(usize, &mut Config)) -> Net {
-        let now = Instant::now();
-        let nodes = (0..n)
-            .map(|i| {
-                let mut c = config(i);
-                configure(i, &mut c);
-                Sync::new(c, memory_store(), None, now, 1_700_000_000, i as u64).unwrap()
-            })
-            .collect();
-        Net {
-            nodes,
-            now,
-            links: BTreeSet::new(),
-            queue: VecDeque::new(),
-            seen: vec![HashSet::new(); n],
-            reports: Vec::new(),
-            events: Vec::new(),
-            lose: Vec::new(),
-            progress: vec![None; n],
-            budget: usize::MAX,
+fn memory_store(initial: &[Record]) -> Arc<Store> {
+    let store = Store::in_memory(StoreConfig::default()).unwrap();
+    if !initial.is_empty() {
+        store.put_batch(initial).unwrap();
+    }
+    Arc::new(store)
+}
+
+/// Nodes whose stores start with `initial[i]`, configured by `configure`.
+fn net(initial: Vec<Vec<Record>>, configure: impl Fn(usize, &mut Config)) -> Net {
+    let now = Instant::now();
+    let mut sim = Sim::new(now, 3);
+    for (i, records) in initial.iter().enumerate() {
+        let mut c = sync_config(i);
+        configure(i, &mut c);
+        let (node, upper) = host(i, c, memory_store(records), None, 0, now);
+        sim.add(addr(i), node, upper);
+    }
+    sim.settle();
+    sim
+}
+
+fn empty(n: usize) -> Vec<Vec<Record>> {
+    vec![Vec::new(); n]
+}
+
+fn syncer(net: &Net, i: usize) -> &Syncer {
+    &net.host(i).upper.syncer
+}
+
+fn store(net: &Net, i: usize) -> &Arc<Store> {
+    &net.host(i).upper.store
+}
+
+fn digests(store: &Store) -> Vec<Digest> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_digests(after.as_ref(), 1000).unwrap();
+        out.extend(page.digests);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
         }
-    }
-
-    fn connected(&self, a: usize, b: usize) -> bool {
-        self.links.contains(&(a.min(b), a.max(b)))
-    }
-
-    fn connect(&mut self, a: usize, b: usize) {
-        self.links.insert((a.min(b), a.max(b)));
-        let now = self.now;
-        for (x, y) in [(a, b), (b, a)] {
-            self.nodes[x].handle_peer_ready(now, PeerId(y as u64));
-            let summary = self.nodes[y].summary();
-            self.nodes[x].handle_payload(now, PeerId(y as u64), summary);
-        }
-    }
-
-    fn disconnect(&mut self, a: usize, b: usize) {
-        self.links.remove(&(a.min(b), a.max(b)));
-        let now = self.now;
-        self.nodes[a].handle_peer_gone(now, PeerId(b as u64));
-        self.nodes[b].handle_peer_gone(now, PeerId(a as u64));
-        self.queue
-            .retain(|(f, t, _, _)| !((*f == a && *t == b) || (*f == b && *t == a)));
-    }
-
-    fn neighbours(&self, i: usize) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&j| j != i && self.connected(i, j))
-            .collect()
-    }
-
-    /// Delivers gossip from `from` (who already has it) to its neighbours,
-    /// and on, each node once.
-    fn gossip(&mut self, from: usize, payload: Bytes) {
-        let id = MessageId::of(&payload);
-        self.seen[from].insert(id);
-        let mut wave = vec![from];
-        while let Some(sender) = wave.pop() {
-            for j in self.neighbours(sender) {
-                if !self.seen[j].insert(id) {
-                    continue;
-                }
-                match check_gossip(&payload, strata_store::DEFAULT_MAX_VALUE_LEN) {
-                    Ok(record) => {
-                        let item = Gossiped {
-                            peer: PeerId(sender as u64),
-                            id,
-                            record,
-                        };
-                        let now = self.now;
-                        self.nodes[j].handle_gossip(now, vec![item]);
-                        wave.push(j);
-                    }
-                    Err(_) => self.reports.push((j, sender, 10)),
-                }
-            }
-        }
-    }
-
-    /// Carries out outputs and delivers frames until nothing moves.
-    fn pump(&mut self) {
-        loop {
-            let mut moved = false;
-            for i in 0..self.nodes.len() {
-                while let Some(output) = self.nodes[i].poll_output() {
-                    moved = true;
-                    match output {
-                        Output::Send {
-                            peer,
-                            command,
-                            body,
-                            ..
-                        } => {
-                            let to = peer.0 as usize;
-                            if self.connected(i, to) && !self.lose.contains(&(i, command)) {
-                                self.queue.push_back((i, to, command, body));
-                            }
-                        }
-                        Output::Propagate(payload) => self.gossip(i, payload),
-                        Output::Report { peer, score } => {
-                            self.reports.push((i, peer.0 as usize, score));
-                        }
-                        Output::SetPayload(summary) => {
-                            let now = self.now;
-                            for j in self.neighbours(i) {
-                                self.nodes[j].handle_payload(
-                                    now,
-                                    PeerId(i as u64),
-                                    summary.clone(),
-                                );
-                            }
-                        }
-                        Output::SaveProgress(p) => self.progress[i] = p,
-                        Output::Event(e) => self.events.push((i, e)),
-                    }
-                }
-            }
-            if self.budget == 0 {
-                return;
-            }
-            if let Some((from, to, command, body)) = self.queue.pop_front() {
-                self.budget = self.budget.saturating_sub(1);
-                moved = true;
-                let now = self.now;
-                self.nodes[to].handle_message(now, PeerId(from as u64), command, &body);
-            }
-            if !moved {
-                return;
-            }
-        }
-    }
-
-    /// Runs until `done` holds, advancing time to each wake-up; panics
-    /// after `limit` of simulated time.
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
-        let end = self.now + limit;
-        loop {
-            self.pump();
-            if done(self) {
-                return;
-            }
-            let next = self
-                .nodes
-                .iter()
-                .filter_map(Sync::poll_timeout)
-                .min()
-                .unwrap_or(end);
-            assert!(next < end, "not done after {limit:?} of simulated time");
-            self.now = self.now.max(next);
-            let now = self.now;
-            for node in &mut self.nodes {
-                if node.poll_timeout().is_some_and(|t| t <= now) {
-                    node.handle_timeout(now);
-                }
-            }
-        }
-    }
-
-    fn digests(&self, i: usize) -> Vec<Digest> {
-        self.nodes[i]
-            .store()
-            .scan_digests(None, MAX_PAGE_DIGESTS)
-            .unwrap()
-            .digests
-    }
-
-    fn converged(&self, nodes: &[usize]) -> bool {
-        let first = self.digests(nodes[0]);
-        nodes[1..].iter().all(|&i| self.digests(i) == first)
-    }
-
-    fn put_direct(&mut self, i: usize, records: &[Record]) {
-        // As if written before the machine started: through the machine,
-        // without gossip.
-        let now = self.now;
-        for r in records {
-            self.nodes[i].put(now, r.clone()).unwrap();
-        }
-        while self.nodes[i].poll_output().is_some() {}
-        self.nodes[i].flush_payload(now + PAYLOAD_INTERVAL);
     }
 }
 
-fn records(author: u8, prefix: &str, n: usize) -> Vec<Record> {
-    (0..n)
-        .map(|k| record(author, &format!("{prefix}{k}"), 1, &[author; 100]))
-        .collect()
+fn converged(net: &Net, nodes: &[usize]) -> bool {
+    let first = digests(store(net, nodes[0]));
+    nodes.iter().all(|&i| digests(store(net, i)) == first)
+}
+
+/// The connection at node `i` to node `j`.
+fn peer(net: &Net, i: usize, j: usize) -> PeerId {
+    net.conn_of(i, j).unwrap()
+}
+
+fn events(net: &Net, i: usize) -> &[Event] {
+    &net.host(i).upper.events
+}
+
+/// Runs until `done` or `limit`; fails if `done` never held.
+fn run_until(net: &mut Net, limit: Duration, what: &str, done: impl Fn(&Net) -> bool) {
+    assert!(
+        net.run_while(limit, |n| done(n)),
+        "{what} did not happen within {limit:?}"
+    );
+}
+
+/// Puts a value at node `i` as its local user; returns the put's id.
+fn put(net: &mut Net, i: usize, key: &str, value: &[u8]) -> PutId {
+    let now = net.now();
+    let host = net.host_mut(i);
+    let id = host
+        .upper
+        .syncer
+        .put(key.as_bytes().to_vec(), value.to_vec(), None, now);
+    host.upper.drain(&mut host.node, now);
+    net.flush(i);
+    id
+}
+
+fn put_result(net: &Net, i: usize, id: PutId) -> Option<&Put> {
+    events(net, i).iter().find_map(|e| match e {
+        Event::Put { put, result } if *put == id => result.as_ref().ok(),
+        _ => None,
+    })
+}
+
+/// Hands node `i` a frame of the sync range on its connection to `j`.
+fn inject(net: &mut Net, i: usize, j: usize, message: &Message) {
+    let conn = peer(net, i, j);
+    let header = Header::notification(message.command(), 0);
+    net.inject(i, conn, header, message.encode());
 }
 
 #[test]
 fn a_put_record_reaches_every_node_by_gossip() {
-    let mut net = Net::new(3, |_, _| {});
+    let mut net = net(empty(3), |_, _| {});
     net.connect(0, 1);
     net.connect(1, 2);
-    net.pump();
-    let r = record(1, "hello", 1, b"world");
-    let now = net.now;
-    let put = net.nodes[0].put(now, r.clone()).unwrap();
-    assert!(put.outcome.is_stored());
-    assert!(put.id.is_some());
-    net.pump();
+    net.settle();
+    let id = put(&mut net, 0, "hello", b"world");
+    net.run_for(Duration::from_secs(1));
+    let first = put_result(&net, 0, id).expect("the put finished").clone();
+    assert!(first.outcome.is_stored());
+    assert_eq!(first.record.version(), 1);
+    assert!(first.id.is_some());
     for i in 0..3 {
-        assert_eq!(
-            net.nodes[i].store().get(r.author(), r.key()).unwrap(),
-            Some(r.clone())
-        );
-        assert_eq!(net.nodes[i].stats().records, 1);
+        let stored = store(&net, i).get(first.record.author(), b"hello").unwrap();
+        assert_eq!(stored.as_ref(), Some(&first.record));
+        assert_eq!(syncer(&net, i).stats().records, 1);
+        assert_eq!(syncer(&net, i).stats().gossip_records, u64::from(i != 0));
     }
+    let (a, c) = (syncer(&net, 0).summary(), syncer(&net, 2).summary());
+    assert_eq!((a.records, a.fingerprint), (c.records, c.fingerprint));
+    // A second put of the key takes the next version.
+    let id = put(&mut net, 0, "hello", b"again");
+    net.run_for(Duration::from_secs(1));
+    let again = put_result(&net, 0, id).unwrap();
+    assert_eq!(again.record.version(), 2);
     assert_eq!(
-        net.nodes[0].summary(),
-        net.nodes[2].summary().with_key(net.nodes[0].summary().key)
+        store(&net, 2).get(first.record.author(), b"hello").unwrap(),
+        Some(again.record.clone())
     );
-}
-
-impl Summary {
-    fn with_key(mut self, key: [u8; 32]) -> Summary {
-        self.key = key;
-        self
-    }
 }
 
 #[test]
 fn reconciliation_heals_disjoint_sets_and_ties() {
-    let mut net = Net::new(2, |_, _| {});
-    net.put_direct(0, &records(1, "a", 60));
-    net.put_direct(1, &records(2, "b", 40));
-    // Shared records, and one key updated on both sides.
     let shared = records(3, "s", 50);
-    net.put_direct(0, &shared);
-    net.put_direct(1, &shared);
-    net.put_direct(0, &[record(3, "s1", 2, b"left")]);
-    net.put_direct(1, &[record(3, "s2", 3, b"right")]);
-    // Same version, different content: a tie.
     let tie_a = record(4, "tie", 7, b"one");
     let tie_b = record(4, "tie", 7, b"two");
-    net.put_direct(0, std::slice::from_ref(&tie_a));
-    net.put_direct(1, std::slice::from_ref(&tie_b));
+    let mut left = records(1, "a", 60);
+    left.extend(shared.iter().cloned());
+    left.push(record(3, "s1", 2, b"left"));
+    left.push(tie_a.clone());
+    let mut right = records(2, "b", 40);
+    right.extend(shared.iter().cloned());
+    right.push(record(3, "s2", 3, b"right"));
+    right.push(tie_b.clone());
     let winner = if tie_a.id() < tie_b.id() {
         &tie_a
     } else {
         &tie_b
     };
 
+    let mut net = net(vec![left, right], |_, _| {});
     net.connect(0, 1);
-    net.run_until(Duration::from_secs(60), |n| n.converged(&[0, 1]));
+    run_until(&mut net, Duration::from_secs(60), "convergence", |n| {
+        converged(n, &[0, 1])
+    });
     for i in 0..2 {
-        let store = net.nodes[i].store();
+        let store = store(&net, i);
         assert_eq!(
             store.get(tie_a.author(), b"tie").unwrap().as_ref(),
             Some(winner)
         );
-        assert_eq!(
-            store
-                .get(&signer(3).verifying_key().to_bytes(), b"s1")
-                .unwrap()
-                .unwrap()
-                .version(),
-            2
-        );
+        let s1 = store
+            .get(&signer(3).verifying_key().to_bytes(), b"s1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s1.version(), 2);
         assert_eq!(store.len().unwrap(), 60 + 40 + 50 + 1);
-        assert_eq!(net.nodes[i].stats().records, 151);
+        assert_eq!(syncer(&net, i).stats().records, 151);
     }
     // The sketches agree again, so the fingerprints do.
     assert_eq!(
-        net.nodes[0].summary().fingerprint,
-        net.nodes[1].summary().fingerprint
+        syncer(&net, 0).summary().fingerprint,
+        syncer(&net, 1).summary().fingerprint
     );
-    assert!(net.reports.is_empty(), "{:?}", net.reports);
+    for i in 0..2 {
+        assert_eq!(syncer(&net, i).stats().reports, 0);
+    }
 
     // The next reconciliation finds nothing: the tie is not exchanged again.
-    let fetched_before: u64 = (0..2).map(|i| net.nodes[i].stats().fetched_records).sum();
-    let recons = net.nodes[0].stats().reconciliations + net.nodes[1].stats().reconciliations;
-    net.run_until(Duration::from_secs(60), |n| {
-        n.nodes[0].stats().reconciliations + n.nodes[1].stats().reconciliations > recons + 1
-    });
-    let fetched_after: u64 = (0..2).map(|i| net.nodes[i].stats().fetched_records).sum();
-    assert_eq!(fetched_before, fetched_after);
-    let last = net
-        .events
-        .iter()
-        .rev()
-        .find_map(|(_, e)| match e {
+    let fetched =
+        |net: &Net| -> u64 { (0..2).map(|i| syncer(net, i).stats().fetched_records).sum() };
+    let recons =
+        |net: &Net| syncer(net, 0).stats().reconciliations + syncer(net, 1).stats().reconciliations;
+    let (before, done) = (fetched(&net), recons(&net));
+    run_until(
+        &mut net,
+        Duration::from_secs(60),
+        "two more reconciliations",
+        |n| recons(n) > done + 1,
+    );
+    assert_eq!(fetched(&net), before);
+    let last = (0..2)
+        .flat_map(|i| events(&net, i).iter())
+        .filter_map(|e| match e {
             Event::Reconciled {
                 fetched, offered, ..
             } => Some((*fetched, *offered)),
             _ => None,
         })
+        .last()
         .unwrap();
     assert_eq!(last, (0, 0));
 }
 
 #[test]
 fn a_fresh_node_catches_up_from_several_peers() {
-    let mut net = Net::new(4, |_, _| {});
     let all = records(1, "r", 240);
+    let mut net = net(vec![all.clone(), all.clone(), all, Vec::new()], |_, _| {});
     for i in 0..3 {
-        net.put_direct(i, &all);
+        net.connect(3, i);
     }
-    net.connect(3, 0);
-    net.connect(3, 1);
-    net.connect(3, 2);
-    assert!(net.nodes[3].is_catching_up());
-    net.run_until(Duration::from_secs(120), |n| {
-        !n.nodes[3].is_catching_up() && n.converged(&[0, 3])
+    net.settle();
+    run_until(&mut net, Duration::from_secs(120), "the catch-up", |n| {
+        !syncer(n, 3).is_catching_up() && converged(n, &[0, 3])
     });
-    let stats = net.nodes[3].stats();
+    let stats = syncer(&net, 3).stats();
     assert_eq!(stats.records, 240);
     assert_eq!(stats.catchup_records, 240);
     assert!(stats.batches >= 64, "{stats:?}");
     assert!(
-        net.events
+        events(&net, 3)
             .iter()
-            .any(|(i, e)| *i == 3 && *e == Event::CatchupDone)
+            .any(|e| matches!(e, Event::CatchupStarted))
     );
-    assert_eq!(net.progress[3], None);
+    assert!(
+        events(&net, 3)
+            .iter()
+            .any(|e| matches!(e, Event::CatchupDone))
+    );
+    assert_eq!(net.host(3).upper.progress, None);
     // Every peer served some of it.
     for i in 0..3 {
         assert!(
-            net.nodes[i].stats().record_bytes_sent > 0,
+            syncer(&net, i).stats().record_bytes_sent > 0,
             "peer {i} served nothing"
         );
     }
@@ -378,47 +319,46 @@ fn a_fresh_node_catches_up_from_several_peers() {
 
 #[test]
 fn a_stalled_batch_is_asked_of_another_peer() {
-    let mut net = Net::new(3, |_, _| {});
     let all = records(1, "r", 200);
-    net.put_direct(0, &all);
-    net.put_direct(1, &all);
+    let mut net = net(vec![all.clone(), all, Vec::new()], |_, _| {});
     // Node 1 never answers range requests.
-    net.lose.push((1, command::RANGE));
+    net.hold(1, command::RANGE, true);
     net.connect(2, 0);
     net.connect(2, 1);
-    net.run_until(Duration::from_secs(300), |n| {
-        !n.nodes[2].is_catching_up() && n.converged(&[0, 2])
+    run_until(&mut net, Duration::from_secs(300), "the catch-up", |n| {
+        !syncer(n, 2).is_catching_up() && converged(n, &[0, 2])
     });
-    let stats = net.nodes[2].stats();
+    let stats = syncer(&net, 2).stats();
     assert!(stats.stalls >= 1, "{stats:?}");
     assert_eq!(stats.records, 200);
 }
 
 #[test]
 fn catch_up_resumes_from_saved_progress() {
-    let mut net = Net::new(2, |_, _| {});
     let all = records(1, "r", 200);
-    net.put_direct(0, &all);
+    let mut net = net(vec![all, Vec::new()], |_, _| {});
     net.connect(1, 0);
-    // Let a few batches land, then "crash" node 1.
-    net.budget = 12;
-    net.pump();
-    net.budget = usize::MAX;
-    assert!(net.nodes[1].stats().batches >= 4);
-    let progress = net.progress[1].clone().unwrap();
-    let stored_before = net.nodes[1].stats().records;
-    assert!(stored_before > 0 && stored_before < 200);
-    let store = net.nodes[1].store().clone();
-    let now = net.now;
-    net.disconnect(1, 0);
-    net.nodes[1] = Sync::new(config(1), store, Some(&progress), now, 1_700_000_000, 9).unwrap();
-    assert!(net.nodes[1].is_catching_up());
+    // Let a few batches land, then crash node 1.
+    run_until(&mut net, Duration::from_secs(60), "four batches", |n| {
+        syncer(n, 1).stats().batches >= 4
+    });
+    let progress = net.host(1).upper.progress.clone().unwrap();
+    let stored_before = syncer(&net, 1).stats().records;
+    assert!(stored_before > 0 && stored_before < 200, "{stored_before}");
+    let kept = store(&net, 1).clone();
+    net.crash(1);
+    net.settle();
+    let now = net.now();
+    let (node, upper) = host(1, sync_config(1), kept, Some(&progress), 0, now);
+    net.restart(1, node, upper);
+    net.settle();
+    assert!(syncer(&net, 1).is_catching_up());
     net.connect(1, 0);
-    net.run_until(Duration::from_secs(120), |n| {
-        !n.nodes[1].is_catching_up() && n.converged(&[0, 1])
+    run_until(&mut net, Duration::from_secs(120), "the catch-up", |n| {
+        !syncer(n, 1).is_catching_up() && converged(n, &[0, 1])
     });
     // Only what was not stored before the crash came again.
-    let again = net.nodes[1].stats().catchup_records;
+    let again = syncer(&net, 1).stats().catchup_records;
     assert_eq!(
         again + stored_before,
         200,
@@ -428,43 +368,62 @@ fn catch_up_resumes_from_saved_progress() {
 
 #[test]
 fn receipts_reach_the_publisher_and_a_silent_node_is_missing() {
-    let mut net = Net::new(4, |_, c| c.receipt_interval = Duration::from_millis(100));
+    let mut net = net(empty(4), |_, c| {
+        c.receipt_interval = Duration::from_millis(100)
+    });
     // A line 0 - 1 - 2, and 3 known to 0 but gone.
     net.connect(0, 1);
     net.connect(1, 2);
     net.connect(0, 3);
-    net.pump();
-    net.disconnect(0, 3);
+    net.settle();
+    net.crash(3);
+    net.settle();
+    let publish = |net: &mut Net, key: &str, want: f64| {
+        let now = net.now();
+        let host = net.host_mut(0);
+        let id = host.upper.syncer.publish(
+            key.as_bytes().to_vec(),
+            b"x".to_vec(),
+            None,
+            want,
+            None,
+            now,
+        );
+        host.upper.drain(&mut host.node, now);
+        net.flush(0);
+        id
+    };
     // A first message teaches 0 the key of 2 (from its receipt).
-    let now = net.now;
-    net.nodes[0]
-        .publish(now, record(1, "warm", 1, b"up"), 1.0, None)
-        .unwrap();
-    net.run_until(Duration::from_secs(10), |n| {
-        n.nodes[0].known_keys().len() == 3
+    publish(&mut net, "warm", 1.0);
+    run_until(&mut net, Duration::from_secs(10), "three known keys", |n| {
+        syncer(n, 0).known_keys().len() == 3
     });
-
-    let now = net.now;
-    let put = net.nodes[0]
-        .publish(now, record(1, "news", 1, b"x"), 0.6, None)
-        .unwrap();
-    let id = put.id.unwrap();
-    net.run_until(Duration::from_secs(10), |n| {
-        n.nodes[0].delivery_status(&id).unwrap().confirmed.len() == 2
-    });
-    let status = net.nodes[0].delivery_status(&id).unwrap();
-    let key = |i: usize| net.nodes[i].summary().key;
+    let put = publish(&mut net, "news", 0.6);
+    net.settle();
+    let id = put_result(&net, 0, put).unwrap().id.unwrap();
+    run_until(
+        &mut net,
+        Duration::from_secs(10),
+        "two confirmations",
+        |n| syncer(n, 0).delivery_status(&id).unwrap().confirmed.len() == 2,
+    );
+    let status = syncer(&net, 0).delivery_status(&id).unwrap();
+    let key = |i: usize| syncer(&net, i).summary().key;
     assert_eq!(key_set(&status.confirmed), key_set(&[key(1), key(2)]));
     assert_eq!(status.missing, vec![key(3)]);
     assert!(status.satisfied, "2 of 3 is over 0.6");
-    assert!(
-        net.events
-            .iter()
-            .any(|(i, e)| *i == 0 && matches!(e, Event::Delivered(s) if s.id == id))
-    );
+    // The publisher was told, confirmation by confirmation.
+    let told: Vec<usize> = events(&net, 0)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delivery(s) if s.id == id => Some(s.confirmed.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, vec![1, 2]);
     // Bandwidth: receipts of one message cost well under 1 KB per node.
-    let bytes: u64 = (0..4)
-        .map(|i| net.nodes[i].stats().receipt_bytes_sent)
+    let bytes: u64 = (0..3)
+        .map(|i| syncer(&net, i).stats().receipt_bytes_sent)
         .sum();
     assert!(
         bytes / 2 / 3 < 1024,
@@ -474,160 +433,292 @@ fn receipts_reach_the_publisher_and_a_silent_node_is_missing() {
 
 #[test]
 fn a_forged_receipt_is_reported() {
-    let mut net = Net::new(2, |_, _| {});
+    let mut net = net(empty(2), |_, _| {});
     net.connect(0, 1);
-    let mut receipt = crate::wire::Receipt {
-        signer: net.nodes[1].summary().key,
+    net.settle();
+    let mut receipt = Receipt {
+        signer: syncer(&net, 1).summary().key,
         ids: vec![[7; 32]],
         signature: [0; 64],
     };
     receipt.signature[0] = 1;
-    let body = Message::Receipts(vec![receipt]).encode();
-    let now = net.now;
-    net.nodes[0].handle_message(now, PeerId(1), command::RECEIPTS, &body);
-    net.pump();
-    assert!(net.reports.contains(&(0, 1, SCORE_BAD_RECEIPT)));
+    inject(&mut net, 0, 1, &Message::Receipts(vec![receipt]));
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::BadReceipt.score()
+    );
 }
 
 #[test]
-fn misbehaviour_is_reported_and_forged_records_are_not_stored() {
-    let mut net = Net::new(2, |_, _| {});
+fn an_undecodable_body_is_scored() {
+    let mut net = net(empty(2), |_, _| {});
     net.connect(0, 1);
-    let now = net.now;
+    net.settle();
+    let conn = peer(&net, 0, 1);
+    net.inject(
+        0,
+        conn,
+        Header::notification(command::RECORDS, 0),
+        Bytes::from_static(&[1, 2, 3]),
+    );
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::Undecodable.score()
+    );
+}
 
-    // Undecodable body.
-    net.nodes[0].handle_message(now, PeerId(1), command::RECORDS, &[1, 2, 3]);
-    net.pump();
-    assert!(net.reports.contains(&(0, 1, SCORE_UNDECODABLE)));
+/// Node 0 asks node 1 for `digest` by hand; node 1's own answers are held
+/// back so the test answers instead. Returns the request.
+fn ask_for(net: &mut Net, digest: Digest) -> u64 {
+    net.hold(1, command::RECORDS, true);
+    let now = net.now();
+    let p = peer(net, 0, 1);
+    let host = net.host_mut(0);
+    host.upper.syncer.fetch.queue(p, [digest]);
+    host.upper.syncer.pump_fetch(p, now);
+    host.upper.syncer.finish(now);
+    let request = host.upper.syncer.next_request - 1;
+    host.upper.drain(&mut host.node, now);
+    net.flush(0);
+    net.settle();
+    request
+}
 
-    // A forged record in answer to a fetch.
+#[test]
+fn a_forged_record_in_a_fetch_answer_is_scored_and_not_stored() {
+    let mut net = net(empty(2), |_, _| {});
+    net.connect(0, 1);
+    net.settle();
     let good = record(5, "k", 1, b"v");
     let mut bytes = good.to_bytes();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let forged = Record::from_bytes(&bytes, 1 << 20).unwrap();
-    net.nodes[0].queue_fetch(now, PeerId(1), vec![forged.digest()]);
-    let request = net.nodes[0].next_request - 1;
-    // Node 1 does not have it; answer by hand.
-    while net.nodes[0].poll_output().is_some() {}
-    let body = Message::Records {
-        request,
-        truncated: false,
-        records: vec![forged.clone()],
-    }
-    .encode();
-    net.nodes[0].handle_message(now, PeerId(1), command::RECORDS, &body);
-    net.pump();
-    assert!(net.reports.contains(&(0, 1, SCORE_INVALID_RECORD)));
-    assert_eq!(
-        net.nodes[0].store().get(forged.author(), b"k").unwrap(),
-        None
+    let request = ask_for(&mut net, forged.digest());
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::Records {
+            request,
+            truncated: false,
+            records: vec![forged.clone()],
+        },
     );
-
-    // Records nobody asked for.
-    let body = Message::Records {
-        request: 9999,
-        truncated: false,
-        records: vec![good.clone()],
-    }
-    .encode();
-    net.nodes[0].handle_message(now, PeerId(1), command::RECORDS, &body);
-    net.pump();
-    assert_eq!(net.nodes[0].store().get(good.author(), b"k").unwrap(), None);
-
-    // A symbol stream that is no set's.
-    net.nodes[1].put(now, record(6, "x", 1, b"y")).unwrap();
-    while net.nodes[1].poll_output().is_some() {}
-    net.nodes[0].start_reconcile(now, PeerId(1));
-    let session = net.nodes[0].outgoing.as_ref().unwrap().session;
-    while net.nodes[0].poll_output().is_some() {}
-    let mut bad = crate::riblt::CodedSymbol::<DIGEST_LEN>::EMPTY;
-    bad.count = 1;
-    bad.sum = [9; DIGEST_LEN];
-    let mut symbols = vec![bad; 3];
-    symbols[1].count = -5;
-    let body = Message::ReconSymbols {
-        session,
-        status: SymbolStatus::More,
-        symbols,
-    }
-    .encode();
-    net.nodes[0].handle_message(now, PeerId(1), command::RECON_SYMBOLS, &body);
-    net.pump();
-    let reported_symbols = net.reports.contains(&(0, 1, SCORE_BAD_SYMBOLS));
-    // Junk that is not inconsistent yet does not decode either; it must not
-    // leave the session stuck.
-    assert!(reported_symbols || net.nodes[0].outgoing.is_some());
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        0,
+        "banned at once: over the threshold"
+    );
+    assert_eq!(net.host(0).bans.len(), 1);
+    assert_eq!(store(&net, 0).get(forged.author(), b"k").unwrap(), None);
+    assert_eq!(syncer(&net, 0).stats().invalid_records, 1);
 }
 
 #[test]
-fn an_oversized_range_answer_is_reported_and_the_span_asked_again() {
-    let mut net = Net::new(3, |_, _| {});
-    let all = records(1, "r", 200);
-    net.put_direct(0, &all);
-    net.put_direct(1, &all);
-    net.connect(2, 0);
-    // Node 2 asked node 0 for spans; answer one with too many records.
-    let (request, i) = net.nodes[2]
-        .requests
-        .iter()
-        .find_map(|(id, p)| match p.kind {
-            Kind::Span(i) => Some((*id, i)),
-            _ => None,
-        })
-        .unwrap();
-    let in_span: Vec<Record> = {
-        let mut v: Vec<Record> = all
-            .iter()
-            .filter(|r| span_of(&r.key_hash().0) == i)
-            .cloned()
-            .collect();
-        v.sort_by_key(|r| r.key_hash());
-        v
-    };
-    // A batch out of order.
-    let mut reversed = in_span.clone();
-    reversed.reverse();
-    let body = Message::Range {
-        request,
-        next: None,
-        records: reversed,
+fn records_nobody_asked_for_are_not_stored() {
+    let mut net = net(empty(2), |_, _| {});
+    net.connect(0, 1);
+    net.settle();
+    let good = record(5, "k", 1, b"v");
+    // No such request: a late answer, neither stored nor scored.
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::Records {
+            request: 9999,
+            truncated: false,
+            records: vec![good.clone()],
+        },
+    );
+    assert_eq!(store(&net, 0).get(good.author(), b"k").unwrap(), None);
+    assert_eq!(net.host(0).node.score(addr(1).ip()), 0);
+    // A real request answered with a record that was not asked for.
+    let other = record(5, "other", 1, b"w");
+    let request = ask_for(&mut net, other.digest());
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::Records {
+            request,
+            truncated: false,
+            records: vec![good.clone()],
+        },
+    );
+    assert_eq!(store(&net, 0).get(good.author(), b"k").unwrap(), None);
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::Unsolicited.score()
+    );
+}
+
+#[test]
+fn a_symbol_stream_of_no_set_is_scored() {
+    let mut net = net(empty(2), |_, _| {});
+    net.connect(0, 1);
+    net.settle();
+    // Node 0 starts a reconciliation with node 1, whose answer is held.
+    net.hold(1, command::RECON_SYMBOLS, true);
+    let now = net.now();
+    let p = peer(&net, 0, 1);
+    {
+        let host = net.host_mut(0);
+        let syncer = &mut host.upper.syncer;
+        let sketch = syncer.set.sketch.clone();
+        let epoch = syncer.set.epoch;
+        syncer.recon.start(
+            p,
+            &sketch,
+            epoch,
+            0,
+            Duration::from_secs(30),
+            &mut syncer.rng,
+            now,
+            &mut syncer.outbox,
+        );
+        syncer.finish(now);
+        host.upper.drain(&mut host.node, now);
     }
-    .encode();
-    let now = net.now;
-    net.queue.clear();
-    net.nodes[2].handle_message(now, PeerId(0), command::RANGE, &body);
-    net.pump();
-    assert!(net.reports.contains(&(2, 0, SCORE_BAD_BATCH)));
+    net.flush(0);
+    net.settle();
+    let session = match net.host(0).upper.syncer.recon.session() {
+        Some(s) => s,
+        None => panic!("no session"),
+    };
+    // The symbols of one element, plus a copy of it where it does not map:
+    // whichever is peeled first, the copy cannot be explained.
+    let mut encoder = Encoder::<DIGEST_LEN>::new(epoch_key(UNIX / EPOCH_SECS));
+    let element = [42u8; DIGEST_LEN];
+    encoder.insert(&element);
+    let mut symbols = encoder.produce(64);
+    let spare = symbols.iter().position(|s| s.count == 0).unwrap();
+    symbols[spare] = symbols[0];
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::ReconSymbols {
+            session,
+            status: SymbolStatus::More,
+            symbols,
+        },
+    );
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::BadSymbols.score()
+    );
+    assert!(!net.host(0).upper.syncer.recon.is_running());
+}
+
+#[test]
+fn an_out_of_order_range_answer_is_scored_and_the_span_asked_again() {
+    let all = records(1, "r", 200);
+    let mut net = net(vec![all.clone(), all.clone(), Vec::new()], |_, _| {});
+    // Node 0's range answers are held; the test answers one wrongly.
+    net.hold(0, command::RANGE, true);
+    net.connect(2, 0);
+    net.settle();
+    let (request, span) = net
+        .host(2)
+        .upper
+        .syncer
+        .catchup
+        .as_ref()
+        .unwrap()
+        .asked_of(peer(&net, 2, 0))
+        .unwrap();
+    let mut in_span: Vec<Record> = all
+        .iter()
+        .filter(|r| crate::catchup::span_of(&r.key_hash().0) == span)
+        .cloned()
+        .collect();
+    in_span.sort_by_key(Record::key_hash);
+    in_span.reverse();
+    inject(
+        &mut net,
+        2,
+        0,
+        &Message::Range {
+            request,
+            next: None,
+            records: in_span,
+        },
+    );
+    assert_eq!(
+        net.host(2).node.score(addr(0).ip()),
+        Misbehaviour::BadBatch.score()
+    );
+    net.hold(0, command::RANGE, false);
     net.connect(2, 1);
-    net.run_until(Duration::from_secs(120), |n| {
-        !n.nodes[2].is_catching_up() && n.converged(&[0, 2])
+    run_until(&mut net, Duration::from_secs(120), "the catch-up", |n| {
+        !syncer(n, 2).is_catching_up() && converged(n, &[1, 2])
     });
 }
 
 #[test]
-fn range_reads_walk_a_span_in_order() {
-    let net = Net::new(1, |_, _| {});
-    let store = net.nodes[0].store().clone();
-    store.put_batch(&records(1, "r", 300)).unwrap();
-    let mut machine = Sync::new(config(0), store, None, net.now, 1_700_000_000, 1).unwrap();
-    let mut seen = 0;
-    for i in 0..crate::catchup::SPANS {
-        let mut after = crate::catchup::span_start(i);
-        loop {
-            let (records, next) = machine.read_range(after, span_end(i), 7, 1 << 20).unwrap();
-            assert!(range_ok(after, span_end(i), 7, next, &records));
-            seen += records.len();
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
+fn fifty_nodes_converge_through_gossip_reconciliation_and_catch_up_with_latency_and_loss() {
+    let now = Instant::now();
+    let mut net: Net = Sim::new(now, 11);
+    let n = 50;
+    // Forty nodes share a history, each with some records of its own;
+    // ten join empty, to catch up.
+    let history = records(200, "h", 300);
+    for i in 0..n {
+        let mut initial = Vec::new();
+        if i < 40 {
+            initial.extend(history.iter().cloned());
+            initial.extend(records(u8::try_from(i).unwrap(), "own", 3));
         }
+        let mut c = sync_config(i);
+        c.catchup_gap = 150;
+        c.batch_records = 64;
+        c.reconcile_interval = Duration::from_secs(10);
+        let (node, upper) = host(i, c, memory_store(&initial), None, 4, now);
+        net.add(addr(i), node, upper);
     }
-    assert_eq!(seen, 300);
-    // The byte cap cuts a batch, keeping at least one record.
-    let (records, next) = machine.read_range(None, span_end(63), 100, 10).unwrap();
-    assert_eq!(records.len(), 1);
-    assert!(next.is_some());
-    let _ = &mut machine;
+    // Everyone knows a few others; the nodes dial on their own.
+    for i in 0..n {
+        let known: Vec<SocketAddr> = (1..=6).map(|k| addr((i + k * 7) % n)).collect();
+        let now = net.now();
+        net.host_mut(i)
+            .node
+            .add_addresses(&known, addr(i).ip(), now);
+        net.flush(i);
+    }
+    net.set_latency(Box::new(|a, b, rng| {
+        Duration::from_millis(5 + ((a * 7 + b * 3) % 40) as u64 + rng.below(5))
+    }));
+    net.set_loss(0.01);
+    net.run_for(Duration::from_secs(20));
+    // Fresh records from ten publishers while it all runs.
+    for k in 0..10 {
+        put(&mut net, k * 5, &format!("fresh{k}"), b"news");
+        net.run_for(Duration::from_millis(300));
+    }
+    let everyone: Vec<usize> = (0..n).collect();
+    run_until(
+        &mut net,
+        Duration::from_secs(600),
+        "convergence of 50 nodes",
+        |net| converged(net, &everyone),
+    );
+    let expected = 300 + 40 * 3 + 10;
+    for i in 0..n {
+        assert_eq!(store(&net, i).len().unwrap(), expected, "node {i}");
+        assert!(!syncer(&net, i).is_catching_up());
+    }
+    let catchups: u64 = (40..n)
+        .map(|i| syncer(&net, i).stats().catchup_records)
+        .sum();
+    let gossip: u64 = (0..n).map(|i| syncer(&net, i).stats().gossip_records).sum();
+    let fetched: u64 = (0..n)
+        .map(|i| syncer(&net, i).stats().fetched_records)
+        .sum();
+    assert!(catchups > 0, "nobody caught up");
+    assert!(gossip > 0, "nothing came by gossip");
+    assert!(fetched > 0, "reconciliation fetched nothing");
+    assert!(net.stats().lost > 0, "the loss rate lost nothing");
+    assert_eq!(net.stats().stuck_timers, 0);
 }

@@ -142,23 +142,27 @@ fn record_values_over_the_limit_are_refused() {
 }
 
 #[test]
-fn gossip_checks_the_signature() {
+fn gossip_payloads_decode_to_records_and_nothing_else() {
     let r = record(1, b"k", b"v");
     let payload = gossip_payload(&r);
-    assert_eq!(check_gossip(&payload, 1 << 20).unwrap(), r);
+    assert!(is_record(&payload));
+    assert_eq!(decode_gossip(&payload, 1 << 20).unwrap(), r);
+    // A tampered record still decodes: the store's check refuses it.
     let mut tampered = payload.to_vec();
     let n = tampered.len();
     tampered[n - 70] ^= 1; // inside the value or version, before the signature
-    assert!(matches!(
-        check_gossip(&tampered, 1 << 20),
-        Err(GossipError::Invalid(_))
-    ));
+    assert!(decode_gossip(&tampered, 1 << 20).unwrap().verify().is_err());
+    assert!(!is_record(&[9, 1, 2]));
     assert_eq!(
-        check_gossip(&[9, 1, 2], 1 << 20),
+        decode_gossip(&[9, 1, 2], 1 << 20),
         Err(GossipError::UnknownType)
     );
     assert!(matches!(
-        check_gossip(&payload[..20], 1 << 20),
+        decode_gossip(&payload[..20], 1 << 20),
+        Err(GossipError::Decode(_))
+    ));
+    assert!(matches!(
+        decode_gossip(&payload, 0),
         Err(GossipError::Decode(_))
     ));
 }

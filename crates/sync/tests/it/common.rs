@@ -4,16 +4,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use ed25519_dalek::SigningKey;
 use strata_io::Clock;
+use strata_node::Verdict;
 use strata_node::driver;
 use strata_node::{Config as NodeConfig, Network};
 use strata_store::{Config as StoreConfig, Digest, Durability, MAX_PAGE_DIGESTS, Record, Store};
-use strata_sync::Config;
-use strata_sync::runtime::{self, Running, Settings};
+use strata_sync::runtime::{self, Settings, SyncHandle};
+use strata_sync::{Config, Event};
 
 /// A deterministic key.
 pub fn signer(seed: u8) -> SigningKey {
@@ -50,8 +53,18 @@ pub fn sync_config(seed: u8) -> Config {
     c
 }
 
+/// A running sync node, with what its layer above saw.
+pub struct Node {
+    /// Commands.
+    pub handle: SyncHandle,
+    /// Where it listens.
+    pub listening: Vec<SocketAddr>,
+    /// Gossip payloads that were not records, in order; each was passed on.
+    pub messages: Arc<Mutex<Vec<Bytes>>>,
+}
+
 /// Starts a node on 127.0.0.1 that dials only `peers`.
-pub async fn start(store: Arc<Store>, config: Config, peers: Vec<SocketAddr>) -> Running {
+pub async fn start(store: Arc<Store>, config: Config, peers: Vec<SocketAddr>) -> Node {
     start_with(store, config, peers, None).await
 }
 
@@ -61,18 +74,7 @@ pub async fn start_with(
     config: Config,
     peers: Vec<SocketAddr>,
     progress: Option<std::path::PathBuf>,
-) -> Running {
-    start_full(store, config, peers, progress, None).await
-}
-
-/// [`start_with`] with a handler for gossip payloads that are not records.
-pub async fn start_full(
-    store: Arc<Store>,
-    config: Config,
-    peers: Vec<SocketAddr>,
-    progress: Option<std::path::PathBuf>,
-    other_gossip: Option<strata_sync::runtime::Handler>,
-) -> Running {
+) -> Node {
     let mut node = NodeConfig::new(Network::STRATA);
     node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
@@ -83,9 +85,29 @@ pub async fn start_full(
         store,
         progress_file: progress,
     };
-    runtime::start_with(settings, other_gossip, Clock::real())
-        .await
-        .unwrap()
+    let running = runtime::start(settings, Clock::real()).await.unwrap();
+    // The layer above: reads every event, passes other layers' gossip on.
+    let messages: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let (handle, mut rx) = (running.handle.clone(), running.events);
+    let m = messages.clone();
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Gossip { id, payload, .. } => {
+                    m.lock().unwrap().push(payload);
+                    if handle.verdict(id, Verdict::Propagate).await.is_err() {
+                        return;
+                    }
+                }
+                other => tracing::debug!("{other:?}"),
+            }
+        }
+    });
+    Node {
+        handle: running.handle,
+        listening: running.listening,
+        messages,
+    }
 }
 
 /// Every digest of a store.

@@ -7,10 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_io::Clock;
 use strata_node::driver;
-use strata_node::{Config as NodeConfig, Network, Verdict};
+use strata_node::{Config as NodeConfig, Network};
 use strata_store::{Durability, Record};
 use strata_sync::key_set;
-use strata_sync::runtime::Handler;
 use strata_sync::wire::{Message, command, gossip_payload};
 
 use crate::common::*;
@@ -41,7 +40,7 @@ async fn four_nodes_converge() {
         // And records put while they run, on every node.
         for (i, node) in [&a, &b, &c, &d].into_iter().enumerate() {
             for r in records(u8::try_from(i).unwrap() + 20, "live", 5) {
-                node.handle.put(r).await.unwrap();
+                node.handle.insert(r).await.unwrap();
             }
         }
         let all: Vec<&Arc<_>> = stores.iter().collect();
@@ -72,7 +71,7 @@ async fn a_partition_heals_to_identical_stores() {
         let c = start(stores[2].clone(), sync_config(12), vec![a.listening[0]]).await;
         let d = start(stores[3].clone(), sync_config(13), vec![b.listening[0]]).await;
         for r in records(1, "before", 10) {
-            a.handle.put(r).await.unwrap();
+            a.handle.insert(r).await.unwrap();
         }
         let all: Vec<&Arc<_>> = stores.iter().collect();
         eventually("first convergence", Duration::from_secs(30), || async {
@@ -89,17 +88,23 @@ async fn a_partition_heals_to_identical_stores() {
         // Both sides write: new keys, updates of the same key at different
         // versions, and a tie (same key and version, different values).
         for r in records(2, "ab-side", 12) {
-            a.handle.put(r).await.unwrap();
+            a.handle.insert(r).await.unwrap();
         }
         for r in records(3, "cd-side", 9) {
-            d.handle.put(r).await.unwrap();
+            d.handle.insert(r).await.unwrap();
         }
-        a.handle.put(record(1, "before3", 2, b"ab")).await.unwrap();
-        c.handle.put(record(1, "before3", 5, b"cd")).await.unwrap();
+        a.handle
+            .insert(record(1, "before3", 2, b"ab"))
+            .await
+            .unwrap();
+        c.handle
+            .insert(record(1, "before3", 5, b"cd"))
+            .await
+            .unwrap();
         let tie_ab = record(1, "before4", 9, b"ab");
         let tie_cd = record(1, "before4", 9, b"cd");
-        b.handle.put(tie_ab.clone()).await.unwrap();
-        c.handle.put(tie_cd.clone()).await.unwrap();
+        b.handle.insert(tie_ab.clone()).await.unwrap();
+        c.handle.insert(tie_cd.clone()).await.unwrap();
         let winner = if tie_ab.id() < tie_cd.id() {
             tie_ab
         } else {
@@ -215,7 +220,7 @@ async fn a_tampered_record_is_never_stored() {
         })
         .await;
         // Honest traffic still flows.
-        a.handle.put(good.clone()).await.unwrap();
+        a.handle.insert(good.clone()).await.unwrap();
         eventually(
             "the genuine record arrives",
             Duration::from_secs(20),
@@ -255,7 +260,7 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
         // A first message teaches A the key of C, from its receipt.
         let warm = a
             .handle
-            .publish(record(1, "warm", 1, b"up"), 1.0, None)
+            .publish(b"warm".to_vec(), b"up".to_vec(), None, 1.0, None)
             .await
             .unwrap();
         let status = a
@@ -274,7 +279,7 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
         d.handle.shutdown().await.unwrap();
         let put = a
             .handle
-            .publish(record(1, "news", 1, b"x"), 0.6, None)
+            .publish(b"news".to_vec(), b"x".to_vec(), None, 0.6, None)
             .await
             .unwrap();
         let id = put.id.unwrap();
@@ -307,7 +312,7 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
         // Asking for every confirmation is not satisfied while D is away.
         let put = a
             .handle
-            .publish(record(1, "more", 1, b"y"), 1.0, None)
+            .publish(b"more".to_vec(), b"y".to_vec(), None, 1.0, None)
             .await
             .unwrap();
         let status = a
@@ -337,52 +342,43 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_gossip_payloads_reach_their_handler_beside_records() {
+async fn other_gossip_payloads_reach_the_layer_above_beside_records() {
     bounded(Duration::from_secs(60), async {
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
         let stores: Vec<_> = dirs
             .iter()
             .map(|d| open_store(d.path(), Durability::NoSync))
             .collect();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let other: Handler = Box::new(move |_, _, payload| {
-            let _ = tx.send(payload.clone());
-            Verdict::Propagate
-        });
-        let a = start_full(
-            stores[0].clone(),
-            sync_config(20),
-            vec![],
-            None,
-            Some(other),
-        )
-        .await;
+        let a = start(stores[0].clone(), sync_config(20), vec![]).await;
         let b = start(stores[1].clone(), sync_config(21), vec![a.listening[0]]).await;
 
         // A payload of another layer (first byte not the record tag) is
-        // handed to the handler, not scored.
-        let mut n = 0u8;
-        let got = loop {
-            n = n.wrapping_add(1);
-            let _ = b
-                .handle
+        // handed to the layer above, not scored.
+        eventually("a connection", Duration::from_secs(20), || async {
+            b.handle
                 .node()
-                .propagate(Bytes::from(vec![2, b'm', n]))
-                .await;
-            if let Ok(Some(got)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
-            {
-                break got;
-            }
-        };
-        assert_eq!(&got[..2], b"\x02m");
+                .propagate(Bytes::from_static(b"\x02m0"))
+                .await
+                .is_ok()
+        })
+        .await;
+        eventually("the payload at a", Duration::from_secs(20), || async {
+            a.messages
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| &m[..2] == b"\x02m")
+        })
+        .await;
 
         // Records still travel, and the sender was not scored.
-        b.handle.put(record(5, "k", 1, b"v")).await.unwrap();
+        b.handle.insert(record(5, "k", 1, b"v")).await.unwrap();
         eventually("the record on a", Duration::from_secs(30), || async {
             stores[0].len().unwrap() == 1
         })
         .await;
         assert_eq!(a.handle.stats().await.unwrap().reports, 0);
+        assert!(a.messages.lock().unwrap().iter().all(|m| m[0] != 1));
         for node in [a, b] {
             node.handle.shutdown().await.unwrap();
         }

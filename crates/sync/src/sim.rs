@@ -1,0 +1,114 @@
+//! A [`Syncer`] as the layer above a node on the node's in-memory harness
+//! ([`strata_node::sim`]), with its store ops run at once on its own store:
+//! the network of the machine tests and of the simulator.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use strata_node::sim::Upper;
+use strata_node::{Event as NodeEvent, MessageId, Node, Verdict};
+use strata_store::Store;
+
+use crate::machine::{Event, Output, Summary, Syncer};
+
+/// A sync machine, its store, and what it reported.
+pub struct SyncUpper {
+    /// The machine.
+    pub syncer: Syncer,
+    /// Its store (in memory, or any backend).
+    pub store: Arc<Store>,
+    signing: SigningKey,
+    /// The verdict given to gossip payloads that are not records.
+    pub verdict: Verdict,
+    /// Every event of the machine, in order (but [`Event::Gossip`]).
+    pub events: Vec<Event>,
+    /// Gossip payloads that are not records, as they arrived.
+    pub messages: Vec<(MessageId, Bytes)>,
+    /// The last catch-up progress saved.
+    pub progress: Option<Vec<u8>>,
+}
+
+impl SyncUpper {
+    /// `syncer` over `store`, its records signed with the machine's key.
+    pub fn new(syncer: Syncer, store: Arc<Store>) -> SyncUpper {
+        let signing = syncer.config().signing_key.clone();
+        SyncUpper {
+            syncer,
+            store,
+            signing,
+            verdict: Verdict::Propagate,
+            events: Vec::new(),
+            messages: Vec::new(),
+            progress: None,
+        }
+    }
+
+    /// Carries out what the machine asks, until it asks nothing more.
+    pub fn drain(&mut self, node: &mut Node<Summary>, now: Instant) {
+        while let Some(output) = self.syncer.poll_output() {
+            match output {
+                Output::Send {
+                    peer,
+                    command,
+                    body,
+                    class,
+                } => {
+                    node.send_upper(peer, command, body, class);
+                }
+                Output::Propagate(payload) => {
+                    // Without peers the record waits for reconciliation.
+                    let _ = node.propagate(payload, now);
+                }
+                Output::Verdict(id, verdict) => node.handle_verdict(id, verdict, now),
+                Output::Report { peer, what } => {
+                    node.report(peer, strata_node::Misbehaviour::Upper(what.score()));
+                }
+                Output::SetPayload(summary) => node.set_payload(summary),
+                Output::SaveProgress(progress) => self.progress = progress,
+                Output::Store(id, op) => {
+                    let done = op.run(&self.store, &self.signing);
+                    self.syncer.handle_store(id, done, now);
+                }
+                Output::Event(Event::Gossip { id, payload, .. }) => {
+                    self.messages.push((id, payload));
+                    self.syncer.verdict(id, self.verdict, now);
+                }
+                Output::Event(event) => self.events.push(event),
+            }
+        }
+    }
+}
+
+impl Upper<Summary> for SyncUpper {
+    fn start(&mut self, node: &mut Node<Summary>, now: Instant) {
+        self.drain(node, now);
+    }
+
+    fn handle_event(&mut self, event: NodeEvent<Summary>, node: &mut Node<Summary>, now: Instant) {
+        match event {
+            NodeEvent::PeerReady(peer) => self.syncer.handle_peer_ready(peer, now),
+            NodeEvent::PeerGone(peer) => self.syncer.handle_peer_gone(peer, now),
+            NodeEvent::Payload(peer, summary) => self.syncer.handle_payload(peer, summary, now),
+            NodeEvent::Gossip { peer, id, payload } => {
+                self.syncer.handle_gossip(peer, id, payload, now);
+            }
+            NodeEvent::Upper {
+                peer,
+                command,
+                body,
+            } => self.syncer.handle_message(peer, command, &body, now),
+        }
+        self.drain(node, now);
+    }
+
+    fn handle_timeout(&mut self, node: &mut Node<Summary>, now: Instant) {
+        self.syncer.handle_timeout(now);
+        self.drain(node, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.syncer.poll_timeout()
+    }
+}
