@@ -6,6 +6,8 @@
 //!   signal, let them finish within a deadline, then cancel what is left.
 //! - [`Clock`]: the time every timeout above this crate is measured with;
 //!   real, or manual so tests advance time instead of sleeping.
+//! - [`saturating_add`]: deadlines from durations that come from outside,
+//!   capped at [`FAR_FUTURE`] instead of overflowing.
 //!
 //! Invariants: nothing here grows without bound (finished tasks are reaped
 //! as new ones are spawned), and no wait is unbounded once shutdown is asked
@@ -15,7 +17,7 @@
 mod clock;
 mod supervisor;
 
-pub use clock::{Clock, Elapsed, ManualClock};
+pub use clock::{Clock, Elapsed, FAR_FUTURE, ManualClock, saturating_add};
 pub use supervisor::{Drained, Shutdown, Supervisor};
 
 /// A tokio runtime with all drivers enabled: on the current thread when

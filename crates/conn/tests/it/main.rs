@@ -32,7 +32,6 @@ impl Codec for LenCodec {
             return Err(TooLarge);
         }
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
             return Ok(None);
         }
         buf.advance(4);
