@@ -12,9 +12,10 @@ pub const READ_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Bytes each connection may buffer outside any shared budget
 /// ([`Config::read_allowance`](crate::Config::read_allowance)'s default):
-/// 256 KiB, a Levin frame before the handshake. Frames this small never wait
-/// for the budget.
-pub const READ_ALLOWANCE: usize = 256 * 1024;
+/// 320 KiB, room for a Levin frame before the handshake (a 256 KiB body and
+/// its header) and a read of up to 48 KiB (the default is 16 KiB). Such
+/// frames never wait for the budget.
+pub const READ_ALLOWANCE: usize = 320 * 1024;
 
 /// The bytes of partly received frames all connections sharing it may
 /// buffer beyond their own [`Config::read_allowance`](crate::Config::read_allowance).
