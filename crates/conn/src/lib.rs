@@ -611,8 +611,9 @@ where
     }
 
     /// Takes a slot for a connection with `remote`, or refuses it. Cheap
-    /// and bounded: hash lookups, and a pass over the open connections
-    /// only when an unfinished one must make room.
+    /// and bounded: hash lookups, and for an inbound one that passed them a
+    /// pass over the open connections (at most the connection limits) to
+    /// count, and if need be evict, the unfinished ones.
     fn admit(&self, remote: SocketAddr, direction: Direction) -> Result<Slot<C>, Refusal> {
         let config = &self.inner.config;
         let ip = remote.ip().to_canonical();
