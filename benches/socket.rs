@@ -45,8 +45,8 @@ impl Codec for LenCodec {
             return Ok(None);
         };
         let len = u32::from_le_bytes(*len) as usize;
+        // Nothing reserved: the reader grows the buffer as bytes arrive.
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
             return Ok(None);
         }
         buf.advance(4);

@@ -1,11 +1,11 @@
 //! Bans by address and by subnet, with expiry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Instant;
 
 /// A subnet: an address and a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Subnet {
     base: IpAddr,
     prefix: u8,
@@ -25,6 +25,11 @@ impl Subnet {
     /// Whether `addr` is inside.
     pub fn contains(&self, addr: IpAddr) -> bool {
         width(addr) == width(self.base) && mask(addr, self.prefix) == self.base
+    }
+
+    /// The family (IPv6 or not) and the prefix length.
+    fn kind(&self) -> (bool, u8) {
+        (self.base.is_ipv6(), self.prefix)
     }
 }
 
@@ -55,21 +60,32 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 pub const MAX_BANS: usize = 65_536;
 
 /// Banned addresses and subnets, each until an instant.
+///
+/// Checking an address costs a lookup per subnet size in use, not a scan of
+/// the subnet bans; making room in a full list costs a logarithm.
 #[derive(Debug, Default)]
 pub struct Bans {
-    addrs: HashMap<IpAddr, Instant>,
-    subnets: HashMap<Subnet, Instant>,
+    addrs: Expiring<IpAddr>,
+    subnets: Expiring<Subnet>,
+    /// How many subnet bans there are of each (family, prefix length).
+    prefixes: BTreeMap<(bool, u8), usize>,
 }
 
 impl Bans {
     /// Bans `addr` until `until` (extending an earlier ban, never shortening it).
     pub fn ban(&mut self, addr: IpAddr, until: Instant) {
-        insert_capped(&mut self.addrs, addr, until);
+        self.addrs.insert(addr, until);
     }
 
     /// Bans every address in `subnet` until `until`.
     pub fn ban_subnet(&mut self, subnet: Subnet, until: Instant) {
-        insert_capped(&mut self.subnets, subnet, until);
+        let (added, dropped) = self.subnets.insert(subnet, until);
+        if let Some(dropped) = dropped {
+            self.forget_prefix(dropped);
+        }
+        if added {
+            *self.prefixes.entry(subnet.kind()).or_default() += 1;
+        }
     }
 
     /// Lifts the ban on `addr`.
@@ -79,43 +95,111 @@ impl Bans {
 
     /// Lifts the ban on `subnet`.
     pub fn unban_subnet(&mut self, subnet: Subnet) {
-        self.subnets.remove(&subnet);
+        if self.subnets.remove(&subnet) {
+            self.forget_prefix(subnet);
+        }
     }
 
     /// Whether `addr` is banned at `now`. An expired ban found on the way
     /// is forgotten.
     pub fn is_banned(&mut self, addr: IpAddr, now: Instant) -> bool {
-        match self.addrs.get(&addr) {
-            Some(until) if *until > now => return true,
-            Some(_) => {
-                self.addrs.remove(&addr);
-            }
-            None => {}
+        if self.addrs.active(&addr, now) == Some(true) {
+            return true;
         }
-        self.subnets.retain(|_, until| *until > now);
-        self.subnets.keys().any(|subnet| subnet.contains(addr))
+        let v6 = addr.is_ipv6();
+        let prefixes: Vec<u8> = self
+            .prefixes
+            .range((v6, 0)..=(v6, u8::MAX))
+            .map(|(&(_, prefix), _)| prefix)
+            .collect();
+        for prefix in prefixes {
+            let subnet = Subnet::new(addr, prefix);
+            match self.subnets.active(&subnet, now) {
+                Some(true) => return true,
+                Some(false) => self.forget_prefix(subnet),
+                None => {}
+            }
+        }
+        false
+    }
+
+    fn forget_prefix(&mut self, subnet: Subnet) {
+        if let Some(count) = self.prefixes.get_mut(&subnet.kind()) {
+            *count -= 1;
+            if *count == 0 {
+                self.prefixes.remove(&subnet.kind());
+            }
+        }
     }
 }
 
-/// Inserts or extends a ban, dropping the one ending soonest when full.
-fn insert_capped<K: std::hash::Hash + Eq + Copy>(
-    bans: &mut HashMap<K, Instant>,
-    key: K,
-    until: Instant,
-) {
-    if let Some(existing) = bans.get_mut(&key) {
-        *existing = (*existing).max(until);
-        return;
+/// Keys with expiry instants, at most [`MAX_BANS`], indexed by expiry.
+#[derive(Debug)]
+struct Expiring<K> {
+    until: HashMap<K, Instant>,
+    order: BTreeSet<(Instant, K)>,
+}
+
+impl<K> Default for Expiring<K> {
+    fn default() -> Self {
+        Expiring {
+            until: HashMap::new(),
+            order: BTreeSet::new(),
+        }
     }
-    if bans.len() >= MAX_BANS
-        && let Some(soonest) = bans
-            .iter()
-            .min_by_key(|(_, until)| **until)
-            .map(|(key, _)| *key)
-    {
-        bans.remove(&soonest);
+}
+
+impl<K: std::hash::Hash + Eq + Ord + Copy> Expiring<K> {
+    /// Inserts or extends `key`'s entry. Returns whether it is new, and the
+    /// key dropped to make room, if one was.
+    fn insert(&mut self, key: K, until: Instant) -> (bool, Option<K>) {
+        if let Some(existing) = self.until.get_mut(&key) {
+            if until > *existing {
+                self.order.remove(&(*existing, key));
+                self.order.insert((until, key));
+                *existing = until;
+            }
+            return (false, None);
+        }
+        let mut dropped = None;
+        if self.until.len() >= MAX_BANS
+            && let Some((_, soonest)) = self.order.pop_first()
+        {
+            self.until.remove(&soonest);
+            dropped = Some(soonest);
+        }
+        self.until.insert(key, until);
+        self.order.insert((until, key));
+        (true, dropped)
     }
-    bans.insert(key, until);
+
+    /// Removes `key`; whether it was there.
+    fn remove(&mut self, key: &K) -> bool {
+        match self.until.remove(key) {
+            Some(until) => {
+                self.order.remove(&(until, *key));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `Some(true)` if `key` is there and not expired at `now`,
+    /// `Some(false)` if it was there but expired (now removed), `None` if
+    /// it was not there.
+    fn active(&mut self, key: &K, now: Instant) -> Option<bool> {
+        let until = *self.until.get(key)?;
+        if until > now {
+            return Some(true);
+        }
+        self.remove(key);
+        Some(false)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.until.len()
+    }
 }
 
 #[cfg(test)]
@@ -177,5 +261,47 @@ mod tests {
         // The ban ending soonest made room for the last one.
         assert!(!bans.is_banned(IpAddr::from(0u32.to_be_bytes()), t0));
         assert!(bans.is_banned(IpAddr::from(max.to_be_bytes()), t0));
+    }
+
+    #[test]
+    fn subnet_bans_of_every_size_are_found_and_expire() {
+        let t0 = Instant::now();
+        let mut bans = Bans::default();
+        for prefix in [8, 16, 24] {
+            bans.ban_subnet(
+                Subnet::new(ip(&format!("10.{prefix}.1.1")), prefix),
+                t0 + Duration::from_secs(u64::from(prefix)),
+            );
+        }
+        assert!(bans.is_banned(ip("10.200.200.200"), t0), "the /8");
+        assert!(bans.is_banned(ip("10.16.99.1"), t0));
+        assert!(bans.is_banned(ip("10.24.1.99"), t0));
+        assert!(!bans.is_banned(ip("11.0.0.1"), t0));
+        // The /8 ends first; the /24 is still in force.
+        let later = t0 + Duration::from_secs(10);
+        assert!(!bans.is_banned(ip("10.200.200.200"), later));
+        assert!(bans.is_banned(ip("10.24.1.99"), later));
+        assert_eq!(bans.prefixes.len(), 2, "the expired /8 is forgotten");
+        bans.unban_subnet(Subnet::new(ip("10.24.1.0"), 24));
+        bans.unban_subnet(Subnet::new(ip("10.16.0.0"), 16));
+        assert!(bans.prefixes.is_empty());
+        assert!(!bans.is_banned(ip("10.24.1.99"), t0));
+    }
+
+    #[test]
+    fn a_full_subnet_list_makes_room_and_keeps_its_index() {
+        let t0 = Instant::now();
+        let mut bans = Bans::default();
+        let max = u32::try_from(MAX_BANS).unwrap();
+        for i in 0..=max {
+            bans.ban_subnet(
+                Subnet::new(IpAddr::from((i << 8).to_be_bytes()), 24),
+                t0 + Duration::from_secs(u64::from(i) + 1),
+            );
+        }
+        assert_eq!(bans.subnets.len(), MAX_BANS);
+        assert_eq!(bans.prefixes.get(&(false, 24)), Some(&MAX_BANS));
+        assert!(!bans.is_banned(IpAddr::from(0u32.to_be_bytes()), t0));
+        assert!(bans.is_banned(IpAddr::from((max << 8 | 7).to_be_bytes()), t0));
     }
 }

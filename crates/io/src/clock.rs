@@ -6,6 +6,25 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+/// The furthest ahead any deadline is put: 100 years. A longer wait (a ban
+/// for `u64::MAX` seconds, a timeout of [`Duration::MAX`]) is capped here,
+/// which for a running process means "never".
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `at + by`, capped at [`FAR_FUTURE`] from `at` and never overflowing: the
+/// deadline for a duration that may come from outside (a config value, the
+/// admin API, a peer).
+pub fn saturating_add(at: Instant, by: Duration) -> Instant {
+    let mut by = by.min(FAR_FUTURE);
+    loop {
+        if let Some(deadline) = at.checked_add(by) {
+            return deadline;
+        }
+        // Only on a platform whose `Instant` cannot reach 100 years ahead.
+        by /= 2;
+    }
+}
+
 /// The time source every timeout above this crate uses.
 ///
 /// [`Clock::real`] follows the system's monotonic clock and sleeps with
@@ -73,9 +92,14 @@ impl Clock {
         }
     }
 
+    /// The instant `duration` from now, saturating (see [`saturating_add`]).
+    pub fn after(&self, duration: Duration) -> Instant {
+        saturating_add(self.now(), duration)
+    }
+
     /// Waits for `duration` from now.
     pub async fn sleep(&self, duration: Duration) {
-        self.sleep_until(self.now() + duration).await;
+        self.sleep_until(self.after(duration)).await;
     }
 
     /// Runs `future` until `deadline`, whichever comes first.
@@ -96,7 +120,8 @@ impl ManualClock {
     /// Moves the clock forward by `duration`, waking the sleepers whose
     /// deadlines it reaches.
     pub fn advance(&self, duration: Duration) {
-        self.0.send_modify(|now| *now += duration);
+        self.0
+            .send_modify(|now| *now = saturating_add(*now, duration));
     }
 
     /// The clock's current time.

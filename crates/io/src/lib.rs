@@ -8,6 +8,8 @@
 //!   real, or manual so tests advance time instead of sleeping.
 //! - [`channel`]: a channel bounded in items and in bytes, whose sender
 //!   waits rather than drops, for events that carry payloads.
+//! - [`saturating_add`]: deadlines from durations that come from outside,
+//!   capped at [`FAR_FUTURE`] instead of overflowing.
 //!
 //! Invariants: nothing here grows without bound (finished tasks are reaped
 //! as new ones are spawned), and no wait is unbounded once shutdown is asked
@@ -18,7 +20,7 @@ pub mod channel;
 mod clock;
 mod supervisor;
 
-pub use clock::{Clock, Elapsed, ManualClock};
+pub use clock::{Clock, Elapsed, FAR_FUTURE, ManualClock, saturating_add};
 pub use supervisor::{Drained, Shutdown, Supervisor};
 
 /// A tokio runtime with all drivers enabled: on the current thread when

@@ -1,4 +1,8 @@
 //! Frames out of a read buffer, and messages out of frames.
+//!
+//! Every count here comes from a peer: arithmetic is checked (the lint below
+//! holds the module to it).
+#![warn(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 
@@ -15,12 +19,18 @@ pub struct Limits {
     pub max_body: u64,
     /// Per-command caps, applied on top of the two above.
     pub command_caps: BTreeMap<u32, u64>,
+    /// The cap of every command without an entry in `command_caps`,
+    /// noise and fragments (command 0) included: small, so that a command
+    /// nobody handles cannot make a connection buffer a large body.
+    pub default_command_cap: u64,
     /// Most fragments one message may arrive in.
     pub max_fragments: usize,
 }
 
 impl Limits {
-    /// monerod's limits, its per-command caps included.
+    /// monerod's limits, its per-command caps included, and
+    /// [`limits::DEFAULT_COMMAND_CAP`] for every other command (monerod
+    /// leaves those to the connection limit).
     pub fn monerod() -> Limits {
         const MIB: u64 = 1024 * 1024;
         let caps = [
@@ -42,6 +52,7 @@ impl Limits {
             max_body_before_handshake: limits::MAX_BODY_BEFORE_HANDSHAKE,
             max_body: limits::MAX_BODY,
             command_caps: caps.into_iter().collect(),
+            default_command_cap: limits::DEFAULT_COMMAND_CAP,
             max_fragments: limits::MAX_FRAGMENTS,
         }
     }
@@ -70,7 +81,9 @@ pub struct Bucket {
 ///
 /// Call [`decode`](Self::decode) whenever bytes were appended; it returns
 /// each whole frame once. Every check happens on the header, before any of
-/// the body is awaited, and the buffer is grown only to a validated size.
+/// the body is awaited. The decoder never reserves room in the buffer: it
+/// grows with the bytes the caller appends, so a header declaring a large
+/// body costs nothing until the body actually arrives.
 #[derive(Debug)]
 pub struct BucketDecoder {
     limits: Limits,
@@ -110,7 +123,7 @@ impl BucketDecoder {
             .command_caps
             .get(&command)
             .copied()
-            .unwrap_or(u64::MAX);
+            .unwrap_or(self.limits.default_command_cap);
         self.connection_limit().min(cap)
     }
 
@@ -146,9 +159,9 @@ impl BucketDecoder {
             }
         };
         // `check_body` bounded the length by a limit that fits in memory.
+        // Nothing is reserved for the body: the buffer grows as it arrives.
         let len = self.check_body(&header)?;
         if buf.len() < len {
-            buf.reserve(len - buf.len());
             return Ok(None);
         }
         self.header = None;
@@ -212,11 +225,11 @@ impl MessageDecoder {
         let limit = self.buckets.connection_limit();
         let max = self.buckets.limits.max_fragments;
         let (joined, count) = self.fragments.as_mut().ok_or(Error::UnexpectedFragment)?;
-        *count += 1;
+        *count = count.saturating_add(1);
         if *count > max {
             return Err(Error::TooManyFragments(max));
         }
-        let len = (joined.len() + body.len()) as u64;
+        let len = u64::try_from(joined.len().saturating_add(body.len())).unwrap_or(u64::MAX);
         if len > limit {
             return Err(Error::FragmentsTooLarge { len, limit });
         }
@@ -238,16 +251,19 @@ impl MessageDecoder {
             return Err(Error::BadInnerMessage);
         }
         let len = self.buckets.check_body(&header)?;
-        let available = joined.len() - HEADER_LEN;
+        // At least a header is there: `first_chunk` succeeded.
+        let available = joined.len().saturating_sub(HEADER_LEN);
         if len > available {
             return Err(Error::InnerTooShort {
                 declared: header.body_len,
                 available,
             });
         }
+        // `len <= available` so the end is within `joined`.
+        let end = HEADER_LEN.saturating_add(len);
         Ok(Bucket {
             header,
-            body: joined.slice(HEADER_LEN..HEADER_LEN + len),
+            body: joined.slice(HEADER_LEN..end),
         })
     }
 }

@@ -55,6 +55,10 @@ pub enum Error {
     /// A noise size that leaves no room for a body after the header.
     #[error("noise size {0} is not larger than a header")]
     NoiseTooSmall(usize),
+    /// A noise size whose frames would be over what receivers accept for
+    /// command 0 ([`limits::DEFAULT_COMMAND_CAP`](crate::limits::DEFAULT_COMMAND_CAP)).
+    #[error("noise size {0} is over the cap receivers apply to noise")]
+    NoiseTooLarge(usize),
     /// A response with no request waiting for it, or not for the request
     /// sent first.
     #[error("response to command {command} matches no pending request")]

@@ -16,8 +16,13 @@ fn carrier(flags: Flags, body_len: usize) -> Header {
     }
 }
 
+/// Room for a body in a frame of `noise_size` bytes: more than nothing, and
+/// no more than a receiver accepts for command 0
+/// ([`limits::DEFAULT_COMMAND_CAP`]).
 fn payload_space(noise_size: usize) -> Result<usize, Error> {
+    let cap = usize::try_from(limits::DEFAULT_COMMAND_CAP).unwrap_or(usize::MAX);
     match noise_size.checked_sub(HEADER_LEN) {
+        Some(space) if space > cap => Err(Error::NoiseTooLarge(noise_size)),
         Some(space) if space > 0 => Ok(space),
         _ => Err(Error::NoiseTooSmall(noise_size)),
     }
@@ -42,7 +47,14 @@ pub fn noise(noise_size: usize) -> Result<Bytes, Error> {
 /// [`limits::MAX_FRAGMENTS`] of them.
 pub fn fragment(command: u32, body: &[u8], noise_size: usize) -> Result<Vec<Bytes>, Error> {
     let space = payload_space(noise_size)?;
-    let len = HEADER_LEN + body.len();
+    let too_large = |len| Error::TooLargeToFragment {
+        len,
+        noise_size,
+        max: limits::MAX_FRAGMENTS,
+    };
+    let len = HEADER_LEN
+        .checked_add(body.len())
+        .ok_or(too_large(usize::MAX))?;
     if len <= noise_size {
         let mut frame = BytesMut::zeroed(noise_size);
         frame[..HEADER_LEN].copy_from_slice(&Header::notification(command, space as u64).encode());
@@ -51,25 +63,28 @@ pub fn fragment(command: u32, body: &[u8], noise_size: usize) -> Result<Vec<Byte
     }
     let count = len.div_ceil(space);
     if count > limits::MAX_FRAGMENTS {
-        return Err(Error::TooLargeToFragment {
-            len,
-            noise_size,
-            max: limits::MAX_FRAGMENTS,
-        });
+        return Err(too_large(len));
     }
+    // At most MAX_FRAGMENTS frames of at most a capped noise size.
+    let total = count.checked_mul(noise_size).ok_or(too_large(len))?;
     let mut message = Vec::with_capacity(len);
     message.extend_from_slice(&Header::notification(command, body.len() as u64).encode());
     message.extend_from_slice(body);
-    let mut frames = BytesMut::zeroed(count * noise_size);
-    for (i, chunk) in message.chunks(space).enumerate() {
+    let mut frames = BytesMut::zeroed(total);
+    let last = count.saturating_sub(1);
+    for (i, (chunk, frame)) in message
+        .chunks(space)
+        .zip(frames.chunks_mut(noise_size))
+        .enumerate()
+    {
         let flags = match i {
             0 => Flags::BEGIN,
-            i if i + 1 == count => Flags::END,
+            i if i == last => Flags::END,
             _ => Flags::NONE,
         };
-        let frame = &mut frames[i * noise_size..(i + 1) * noise_size];
-        frame[..HEADER_LEN].copy_from_slice(&carrier(flags, space).encode());
-        frame[HEADER_LEN..HEADER_LEN + chunk.len()].copy_from_slice(chunk);
+        let (head, room) = frame.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&carrier(flags, space).encode());
+        room[..chunk.len()].copy_from_slice(chunk);
     }
     let mut frames = frames.freeze();
     Ok((0..count).map(|_| frames.split_to(noise_size)).collect())

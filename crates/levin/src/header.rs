@@ -1,4 +1,7 @@
 //! The 33-byte header, packed little-endian.
+//!
+//! Headers come from peers: the module is held to checked arithmetic.
+#![warn(clippy::arithmetic_side_effects)]
 
 use crate::Error;
 
@@ -163,24 +166,27 @@ impl Header {
 
     /// Reads a header, checking its signature.
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> Result<Header, Error> {
-        let le8 = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&bytes[at..at + 8]);
-            b
-        };
-        let le4 = |at: usize| {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&bytes[at..at + 4]);
-            b
-        };
-        Header::check_signature(le8(0))?;
+        // Fixed offsets into a fixed-size array: no arithmetic on input.
+        let mut signature = [0u8; 8];
+        signature.copy_from_slice(&bytes[0..8]);
+        Header::check_signature(signature)?;
+        let mut body_len = [0u8; 8];
+        body_len.copy_from_slice(&bytes[8..16]);
+        let mut command = [0u8; 4];
+        command.copy_from_slice(&bytes[17..21]);
+        let mut return_code = [0u8; 4];
+        return_code.copy_from_slice(&bytes[21..25]);
+        let mut flags = [0u8; 4];
+        flags.copy_from_slice(&bytes[25..29]);
+        let mut protocol_version = [0u8; 4];
+        protocol_version.copy_from_slice(&bytes[29..33]);
         Ok(Header {
-            body_len: u64::from_le_bytes(le8(8)),
+            body_len: u64::from_le_bytes(body_len),
             expects_response: bytes[16] != 0,
-            command: u32::from_le_bytes(le4(17)),
-            return_code: i32::from_le_bytes(le4(21)),
-            flags: Flags(u32::from_le_bytes(le4(25))),
-            protocol_version: u32::from_le_bytes(le4(29)),
+            command: u32::from_le_bytes(command),
+            return_code: i32::from_le_bytes(return_code),
+            flags: Flags(u32::from_le_bytes(flags)),
+            protocol_version: u32::from_le_bytes(protocol_version),
         })
     }
 

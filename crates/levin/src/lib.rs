@@ -7,8 +7,9 @@
 //! - [`Header`]: the header codec and the kinds of frame its flags make.
 //! - [`BucketDecoder`]: frames out of a [`bytes::BytesMut`] read buffer. The
 //!   signature is checked as soon as 8 bytes are in and the body size as soon
-//!   as the header is in, before any body byte is buffered; the body is split
-//!   off without copying.
+//!   as the header is in, against a cap per command (small for commands
+//!   without one); nothing is reserved for a declared body, the buffer grows
+//!   as bytes arrive; the body is split off without copying.
 //! - [`MessageDecoder`]: on top of it, skips noise frames and reassembles
 //!   fragmented messages under caps.
 //! - [`fragment`] and [`noise`]: the sending side of the same.
@@ -37,6 +38,10 @@ pub mod limits {
     pub const MAX_BODY_BEFORE_HANDSHAKE: u64 = 256 * 1024;
     /// Largest body accepted after the handshake.
     pub const MAX_BODY: u64 = 100_000_000;
+    /// Largest body of a command without a cap of its own (noise and
+    /// fragments, command 0, included): 64 KiB, a handshake's cap. The layer
+    /// above gives the commands it expects to be larger a cap of their own.
+    pub const DEFAULT_COMMAND_CAP: u64 = 65_536;
     /// Size of every noise frame and fragment monerod sends, header included.
     pub const NOISE_SIZE: usize = 3 * 1024;
     /// Most fragments one message may be cut into, or reassembled from.

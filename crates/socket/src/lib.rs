@@ -19,13 +19,18 @@
 //! - The writer always takes the highest class with something queued:
 //!   control before relay before bulk. A frame already being written is
 //!   finished first, so control waits at most for one batch.
-//! - The read buffer grows only to what the codec has validated plus one
-//!   read chunk ([`Config::read_chunk`]).
+//! - The read buffer grows with the bytes that arrive, a read chunk
+//!   ([`Config::read_chunk`]) at a time, never with the size a frame
+//!   declares. Bytes a connection buffers beyond its
+//!   [`Config::read_allowance`] count against a [`ReadBudget`] shared by
+//!   many connections ([`SharedLimits::budget`]): when it is spent, reading
+//!   pauses.
 //! - Frame bodies are never copied on the way out.
 //! - Every wait has a deadline on the [`Clock`](strata_io::Clock), so tests
 //!   drive timeouts without sleeping.
 #![forbid(unsafe_code)]
 
+mod budget;
 mod queue;
 mod rate;
 mod reader;
@@ -36,6 +41,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+pub use budget::{READ_ALLOWANCE, READ_BUDGET, ReadBudget};
 pub use queue::{Handle, Refused};
 pub use rate::{RateLimit, TokenBucket};
 pub use reader::{FrameReader, ReadError, Timeout};
@@ -51,7 +57,8 @@ pub trait Codec {
 
     /// Cuts the next whole frame off the front of `buf`, or returns
     /// `Ok(None)` until more bytes arrive. It must check a frame's declared
-    /// size before reserving room for it.
+    /// size as soon as it is known, and must not reserve room for what has
+    /// not arrived: the reader grows the buffer as bytes come in.
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Frame>, Self::Error>;
 }
 
@@ -96,7 +103,7 @@ impl Outgoing {
 
     /// Bytes on the wire.
     pub fn len(&self) -> usize {
-        self.head.len() + self.body.len()
+        self.head.len().saturating_add(self.body.len())
     }
 
     /// Whether the frame has no bytes at all.
@@ -113,8 +120,11 @@ pub const FRAME_OVERHEAD: usize = 64;
 pub struct Config {
     /// Bytes each class may hold queued: control, relay, bulk.
     pub queue_bytes: [usize; 3],
-    /// Bytes read from the socket at a time, beyond what the codec reserved.
+    /// Bytes read from the socket at a time, at most.
     pub read_chunk: usize,
+    /// Bytes of a partly received frame this connection may buffer before
+    /// the rest counts against the shared [`ReadBudget`], if there is one.
+    pub read_allowance: usize,
     /// Bytes the writer gathers into one vectored write, at most (a single
     /// larger frame is written alone).
     pub write_batch: usize,
@@ -137,6 +147,7 @@ impl Default for Config {
         Config {
             queue_bytes: [256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024],
             read_chunk: 16 * 1024,
+            read_allowance: READ_ALLOWANCE,
             write_batch: 256 * 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(180),
@@ -148,14 +159,18 @@ impl Default for Config {
     }
 }
 
-/// Token buckets shared by many connections: the node's total upload and
-/// download.
+/// Limits shared by many connections: the node's total upload and download,
+/// and the bytes of partly received frames they may buffer together.
 #[derive(Debug, Clone, Default)]
 pub struct SharedLimits {
     /// All connections' upload together.
     pub upload: Option<std::sync::Arc<TokenBucket>>,
     /// All connections' download together.
     pub download: Option<std::sync::Arc<TokenBucket>>,
+    /// All connections' partly received frames together, beyond each one's
+    /// [`Config::read_allowance`]. `None`: each connection is bounded only
+    /// by its codec's frame limit.
+    pub budget: Option<std::sync::Arc<ReadBudget>>,
 }
 
 /// Splits `stream` into a reader, a writer and a handle.
@@ -178,7 +193,16 @@ where
     let handle = Handle::new(config, clock.now());
     let down = rate::Pacer::new(config.download, shared.download.clone(), clock.now());
     let up = rate::Pacer::new(config.upload, shared.upload.clone(), clock.now());
-    let reader = FrameReader::new(read, codec, config, clock.clone(), down, handle.clone());
+    let charge = shared.budget.clone().map(budget::Charge::new);
+    let reader = FrameReader::new(
+        read,
+        codec,
+        config,
+        clock.clone(),
+        down,
+        handle.clone(),
+        charge,
+    );
     let writer = FrameWriter::new(write, config, clock, up, handle.clone());
     (reader, writer, handle)
 }

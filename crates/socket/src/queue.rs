@@ -136,6 +136,12 @@ impl Handle {
         self.0.handshake_done.store(true, Ordering::Release);
     }
 
+    /// Whether [`handshake_complete`](Self::handshake_complete) was called:
+    /// before, the connection is unfinished.
+    pub fn is_handshake_complete(&self) -> bool {
+        self.handshake_done()
+    }
+
     pub(crate) fn handshake_done(&self) -> bool {
         self.0.handshake_done.load(Ordering::Acquire)
     }
@@ -163,17 +169,17 @@ impl Shared {
     /// (at least one frame). `None` once closed and drained.
     pub(crate) fn take(&self, batch: usize, out: &mut Vec<Queued>) -> Option<()> {
         let mut lanes = self.lanes();
-        let mut taken = 0;
+        let mut taken: usize = 0;
         for class in Class::ALL {
             let i = class.index();
             while let Some(frame) = lanes.lanes[i].front() {
-                if taken > 0 && taken + frame.len() > batch {
+                if taken > 0 && taken.saturating_add(frame.len()) > batch {
                     break;
                 }
                 let Some(frame) = lanes.lanes[i].pop_front() else {
                     break;
                 };
-                taken += frame.len().max(1);
+                taken = taken.saturating_add(frame.len().max(1));
                 lanes.bytes[i] -= cost(&frame);
                 self.stats.class(class).set_queued(lanes.bytes[i]);
                 out.push(Queued { class, frame });
@@ -207,7 +213,7 @@ impl Lanes {
             let limit = self.limits[i];
             return Err((Refused::TooLarge { class, len, limit }, frame));
         }
-        if self.bytes[i] + len > self.limits[i] {
+        if self.bytes[i].saturating_add(len) > self.limits[i] {
             return Err((Refused::Full(class), frame));
         }
         self.bytes[i] += len;

@@ -3,6 +3,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use strata_io::saturating_add;
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
 /// A rate: bytes per second on average, with bursts of up to `burst` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -47,17 +51,18 @@ impl TokenBucket {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (tokens, last) = &mut *state;
         let elapsed = now.saturating_duration_since(*last);
-        let accrued = u64::try_from(
-            elapsed.as_nanos() * u128::from(self.limit.bytes_per_sec) / 1_000_000_000,
-        )
-        .unwrap_or(u64::MAX);
+        let rate = u128::from(self.limit.bytes_per_sec);
+        let accrued = u64::try_from(elapsed.as_nanos().saturating_mul(rate) / NANOS_PER_SEC)
+            .unwrap_or(u64::MAX);
         if accrued > 0 {
             *tokens = tokens.saturating_add(accrued).min(self.limit.burst);
             // Keep the remainder of a partial token.
             *last = if *tokens == self.limit.burst {
                 now
             } else {
-                *last + Duration::from_nanos(accrued * 1_000_000_000 / self.limit.bytes_per_sec)
+                // Here `accrued` is below the burst, so this cannot overflow.
+                let spent = u128::from(accrued).saturating_mul(NANOS_PER_SEC) / rate;
+                saturating_add(*last, nanos(spent))
             };
         }
         let needed = want.min(MIN_GRANT).min(self.limit.burst).max(1);
@@ -67,9 +72,10 @@ impl TokenBucket {
             return Ok(granted);
         }
         let missing = needed - *tokens;
-        let nanos =
-            (u128::from(missing) * 1_000_000_000).div_ceil(u128::from(self.limit.bytes_per_sec));
-        Err(*last + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+        let wait = u128::from(missing)
+            .saturating_mul(NANOS_PER_SEC)
+            .div_ceil(rate);
+        Err(saturating_add(*last, nanos(wait)))
     }
 
     /// Gives back tokens taken but not used.
@@ -80,6 +86,11 @@ impl TokenBucket {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         state.0 = state.0.saturating_add(tokens).min(self.limit.burst);
     }
+}
+
+/// A count of nanoseconds as a duration, saturating.
+fn nanos(n: u128) -> Duration {
+    Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
 /// The buckets one direction of one connection draws from: its own, and
@@ -105,7 +116,7 @@ impl Pacer {
     /// Takes up to `want` bytes from every bucket: the grant all agreed to,
     /// or when to ask again.
     pub(crate) fn take(&self, want: usize, now: Instant) -> Result<usize, Instant> {
-        let want = want as u64;
+        let want = u64::try_from(want).unwrap_or(u64::MAX);
         let own = match &self.own {
             Some(bucket) => bucket.take(want, now)?,
             None => want,
@@ -126,7 +137,7 @@ impl Pacer {
 
     /// Gives back what was granted but not used.
     pub(crate) fn refund(&self, unused: usize) {
-        let unused = unused as u64;
+        let unused = u64::try_from(unused).unwrap_or(u64::MAX);
         self.refund_own(unused);
         if let Some(bucket) = &self.shared {
             bucket.refund(unused);

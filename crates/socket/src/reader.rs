@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use strata_io::Clock;
+use strata_io::{Clock, saturating_add};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::budget::Charge;
 use crate::rate::Pacer;
 use crate::{Codec, Config, Handle};
 
@@ -46,6 +47,10 @@ pub struct FrameReader<R, C> {
     clock: Clock,
     pacer: Pacer,
     handle: Handle,
+    /// This reader's share of the shared budget, if there is one.
+    charge: Option<Charge>,
+    /// Bytes buffered outside the shared budget.
+    allowance: usize,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     partial_frame_timeout: Duration,
@@ -71,6 +76,7 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
         clock: Clock,
         pacer: Pacer,
         handle: Handle,
+        charge: Option<Charge>,
     ) -> Self {
         let now = clock.now();
         FrameReader {
@@ -81,6 +87,8 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
             clock,
             pacer,
             handle,
+            charge,
+            allowance: config.read_allowance,
             handshake_timeout: config.handshake_timeout,
             idle_timeout: config.idle_timeout,
             partial_frame_timeout: config.partial_frame_timeout,
@@ -89,17 +97,21 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
         }
     }
 
-    /// The earliest deadline now in force, and which it is.
+    /// The earliest deadline now in force, and which it is. Deadlines come
+    /// from configured durations, so they saturate instead of overflowing.
     fn deadline(&self) -> (Instant, Timeout) {
-        let mut deadline = (self.last_frame + self.idle_timeout, Timeout::Idle);
+        let mut deadline = (
+            saturating_add(self.last_frame, self.idle_timeout),
+            Timeout::Idle,
+        );
         if !self.handle.handshake_done() {
-            let handshake = self.handle.0.started + self.handshake_timeout;
+            let handshake = saturating_add(self.handle.0.started, self.handshake_timeout);
             if handshake < deadline.0 {
                 deadline = (handshake, Timeout::Handshake);
             }
         }
         if let Some(since) = self.partial_since {
-            let partial = since + self.partial_frame_timeout;
+            let partial = saturating_add(since, self.partial_frame_timeout);
             if partial < deadline.0 {
                 deadline = (partial, Timeout::PartialFrame);
             }
@@ -109,13 +121,27 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
 
     /// The next frame; `None` when the stream ended cleanly between frames.
     pub async fn next(&mut self) -> Result<Option<C::Frame>, ReadError<C::Error>> {
+        Ok(self.next_sized().await?.map(|(frame, _)| frame))
+    }
+
+    /// The next frame and the bytes of the stream it took (what it cost to
+    /// receive; the layer above may count it against its own bounds); `None`
+    /// when the stream ended cleanly between frames.
+    pub async fn next_sized(&mut self) -> Result<Option<(C::Frame, usize)>, ReadError<C::Error>> {
         loop {
+            let before = self.buf.len();
             if let Some(frame) = self.codec.decode(&mut self.buf).map_err(ReadError::Codec)? {
+                let len = before.saturating_sub(self.buf.len());
                 let now = self.clock.now();
                 self.handle.0.stats.frame_in();
                 self.last_frame = now;
                 self.partial_since = (!self.buf.is_empty()).then_some(now);
-                return Ok(Some(frame));
+                self.compact();
+                if let Some(charge) = &mut self.charge {
+                    // Downwards always succeeds.
+                    charge.set(self.buf.len().saturating_sub(self.allowance));
+                }
+                return Ok(Some((frame, len)));
             }
             let now = self.clock.now();
             if !self.buf.is_empty() && self.partial_since.is_none() {
@@ -132,11 +158,42 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                     continue;
                 }
             };
+            if let Some(charge) = &mut self.charge {
+                // What the buffer will hold beyond the allowance after this
+                // read, counted before the read is made.
+                let wanted = self
+                    .buf
+                    .len()
+                    .saturating_add(grant)
+                    .saturating_sub(self.allowance);
+                if !charge.set(wanted) {
+                    let budget = charge.budget();
+                    let freed = budget.freed();
+                    tokio::pin!(freed);
+                    freed.as_mut().enable();
+                    // Asked again: bytes given back in between are not missed.
+                    if !charge.set(wanted) {
+                        budget.paused();
+                        self.pacer.refund(grant);
+                        tokio::select! {
+                            () = freed => {}
+                            () = self.clock.sleep_until(deadline) => {
+                                if !(timeout == Timeout::Handshake && self.handle.handshake_done()) {
+                                    return Err(ReadError::Timeout(timeout));
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            // The buffer grows with what arrives, a read at a time (doubling
+            // as it goes), never to a size a peer merely declared.
             if self.buf.capacity() - self.buf.len() < grant {
                 self.buf.reserve(grant);
             }
             let clock = &self.clock;
-            let mut limited = (&mut self.read).take(grant as u64);
+            let mut limited = (&mut self.read).take(u64::try_from(grant).unwrap_or(u64::MAX));
             let read = limited.read_buf(&mut self.buf);
             let n = tokio::select! {
                 read = read => match read {
@@ -156,7 +213,7 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                     return Err(ReadError::Timeout(timeout));
                 }
             };
-            self.pacer.refund(grant - n);
+            self.pacer.refund(grant.saturating_sub(n));
             if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -165,6 +222,19 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                 };
             }
             self.handle.0.stats.read(n);
+        }
+    }
+
+    /// After a large frame was split off, moves what is left into a small
+    /// buffer of its own: the rest of the large allocation would otherwise
+    /// stay alive (and, for a view into it, the frame's bytes too) for as
+    /// long as this connection keeps reading into it.
+    fn compact(&mut self) {
+        let large = self.allowance.max(self.chunk.saturating_mul(4));
+        if self.buf.capacity() > large && self.buf.len() <= self.chunk {
+            let mut fresh = BytesMut::with_capacity(self.chunk);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
         }
     }
 

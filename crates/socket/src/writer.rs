@@ -3,7 +3,7 @@
 use std::io::IoSlice;
 use std::time::Duration;
 
-use strata_io::Clock;
+use strata_io::{Clock, saturating_add};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::queue::Queued;
@@ -95,7 +95,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 .take(self.max_batch, &mut self.batch)
                 .is_none()
             {
-                let stalled = self.clock.now() + self.stall;
+                let stalled = self.clock.after(self.stall);
                 return match self.clock.timeout_at(stalled, self.write.shutdown()).await {
                     Ok(result) => result.map_err(WriteError::from),
                     Err(_) => Err(WriteError::Stalled),
@@ -148,7 +148,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                     room -= take;
                 }
             }
-            let stalled = now + self.stall;
+            let stalled = saturating_add(now, self.stall);
             let write = self.write.write_vectored(&iov[..count]);
             let written = match self.clock.timeout_at(stalled, write).await {
                 Ok(Ok(0)) => Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
@@ -158,7 +158,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             };
             let written = written.inspect_err(|_| self.pacer.refund(grant))?;
             self.pacer.refund(grant - written);
-            left -= written;
+            left = left.saturating_sub(written);
             self.advance(&mut cursor, written);
         }
         self.write.flush().await?;

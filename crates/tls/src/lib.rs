@@ -117,6 +117,19 @@ impl Tls {
         self.key
     }
 
+    /// Whether only the keys of an allowlist may connect or be dialed.
+    pub fn has_allowlist(&self) -> bool {
+        self.allowlist.is_some()
+    }
+
+    /// Whether `key` may connect or be dialed: it is on the allowlist, or
+    /// there is none.
+    pub fn allows(&self, key: &PublicKey) -> bool {
+        self.allowlist
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(key))
+    }
+
     /// Runs the server side of a handshake on an accepted stream, returning
     /// the stream and the client's authenticated key.
     pub async fn accept<S>(

@@ -151,3 +151,33 @@ async fn dropping_the_supervisor_counts_as_shutdown() {
     drop(supervisor);
     signal.requested().await;
 }
+
+#[tokio::test]
+async fn a_wait_of_any_length_does_not_overflow_the_clock() {
+    let t0 = Instant::now();
+    assert_eq!(
+        strata_io::saturating_add(t0, Duration::MAX),
+        t0 + strata_io::FAR_FUTURE
+    );
+    let (clock, hand) = Clock::manual(t0);
+    assert_eq!(clock.after(Duration::MAX), t0 + strata_io::FAR_FUTURE);
+    // A sleep of Duration::MAX is a sleep until the far future, not a panic.
+    let sleeper = tokio::spawn({
+        let clock = clock.clone();
+        async move { clock.sleep(Duration::MAX).await }
+    });
+    settle().await;
+    assert!(!sleeper.is_finished());
+    hand.advance(Duration::MAX);
+    hand.advance(Duration::MAX);
+    sleeper.await.unwrap();
+    assert!(clock.now() > t0 + strata_io::FAR_FUTURE);
+    // The real clock too.
+    let real = Clock::real();
+    assert!(real.after(Duration::MAX) > Instant::now());
+    assert_eq!(
+        real.timeout_at(real.after(Duration::MAX), async { 7 })
+            .await,
+        Ok(7)
+    );
+}

@@ -67,10 +67,17 @@ fn bad_signature_is_refused_after_eight_bytes() {
     );
 }
 
+/// Limits where command 9999 has no cap of its own beyond the connection's.
+fn uncapped_9999() -> Limits {
+    let mut limits = Limits::monerod();
+    limits.command_caps.insert(9999, u64::MAX);
+    limits
+}
+
 #[test]
 fn oversized_body_is_refused_from_the_header_alone() {
-    // Before the handshake: 256 KiB for a command without a cap of its own.
-    let mut decoder = BucketDecoder::new(Limits::monerod());
+    // Before the handshake: 256 KiB for a command whose own cap is larger.
+    let mut decoder = BucketDecoder::new(uncapped_9999());
     let header = Header::notification(9999, limits::MAX_BODY_BEFORE_HANDSHAKE + 1);
     let mut buf = BytesMut::from(&header.encode()[..]);
     assert_eq!(
@@ -82,14 +89,14 @@ fn oversized_body_is_refused_from_the_header_alone() {
         })
     );
     // After it, the per-command cap: 4096 for a ping.
-    let mut decoder = BucketDecoder::new(Limits::monerod());
+    let mut decoder = BucketDecoder::new(uncapped_9999());
     decoder.handshake_complete();
     let mut buf = BytesMut::from(&Header::request(command::PING, 4097).encode()[..]);
     assert!(matches!(
         decoder.decode(&mut buf),
         Err(Error::BodyTooLarge { limit: 4096, .. })
     ));
-    // And the connection limit for an uncapped command.
+    // And the connection limit for a command capped above it.
     let mut buf = BytesMut::from(&Header::notification(9999, limits::MAX_BODY + 1).encode()[..]);
     assert!(matches!(
         decoder.decode(&mut buf),
@@ -107,17 +114,79 @@ fn oversized_body_is_refused_from_the_header_alone() {
 }
 
 #[test]
+fn a_command_nobody_handles_cannot_declare_a_large_body() {
+    // After the handshake a command without a cap of its own gets the small
+    // default, not the 100 MB connection limit.
+    let mut decoder = BucketDecoder::new(Limits::monerod());
+    decoder.handshake_complete();
+    assert_eq!(decoder.body_limit(9999), limits::DEFAULT_COMMAND_CAP);
+    let len = limits::DEFAULT_COMMAND_CAP + 1;
+    let mut buf = BytesMut::from(&Header::notification(9999, len).encode()[..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(Error::BodyTooLarge {
+            command: 9999,
+            len,
+            limit: limits::DEFAULT_COMMAND_CAP,
+        })
+    );
+    // Noise and fragments (command 0) too.
+    assert_eq!(decoder.body_limit(0), limits::DEFAULT_COMMAND_CAP);
+    // The commands known to be large keep their caps, under the connection
+    // limit.
+    assert_eq!(decoder.body_limit(command::NEW_BLOCK), limits::MAX_BODY);
+    // And the default is the layer above's to set.
+    let mut strict = Limits::monerod();
+    strict.default_command_cap = 16;
+    let mut decoder = BucketDecoder::new(strict);
+    let mut buf = BytesMut::from(&Header::notification(9999, 17).encode()[..]);
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(Error::BodyTooLarge { limit: 16, .. })
+    ));
+}
+
+#[test]
+fn declared_hundred_megabyte_frames_do_not_reserve_memory() {
+    // A header declaring the largest body allowed after the handshake.
+    let len = limits::MAX_BODY;
+    let mut decoder = BucketDecoder::new(Limits::monerod());
+    decoder.handshake_complete();
+    let mut buf = BytesMut::from(&Header::notification(command::NEW_BLOCK, len).encode()[..]);
+    let before = buf.capacity();
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert!(
+        buf.capacity() <= before,
+        "nothing is reserved for a body that has not arrived"
+    );
+    // As the body arrives the buffer grows with it, not to the declared size.
+    for _ in 0..16 {
+        buf.extend_from_slice(&[0; 4096]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+    }
+    assert!(
+        buf.capacity() < 1 << 20,
+        "{} bytes reserved for 64 KiB received",
+        buf.capacity()
+    );
+}
+
+#[test]
 fn the_handshake_raises_the_limit() {
     let len = limits::MAX_BODY_BEFORE_HANDSHAKE + 1;
-    let header = Header::notification(9999, len).encode();
+    let header = Header::notification(command::NEW_BLOCK, len).encode();
+    let mut before = BucketDecoder::new(Limits::monerod());
+    assert!(matches!(
+        before.decode(&mut BytesMut::from(&header[..])),
+        Err(Error::BodyTooLarge { .. })
+    ));
     let mut decoder = BucketDecoder::new(Limits::monerod());
     decoder.handshake_complete();
     let mut buf = BytesMut::from(&header[..]);
     assert_eq!(decoder.decode(&mut buf), Ok(None));
-    assert!(
-        buf.capacity() >= len as usize,
-        "the validated body size is reserved"
-    );
+    buf.extend_from_slice(&vec![5; len as usize]);
+    let bucket = decoder.decode(&mut buf).unwrap().unwrap();
+    assert_eq!(bucket.body.len(), len as usize);
 }
 
 #[test]

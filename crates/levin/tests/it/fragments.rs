@@ -80,6 +80,33 @@ fn too_large_to_fragment_is_refused() {
         Err(Error::TooLargeToFragment { .. })
     ));
     assert_eq!(noise(HEADER_LEN), Err(Error::NoiseTooSmall(HEADER_LEN)));
+    // Frames larger than receivers accept for noise, or than memory holds,
+    // are refused rather than allocated.
+    let huge = HEADER_LEN + limits::DEFAULT_COMMAND_CAP as usize + 1;
+    assert_eq!(noise(huge), Err(Error::NoiseTooLarge(huge)));
+    assert_eq!(noise(usize::MAX), Err(Error::NoiseTooLarge(usize::MAX)));
+    assert_eq!(
+        fragment(2002, &[0; 10], usize::MAX),
+        Err(Error::NoiseTooLarge(usize::MAX))
+    );
+}
+
+#[test]
+fn fragment_frames_get_the_small_cap_of_command_0() {
+    // Fragments are command 0: a frame over the default cap is refused from
+    // its header, so twenty of them hold at most twenty small frames.
+    let mut decoder = MessageDecoder::new(Limits::monerod());
+    decoder.handshake_complete();
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&raw_fragment(Flags::BEGIN, &vec![0; 70_000])[..HEADER_LEN]);
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(Error::BodyTooLarge {
+            command: 0,
+            limit: limits::DEFAULT_COMMAND_CAP,
+            ..
+        })
+    ));
 }
 
 /// A fragment frame of command 0 with `flags` carrying `body`.
@@ -116,7 +143,10 @@ fn fragment_count_is_capped() {
 
 #[test]
 fn fragment_total_is_capped_by_the_connection_limit() {
-    let mut decoder = MessageDecoder::new(Limits::monerod());
+    // Fragment frames allowed up to the connection limit each.
+    let mut limits = Limits::monerod();
+    limits.default_command_cap = u64::MAX;
+    let mut decoder = MessageDecoder::new(limits);
     let big = vec![0; 200 * 1024];
     let mut buf = BytesMut::new();
     buf.extend_from_slice(&raw_fragment(Flags::BEGIN, &big));

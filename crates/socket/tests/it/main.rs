@@ -2,7 +2,9 @@
 //! clock.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation, missing_docs)]
 
+mod budget;
 mod hostile;
+mod overflow;
 mod queues;
 mod rate;
 
@@ -36,8 +38,8 @@ impl Codec for LenCodec {
         if len > self.max {
             return Err(TooLarge(len));
         }
+        // Nothing reserved: the reader grows the buffer as bytes arrive.
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
             return Ok(None);
         }
         buf.advance(4);
