@@ -105,12 +105,7 @@ async fn start(store: Arc<Store>, config: strata_sync::Config, peers: Vec<Socket
     node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
     node.exclusive = peers;
-    let settings = Settings {
-        node: driver::Settings::loopback(node),
-        sync: config,
-        store,
-        progress_file: None,
-    };
+    let settings = Settings::new(driver::Settings::loopback(node), config, store, None);
     let Running {
         handle,
         mut events,

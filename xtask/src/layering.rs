@@ -121,6 +121,127 @@ const SANS_IO_WITHOUT_RUNTIME: &[&str] = &["strata-node", "strata-sync"];
 /// The package sans-io crates must not depend on, directly or transitively.
 const ASYNC_RUNTIME: &str = "tokio";
 
+/// The source of the sans-io state machines: every file of these crates'
+/// `src/` but their drivers (behind the `runtime` feature) and test files.
+const MACHINE_SOURCES: &[(&str, &[&str])] = &[
+    ("crates/node/src", &["driver.rs"]),
+    ("crates/sync/src", &["runtime.rs"]),
+];
+
+/// What a state machine must never name: clocks, threads, files, sockets,
+/// processes, the async runtime.
+const NOT_IN_MACHINES: &[&str] = &[
+    "Instant::now",
+    "SystemTime",
+    "std::thread",
+    "thread::spawn",
+    "std::fs",
+    "std::net::TcpStream",
+    "std::net::TcpListener",
+    "std::net::UdpSocket",
+    "std::process",
+    "tokio",
+];
+
+/// Where the architecture document lists each crate's strata dependencies.
+const ARCHITECTURE: &str = "ARCHITECTURE.md";
+const DEPS_BEGIN: &str = "<!-- dependencies: begin -->";
+const DEPS_END: &str = "<!-- dependencies: end -->";
+
+/// The table of each stack crate's normal strata dependencies, as the
+/// architecture document shows it.
+fn dependency_table(metadata: &Value) -> Result<String, String> {
+    let packages = array(&metadata["packages"], "packages")?;
+    let members: HashSet<&str> = array(&metadata["workspace_members"], "workspace_members")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut rows = Vec::new();
+    for package in packages {
+        let name = str_field(package, "name")?;
+        if !members.contains(str_field(package, "id")?) || TOOLING.contains(&name) {
+            continue;
+        }
+        let mut deps: Vec<&str> = array(&package["dependencies"], "dependencies")?
+            .iter()
+            .filter(|d| d["kind"].is_null())
+            .filter_map(|d| d["name"].as_str())
+            .filter(|d| d.starts_with("strata-") && !TOOLING.contains(d))
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        let position = LAYERS
+            .iter()
+            .position(|l| l.krate == name)
+            .unwrap_or(usize::MAX);
+        let uses = if deps.is_empty() {
+            "(no strata crate)".to_owned()
+        } else {
+            deps.iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        rows.push((position, format!("| `{name}` | {uses} |")));
+    }
+    rows.sort();
+    let mut table = String::from("| crate | depends on |\n|---|---|\n");
+    for (_, row) in rows {
+        table.push_str(&row);
+        table.push('\n');
+    }
+    Ok(table)
+}
+
+/// The lines of a state machine's source that name what it must not.
+fn machine_violations(root: &std::path::Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (dir, drivers) in MACHINE_SOURCES {
+        let mut files = Vec::new();
+        collect_rs(&root.join(dir), &mut files);
+        files.sort();
+        for file in files {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if drivers.contains(&name) || name == "tests.rs" {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                problems.push(format!("[sans-io] cannot read {}", file.display()));
+                continue;
+            };
+            // An inline test module closes the file.
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                let code_part = line.split("//").next().unwrap_or("");
+                for banned in NOT_IN_MACHINES {
+                    if code_part.contains(banned) {
+                        problems.push(format!(
+                            "[sans-io] {}:{}: a state machine names `{banned}`",
+                            file.strip_prefix(root).unwrap_or(&file).display(),
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn collect_rs(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_rs(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
 /// Checks the layering rules; returns one message per problem, each naming the check.
 ///
 /// Errors are for metadata that does not have the expected shape.
@@ -254,7 +375,10 @@ fn str_field<'a>(value: &'a Value, key: &str) -> Result<&'a str, String> {
 }
 
 mod tests {
-    use super::{ASYNC_RUNTIME, LAYERS, SANS_IO_WITHOUT_RUNTIME, check};
+    use super::{
+        ARCHITECTURE, ASYNC_RUNTIME, DEPS_BEGIN, DEPS_END, LAYERS, SANS_IO_WITHOUT_RUNTIME, check,
+        dependency_table, machine_violations,
+    };
     use serde_json::{Value, json};
     use std::path::Path;
     use std::process::Command;
@@ -316,6 +440,34 @@ mod tests {
                  {ASYNC_RUNTIME}:\n{tree}"
             );
         }
+    }
+
+    #[test]
+    fn state_machines_read_no_clock_and_touch_no_thread_file_or_socket() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let problems = machine_violations(&root);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn the_architecture_document_shows_the_real_dependencies() {
+        let table = dependency_table(&workspace_metadata()).unwrap_or_else(|e| panic!("{e}"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(ARCHITECTURE);
+        let doc = std::fs::read_to_string(&path).expect("read ARCHITECTURE.md");
+        let shown = doc
+            .split(DEPS_BEGIN)
+            .nth(1)
+            .and_then(|rest| rest.split(DEPS_END).next())
+            .map(str::trim)
+            .unwrap_or_default();
+        assert_eq!(
+            shown,
+            table.trim(),
+            "{ARCHITECTURE} lists other dependencies than cargo metadata; put this table \
+             between `{DEPS_BEGIN}` and `{DEPS_END}`:\n\n{table}"
+        );
     }
 
     #[test]

@@ -303,8 +303,11 @@ async fn route<P: Payload + Sync>(
         (Method::POST, "/v1/ban") => {
             let body: BanBody = read_json(req).await?;
             let secs = body.secs.unwrap_or(shared.config.p2p.ban_secs);
-            if secs == 0 {
-                return Err(ApiError::bad("`secs` must be at least 1"));
+            let max = crate::config::MAX_BAN_SECS as u64;
+            if secs == 0 || secs > max {
+                return Err(ApiError::bad(format!(
+                    "`secs` must be between 1 and {max} (ten years)"
+                )));
             }
             shared
                 .handle

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use strata_node::Network;
 
+/// The longest ban, in seconds (ten years).
+pub const MAX_BAN_SECS: usize = 10 * 365 * 24 * 3600;
+
 /// Prefix of the environment variables that set configuration fields.
 pub const ENV_PREFIX: &str = "STRATA_";
 
@@ -27,7 +30,7 @@ pub const CONFIG_FILE: &str = "stratad.toml";
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The network preset.
-    pub network: String,
+    pub network: NetworkName,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Peer-to-peer settings.
@@ -63,11 +66,12 @@ pub struct P2p {
     pub max_per_ip: usize,
     /// Treat loopback and private addresses as routable.
     pub local_network: bool,
-    /// TLS on accepted connections: required, optional or disabled; empty:
-    /// the network's default.
-    pub tls_inbound: String,
-    /// TLS on dialed connections; empty: the network's default.
-    pub tls_outbound: String,
+    /// TLS on accepted connections; unset: the network's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_inbound: Option<TlsPolicy>,
+    /// TLS on dialed connections; unset: the network's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_outbound: Option<TlsPolicy>,
     /// Misbehaviour score that bans an address.
     pub ban_threshold: u32,
     /// How long a ban lasts, in seconds.
@@ -86,8 +90,8 @@ pub struct P2p {
 pub struct StoreConfig {
     /// Largest record value, in bytes.
     pub max_value_len: usize,
-    /// `sync` (every write flushed) or `nosync`.
-    pub durability: String,
+    /// When writes reach the disk.
+    pub durability: DurabilityName,
     /// Initial LMDB map size, in bytes.
     pub initial_map_size: usize,
 }
@@ -110,8 +114,90 @@ pub struct Api {
 pub struct Log {
     /// Filter directives, as in `RUST_LOG` (which overrides it).
     pub filter: String,
-    /// `text` or `json`.
-    pub format: String,
+    /// How log lines are written.
+    pub format: LogFormat,
+}
+
+/// A network preset by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkName {
+    /// strata's own network.
+    #[default]
+    Strata,
+    /// Monero's main network.
+    MoneroMainnet,
+    /// Monero's test network.
+    MoneroTestnet,
+    /// Monero's staging network.
+    MoneroStagenet,
+}
+
+impl NetworkName {
+    /// The preset.
+    pub fn preset(self) -> Network {
+        match self {
+            NetworkName::Strata => Network::STRATA,
+            NetworkName::MoneroMainnet => Network::MONERO_MAINNET,
+            NetworkName::MoneroTestnet => Network::MONERO_TESTNET,
+            NetworkName::MoneroStagenet => Network::MONERO_STAGENET,
+        }
+    }
+}
+
+/// Whether connections use TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    /// Always TLS; a peer without it is refused.
+    Required,
+    /// TLS when the peer offers it (inbound) or its key is known (outbound).
+    Optional,
+    /// Never TLS.
+    Disabled,
+}
+
+impl TlsPolicy {
+    /// The connection manager's policy.
+    pub fn policy(self) -> strata_tls::Policy {
+        match self {
+            TlsPolicy::Required => strata_tls::Policy::Required,
+            TlsPolicy::Optional => strata_tls::Policy::Optional,
+            TlsPolicy::Disabled => strata_tls::Policy::Disabled,
+        }
+    }
+}
+
+/// When writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityName {
+    /// Every write is flushed before it is acknowledged.
+    #[default]
+    Sync,
+    /// Writes are not flushed: faster; a machine crash may lose the last.
+    Nosync,
+}
+
+impl DurabilityName {
+    /// The store's setting.
+    pub fn durability(self) -> strata_store::Durability {
+        match self {
+            DurabilityName::Sync => strata_store::Durability::Sync,
+            DurabilityName::Nosync => strata_store::Durability::NoSync,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Documentation of every field, in the order `stratad config` prints
@@ -157,11 +243,11 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "p2p.tls_inbound",
-        "TLS on accepted connections: required, optional or disabled; empty: optional on strata, disabled on Monero networks.",
+        "TLS on accepted connections: required, optional or disabled; unset: optional on strata, disabled on Monero networks (which have no TLS).",
     ),
     (
         "p2p.tls_outbound",
-        "TLS on dialed connections: required, optional or disabled; empty: required on strata, disabled on Monero networks.",
+        "TLS on dialed connections: required, optional or disabled; unset: required on strata, disabled on Monero networks (which have no TLS).",
     ),
     (
         "p2p.ban_threshold",
@@ -169,7 +255,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "p2p.ban_secs",
-        "How long a ban lasts, in seconds (at least 1).",
+        "How long a ban lasts, in seconds (1 s to 10 years).",
     ),
     (
         "p2p.timed_sync_secs",
@@ -236,8 +322,9 @@ impl ConfigError {
     }
 }
 
-/// The default data directory: `$STRATA_HOME`, else
-/// `$XDG_DATA_HOME/strata`, else `~/.local/share/strata`, else `./strata`.
+/// The default data directory: `$XDG_DATA_HOME/strata`, else
+/// `~/.local/share/strata`, else `./strata` (`STRATA_DATA_DIR` sets it, as
+/// it sets every field).
 pub fn default_data_dir() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("strata");
@@ -251,7 +338,7 @@ pub fn default_data_dir() -> PathBuf {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            network: Network::STRATA.name.to_owned(),
+            network: NetworkName::Strata,
             data_dir: default_data_dir(),
             p2p: P2p::default(),
             store: StoreConfig::default(),
@@ -274,8 +361,8 @@ impl Default for P2p {
             max_inbound: node.max_inbound,
             max_per_ip: 1,
             local_network: false,
-            tls_inbound: String::new(),
-            tls_outbound: String::new(),
+            tls_inbound: None,
+            tls_outbound: None,
             ban_threshold: node.ban_threshold,
             ban_secs: node.ban_duration.as_secs(),
             timed_sync_secs: node.timed_sync_interval.as_secs(),
@@ -289,7 +376,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             max_value_len: strata_store::DEFAULT_MAX_VALUE_LEN,
-            durability: "sync".to_owned(),
+            durability: DurabilityName::Sync,
             initial_map_size: strata_store::DEFAULT_MAP_SIZE,
         }
     }
@@ -309,25 +396,15 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             filter: "info".to_owned(),
-            format: "text".to_owned(),
+            format: LogFormat::Text,
         }
     }
 }
 
-/// A TLS policy by name.
-pub fn tls_policy(name: &str) -> Option<strata_tls::Policy> {
-    match name {
-        "required" => Some(strata_tls::Policy::Required),
-        "optional" => Some(strata_tls::Policy::Optional),
-        "disabled" => Some(strata_tls::Policy::Disabled),
-        _ => None,
-    }
-}
-
 impl Config {
-    /// The network preset (checked by [`Config::validate`]).
+    /// The network preset.
     pub fn network(&self) -> Network {
-        Network::by_name(&self.network).unwrap_or(Network::STRATA)
+        self.network.preset()
     }
 
     /// Fills the fields whose default depends on the network.
@@ -336,37 +413,24 @@ impl Config {
         if self.p2p.listen.is_empty() {
             self.p2p.listen = vec![SocketAddr::from(([0, 0, 0, 0], network.port))];
         }
-        if self.p2p.tls_inbound.is_empty() {
-            self.p2p.tls_inbound = if network.strata {
-                "optional"
+        if self.p2p.tls_inbound.is_none() {
+            self.p2p.tls_inbound = Some(if network.strata {
+                TlsPolicy::Optional
             } else {
-                "disabled"
-            }
-            .into();
+                TlsPolicy::Disabled
+            });
         }
-        if self.p2p.tls_outbound.is_empty() {
-            self.p2p.tls_outbound = if network.strata {
-                "required"
+        if self.p2p.tls_outbound.is_none() {
+            self.p2p.tls_outbound = Some(if network.strata {
+                TlsPolicy::Required
             } else {
-                "disabled"
-            }
-            .into();
+                TlsPolicy::Disabled
+            });
         }
     }
 
     /// Checks every field against its range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if Network::by_name(&self.network).is_none() {
-            let names: Vec<&str> = Network::ALL.iter().map(|n| n.name).collect();
-            return Err(ConfigError::new(
-                "network",
-                format!(
-                    "unknown network `{}`; expected one of {}",
-                    self.network,
-                    names.join(", ")
-                ),
-            ));
-        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("data_dir", "must not be empty"));
         }
@@ -374,15 +438,18 @@ impl Config {
         range("p2p.outbound", p.outbound, 0, 64)?;
         range("p2p.max_inbound", p.max_inbound, 0, 4096)?;
         range("p2p.max_per_ip", p.max_per_ip, 1, 4096)?;
-        for (field, value) in [
-            ("p2p.tls_inbound", &p.tls_inbound),
-            ("p2p.tls_outbound", &p.tls_outbound),
-        ] {
-            if !value.is_empty() && tls_policy(value).is_none() {
-                return Err(ConfigError::new(
-                    field,
-                    format!("`{value}` is not one of required, optional, disabled"),
-                ));
+        if !self.network().strata {
+            // Monero's networks have no node keys, so no TLS to speak.
+            for (field, value) in [
+                ("p2p.tls_inbound", p.tls_inbound),
+                ("p2p.tls_outbound", p.tls_outbound),
+            ] {
+                if matches!(value, Some(TlsPolicy::Required | TlsPolicy::Optional)) {
+                    return Err(ConfigError::new(
+                        field,
+                        format!("{} has no TLS: only `disabled` works", self.network().name),
+                    ));
+                }
             }
         }
         range("p2p.ban_threshold", p.ban_threshold as usize, 1, usize::MAX)?;
@@ -390,7 +457,7 @@ impl Config {
             "p2p.ban_secs",
             usize::try_from(p.ban_secs).unwrap_or(usize::MAX),
             1,
-            usize::MAX,
+            MAX_BAN_SECS,
         )?;
         range(
             "p2p.timed_sync_secs",
@@ -414,12 +481,6 @@ impl Config {
             0,
             strata_store::MAX_VALUE_LEN,
         )?;
-        if s.durability != "sync" && s.durability != "nosync" {
-            return Err(ConfigError::new(
-                "store.durability",
-                format!("`{}` is not one of sync, nosync", s.durability),
-            ));
-        }
         range(
             "store.initial_map_size",
             s.initial_map_size,
@@ -434,12 +495,6 @@ impl Config {
                      admin API beyond this machine",
                     self.api.listen
                 ),
-            ));
-        }
-        if self.log.format != "text" && self.log.format != "json" {
-            return Err(ConfigError::new(
-                "log.format",
-                format!("`{}` is not one of text, json", self.log.format),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
@@ -731,6 +786,56 @@ mod tests {
                 _ => assert!(field_paths().any(|p| p == key), "{key} undocumented"),
             }
         }
+    }
+
+    #[test]
+    fn every_field_has_its_row_in_the_operators_guide() {
+        let guide = include_str!("../../../docs/operators.md");
+        for path in field_paths() {
+            assert!(
+                guide.contains(&format!("| `{path}` |")),
+                "docs/operators.md has no row for `{path}`"
+            );
+        }
+    }
+
+    #[test]
+    fn named_values_parse_and_others_name_their_field() {
+        let config = load(&flags(&[
+            ("network", "monero-testnet"),
+            ("store.durability", "nosync"),
+            ("log.format", "json"),
+            ("p2p.tls_inbound", "disabled"),
+        ]))
+        .unwrap();
+        assert_eq!(config.network, NetworkName::MoneroTestnet);
+        assert_eq!(config.store.durability, DurabilityName::Nosync);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.p2p.tls_inbound, Some(TlsPolicy::Disabled));
+        // Defaults follow the network.
+        assert_eq!(config.p2p.tls_outbound, Some(TlsPolicy::Disabled));
+        for (field, value) in [
+            ("store.durability", "sometimes"),
+            ("log.format", "xml"),
+            ("p2p.tls_outbound", "maybe"),
+        ] {
+            let err = load(&flags(&[(field, value)])).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        // Monero's networks cannot speak TLS.
+        let err = load(&flags(&[
+            ("network", "monero-testnet"),
+            ("p2p.tls_outbound", "required"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.field, "p2p.tls_outbound");
+    }
+
+    #[test]
+    fn a_ban_of_any_length_is_refused_past_the_limit() {
+        let err = load(&flags(&[("p2p.ban_secs", "9223372036854775807")])).unwrap_err();
+        assert_eq!(err.field, "p2p.ban_secs", "{err}");
+        load(&flags(&[("p2p.ban_secs", &MAX_BAN_SECS.to_string())])).unwrap();
     }
 
     #[test]

@@ -21,13 +21,13 @@ use strata_io::{Clock, channel};
 use strata_node::driver::{NodeHandle, Settings};
 use strata_node::wire::{CoreSyncData, Payload};
 use strata_node::{Event, Network};
-use strata_store::{Durability, Store};
+use strata_store::Store;
 use strata_sync::Event as SyncEvent;
 use strata_sync::runtime::{self as sync_runtime, SyncHandle};
 use strata_tls::{NodeKey, Tls};
 use tokio::sync::{broadcast, watch};
 
-use crate::config::{Config, tls_policy};
+use crate::config::{Config, TlsPolicy};
 use crate::datadir::{self, RuntimeInfo};
 use crate::delivery::Deliveries;
 use crate::metrics::Metrics;
@@ -38,6 +38,16 @@ use crate::shared::{Shared, log_node_event};
 pub const SUBSCRIBE_BACKLOG: usize = 4096;
 /// How long shutdown may take before the daemon gives up waiting.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
+/// How long the admin API may take to finish its requests at shutdown.
+const API_SHUTDOWN: Duration = Duration::from_secs(3);
+/// How long the runtime's last tasks may take once everything stopped.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(2);
+/// Connections the manager takes beyond the node's own limits, inbound and
+/// outbound: room for the node to see a newcomer and evict, and for
+/// feelers and seeds beside the outbound slots.
+const CONNECTION_SLACK: usize = 8;
+/// Connections one subnet may hold at least, whatever `p2p.max_per_ip`.
+const MIN_PER_SUBNET: usize = 8;
 
 /// What goes in handshakes and timed syncs, and how the node starts: on
 /// strata's network the sync layer's summary of the store, the sync layer
@@ -88,12 +98,8 @@ pub enum Events<P> {
 
 impl Summary for strata_sync::Summary {
     async fn start(node: Settings, sync: SyncSettings) -> std::io::Result<Started<Self>> {
-        let settings = sync_runtime::Settings {
-            node,
-            sync: sync.config,
-            store: sync.store,
-            progress_file: Some(sync.progress_file),
-        };
+        let settings =
+            sync_runtime::Settings::new(node, sync.config, sync.store, Some(sync.progress_file));
         let running = sync_runtime::start(settings, Clock::real()).await?;
         Ok(Started {
             handle: running.handle.node().clone(),
@@ -167,11 +173,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let token = datadir::admin_token(&dir)?;
     let store_config = strata_store::Config {
         max_value_len: config.store.max_value_len,
-        durability: if config.store.durability == "nosync" {
-            Durability::NoSync
-        } else {
-            Durability::Sync
-        },
+        durability: config.store.durability.durability(),
         initial_map_size: config.store.initial_map_size,
         ..strata_store::Config::default()
     };
@@ -199,7 +201,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     } else {
         runtime.block_on(serve::<CoreSyncData>(config, key, token, store.clone()))
     };
-    runtime.shutdown_timeout(Duration::from_secs(2));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     // Every clone of the store lives in tasks that are gone: this closes it.
     match Arc::try_unwrap(store) {
         Ok(store) => {
@@ -246,14 +248,26 @@ async fn serve<P: Summary>(
     node.listen_port = config.p2p.listen.first().map_or(0, SocketAddr::port);
 
     let mut conn = strata_conn::Config {
-        max_inbound: config.p2p.max_inbound + 8,
-        max_outbound: config.p2p.outbound + config.p2p.peers.len() + 8,
+        max_inbound: config.p2p.max_inbound.saturating_add(CONNECTION_SLACK),
+        max_outbound: config
+            .p2p
+            .outbound
+            .saturating_add(config.p2p.peers.len())
+            .saturating_add(CONNECTION_SLACK),
         max_per_ip: config.p2p.max_per_ip,
-        max_per_subnet: config.p2p.max_per_ip.max(8),
+        max_per_subnet: config.p2p.max_per_ip.max(MIN_PER_SUBNET),
         ..strata_conn::Config::default()
     };
-    conn.inbound_tls = tls_policy(&config.p2p.tls_inbound).unwrap_or_default();
-    conn.outbound_tls = tls_policy(&config.p2p.tls_outbound).unwrap_or_default();
+    conn.inbound_tls = config
+        .p2p
+        .tls_inbound
+        .map(TlsPolicy::policy)
+        .unwrap_or_default();
+    conn.outbound_tls = config
+        .p2p
+        .tls_outbound
+        .map(TlsPolicy::policy)
+        .unwrap_or_default();
     let tls = if network.strata {
         Some(Tls::new(&key, None).map_err(|e| StartError::Other(format!("TLS: {e}")))?)
     } else {
@@ -290,6 +304,9 @@ async fn serve<P: Summary>(
         tls,
         dns_server: None,
         local_network: config.p2p.local_network,
+        upper_caps: Vec::new(),
+        event_queue: strata_node::driver::EVENT_QUEUE,
+        event_bytes: strata_node::driver::EVENT_BYTES,
     };
     let running = P::start(settings, sync)
         .await
@@ -370,7 +387,7 @@ async fn serve<P: Summary>(
     {
         tracing::warn!("the node did not stop within {SHUTDOWN_DEADLINE:?}");
     }
-    let _ = tokio::time::timeout(Duration::from_secs(3), api_task).await;
+    let _ = tokio::time::timeout(API_SHUTDOWN, api_task).await;
     events_task.abort();
     let _ = events_task.await;
     drop(shared);

@@ -46,8 +46,6 @@ pub mod limits {
     pub const NOISE_SIZE: usize = 3 * 1024;
     /// Most fragments one message may be cut into, or reassembled from.
     pub const MAX_FRAGMENTS: usize = 20;
-    /// Requests that may wait for a response on one connection at once.
-    pub const MAX_PENDING_INVOKES: usize = 16;
 }
 
 /// Monero's command numbers.

@@ -464,11 +464,11 @@ impl AddrMan {
             }
             return;
         }
-        self.make_tried(id, slot, now);
+        self.make_tried(id, slot);
     }
 
     /// Moves `id` into tried slot `slot`, sending any occupant back to new.
-    fn make_tried(&mut self, id: Id, slot: usize, now: i64) {
+    fn make_tried(&mut self, id: Id, slot: usize) {
         // Out of every new bucket.
         for s in 0..self.new_table.len() {
             if self.new_table[s] == id {
@@ -514,7 +514,6 @@ impl AddrMan {
             entry.in_tried = true;
         }
         self.collisions.retain(|(c, _)| *c != id);
-        let _ = now;
     }
 
     /// A connection to `addr` is alive: refresh its time at most every 20
@@ -651,7 +650,7 @@ impl AddrMan {
             let slot = self.slot(true, self.tried_bucket(addr, &group), addr);
             let occupant = self.tried_table[slot];
             let Some(old) = self.entries.get(&occupant) else {
-                self.make_tried(id, slot, now);
+                self.make_tried(id, slot);
                 continue;
             };
             if now - old.last_success < REPLACEMENT {
@@ -661,10 +660,10 @@ impl AddrMan {
                 // Tested since its last success and failed, unless the test
                 // is still running (within a minute).
                 if now - old.last_try > 60 {
-                    self.make_tried(id, slot, now);
+                    self.make_tried(id, slot);
                 }
             } else if now - since > TEST_WINDOW {
-                self.make_tried(id, slot, now);
+                self.make_tried(id, slot);
             }
         }
     }

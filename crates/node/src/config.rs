@@ -126,9 +126,40 @@ pub struct Config {
     pub ban_duration: Duration,
     /// Gossip settings.
     pub gossip: gossip::Config,
+    /// Whether peers speak cryptonote (Monero's networks): its commands,
+    /// which the node passes over, may then carry bodies of monerod's
+    /// sizes; elsewhere they get the decoder's small default cap.
+    pub cryptonote: bool,
 }
 
+/// Longest any configured duration is taken to be (a year): every deadline
+/// the node computes from one stays far from the clock's limits.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl Config {
+    /// Every duration capped at [`MAX_DURATION`]; the node applies it to
+    /// the configuration it is given.
+    pub fn capped(mut self) -> Config {
+        for d in [
+            &mut self.feeler_interval,
+            &mut self.timed_sync_interval,
+            &mut self.request_timeout,
+            &mut self.handshake_timeout,
+            &mut self.idle_timeout,
+            &mut self.dns_delay,
+            &mut self.fixed_seed_delay,
+            &mut self.ban_duration,
+            &mut self.gossip.announce_delay,
+            &mut self.gossip.request_timeout,
+            &mut self.gossip.defer,
+            &mut self.gossip.seen_ttl,
+            &mut self.gossip.verdict_timeout,
+        ] {
+            *d = (*d).min(MAX_DURATION);
+        }
+        self
+    }
+
     /// Defaults for `network`.
     pub fn new(network: Network) -> Config {
         Config {
@@ -156,6 +187,7 @@ impl Config {
             ban_threshold: 10,
             ban_duration: Duration::from_secs(24 * 3600),
             gossip: gossip::Config::default(),
+            cryptonote: !network.strata,
         }
     }
 }

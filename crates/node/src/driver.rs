@@ -52,7 +52,7 @@ pub const EVENT_BYTES: usize = 32 * 1024 * 1024;
 const COMMAND_QUEUE: usize = 256;
 /// Largest body of a gossip announcement or request.
 const MAX_IDS_BODY: u64 = 16 * 1024;
-/// Largest body of a frame in the range of the layer above.
+/// Largest body the layer above may ask for one of its commands.
 pub const MAX_UPPER_BODY: u64 = 32 * 1024 * 1024;
 
 /// Everything a running node needs besides its state machine's settings.
@@ -72,6 +72,14 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     /// Treat loopback and private addresses as routable, each its own group.
     pub local_network: bool,
+    /// Body caps of the layer above's commands that may be larger than the
+    /// decoder's default cap ([`strata_levin::limits::DEFAULT_COMMAND_CAP`]);
+    /// a frame that declares more is refused before it is read.
+    pub upper_caps: Vec<(u32, u64)>,
+    /// Events waiting for the layer above, at most ([`EVENT_QUEUE`]).
+    pub event_queue: usize,
+    /// Payload bytes of those events, at most ([`EVENT_BYTES`]).
+    pub event_bytes: usize,
 }
 
 impl Settings {
@@ -86,13 +94,19 @@ impl Settings {
             conn: strata_conn::Config {
                 max_per_ip: LOOPBACK_MAX_CONNECTIONS,
                 max_per_subnet: LOOPBACK_MAX_CONNECTIONS,
-                max_inbound: 200,
+                max_inbound: LOOPBACK_MAX_INBOUND,
+                max_inbound_unfinished: LOOPBACK_MAX_INBOUND,
                 max_outbound: 64,
+                // Every peer is in 127.0.0.0/24.
+                subnet_accept_rate: None,
                 ..strata_conn::Config::default()
             },
             tls: None,
             dns_server: None,
             local_network: true,
+            upper_caps: Vec::new(),
+            event_queue: EVENT_QUEUE,
+            event_bytes: EVENT_BYTES,
         }
     }
 }
@@ -100,6 +114,9 @@ impl Settings {
 /// Connections per address and per subnet allowed by [`Settings::loopback`],
 /// where every peer shares 127.0.0.1.
 const LOOPBACK_MAX_CONNECTIONS: usize = 10_000;
+/// Inbound connections allowed by [`Settings::loopback`], handshakes
+/// unfinished or not.
+const LOOPBACK_MAX_INBOUND: usize = 200;
 
 /// A connected peer as the driver reports it.
 #[derive(Debug, Clone)]
@@ -316,9 +333,17 @@ impl Codec for LevinCodec {
     }
 }
 
-/// monerod's limits, with caps for strata's own commands.
-pub fn limits(max_gossip: usize) -> Limits {
+/// monerod's limits, with caps for strata's own commands: gossip up to
+/// `max_gossip`, the layer above's `upper_caps`, the small default for any
+/// other. Unless the peers speak `cryptonote`, its commands, which the node
+/// ignores, get the small default too.
+pub fn limits(max_gossip: usize, cryptonote: bool, upper_caps: &[(u32, u64)]) -> Limits {
     let mut limits = Limits::monerod();
+    if !cryptonote {
+        limits
+            .command_caps
+            .retain(|c, _| !(CRYPTONOTE_FIRST..=CRYPTONOTE_LAST).contains(c));
+    }
     let gossip = u64::try_from(max_gossip)
         .unwrap_or(u64::MAX)
         .saturating_add(1024);
@@ -329,11 +354,17 @@ pub fn limits(max_gossip: usize) -> Limits {
     limits
         .command_caps
         .insert(command::GOSSIP_REQUEST, MAX_IDS_BODY);
-    for c in command::UPPER_FIRST..=command::UPPER_LAST {
-        limits.command_caps.insert(c, MAX_UPPER_BODY);
+    for &(c, cap) in upper_caps {
+        if (command::UPPER_FIRST..=command::UPPER_LAST).contains(&c) {
+            limits.command_caps.insert(c, cap.min(MAX_UPPER_BODY));
+        }
     }
     limits
 }
+
+/// Cryptonote's command numbers (blocks, transactions, chain requests).
+const CRYPTONOTE_FIRST: u32 = 2001;
+const CRYPTONOTE_LAST: u32 = 2010;
 
 /// Random bytes from the operating system.
 pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
@@ -424,7 +455,11 @@ pub async fn start<P: Payload + Sync>(
     .unwrap_or(0);
     let seed = u64::from_le_bytes(random_bytes()?);
     let mut config = settings.node;
-    let limits = limits(config.gossip.max_message);
+    let limits = limits(
+        config.gossip.max_message,
+        config.cryptonote,
+        &settings.upper_caps,
+    );
     let (manager, conn_events) = Manager::new(
         settings.conn,
         settings.tls,
@@ -445,7 +480,7 @@ pub async fn start<P: Payload + Sync>(
     let mut node = Node::new(config, payload, book, anchors, unix, seed, clock.now());
     node.handle_timeout(clock.now());
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events_tx, events) = channel::bounded(EVENT_QUEUE, EVENT_BYTES);
+    let (events_tx, events) = channel::bounded(settings.event_queue, settings.event_bytes);
     let handle = NodeHandle {
         commands,
         peer_id: node.peer_id(),

@@ -38,7 +38,7 @@ pub mod driver;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
-pub use config::{Config, Network};
+pub use config::{Config, MAX_DURATION, Network};
 pub use connectivity::MAX_ANCHORS;
 pub use eviction::{PROTECT_BY_GROUP, PROTECT_BY_RTT, PROTECT_BY_USEFUL};
 pub use gossip::{MessageId, Verdict};

@@ -242,6 +242,7 @@ impl<P: Payload> Node<P> {
         seed: u64,
         now: Instant,
     ) -> Node<P> {
+        let config = config.capped();
         let mut rng = Rng::new(seed);
         let peer_id = rng.next_u64();
         let connectivity = Connectivity::new(&config, &book, anchors, &mut rng, now);

@@ -142,6 +142,21 @@ impl Config {
         }
     }
 
+    /// Every duration capped at [`strata_node::MAX_DURATION`]; the machine
+    /// applies it to the configuration it is given.
+    pub fn capped(mut self) -> Config {
+        for d in [
+            &mut self.reconcile_interval,
+            &mut self.recon_timeout,
+            &mut self.batch_timeout,
+            &mut self.slow_penalty,
+            &mut self.receipt_interval,
+        ] {
+            *d = (*d).min(strata_node::MAX_DURATION);
+        }
+        self
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             batch_records: self.batch_records,
@@ -432,6 +447,7 @@ impl Syncer {
         seed: u64,
         now: Instant,
     ) -> Syncer {
+        let config = config.capped();
         let epoch = unix / EPOCH_SECS;
         let receipts = Receipts::new(config.signing_key.clone(), config.receipt_interval);
         let sketch = Arc::new(Sketch::new(epoch_key(epoch), config.sketch_len));

@@ -52,7 +52,8 @@ pub const PROGRESS_FILE: &str = "catchup.dat";
 /// Everything a running sync node needs.
 pub struct Settings {
     /// The node's settings. Its `node_key` is set to the sync key's public
-    /// key when unset.
+    /// key when unset, and the body caps of the sync layer's commands are
+    /// added to its `upper_caps`.
     pub node: driver::Settings,
     /// The state machine's settings.
     pub sync: Config,
@@ -61,6 +62,30 @@ pub struct Settings {
     /// Where the catch-up progress is kept; `None` keeps nothing (a
     /// restarted catch-up begins again).
     pub progress_file: Option<PathBuf>,
+    /// Events waiting for the layer above, at most ([`EVENT_QUEUE`]).
+    pub event_queue: usize,
+    /// Payload bytes of those events, at most ([`EVENT_BYTES`]).
+    pub event_bytes: usize,
+}
+
+impl Settings {
+    /// The node's settings, the machine's, the store, and where progress is
+    /// kept; events bounded by the defaults.
+    pub fn new(
+        node: driver::Settings,
+        sync: Config,
+        store: Arc<Store>,
+        progress_file: Option<PathBuf>,
+    ) -> Settings {
+        Settings {
+            node,
+            sync,
+            store,
+            progress_file,
+            event_queue: EVENT_QUEUE,
+            event_bytes: EVENT_BYTES,
+        }
+    }
 }
 
 /// Why a command failed.
@@ -274,6 +299,11 @@ pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> 
     if settings.node.node.node_key.is_none() {
         settings.node.node.node_key = Some(public);
     }
+    // The frames of this layer that may be large, and how large.
+    settings
+        .node
+        .upper_caps
+        .extend(crate::wire::body_caps(settings.sync.max_value_len));
     let progress = match &settings.progress_file {
         Some(path) => read_progress(path.clone()).await,
         None => None,
@@ -287,7 +317,7 @@ pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> 
     let syncer = Syncer::new(settings.sync, progress.as_deref(), unix, seed, clock.now());
     let node = driver::start(settings.node, syncer.summary(), clock.clone()).await?;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events_tx, events) = channel::bounded(EVENT_QUEUE, EVENT_BYTES);
+    let (events_tx, events) = channel::bounded(settings.event_queue, settings.event_bytes);
     let handle = SyncHandle {
         commands,
         node: node.handle.clone(),

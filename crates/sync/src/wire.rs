@@ -596,6 +596,41 @@ pub fn gossip_payload(record: &Record) -> Bytes {
     Bytes::from(out)
 }
 
+/// Largest body of each command of this layer that can exceed the node's
+/// default cap, with record values up to `max_value_len`: the Levin
+/// decoder refuses a frame that declares more before it is read. A batch
+/// of records keeps to its byte limit but always carries at least one
+/// record, however large.
+pub fn body_caps(max_value_len: usize) -> Vec<(u32, u64)> {
+    const SLACK: u64 = 1024;
+    let record = (strata_store::RECORD_OVERHEAD + strata_store::MAX_KEY_LEN)
+        .saturating_add(max_value_len) as u64;
+    let batch = (MAX_BATCH_BYTES as u64).max(record);
+    let symbol = (DIGEST_LEN + 8 + 10) as u64;
+    let receipt = (NODE_KEY_LEN + 2 + MAX_IDS_PER_RECEIPT * ID_LEN + SIGNATURE_LEN) as u64;
+    vec![
+        (
+            command::RECON_SYMBOLS,
+            MAX_SYMBOLS_PER_MESSAGE as u64 * symbol + SLACK,
+        ),
+        (
+            command::RECON_DONE,
+            (MAX_DONE_DIGESTS * DIGEST_LEN) as u64 + SLACK,
+        ),
+        (
+            command::GET_RECORDS,
+            (MAX_GET_DIGESTS * DIGEST_LEN) as u64 + SLACK,
+        ),
+        // A batch ends with the record that passes its byte limit.
+        (command::RECORDS, batch.saturating_add(record) + SLACK),
+        (command::RANGE, batch.saturating_add(record) + SLACK),
+        (
+            command::RECEIPTS,
+            MAX_RECEIPTS_PER_MESSAGE as u64 * receipt + SLACK,
+        ),
+    ]
+}
+
 /// Whether a gossip payload is this layer's (a record).
 pub fn is_record(payload: &[u8]) -> bool {
     payload.first() == Some(&GOSSIP_RECORD)

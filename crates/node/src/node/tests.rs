@@ -881,3 +881,35 @@ fn a_connection_being_closed_does_not_keep_the_timer_due() {
     n.handle_closed(PeerId(1), deadline + Duration::from_secs(1));
     assert_eq!(n.peers().count(), 0);
 }
+
+#[test]
+fn durations_of_any_length_in_the_configuration_do_not_panic() {
+    // A configuration read from outside may hold anything: the deadlines
+    // computed from it must not overflow the clock.
+    let now = Instant::now();
+    let mut c = config();
+    let forever = Duration::from_secs(u64::MAX);
+    c.feeler_interval = forever;
+    c.timed_sync_interval = forever;
+    c.request_timeout = forever;
+    c.handshake_timeout = forever;
+    c.idle_timeout = forever;
+    c.dns_delay = forever;
+    c.fixed_seed_delay = forever;
+    c.ban_duration = forever;
+    c.gossip.announce_delay = forever;
+    c.gossip.request_timeout = forever;
+    c.gossip.defer = forever;
+    c.gossip.seen_ttl = forever;
+    c.gossip.verdict_timeout = forever;
+    c.dns_seeds = vec!["seed.example".into()];
+    c.fixed_seeds = vec![addr(3)];
+    let mut n = node(0, c, LOCAL, now);
+    n.add_addresses(&[addr(2)], addr(2).ip(), now);
+    n.handle_connected(PeerId(1), addr(1), Direction::Inbound, None, now);
+    n.handle_timeout(now);
+    let later = n.poll_timeout().unwrap();
+    assert!(later <= now + crate::MAX_DURATION * 8);
+    n.handle_timeout(later);
+    while n.poll_output().is_some() {}
+}

@@ -3,8 +3,10 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use strata_node::driver::{ANCHORS_FILE, PEERS_FILE};
-use strata_node::{DialKind, MessageId};
+use strata_io::Clock;
+use strata_node::driver::{self, ANCHORS_FILE, PEERS_FILE};
+use strata_node::wire::CoreSyncData;
+use strata_node::{DialKind, Event, MessageId};
 use strata_tls::{NodeKey, Policy, Tls};
 
 use crate::{TestNode, settings, start, until, within};
@@ -169,7 +171,7 @@ async fn over_tls_the_handshake_key_is_the_authenticated_key() {
     within(30, async {
         let keys = [NodeKey::generate().unwrap(), NodeKey::generate().unwrap()];
         let mut nodes = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
+        for key in &keys {
             let peers = nodes
                 .first()
                 .map(|n: &TestNode| vec![n.addr])
@@ -180,7 +182,6 @@ async fn over_tls_the_handshake_key_is_the_authenticated_key() {
             s.conn.outbound_tls = Policy::Required;
             s.node.require_key = true;
             s.node.node_key = Some(key.public().0);
-            let _ = i;
             nodes.push(start(s).await);
         }
         until(20, "the TLS handshake", || async {
@@ -191,6 +192,51 @@ async fn over_tls_the_handshake_key_is_the_authenticated_key() {
         assert_eq!(peers[0].info.key, Some(keys[0].public().0));
         let peers = nodes[0].handle.peers().await.unwrap();
         assert_eq!(peers[0].info.key, Some(keys[1].public().0));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_above_that_falls_behind_delays_events_but_loses_none() {
+    within(60, async {
+        // The node's events go nowhere until the test reads them: a queue
+        // of two, unread while ten peers come and go.
+        let mut s = settings(Vec::new(), None);
+        s.event_queue = 2;
+        let mut node = driver::start(s, CoreSyncData::default(), Clock::real())
+            .await
+            .unwrap();
+        let addr = node.listening[0];
+        let mut peers = Vec::new();
+        for _ in 0..10 {
+            let mut s = settings(Vec::new(), None);
+            s.node.exclusive = vec![addr];
+            peers.push(start(s).await);
+        }
+        for (i, peer) in peers.iter().enumerate() {
+            until(20, &format!("peer {i} to connect"), || async {
+                !peer.handle.peers().await.unwrap_or_default().is_empty()
+            })
+            .await;
+        }
+        for peer in &mut peers {
+            peer.kill();
+        }
+        // Every peer that became ready is reported gone, after it.
+        let mut ready = HashSet::new();
+        let mut gone = 0;
+        while gone < 10 {
+            match node.events.recv().await.unwrap() {
+                Event::PeerReady(p) => assert!(ready.insert(p)),
+                Event::PeerGone(p) => {
+                    assert!(ready.contains(&p), "gone before ready");
+                    gone += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(ready.len(), 10);
+        node.handle.shutdown().await.unwrap();
     })
     .await;
 }

@@ -722,3 +722,23 @@ fn fifty_nodes_converge_through_gossip_reconciliation_and_catch_up_with_latency_
     assert!(net.stats().lost > 0, "the loss rate lost nothing");
     assert_eq!(net.stats().stuck_timers, 0);
 }
+
+#[test]
+fn durations_of_any_length_in_the_configuration_do_not_panic() {
+    let forever = Duration::from_secs(u64::MAX);
+    let all = records(1, "r", 20);
+    let mut net = net(vec![all, Vec::new()], |_, c| {
+        c.reconcile_interval = forever;
+        c.recon_timeout = forever;
+        c.batch_timeout = forever;
+        c.slow_penalty = forever;
+        c.receipt_interval = forever;
+        c.catchup_gap = 5;
+    });
+    net.connect(1, 0);
+    run_until(&mut net, Duration::from_secs(60), "the catch-up", |n| {
+        converged(n, &[0, 1])
+    });
+    put(&mut net, 0, "k", b"v");
+    net.run_for(Duration::from_secs(10));
+}

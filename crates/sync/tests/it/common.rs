@@ -79,12 +79,7 @@ pub async fn start_with(
     node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
     node.exclusive = peers;
-    let settings = Settings {
-        node: driver::Settings::loopback(node),
-        sync: config,
-        store,
-        progress_file: progress,
-    };
+    let settings = Settings::new(driver::Settings::loopback(node), config, store, progress);
     let running = runtime::start(settings, Clock::real()).await.unwrap();
     // The layer above: reads every event, passes other layers' gossip on.
     let messages: Arc<Mutex<Vec<Bytes>>> = Arc::default();

@@ -1,6 +1,7 @@
 //! Nodes on loopback: convergence, a healed partition, tampered records,
 //! delivery receipts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use strata_io::Clock;
 use strata_node::driver;
 use strata_node::{Config as NodeConfig, Network};
 use strata_store::{Durability, Record};
+use strata_sync::Event;
 use strata_sync::key_set;
 use strata_sync::wire::{Message, command, gossip_payload};
 
@@ -175,17 +177,8 @@ async fn a_tampered_record_is_never_stored() {
         config.exclusive = vec![a.listening[0]];
         let evil = driver::start(
             driver::Settings {
-                node: config,
                 listen: vec![],
-                data_dir: None,
-                conn: strata_conn::Config {
-                    max_per_ip: 64,
-                    max_per_subnet: 64,
-                    ..strata_conn::Config::default()
-                },
-                tls: None,
-                dns_server: None,
-                local_network: true,
+                ..driver::Settings::loopback(config)
             },
             strata_sync::Summary::default(),
             Clock::real(),
@@ -382,6 +375,60 @@ async fn other_gossip_payloads_reach_the_layer_above_beside_records() {
         for node in [a, b] {
             node.handle.shutdown().await.unwrap();
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_above_that_falls_behind_delays_deliveries_but_loses_none() {
+    bounded(Duration::from_secs(60), async {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        // A publishes; its events go through a queue of one that the test
+        // does not read until every put has returned.
+        let mut node = NodeConfig::new(Network::STRATA);
+        node.require_key = false;
+        node.timed_sync_interval = Duration::from_millis(500);
+        let mut settings = strata_sync::runtime::Settings::new(
+            driver::Settings::loopback(node),
+            sync_config(50),
+            stores[0].clone(),
+            None,
+        );
+        settings.event_queue = 1;
+        let a = strata_sync::runtime::start(settings, Clock::real())
+            .await
+            .unwrap();
+        let b = start(stores[1].clone(), sync_config(51), vec![a.listening[0]]).await;
+        eventually("a peer", Duration::from_secs(20), || async {
+            !a.handle.known_keys().await.unwrap().is_empty()
+        })
+        .await;
+        let mut ids = HashSet::new();
+        for k in 0..30 {
+            let put = a
+                .handle
+                .publish(format!("k{k}").into_bytes(), b"v".to_vec(), None, 1.0, None)
+                .await
+                .unwrap();
+            ids.insert(put.id.unwrap());
+        }
+        let mut events = a.events;
+        let mut satisfied = HashSet::new();
+        while satisfied.len() < ids.len() {
+            if let Some(Event::Delivery(status)) = events.recv().await
+                && status.satisfied
+            {
+                assert!(ids.contains(&status.id));
+                satisfied.insert(status.id);
+            }
+        }
+        assert_eq!(stores[1].len().unwrap(), 30);
+        b.handle.shutdown().await.unwrap();
+        a.handle.shutdown().await.unwrap();
     })
     .await;
 }
