@@ -320,7 +320,9 @@ fn run(cli: &Cli) -> Result<(), String> {
             count,
             timeout,
         } => block_on(async {
-            let pongs = crate::ping::ping(*addr, *count, Duration::from_secs(*timeout)).await?;
+            let pongs = crate::ping::ping(*addr, *count, Duration::from_secs(*timeout))
+                .await
+                .map_err(|e| e.to_string())?;
             for (i, pong) in pongs.iter().enumerate() {
                 println!(
                     "PING {addr}: seq={} status={} peer_id={:016x} rtt={:.3} ms",

@@ -156,12 +156,42 @@ pub enum StartError {
     /// The data directory.
     #[error(transparent)]
     Dir(#[from] datadir::DirError),
+    /// Another process has the store open.
+    #[error(
+        "the record store in {} is open in another process (its lock {} is held); \
+         is another stratad using this data directory?",
+        dir.display(),
+        lock.display()
+    )]
+    StoreLocked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// The store.
     #[error("cannot open the record store: {0}")]
     Store(strata_store::Error),
-    /// Anything else, described.
-    #[error("{0}")]
-    Other(String),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// TLS could not be set up with the node key.
+    #[error("TLS: {0}")]
+    Tls(#[from] strata_tls::Error),
+    /// A listen address cannot be bound.
+    #[error("{what} listen on {addr}: {source}")]
+    Listen {
+        /// Which listener: `p2p` or `admin API`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node did not start.
+    #[error("cannot start the node: {0}")]
+    Node(#[source] std::io::Error),
 }
 
 /// Runs the daemon until it is told to stop.
@@ -180,16 +210,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let store = match Store::open(dir.join(datadir::STORE_DIR), store_config) {
         Ok(store) => Arc::new(store),
         Err(strata_store::Error::Locked { path }) => {
-            return Err(StartError::Other(format!(
-                "the record store in {} is open in another process (its lock {} is held); \
-                 is another stratad using this data directory?",
-                dir.display(),
-                path.display()
-            )));
+            return Err(StartError::StoreLocked {
+                dir: dir.clone(),
+                lock: path,
+            });
         }
         Err(e) => return Err(StartError::Store(e)),
     };
-    let runtime = strata_io::runtime(Some(2)).map_err(|e| StartError::Other(e.to_string()))?;
+    let runtime = strata_io::runtime(Some(2)).map_err(StartError::Runtime)?;
     let network = config.network();
     let result = if network.strata {
         runtime.block_on(serve::<strata_sync::Summary>(
@@ -228,7 +256,7 @@ async fn serve<P: Summary>(
 ) -> Result<(), StartError> {
     let network = config.network();
     let dir = config.data_dir.clone();
-    let signing = datadir::signing_key(&key).map_err(StartError::Other)?;
+    let signing = datadir::signing_key(&key)?;
     let public = key.public().0;
 
     let mut node = strata_node::Config::new(network);
@@ -269,7 +297,7 @@ async fn serve<P: Summary>(
         .map(TlsPolicy::policy)
         .unwrap_or_default();
     let tls = if network.strata {
-        Some(Tls::new(&key, None).map_err(|e| StartError::Other(format!("TLS: {e}")))?)
+        Some(Tls::new(&key, None)?)
     } else {
         None
     };
@@ -279,11 +307,13 @@ async fn serve<P: Summary>(
     let mut listen = config.p2p.listen.clone();
     for addr in &mut listen {
         if addr.port() == 0 {
-            let probe = std::net::TcpListener::bind(*addr)
-                .map_err(|e| StartError::Other(format!("p2p listen on {addr}: {e}")))?;
-            *addr = probe
-                .local_addr()
-                .map_err(|e| StartError::Other(e.to_string()))?;
+            let listen_error = |source| StartError::Listen {
+                what: "p2p",
+                addr: *addr,
+                source,
+            };
+            let probe = std::net::TcpListener::bind(*addr).map_err(listen_error)?;
+            *addr = probe.local_addr().map_err(listen_error)?;
         }
     }
     node.listen_port = listen.first().map_or(0, SocketAddr::port);
@@ -308,18 +338,17 @@ async fn serve<P: Summary>(
         event_queue: strata_node::driver::EVENT_QUEUE,
         event_bytes: strata_node::driver::EVENT_BYTES,
     };
-    let running = P::start(settings, sync)
-        .await
-        .map_err(|e| StartError::Other(format!("cannot start the node: {e}")))?;
+    let running = P::start(settings, sync).await.map_err(StartError::Node)?;
 
+    let api_error = |source| StartError::Listen {
+        what: "admin API",
+        addr: config.api.listen,
+        source,
+    };
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
-        .map_err(|e| {
-            StartError::Other(format!("admin API listen on {}: {e}", config.api.listen))
-        })?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|e| StartError::Other(e.to_string()))?;
+        .map_err(api_error)?;
+    let api_addr = api_listener.local_addr().map_err(api_error)?;
 
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::new(Shared {

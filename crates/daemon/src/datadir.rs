@@ -198,9 +198,12 @@ pub fn read_node_key(dir: &Path) -> Result<Option<NodeKey>, DirError> {
 }
 
 /// The ed25519-dalek signing key of a node key, for signing records.
-pub fn signing_key(key: &NodeKey) -> Result<ed25519_dalek::SigningKey, String> {
+pub fn signing_key(key: &NodeKey) -> Result<ed25519_dalek::SigningKey, DirError> {
     use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-    ed25519_dalek::SigningKey::from_pkcs8_der(key.pkcs8()).map_err(|e| e.to_string())
+    ed25519_dalek::SigningKey::from_pkcs8_der(key.pkcs8()).map_err(|e| DirError::BadKey {
+        path: PathBuf::from(KEY_FILE),
+        reason: e.to_string(),
+    })
 }
 
 /// The admin token in `dir`, generated on first use.

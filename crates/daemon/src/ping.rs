@@ -22,14 +22,73 @@ pub struct Pong {
     pub status: String,
 }
 
+/// Why a ping failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    /// Nothing answered in time.
+    #[error("{addr}: {what} timed out after {timeout:?}")]
+    Timeout {
+        /// The peer.
+        addr: SocketAddr,
+        /// What was waited for.
+        what: &'static str,
+        /// How long.
+        timeout: Duration,
+    },
+    /// The connection failed.
+    #[error("{addr}: {what}: {source}")]
+    Io {
+        /// The peer.
+        addr: SocketAddr,
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The peer closed the connection.
+    #[error("{0} closed the connection")]
+    Closed(SocketAddr),
+    /// The peer sent a frame that does not decode.
+    #[error("{addr} sent a bad frame: {source}")]
+    Frame {
+        /// The peer.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: strata_levin::Error,
+    },
+    /// The peer's answer does not decode.
+    #[error("{addr} sent an undecodable PING response: {source}")]
+    Body {
+        /// The peer.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: strata_portable_storage::Error,
+    },
+}
+
 /// Pings `addr` `count` times on one connection, each within `timeout`.
-pub async fn ping(addr: SocketAddr, count: usize, timeout: Duration) -> Result<Vec<Pong>, String> {
+pub async fn ping(
+    addr: SocketAddr,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Pong>, PingError> {
+    let io = |what| move |source| PingError::Io { addr, what, source };
+    let timed_out = |what| PingError::Timeout {
+        addr,
+        what,
+        timeout,
+    };
     let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| format!("connecting to {addr} timed out after {timeout:?}"))?
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let body = wire::encode(&Empty {}).map_err(|e| e.to_string())?;
+        .map_err(|_| timed_out("connecting"))?
+        .map_err(io("cannot connect"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(io("setting TCP_NODELAY"))?;
+    let body = wire::encode(&Empty {}).map_err(|source| PingError::Body { addr, source })?;
     let header = Header::request(command::PING, body.len() as u64).encode();
     let mut decoder = MessageDecoder::new(Limits::monerod());
     let mut buf = BytesMut::with_capacity(4096);
@@ -38,15 +97,12 @@ pub async fn ping(addr: SocketAddr, count: usize, timeout: Duration) -> Result<V
         let sent = Instant::now();
         let mut frame = header.to_vec();
         frame.extend_from_slice(&body);
-        stream
-            .write_all(&frame)
-            .await
-            .map_err(|e| format!("sending to {addr}: {e}"))?;
+        stream.write_all(&frame).await.map_err(io("sending"))?;
         let answer = tokio::time::timeout(timeout, async {
             loop {
                 if let Some(bucket) = decoder
                     .decode(&mut buf)
-                    .map_err(|e| format!("{addr} sent a bad frame: {e}"))?
+                    .map_err(|source| PingError::Frame { addr, source })?
                 {
                     if bucket.header.kind() == Kind::Response
                         && bucket.header.command == command::PING
@@ -56,20 +112,17 @@ pub async fn ping(addr: SocketAddr, count: usize, timeout: Duration) -> Result<V
                     // Anything else (a notification) is not ours: skip it.
                     continue;
                 }
-                let n = stream
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| format!("reading from {addr}: {e}"))?;
+                let n = stream.read_buf(&mut buf).await.map_err(io("reading"))?;
                 if n == 0 {
-                    return Err(format!("{addr} closed the connection"));
+                    return Err(PingError::Closed(addr));
                 }
             }
         })
         .await
-        .map_err(|_| format!("{addr} did not answer within {timeout:?}"))??;
+        .map_err(|_| timed_out("waiting for the answer"))??;
         let rtt = sent.elapsed();
-        let pong: PingResponse = wire::decode(&answer.body)
-            .map_err(|e| format!("{addr} sent an undecodable PING response: {e}"))?;
+        let pong: PingResponse =
+            wire::decode(&answer.body).map_err(|source| PingError::Body { addr, source })?;
         pongs.push(Pong {
             rtt,
             peer_id: pong.peer_id,

@@ -469,7 +469,11 @@ pub async fn start<P: Payload + Sync>(
     );
     let mut listening = Vec::new();
     for addr in &settings.listen {
-        listening.push(manager.listen(*addr).await?);
+        let bound = manager
+            .listen(*addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("listening on {addr}: {e}")))?;
+        listening.push(bound);
     }
     if config.listen_port == 0
         && let Some(first) = listening.first()

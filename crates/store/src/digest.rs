@@ -6,7 +6,7 @@ use std::fmt;
 use blake2::digest::consts::U16;
 use blake2::{Blake2b, Digest as _};
 
-use crate::record::AUTHOR_LEN;
+use crate::AUTHOR_LEN;
 
 /// Length of a key hash, in bytes.
 pub const KEY_HASH_LEN: usize = 16;

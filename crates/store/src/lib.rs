@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod config;
 mod digest;
 mod error;
 mod lmdb;
@@ -50,18 +51,19 @@ mod store;
 mod verify;
 
 pub use backend::{Backend, ReadFn, ReadTxn, Table, WriteFn, WriteTxn};
+pub use config::{Config, Durability};
 pub use digest::{DIGEST_LEN, Digest, KEY_HASH_LEN, KeyHash};
 pub use error::{DecodeError, Error, Invalid, RecordError};
 pub use lmdb::LmdbBackend;
 pub use memory::MemoryBackend;
-pub use record::{
-    AUTHOR_LEN, DOMAIN_TAG, MAX_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, SIGNATURE_LEN,
-};
+pub use record::{DOMAIN_TAG, MAX_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, SIGNATURE_LEN};
 pub use store::{
-    Checked, Config, Cursor, DigestPage, Durability, FORMAT_VERSION, Integrity, Outcome, Page,
-    Presence, Store,
+    Checked, Cursor, DigestPage, FORMAT_VERSION, Integrity, Outcome, Page, Presence, Store,
 };
 pub use verify::Verified;
+
+/// Length of an author (an Ed25519 public key), in bytes.
+pub const AUTHOR_LEN: usize = 32;
 
 /// The default largest value a store accepts, in bytes (64 KiB).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 64 * 1024;

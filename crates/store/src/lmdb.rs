@@ -28,8 +28,8 @@ use ::lmdb::{
 
 use crate::MAX_MAP_SIZE;
 use crate::backend::{Backend, ReadFn, ReadTxn, Table, WriteFn, WriteTxn};
+use crate::config::{Config, Durability};
 use crate::error::Error;
-use crate::store::{Config, Durability};
 
 /// The name of the lock file in a store directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";

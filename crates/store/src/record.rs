@@ -17,15 +17,12 @@ use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest as _};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
-use crate::MAX_VALUE_LEN;
 use crate::digest::{Digest, KeyHash};
 use crate::error::{DecodeError, Invalid, RecordError};
+use crate::{AUTHOR_LEN, MAX_VALUE_LEN};
 
 /// The domain-separation tag every canonical encoding starts with.
 pub const DOMAIN_TAG: &[u8; 16] = b"strata-record-v1";
-
-/// Length of an author (an Ed25519 public key), in bytes.
-pub const AUTHOR_LEN: usize = 32;
 
 /// Length of a signature, in bytes.
 pub const SIGNATURE_LEN: usize = 64;

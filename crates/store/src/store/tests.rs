@@ -4,6 +4,7 @@
 use ed25519_dalek::SigningKey;
 
 use super::*;
+use crate::MIN_MAP_SIZE;
 
 fn signer(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
