@@ -33,6 +33,13 @@ const PROGRESS_MAGIC: &[u8; 16] = b"strata-catchup-1";
 /// A key hash.
 pub type KeyHashBytes = [u8; KEY_HASH_LEN];
 
+/// Reads a catch-up progress encoding (what `catchup.dat` holds) and writes
+/// it again: `None` for bytes that are not one, and the same bytes for a
+/// valid one. For tools and fuzzing.
+pub fn reencode_progress(bytes: &[u8]) -> Option<Vec<u8>> {
+    Catchup::decode(bytes).map(|c| c.encode())
+}
+
 /// The last key hash of span `i` (inclusive).
 pub(crate) fn span_end(i: usize) -> KeyHashBytes {
     let mut end = [0xff; KEY_HASH_LEN];
