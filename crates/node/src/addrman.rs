@@ -104,21 +104,21 @@ impl Entry {
 
     /// Whether the address is not worth keeping: Bitcoin Core's rules.
     pub fn is_terrible(&self, now: i64) -> bool {
-        if self.last_try != 0 && self.last_try >= now - 60 {
+        if self.last_try != 0 && self.last_try >= now.saturating_sub(60) {
             return false; // tried in the last minute: never terrible
         }
-        self.last_seen > now + 10 * 60
+        self.last_seen > now.saturating_add(10 * 60)
             || self.last_seen == 0
-            || now - self.last_seen > HORIZON
+            || now.saturating_sub(self.last_seen) > HORIZON
             || (self.last_success == 0 && self.attempts >= RETRIES)
-            || (now - self.last_success > MIN_FAIL && self.attempts >= MAX_FAILURES)
+            || (now.saturating_sub(self.last_success) > MIN_FAIL && self.attempts >= MAX_FAILURES)
     }
 
     /// The relative chance of choosing it: lower after recent tries and
     /// failures.
     fn chance(&self, now: i64) -> f64 {
         let mut chance = 1.0;
-        if now - self.last_try < 10 * 60 {
+        if now.saturating_sub(self.last_try) < 10 * 60 {
             chance *= 0.01;
         }
         chance * 0.66f64.powi(self.attempts.min(8) as i32)
@@ -312,10 +312,10 @@ impl AddrMan {
         };
         // Absurd times are reset to five days ago.
         let mut seen = last_seen;
-        if seen <= 100_000_000 || seen > now + 10 * 60 {
-            seen = now - 5 * DAY;
+        if seen <= 100_000_000 || seen > now.saturating_add(10 * 60) {
+            seen = now.saturating_sub(5 * DAY);
         }
-        let seen = (seen - penalty).max(1);
+        let seen = seen.saturating_sub(penalty).max(1);
         let (id, fresh) = match self.by_addr.get(&addr) {
             Some(&id) => {
                 let Some(entry) = self.entries.get_mut(&id) else {
@@ -323,8 +323,12 @@ impl AddrMan {
                 };
                 // Refresh the time if much newer (an hour, or a day for
                 // addresses heard of within the day).
-                let interval = if now - seen < DAY { HOUR } else { DAY };
-                if entry.last_seen < seen - interval {
+                let interval = if now.saturating_sub(seen) < DAY {
+                    HOUR
+                } else {
+                    DAY
+                };
+                if entry.last_seen < seen.saturating_sub(interval) {
                     entry.last_seen = seen;
                 }
                 if seen <= entry.last_seen && entry.in_tried {
@@ -520,7 +524,7 @@ impl AddrMan {
     /// minutes.
     pub fn connected(&mut self, addr: SocketAddr, now: i64) {
         if let Some(entry) = self.entry_mut(addr)
-            && now - entry.last_seen > 20 * 60
+            && now.saturating_sub(entry.last_seen) > 20 * 60
         {
             entry.last_seen = now;
         }
@@ -653,16 +657,16 @@ impl AddrMan {
                 self.make_tried(id, slot);
                 continue;
             };
-            if now - old.last_success < REPLACEMENT {
+            if now.saturating_sub(old.last_success) < REPLACEMENT {
                 // The occupant is fine: the newcomer stays in new.
                 self.collisions.remove(&(id, since));
-            } else if now - old.last_try < REPLACEMENT {
+            } else if now.saturating_sub(old.last_try) < REPLACEMENT {
                 // Tested since its last success and failed, unless the test
                 // is still running (within a minute).
-                if now - old.last_try > 60 {
+                if now.saturating_sub(old.last_try) > 60 {
                     self.make_tried(id, slot);
                 }
-            } else if now - since > TEST_WINDOW {
+            } else if now.saturating_sub(since) > TEST_WINDOW {
                 self.make_tried(id, slot);
             }
         }

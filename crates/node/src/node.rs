@@ -39,6 +39,7 @@ use crate::connectivity::{Connectivity, Link, MAX_ANCHORS, Want};
 use crate::eviction::{self, Candidate};
 use crate::gossip::{self, Action, Gossip, MessageId, Verdict};
 use crate::peer::{Class, DialKind, Direction, PeerId};
+use crate::rate::Bucket;
 use crate::rng::Rng;
 use crate::score::{Misbehaviour, Scores};
 use crate::wire::{
@@ -181,6 +182,24 @@ const MAX_INVOKES: usize = 8;
 const SAVE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// Most addresses taken from one DNS seed.
 const MAX_DNS_ADDRS: usize = 32;
+/// Addresses learned from inbound handshakes per second, over all peers.
+const LEARNED_RATE: f64 = 0.1;
+/// Most such addresses taken at once.
+const LEARNED_BURST: f64 = 100.0;
+/// Shortest time between two warnings of refused addresses.
+const FLOOD_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Counters of what the node refused or dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Addresses from peers not taken for a rate limit (peer lists and
+    /// handshakes).
+    pub addresses_refused: u64,
+    /// Addresses banned for misbehaviour.
+    pub bans: u64,
+    /// Inbound peers evicted for a newcomer.
+    pub evictions: u64,
+}
 
 struct Conn<P> {
     info: PeerInfo,
@@ -188,8 +207,7 @@ struct Conn<P> {
     deadline: Instant,
     last_recv: Instant,
     next_sync: Instant,
-    addr_tokens: f64,
-    addr_tokens_at: Instant,
+    addr_tokens: Bucket,
     sent_addrs: HashSet<SocketAddr>,
     last_useful: Option<Instant>,
     last_peer_list: Option<Instant>,
@@ -224,6 +242,10 @@ pub struct Node<P: Payload> {
     gossip: Gossip,
     out: VecDeque<Output<P>>,
     next_save: Instant,
+    /// Addresses learned from inbound handshakes, rate-limited.
+    learned: Bucket,
+    stats: Stats,
+    warned_at: Option<Instant>,
     /// Scratch: what gossip asks for, turned into frames.
     actions: Vec<Action>,
 }
@@ -259,6 +281,9 @@ impl<P: Payload> Node<P> {
             gossip: Gossip::new(config.gossip.clone()),
             out: VecDeque::new(),
             next_save: now + SAVE_INTERVAL,
+            learned: Bucket::full(LEARNED_RATE, LEARNED_BURST, now),
+            stats: Stats::default(),
+            warned_at: None,
             actions: Vec::new(),
             config,
         }
@@ -299,6 +324,11 @@ impl<P: Payload> Node<P> {
     /// Gossip counters.
     pub fn gossip_stats(&self) -> gossip::Stats {
         self.gossip.stats
+    }
+
+    /// What the node refused or dropped.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The current misbehaviour score of an address.
@@ -446,6 +476,7 @@ impl<P: Payload> Node<P> {
             return false;
         }
         self.scores.remove(ip);
+        self.stats.bans += 1;
         self.out.push_back(Output::Ban {
             ip,
             duration: self.config.ban_duration,
@@ -514,8 +545,7 @@ impl<P: Payload> Node<P> {
             deadline: now + self.config.handshake_timeout,
             last_recv: now,
             next_sync: now + self.config.timed_sync_interval,
-            addr_tokens: ADDR_BURST,
-            addr_tokens_at: now,
+            addr_tokens: Bucket::full(ADDR_RATE, ADDR_BURST, now),
             sent_addrs: HashSet::new(),
             last_useful: None,
             last_peer_list: None,
@@ -540,6 +570,7 @@ impl<P: Payload> Node<P> {
                 if inbound > self.config.max_inbound {
                     let victim = self.eviction_victim().unwrap_or(peer);
                     tracing::debug!("inbound slots full: closing {victim:?}");
+                    self.stats.evictions += u64::from(victim != peer);
                     self.close(victim);
                 }
             }
@@ -800,6 +831,13 @@ impl<P: Payload> Node<P> {
     fn on_request(&mut self, peer: PeerId, header: Header, body: Bytes, ready: bool, now: Instant) {
         let command = header.command;
         match command {
+            command::PING | command::REQUEST_SUPPORT_FLAGS
+                if wire::decode::<Empty>(&body).is_err() =>
+            {
+                // As monerod does: -1 with an empty body.
+                self.respond(peer, command, return_code::CONNECTION, &Empty {});
+                self.report(peer, Misbehaviour::UndecodableRequest);
+            }
             command::PING => {
                 let body = PingResponse {
                     peer_id: self.peer_id,
@@ -830,16 +868,23 @@ impl<P: Payload> Node<P> {
                 if !self.accept_node_data(peer, &request.node_data, now) {
                     return;
                 }
-                // The peer's own listening address enters the book.
+                // The peer's own listening address enters the new table, to
+                // be tested by a feeler before it is trusted; at most
+                // LEARNED_RATE a second over all peers, so a flood of
+                // handshakes cannot fill the book.
                 if let Some(conn) = self.conns.get(&peer)
                     && let Ok(port) = u16::try_from(request.node_data.my_port)
                     && port != 0
                 {
                     let addr = SocketAddr::new(conn.info.remote.ip(), port);
-                    let unix = self.unix(now);
-                    let _ = self
-                        .book
-                        .add_one(addr, unix, addr.ip(), 0, unix, &mut self.rng);
+                    if self.learned.take(1, now) == 1 {
+                        let unix = self.unix(now);
+                        let _ = self
+                            .book
+                            .add_one(addr, unix, addr.ip(), 0, unix, &mut self.rng);
+                    } else {
+                        self.refused_address(now);
+                    }
                 }
                 let peers = self.peer_list(peer, now);
                 let body = HandshakeResponse {
@@ -1000,6 +1045,9 @@ impl<P: Payload> Node<P> {
             self.close(peer);
             return false;
         }
+        if !self.keep_one_connection(peer, data.peer_id) {
+            return false;
+        }
         let Some(conn) = self.conns.get_mut(&peer) else {
             return false;
         };
@@ -1028,6 +1076,37 @@ impl<P: Payload> Node<P> {
         self.out.push_back(Output::HandshakeDone(peer));
         self.out.push_back(Output::Event(Event::PeerReady(peer)));
         true
+    }
+
+    /// One connection per pair of nodes: when `peer` (of node `their_id`)
+    /// would be a second ready connection with that node, the one dialed by
+    /// the node with the lower peer id stays (both ends decide alike) and the
+    /// other is closed, without blame. Returns whether `peer` stays.
+    fn keep_one_connection(&mut self, peer: PeerId, their_id: u64) -> bool {
+        let other = self
+            .conns
+            .iter()
+            .find(|(id, c)| {
+                **id != peer
+                    && !c.closing
+                    && c.info.state == State::Ready
+                    && c.info.node_data.as_ref().map(|d| d.peer_id) == Some(their_id)
+            })
+            .map(|(id, c)| (*id, c.info.direction));
+        let Some((other, other_direction)) = other else {
+            return true;
+        };
+        // The connection to keep is the one the lower id dialed.
+        let keep_outbound = self.peer_id < their_id;
+        let keep_other = (other_direction == Direction::Outbound) == keep_outbound;
+        tracing::debug!("a second connection with peer id {their_id}: keeping one");
+        if keep_other {
+            self.close(peer);
+            false
+        } else {
+            self.close(other);
+            true
+        }
     }
 
     /// A peer list for `peer`: up to 250 addresses not sent on this
@@ -1084,15 +1163,8 @@ impl<P: Payload> Node<P> {
         let Some(conn) = self.conns.get_mut(&peer) else {
             return;
         };
-        let elapsed = now
-            .saturating_duration_since(conn.addr_tokens_at)
-            .as_secs_f64();
-        conn.addr_tokens = (conn.addr_tokens + elapsed * ADDR_RATE).min(ADDR_BURST);
-        conn.addr_tokens_at = now;
-        #[allow(clippy::cast_possible_truncation)] // bounded by ADDR_BURST
-        let allowed = conn.addr_tokens.floor().max(0.0) as usize;
-        let take = list.len().min(allowed);
-        conn.addr_tokens -= take as f64;
+        let take = conn.addr_tokens.take(list.len(), now);
+        let refused = list.len() - take;
         let source = conn.info.remote.ip();
         let addrs: Vec<(SocketAddr, i64)> = list
             .iter()
@@ -1108,6 +1180,25 @@ impl<P: Payload> Node<P> {
         }
         self.book
             .add(&addrs, source, RELAY_PENALTY, unix, &mut self.rng);
+        for _ in 0..refused {
+            self.refused_address(now);
+        }
+    }
+
+    /// Counts an address not taken for a rate limit, and says so in the log
+    /// at most every [`FLOOD_WARN_INTERVAL`].
+    fn refused_address(&mut self, now: Instant) {
+        self.stats.addresses_refused += 1;
+        if self
+            .warned_at
+            .is_none_or(|at| now >= at + FLOOD_WARN_INTERVAL)
+        {
+            tracing::warn!(
+                "{} addresses from peers refused so far: more than the rate limits take",
+                self.stats.addresses_refused
+            );
+            self.warned_at = Some(now);
+        }
     }
 
     fn on_gossip(&mut self, peer: PeerId, payload: Bytes, now: Instant) {

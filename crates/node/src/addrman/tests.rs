@@ -300,3 +300,43 @@ fn restore_keeps_tables_and_counters() {
     assert_eq!(restored.new_len(), book.new_len());
     assert_eq!(restored.get(&v4(8, 100, 1, 1)).unwrap().attempts, 1);
 }
+
+#[test]
+fn absurd_times_from_a_file_or_a_peer_do_not_overflow() {
+    // peers.dat is written by anyone who can write the data directory, and
+    // peers send times of their own: the extremes of i64 must not panic.
+    let mut rng = Rng::new(3);
+    let mut book = AddrMan::new(
+        [7; 32],
+        Grouping {
+            local_network: true,
+        },
+    );
+    let mut port = 1000u16;
+    for now in [i64::MIN, -1, 0, 1_700_000_000, i64::MAX] {
+        for seen in [i64::MIN, -1, 0, 1_700_000_000, i64::MAX] {
+            port += 1;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let _ = book.add_one(addr, seen, addr.ip(), i64::MAX, now, &mut rng);
+            let _ = book.add_one(addr, seen, addr.ip(), i64::MIN, now, &mut rng);
+            book.attempt(addr, true, now);
+            book.good(addr, now);
+            book.connected(addr, now);
+            let _ = book.select(false, now, &mut rng);
+            let _ = book.sample(10, now, &mut rng, |_| false);
+            book.resolve_collisions(now);
+        }
+    }
+    let mut entry = crate::addrman::Entry::restored(
+        SocketAddr::from(([127, 0, 0, 1], 9)),
+        SocketAddr::from(([127, 0, 0, 1], 9)).ip(),
+    );
+    for t in [i64::MIN, i64::MAX] {
+        entry.last_seen = t;
+        entry.last_try = t;
+        entry.last_success = t;
+        for now in [i64::MIN, i64::MAX] {
+            let _ = entry.is_terrible(now);
+        }
+    }
+}

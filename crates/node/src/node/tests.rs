@@ -913,3 +913,117 @@ fn durations_of_any_length_in_the_configuration_do_not_panic() {
     n.handle_timeout(later);
     while n.poll_output().is_some() {}
 }
+
+#[test]
+fn a_handshake_flood_cannot_fill_the_address_book() {
+    // Hundreds of inbound handshakes from as many addresses, each naming
+    // its own listening port: the book takes a bounded share, and the rest
+    // is counted.
+    let mut net = net(1, |_, c| {
+        c.outbound = 0;
+        c.max_inbound = 1000;
+    });
+    let now = net.now();
+    let body = |i: u32| {
+        wire::encode(&HandshakeRequest {
+            node_data: NodeData {
+                my_port: 20_000 + i,
+                network_id: Network::STRATA.id,
+                peer_id: u64::from(i) + 1000,
+                ..NodeData::default()
+            },
+            payload_data: CoreSyncData::default(),
+        })
+        .unwrap()
+    };
+    let flood = 500u32;
+    for i in 0..flood {
+        let conn = PeerId(u64::from(i) + 10);
+        let remote = SocketAddr::from(([127, 1, (i >> 8) as u8, i as u8], 40_000));
+        net.host_mut(0)
+            .node
+            .handle_connected(conn, remote, Direction::Inbound, None, now);
+        net.inject(0, conn, Header::request(command::HANDSHAKE, 0), body(i));
+    }
+    let book = net.host(0).node.address_book().len();
+    assert!(book <= 101, "the flood put {book} addresses in the book");
+    let refused = net.host(0).node.stats().addresses_refused;
+    assert_eq!(refused as usize + book, flood as usize);
+    // Later, the rate lets a few more in.
+    net.run_for(Duration::from_secs(100));
+    let i = flood;
+    let conn = PeerId(u64::from(i) + 10);
+    let remote = SocketAddr::from(([127, 2, 0, 1], 40_000));
+    let now = net.now();
+    net.host_mut(0)
+        .node
+        .handle_connected(conn, remote, Direction::Inbound, None, now);
+    net.inject(0, conn, Header::request(command::HANDSHAKE, 0), body(i));
+    assert_eq!(net.host(0).node.address_book().len(), book + 1);
+}
+
+#[test]
+fn two_nodes_connected_both_ways_keep_one_connection() {
+    let mut net = net(2, |_, c| c.outbound = 0);
+    net.connect(0, 1);
+    net.connect(1, 0);
+    net.settle();
+    for i in 0..2 {
+        assert_eq!(ready(&net, i), 1, "node {i}");
+    }
+    // Both kept the same one: the one the lower peer id dialed.
+    let lower = if net.host(0).node.peer_id() < net.host(1).node.peer_id() {
+        0
+    } else {
+        1
+    };
+    let kept = net
+        .host(lower)
+        .node
+        .peers()
+        .find(|p| p.state == State::Ready)
+        .unwrap()
+        .direction;
+    assert_eq!(kept, Direction::Outbound);
+    // A message arrives once, not once per connection.
+    let now = net.now();
+    net.host_mut(0)
+        .node
+        .propagate(Bytes::from(vec![5; 100]), now)
+        .unwrap();
+    net.flush(0);
+    net.settle();
+    assert_eq!(net.host(1).node.gossip_stats().payload_bytes_in, 100);
+    assert_eq!(net.host(1).node.score(addr(0).ip()), 0, "no blame");
+}
+
+#[test]
+fn a_malformed_ping_gets_minus_one_like_monerods() {
+    let mut net = net(1, |_, c| c.outbound = 0);
+    let now = net.now();
+    let b = PeerId(7);
+    net.host_mut(0)
+        .node
+        .handle_connected(b, addr(1), Direction::Inbound, None, now);
+    let garbage = Bytes::from_static(b"\x01\x11\x01\x01\x01\x01\x02\x01\x01\xff");
+    net.host_mut(0).node.handle_message(
+        b,
+        Header {
+            body_len: garbage.len() as u64,
+            ..Header::request(command::PING, 0)
+        },
+        garbage,
+        now,
+    );
+    let outputs = take_outputs(&mut net, 0);
+    let answer = outputs
+        .iter()
+        .find_map(sent_header)
+        .map(|(h, len)| (h.return_code, len));
+    assert_eq!(answer, Some((return_code::CONNECTION, 0)));
+    assert!(!outputs.iter().any(|o| matches!(o, Output::Close(_))));
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::UndecodableRequest.score()
+    );
+}
