@@ -348,7 +348,7 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
 /// An event of the node, for the log.
 pub fn log_node_event<P>(event: &Event<P>) {
     match event {
-        Event::PeerReady(peer) => tracing::debug!("peer {} ready", peer.0),
+        Event::PeerReady(peer, _) => tracing::debug!("peer {} ready", peer.0),
         Event::PeerGone(peer) => tracing::debug!("peer {} gone", peer.0),
         Event::Payload(..) | Event::Gossip { .. } => {}
         Event::Upper { peer, command, .. } => tracing::debug!(

@@ -550,7 +550,7 @@ pub fn event_size<P>(event: &Event<P>) -> usize {
     match event {
         Event::Gossip { payload, .. } => payload.len(),
         Event::Upper { body, .. } => body.len(),
-        Event::PeerReady(_) | Event::PeerGone(_) | Event::Payload(..) => 0,
+        Event::PeerReady(..) | Event::PeerGone(_) | Event::Payload(..) => 0,
     }
 }
 

@@ -72,6 +72,9 @@ pub struct PeerInfo {
     pub state: State,
     /// The key the peer authenticated with (TLS) or claimed (handshake).
     pub key: Option<[u8; 32]>,
+    /// Whether `key` was authenticated by TLS; a key claimed in a plaintext
+    /// handshake proves nothing.
+    pub authenticated: bool,
     /// The peer's node data, once the handshake is done.
     pub node_data: Option<NodeData>,
     /// Smoothed round-trip time.
@@ -83,8 +86,9 @@ pub struct PeerInfo {
 /// What the node reports to the layer above.
 #[derive(Debug)]
 pub enum Event<P> {
-    /// A peer completed its handshake.
-    PeerReady(PeerId),
+    /// A peer completed its handshake, with its key when TLS authenticated
+    /// it (a key claimed in a plaintext handshake is not given).
+    PeerReady(PeerId, Option<[u8; 32]>),
     /// A ready peer's connection ended.
     PeerGone(PeerId),
     /// A peer's `payload_data` (handshake and every timed sync).
@@ -537,6 +541,7 @@ impl<P: Payload> Node<P> {
                 kind,
                 state: State::Handshaking,
                 key,
+                authenticated: key.is_some(),
                 node_data: None,
                 rtt: None,
                 connected_at: now,
@@ -1051,10 +1056,12 @@ impl<P: Payload> Node<P> {
         let Some(conn) = self.conns.get_mut(&peer) else {
             return false;
         };
+        // A key claimed in plaintext is only a claim, but never ours.
+        let ours = data.strata_key.is_some() && data.strata_key == self.config.node_key;
         if self.config.require_key {
             let ok = match (data.strata_key, conn.info.key) {
                 (Some(claimed), Some(tls)) => claimed == tls,
-                (Some(_), None) => true,
+                (Some(_), None) => !ours,
                 (None, _) => false,
             };
             if !ok {
@@ -1062,19 +1069,21 @@ impl<P: Payload> Node<P> {
                 return false;
             }
         }
-        if conn.info.key.is_none() {
+        if conn.info.key.is_none() && !ours {
             conn.info.key = data.strata_key;
         }
         conn.info.state = State::Ready;
         conn.info.node_data = Some(data.clone());
         conn.next_sync = now + self.config.timed_sync_interval;
         let remote = conn.info.remote;
+        let authenticated = conn.info.authenticated.then_some(conn.info.key).flatten();
         let unix = self.unix(now);
         self.book.connected(remote, unix);
         self.gossip
             .add_peer(peer, gossip::salt(self.peer_id, data.peer_id));
         self.out.push_back(Output::HandshakeDone(peer));
-        self.out.push_back(Output::Event(Event::PeerReady(peer)));
+        self.out
+            .push_back(Output::Event(Event::PeerReady(peer, authenticated)));
         true
     }
 

@@ -9,7 +9,9 @@
 //! Links have a latency (a function of the two hosts) and a loss rate;
 //! frames on one connection arrive in order, as over TCP.
 //!
-//! Addresses here are labels: nothing leaves the process.
+//! Addresses here are labels: nothing leaves the process. Connections are
+//! authenticated as TLS would: each end learns the other's node key, if the
+//! other has one.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -116,7 +118,7 @@ impl<P: Payload, U> Host<P, U> {
 
 enum Input {
     Frame(PeerId, Header, Bytes),
-    Connected(PeerId, SocketAddr, Direction),
+    Connected(PeerId, SocketAddr, Direction, Option<[u8; 32]>),
     DialFailed(SocketAddr),
     Closed(PeerId),
     Resolved(String, Vec<IpAddr>),
@@ -322,13 +324,14 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
         let (a, b) = self.link(from, to);
         let now = self.now;
         let (from_addr, to_addr) = (self.hosts[from].addr, self.hosts[to].addr);
+        let (from_key, to_key) = (self.key_of(from), self.key_of(to));
         self.hosts[to]
             .node
-            .handle_connected(b, from_addr, Direction::Inbound, None, now);
+            .handle_connected(b, from_addr, Direction::Inbound, from_key, now);
         self.flush(to);
         self.hosts[from]
             .node
-            .handle_connected(a, to_addr, Direction::Outbound, None, now);
+            .handle_connected(a, to_addr, Direction::Outbound, to_key, now);
         self.flush(from);
         (a, b)
     }
@@ -428,13 +431,13 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 self.stats.bytes += (HEADER_LEN + body.len()) as u64;
                 host.node.handle_message(conn, header, body, now);
             }
-            Input::Connected(conn, remote, direction) => {
+            Input::Connected(conn, remote, direction, key) => {
                 if !self.links.contains_key(&(i, conn)) {
                     // Closed while it was being set up.
                     return true;
                 }
                 host.node
-                    .handle_connected(conn, remote, direction, None, now);
+                    .handle_connected(conn, remote, direction, key, now);
             }
             Input::DialFailed(addr) => host.node.handle_dial_failed(addr, now),
             Input::Closed(conn) => host.node.handle_closed(conn, now),
@@ -464,7 +467,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 conn.0,
                 u64::from(header.command) << 32 | body.len() as u64,
             ),
-            Input::Connected(conn, _, d) => (2, conn.0, u64::from(*d == Direction::Inbound)),
+            Input::Connected(conn, _, d, _) => (2, conn.0, u64::from(*d == Direction::Inbound)),
             Input::DialFailed(addr) => (3, u64::from(addr.port()), 0),
             Input::Closed(conn) => (4, conn.0, 0),
             Input::Resolved(_, ips) => (5, ips.len() as u64, 0),
@@ -476,6 +479,11 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 .rotate_left(29);
         }
+    }
+
+    /// The node key of host `i`, as TLS would authenticate it.
+    fn key_of(&self, i: usize) -> Option<[u8; 32]> {
+        self.hosts[i].node.config().node_key
     }
 
     fn schedule(&mut self, at: Instant, host: usize, input: Input) {
@@ -603,15 +611,16 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                         let (a, b) = self.link(i, j);
                         let delay = (self.latency)(i, j, &mut self.rng);
                         let from_addr = self.hosts[i].addr;
+                        let (from_key, to_key) = (self.key_of(i), self.key_of(j));
                         self.schedule(
                             now + delay,
                             j,
-                            Input::Connected(b, from_addr, Direction::Inbound),
+                            Input::Connected(b, from_addr, Direction::Inbound, from_key),
                         );
                         self.schedule(
                             now + delay,
                             i,
-                            Input::Connected(a, addr, Direction::Outbound),
+                            Input::Connected(a, addr, Direction::Outbound, to_key),
                         );
                     }
                     Some(j) => {

@@ -315,6 +315,8 @@ pub struct Stats {
 #[derive(Debug, Default)]
 struct PeerState {
     ready: bool,
+    /// The key the connection authenticated, if it did.
+    key: Option<NodeKey>,
     summary: Option<Summary>,
     /// Reads being served to it.
     serving: usize,
@@ -665,9 +667,13 @@ impl Syncer {
 
     // ----- handle_*: what happened -----
 
-    /// A peer completed its handshake.
-    pub fn handle_peer_ready(&mut self, peer: PeerId, now: Instant) {
-        self.peers.entry(peer).or_default().ready = true;
+    /// A peer completed its handshake; `key` is the key its connection
+    /// authenticated (TLS), if any. Only an authenticated key is learnt as
+    /// a node that receipts are expected from.
+    pub fn handle_peer_ready(&mut self, peer: PeerId, key: Option<NodeKey>, now: Instant) {
+        let p = self.peers.entry(peer).or_default();
+        p.ready = true;
+        p.key = key;
         self.consider(peer, now);
         self.finish(now);
     }
@@ -687,9 +693,16 @@ impl Syncer {
         self.finish(now);
     }
 
-    /// A peer's payload (handshake or timed sync).
+    /// A peer's payload (handshake or timed sync). Its key is learnt only
+    /// when the connection authenticated it; another key than that one is
+    /// misbehaviour.
     pub fn handle_payload(&mut self, peer: PeerId, summary: Summary, now: Instant) {
-        self.receipts.learn(summary.key);
+        let authenticated = self.peers.get(&peer).and_then(|p| p.key);
+        match authenticated {
+            Some(key) if key == summary.key => self.receipts.learn(summary.key),
+            Some(_) => self.report(peer, Misbehaviour::WrongKey),
+            None => {}
+        }
         self.peers.entry(peer).or_default().summary = Some(summary);
         self.consider(peer, now);
         self.finish(now);

@@ -472,7 +472,7 @@ impl Task {
     fn on_node_event(&mut self, event: NodeEvent<Summary>) {
         let now = self.clock.now();
         match event {
-            NodeEvent::PeerReady(peer) => self.syncer.handle_peer_ready(peer, now),
+            NodeEvent::PeerReady(peer, key) => self.syncer.handle_peer_ready(peer, key, now),
             NodeEvent::PeerGone(peer) => self.syncer.handle_peer_gone(peer, now),
             NodeEvent::Payload(peer, summary) => self.syncer.handle_payload(peer, summary, now),
             NodeEvent::Gossip { peer, id, payload } => {

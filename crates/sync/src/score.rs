@@ -16,6 +16,9 @@ pub enum Misbehaviour {
     Unsolicited,
     /// A receipt with a bad signature.
     BadReceipt,
+    /// A summary naming another key than the one the connection
+    /// authenticated.
+    WrongKey,
 }
 
 impl Misbehaviour {
@@ -23,7 +26,7 @@ impl Misbehaviour {
     pub fn score(self) -> u32 {
         match self {
             Misbehaviour::InvalidRecord => 20,
-            Misbehaviour::Undecodable | Misbehaviour::BadSymbols => 5,
+            Misbehaviour::Undecodable | Misbehaviour::BadSymbols | Misbehaviour::WrongKey => 5,
             Misbehaviour::BadBatch | Misbehaviour::BadReceipt => 10,
             Misbehaviour::Unsolicited => 2,
         }

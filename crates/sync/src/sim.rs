@@ -88,7 +88,7 @@ impl Upper<Summary> for SyncUpper {
 
     fn handle_event(&mut self, event: NodeEvent<Summary>, node: &mut Node<Summary>, now: Instant) {
         match event {
-            NodeEvent::PeerReady(peer) => self.syncer.handle_peer_ready(peer, now),
+            NodeEvent::PeerReady(peer, key) => self.syncer.handle_peer_ready(peer, key, now),
             NodeEvent::PeerGone(peer) => self.syncer.handle_peer_gone(peer, now),
             NodeEvent::Payload(peer, summary) => self.syncer.handle_payload(peer, summary, now),
             NodeEvent::Gossip { peer, id, payload } => {

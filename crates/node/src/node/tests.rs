@@ -1027,3 +1027,58 @@ fn a_malformed_ping_gets_minus_one_like_monerods() {
         Misbehaviour::UndecodableRequest.score()
     );
 }
+
+#[test]
+fn a_key_claimed_in_plaintext_is_marked_and_ours_is_refused() {
+    let keyed = |i: usize, c: &mut Config| {
+        c.require_key = true;
+        c.node_key = Some([i as u8 + 1; 32]);
+        c.outbound = 0;
+    };
+    let mut net = net(2, keyed);
+    let now = net.now();
+    // Plaintext: node 0 claims its key, which proves nothing.
+    let (a, b) = (PeerId(61), PeerId(60));
+    let handshake = |net: &mut Net, claimed: [u8; 32]| {
+        let mut data = net.host(0).node.node_data();
+        data.strata_key = Some(claimed);
+        wire::encode(&HandshakeRequest {
+            node_data: data,
+            payload_data: CoreSyncData::default(),
+        })
+        .unwrap()
+    };
+    net.host_mut(1)
+        .node
+        .handle_connected(b, addr(0), Direction::Inbound, None, now);
+    let body = handshake(&mut net, [1; 32]);
+    net.inject(1, b, Header::request(command::HANDSHAKE, 0), body);
+    let info = net.host(1).node.peer(b).unwrap().clone();
+    assert_eq!(info.state, State::Ready);
+    assert_eq!(info.key, Some([1; 32]));
+    assert!(!info.authenticated);
+    let told = net.host(1).upper.events.iter().find_map(|e| match e {
+        Event::PeerReady(p, key) if *p == b => Some(*key),
+        _ => None,
+    });
+    assert_eq!(told, Some(None), "a claimed key is not passed up");
+    // Claiming to be the node itself is refused.
+    net.host_mut(1)
+        .node
+        .handle_connected(a, addr(0), Direction::Inbound, None, now);
+    let body = handshake(&mut net, [2; 32]);
+    net.inject(1, a, Header::request(command::HANDSHAKE, 0), body);
+    assert!(
+        net.host(1)
+            .node
+            .peer(a)
+            .is_none_or(|p| p.state != State::Ready)
+    );
+    // Over TLS (the harness authenticates keys as TLS would) it is.
+    let mut net = self::net(2, keyed);
+    let (x, _) = net.connect(0, 1);
+    net.settle();
+    let info = net.host(0).node.peer(x).unwrap();
+    assert!(info.authenticated);
+    assert_eq!(info.key, Some([2; 32]));
+}

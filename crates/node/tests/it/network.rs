@@ -227,7 +227,7 @@ async fn a_layer_above_that_falls_behind_delays_events_but_loses_none() {
         let mut gone = 0;
         while gone < 10 {
             match node.events.recv().await.unwrap() {
-                Event::PeerReady(p) => assert!(ready.insert(p)),
+                Event::PeerReady(p, _) => assert!(ready.insert(p)),
                 Event::PeerGone(p) => {
                     assert!(ready.contains(&p), "gone before ready");
                     gone += 1;

@@ -58,9 +58,10 @@ fn host(
     outbound: usize,
     now: Instant,
 ) -> (Node<Summary>, SyncUpper) {
+    let key = config.signing_key.verifying_key().to_bytes();
     let syncer = Syncer::new(config, progress, UNIX, i as u64, now);
     let mut node_config = NodeConfig::new(Network::STRATA);
-    node_config.require_key = false;
+    node_config.node_key = Some(key);
     node_config.listen_port = 7710;
     node_config.outbound = outbound;
     node_config.fast_slots = 0;
@@ -741,4 +742,86 @@ fn durations_of_any_length_in_the_configuration_do_not_panic() {
     });
     put(&mut net, 0, "k", b"v");
     net.run_for(Duration::from_secs(10));
+}
+
+#[test]
+fn only_authenticated_keys_are_learnt_and_a_summary_under_another_key_is_scored() {
+    let now = Instant::now();
+    let mut net: Net = Sim::new(now, 5);
+    for i in 0..3 {
+        let (mut node, upper) = host(i, sync_config(i), memory_store(&[]), None, 0, now);
+        if i == 0 {
+            // It takes peers without keys too.
+            let mut c = node.config().clone();
+            c.require_key = false;
+            node = Node::new(
+                c,
+                upper.syncer.summary(),
+                AddrMan::new(
+                    [0; 32],
+                    Grouping {
+                        local_network: true,
+                    },
+                ),
+                Vec::new(),
+                i64::try_from(UNIX).unwrap(),
+                0,
+                now,
+            );
+        }
+        if i == 1 {
+            // Its connections authenticate no key: its summary's is a claim.
+            let mut c = node.config().clone();
+            c.node_key = None;
+            c.require_key = false;
+            node = Node::new(
+                c,
+                upper.syncer.summary(),
+                AddrMan::new(
+                    [1; 32],
+                    Grouping {
+                        local_network: true,
+                    },
+                ),
+                Vec::new(),
+                i64::try_from(UNIX).unwrap(),
+                1,
+                now,
+            );
+        }
+        if i == 2 {
+            // Its connections authenticate a key other than its summary's.
+            let mut c = node.config().clone();
+            c.node_key = Some([9; 32]);
+            node = Node::new(
+                c,
+                upper.syncer.summary(),
+                AddrMan::new(
+                    [2; 32],
+                    Grouping {
+                        local_network: true,
+                    },
+                ),
+                Vec::new(),
+                i64::try_from(UNIX).unwrap(),
+                2,
+                now,
+            );
+        }
+        net.add(addr(i), node, upper);
+    }
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.run_for(Duration::from_secs(2));
+    let known = syncer(&net, 0).known_keys();
+    assert!(
+        !known.contains(&syncer(&net, 1).summary().key),
+        "a claimed key was learnt"
+    );
+    assert!(!known.contains(&syncer(&net, 2).summary().key));
+    assert_eq!(
+        net.host(0).node.score(addr(2).ip()),
+        Misbehaviour::WrongKey.score()
+    );
+    assert_eq!(net.host(0).node.score(addr(1).ip()), 0);
 }

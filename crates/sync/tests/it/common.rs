@@ -76,10 +76,10 @@ pub async fn start_with(
     progress: Option<std::path::PathBuf>,
 ) -> Node {
     let mut node = NodeConfig::new(Network::STRATA);
-    node.require_key = false;
     node.timed_sync_interval = Duration::from_millis(500);
     node.exclusive = peers;
-    let settings = Settings::new(driver::Settings::loopback(node), config, store, progress);
+    let network = tls_loopback(node, &config.signing_key);
+    let settings = Settings::new(network, config, store, progress);
     let running = runtime::start(settings, Clock::real()).await.unwrap();
     // The layer above: reads every event, passes other layers' gossip on.
     let messages: Arc<Mutex<Vec<Bytes>>> = Arc::default();
@@ -103,6 +103,20 @@ pub async fn start_with(
         listening: running.listening,
         messages,
     }
+}
+
+/// The node's settings on 127.0.0.1 with TLS both ways under `key`, as on
+/// strata's network: connections authenticate node keys.
+pub fn tls_loopback(node: NodeConfig, key: &SigningKey) -> driver::Settings {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let der = key.to_pkcs8_der().unwrap();
+    let node_key = strata_tls::NodeKey::from_pkcs8(der.as_bytes()).unwrap();
+    let mut settings = driver::Settings::loopback(node);
+    settings.tls = Some(strata_tls::Tls::new(&node_key, None).unwrap());
+    settings.conn.inbound_tls = strata_tls::Policy::Required;
+    settings.conn.outbound_tls = strata_tls::Policy::Required;
+    settings.node.node_key = Some(key.verifying_key().to_bytes());
+    settings
 }
 
 /// Every digest of a store.

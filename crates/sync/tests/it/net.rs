@@ -173,21 +173,25 @@ async fn a_tampered_record_is_never_stored() {
 
         // A node that speaks the protocol but forges records.
         let mut config = NodeConfig::new(Network::STRATA);
-        config.require_key = false;
         config.exclusive = vec![a.listening[0]];
         let evil = driver::start(
             driver::Settings {
                 listen: vec![],
-                ..driver::Settings::loopback(config)
+                ..tls_loopback(config, &signer(99))
             },
-            strata_sync::Summary::default(),
+            // Its own key: it is scored for the forgery alone (every node
+            // here shares 127.0.0.1, so a ban would cut the others off too).
+            strata_sync::Summary {
+                key: signer(99).verifying_key().to_bytes(),
+                ..strata_sync::Summary::default()
+            },
             Clock::real(),
         )
         .await
         .unwrap();
         let mut evil_events = evil.events;
         loop {
-            if let strata_node::Event::PeerReady(_) = evil_events.recv().await.unwrap() {
+            if let strata_node::Event::PeerReady(..) = evil_events.recv().await.unwrap() {
                 break;
             }
         }
@@ -224,7 +228,6 @@ async fn a_tampered_record_is_never_stored() {
             assert!(!digests(store).contains(&forged.digest()));
             store.check_integrity(true).unwrap();
         }
-        let _ = Bytes::new();
         evil.handle.shutdown().await.unwrap();
         a.handle.shutdown().await.unwrap();
         b.handle.shutdown().await.unwrap();
@@ -390,11 +393,11 @@ async fn a_layer_above_that_falls_behind_delays_deliveries_but_loses_none() {
         // A publishes; its events go through a queue of one that the test
         // does not read until every put has returned.
         let mut node = NodeConfig::new(Network::STRATA);
-        node.require_key = false;
         node.timed_sync_interval = Duration::from_millis(500);
+        let config = sync_config(50);
         let mut settings = strata_sync::runtime::Settings::new(
-            driver::Settings::loopback(node),
-            sync_config(50),
+            tls_loopback(node, &config.signing_key),
+            config,
             stores[0].clone(),
             None,
         );
