@@ -143,6 +143,10 @@ pub fn example(package: &str, name: &str) -> PathBuf {
     let path = profile
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.is_file(), "example {name} not found at {}", path.display());
+    assert!(
+        path.is_file(),
+        "example {name} not found at {}",
+        path.display()
+    );
     path
 }

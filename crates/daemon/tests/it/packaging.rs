@@ -231,3 +231,70 @@ fn debian_package_ships_the_binary_the_unit_and_the_user() {
         String::from_utf8_lossy(&parsed.stderr)
     );
 }
+
+/// Runs the postinst as dpkg would (`postinst configure`) with the commands
+/// it calls replaced by stand-ins that log their arguments, so that nothing
+/// on this machine changes; `user_exists` is what `getent` answers.
+fn run_postinst(user_exists: bool) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls");
+    for (command, status) in [
+        ("getent", if user_exists { 0 } else { 2 }),
+        ("adduser", 0),
+        ("install", 0),
+    ] {
+        let path = dir.path().join(command);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"{command} $*\" >> '{}'\nexit {status}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let out = Command::new("/bin/sh")
+        .arg(contrib().join("debian/postinst"))
+        .arg("configure")
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "postinst configure: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn postinst_creates_the_user_once_and_a_private_data_directory() {
+    let first = run_postinst(false);
+    assert_eq!(
+        first,
+        [
+            "getent passwd stratad",
+            "adduser --system --group --home /var/lib/stratad --no-create-home stratad",
+            "install -d -m 0700 -o stratad -g stratad /var/lib/stratad",
+        ]
+    );
+    // On an upgrade the user exists: it is left alone, the directory's
+    // owner and mode are set again.
+    let again = run_postinst(true);
+    assert_eq!(
+        again,
+        [
+            "getent passwd stratad",
+            "install -d -m 0700 -o stratad -g stratad /var/lib/stratad",
+        ]
+    );
+}
