@@ -23,25 +23,32 @@ use strata_portable_storage::{Array, HEADER, Section, Value, from_bytes, to_vec}
 /// u32, and `network_id`, a 16-byte string), `peer_id` (a u64) and `status`
 /// (the string "OK").
 const SAMPLE: &str = concat!(
-    "011101010101020101", // the header: two signatures and version 1
-    "0c",                 // three entries (a varint: 3 << 2)
+    // The header: two signatures and the version.
+    "011101010101020101",
+    // Three entries: a varint, 3 << 2.
+    "0c",
+    // A name of 9 bytes, "node_data"; type 0x0c, a section; two entries.
     "096e6f64655f64617461",
-    "0c", // "node_data", a section
-    "08", //   of two entries
+    "0c",
+    "08",
+    // "my_port"; type 0x06, u32; 28080, little-endian.
     "076d795f706f7274",
     "06",
-    "b06d0000", // "my_port", u32 28080
+    "b06d0000",
+    // "network_id"; type 0x0a, a string; 16 bytes (16 << 2); the bytes.
     "0a6e6574776f726b5f6964",
     "0a",
-    "40", // "network_id", a string of 16 bytes
+    "40",
     "1230f171610441611731008216a1a111",
+    // "peer_id"; type 0x05, u64; 8 bytes, little-endian.
     "07706565725f6964",
     "05",
-    "5354414154415257", // "peer_id", u64
+    "5354414154415257",
+    // "status"; a string of 2 bytes, "OK".
     "06737461747573",
     "0a",
     "08",
-    "4f4b", // "status", the string "OK"
+    "4f4b",
 );
 
 /// Length of a Levin frame's header, which comes before its body.
