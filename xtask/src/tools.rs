@@ -25,6 +25,12 @@ pub(crate) const DNSMASQ: AptTool = AptTool {
     package: "dnsmasq-base",
 };
 
+/// systemd-analyze, which checks the daemon's systemd unit.
+pub(crate) const SYSTEMD_ANALYZE: AptTool = AptTool {
+    program: "systemd-analyze",
+    package: "systemd",
+};
+
 /// A cargo subcommand that is installed with `cargo install --locked` when
 /// `cargo <subcommand> --version` fails.
 pub(crate) struct CargoTool {

@@ -5,16 +5,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::config::{self, Config, Sources};
 
+/// The version `--version` prints: the crate's, and the git commit it was
+/// built from (`unknown` when the build had no repository; see build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("STRATA_COMMIT"), ")");
+
 /// The strata node daemon.
 #[derive(Debug, Parser)]
-#[command(name = "stratad", version, about, long_about = None)]
+#[command(name = "stratad", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// The data directory (default: $XDG_DATA_HOME/strata or
     /// ~/.local/share/strata).
@@ -179,6 +183,16 @@ pub enum Command {
     Id,
     /// Run a local network of daemons on loopback and report propagation.
     Devnet(crate::devnet::DevnetArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): stratad(1), or a command's.
+    Man {
+        /// The command whose page to print, as in `stratad-start(1)`.
+        command: Option<String>,
+    },
 }
 
 /// Gathers the configuration's sources from flags and the environment.
@@ -298,6 +312,39 @@ fn block_on<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Re
         .block_on(work)
 }
 
+/// The roff manual page of stratad, or of one of its commands.
+fn man_page(command: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut cli = Cli::command()
+        .disable_help_subcommand(true)
+        // Each page names the version it documents.
+        .mut_subcommands(|c| c.version(VERSION).disable_version_flag(true));
+    // Building names each command's page after its parent's:
+    // `stratad-start`.
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => cli
+            .find_subcommand(name)
+            .cloned()
+            .ok_or_else(|| format!("no command `{name}`: `stratad --help` lists them"))?,
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Writes generated text to stdout; a closed pipe (`| head`) is an error,
+/// not a panic.
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("writing to stdout: {e}"))
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -315,6 +362,12 @@ fn run(cli: &Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Devnet(args) => crate::devnet::run(args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "stratad", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man { command } => write_stdout(&man_page(command.as_deref())?),
         Command::Ping {
             addr,
             count,
@@ -537,6 +590,8 @@ async fn remote(c: &Client, command: &Command) -> Result<(), crate::client::Clie
         Command::Start(_)
         | Command::Config(_)
         | Command::Devnet(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Ping { .. }
         | Command::Id => {}
     }

@@ -1,12 +1,18 @@
 //! The node's settings and the network presets.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::gossip;
 use crate::wire::NetworkId;
 
-/// A network the node can join: its id and default port.
+/// A network the node can join: its id, default port and seeds.
+///
+/// The Monero presets carry monerod's own seeds (`src/p2p/net_node.inl`
+/// and `net_node.h` in monerod 0.18): its hard-coded seed nodes as
+/// [`fixed_seeds`](Network::fixed_seeds) and, on the main network, its DNS
+/// seed names. strata's own network has none: its nodes are given peers
+/// and seeds in their configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Network {
     /// The preset's name.
@@ -17,7 +23,63 @@ pub struct Network {
     pub port: u16,
     /// Whether handshakes carry and check strata's node keys.
     pub strata: bool,
+    /// Addresses of last resort, added to an address book that is still
+    /// empty (see [`Config::fixed_seeds`]).
+    pub fixed_seeds: &'static [SocketAddr],
+    /// DNS seed names; their addresses use [`port`](Network::port).
+    pub dns_seeds: &'static [&'static str],
 }
+
+/// An IPv4 seed address, built at compile time: nothing is parsed at run
+/// time, so nothing can fail.
+const fn seed(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+        port,
+    ))
+}
+
+const MONERO_MAINNET_PORT: u16 = 18080;
+const MONERO_TESTNET_PORT: u16 = 28080;
+const MONERO_STAGENET_PORT: u16 = 38080;
+
+/// monerod's seed nodes on the main network (`get_ip_seed_nodes`); it
+/// falls back to them when its DNS seeds give fewer than 12 addresses.
+const MONERO_MAINNET_SEEDS: &[SocketAddr] = &[
+    seed([176, 9, 0, 187], MONERO_MAINNET_PORT),
+    seed([88, 198, 163, 90], MONERO_MAINNET_PORT),
+    seed([192, 99, 8, 110], MONERO_MAINNET_PORT),
+    seed([37, 187, 74, 171], MONERO_MAINNET_PORT),
+    seed([88, 99, 195, 15], MONERO_MAINNET_PORT),
+    seed([5, 104, 84, 64], MONERO_MAINNET_PORT),
+];
+
+/// monerod's DNS seeds on the main network (`m_seed_nodes_list`); it asks
+/// them for IPv4 addresses only.
+const MONERO_MAINNET_DNS_SEEDS: &[&str] = &[
+    "seeds.moneroseeds.se",
+    "seeds.moneroseeds.ae.org",
+    "seeds.moneroseeds.ch",
+    "seeds.moneroseeds.li",
+];
+
+/// monerod's seed nodes on the test network; it has no DNS seeds there.
+const MONERO_TESTNET_SEEDS: &[SocketAddr] = &[
+    seed([176, 9, 0, 187], MONERO_TESTNET_PORT),
+    seed([192, 99, 8, 110], MONERO_TESTNET_PORT),
+    seed([37, 187, 74, 171], MONERO_TESTNET_PORT),
+    seed([88, 99, 195, 15], MONERO_TESTNET_PORT),
+    seed([5, 104, 84, 64], MONERO_TESTNET_PORT),
+];
+
+/// monerod's seed nodes on the staging network; it has no DNS seeds there.
+const MONERO_STAGENET_SEEDS: &[SocketAddr] = &[
+    seed([176, 9, 0, 187], MONERO_STAGENET_PORT),
+    seed([192, 99, 8, 110], MONERO_STAGENET_PORT),
+    seed([37, 187, 74, 171], MONERO_STAGENET_PORT),
+    seed([88, 99, 195, 15], MONERO_STAGENET_PORT),
+    seed([5, 104, 84, 64], MONERO_STAGENET_PORT),
+];
 
 impl Network {
     /// strata's own network.
@@ -27,6 +89,8 @@ impl Network {
         id: *b"strata-network-1",
         port: 7710,
         strata: true,
+        fixed_seeds: &[],
+        dns_seeds: &[],
     };
     /// Monero's main network.
     pub const MONERO_MAINNET: Network = Network {
@@ -35,8 +99,10 @@ impl Network {
             0x12, 0x30, 0xf1, 0x71, 0x61, 0x04, 0x41, 0x61, 0x17, 0x31, 0x00, 0x82, 0x16, 0xa1,
             0xa1, 0x10,
         ],
-        port: 18080,
+        port: MONERO_MAINNET_PORT,
         strata: false,
+        fixed_seeds: MONERO_MAINNET_SEEDS,
+        dns_seeds: MONERO_MAINNET_DNS_SEEDS,
     };
     /// Monero's test network.
     pub const MONERO_TESTNET: Network = Network {
@@ -45,8 +111,10 @@ impl Network {
             0x12, 0x30, 0xf1, 0x71, 0x61, 0x04, 0x41, 0x61, 0x17, 0x31, 0x00, 0x82, 0x16, 0xa1,
             0xa1, 0x11,
         ],
-        port: 28080,
+        port: MONERO_TESTNET_PORT,
         strata: false,
+        fixed_seeds: MONERO_TESTNET_SEEDS,
+        dns_seeds: &[],
     };
     /// Monero's staging network.
     pub const MONERO_STAGENET: Network = Network {
@@ -55,8 +123,10 @@ impl Network {
             0x12, 0x30, 0xf1, 0x71, 0x61, 0x04, 0x41, 0x61, 0x17, 0x31, 0x00, 0x82, 0x16, 0xa1,
             0xa1, 0x12,
         ],
-        port: 38080,
+        port: MONERO_STAGENET_PORT,
         strata: false,
+        fixed_seeds: MONERO_STAGENET_SEEDS,
+        dns_seeds: &[],
     };
 
     /// Every preset.
@@ -111,11 +181,11 @@ pub struct Config {
     pub exclusive: Vec<SocketAddr>,
     /// Seed nodes: dialed once for addresses, then dropped.
     pub seeds: Vec<SocketAddr>,
-    /// DNS seed names.
+    /// DNS seed names (the network's by default).
     pub dns_seeds: Vec<String>,
     /// How long after start DNS seeds are asked when the book is not empty.
     pub dns_delay: Duration,
-    /// Addresses of last resort.
+    /// Addresses of last resort (the network's by default).
     pub fixed_seeds: Vec<SocketAddr>,
     /// How long after start the fixed seeds are used when the book is
     /// still empty.
@@ -160,7 +230,7 @@ impl Config {
         self
     }
 
-    /// Defaults for `network`.
+    /// Defaults for `network`, its fixed and DNS seeds included.
     pub fn new(network: Network) -> Config {
         Config {
             network_id: network.id,
@@ -180,9 +250,9 @@ impl Config {
             peers: Vec::new(),
             exclusive: Vec::new(),
             seeds: Vec::new(),
-            dns_seeds: Vec::new(),
+            dns_seeds: network.dns_seeds.iter().map(|&n| n.to_owned()).collect(),
             dns_delay: Duration::from_secs(11),
-            fixed_seeds: Vec::new(),
+            fixed_seeds: network.fixed_seeds.to_vec(),
             fixed_seed_delay: Duration::from_secs(60),
             ban_threshold: 10,
             ban_duration: Duration::from_secs(24 * 3600),
@@ -191,3 +261,6 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! Test support shared by the integration tests of several crates: a live
-//! monerod on loopback.
+//! monerod on loopback, and the crates' examples as programs to run.
 //!
 //! Only tests use this crate (as a dev-dependency); it is tooling, outside
 //! the layer table.
@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -109,4 +109,44 @@ impl Drop for Monerod {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The program of example `name` of `package` (give `env!("CARGO_PKG_NAME")`),
+/// built from the current sources, for a test to run.
+///
+/// It runs `cargo build --example` into the target directory of the test
+/// binary (`<target>/<profile>/deps/`), so the program is never one left
+/// over from an older build, whatever target filter the test run had. When
+/// `cargo test` has already built the example this costs one look at its
+/// fingerprints; a run with other features (`cargo test --workspace`
+/// unifies them over the workspace) builds the package's own set once, and
+/// keeps it.
+pub fn example(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("the test's own path: {e}"));
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--package", package, "--example", name]);
+    if profile.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    if let Some(target) = profile.parent() {
+        build.env("CARGO_TARGET_DIR", target);
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build --example {name}: {e}"));
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    let path = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "example {name} not found at {}",
+        path.display()
+    );
+    path
 }

@@ -7,8 +7,10 @@
     unreachable_pub
 )]
 
+mod cli;
 mod common;
 mod devnet;
 mod monerod;
 mod network;
+mod packaging;
 mod refusals;

@@ -29,8 +29,9 @@ fn ping_reaches_a_live_monerod_and_a_testnet_node_shakes_hands_with_it() {
         assert_eq!(stdout.matches("status=OK").count(), 2, "{stdout}");
         assert!(stdout.contains("rtt="), "{stdout}");
 
-        // A daemon on Monero's testnet, told to keep monerod as a peer,
-        // completes a handshake with it.
+        // A daemon on Monero's testnet, with monerod as its only peer (so
+        // that the testnet's public seeds are never dialed), completes a
+        // handshake with it.
         let node = Daemon::start(
             &scope,
             "testnet",
@@ -39,8 +40,8 @@ fn ping_reaches_a_live_monerod_and_a_testnet_node_shakes_hands_with_it() {
             &[
                 "--network".into(),
                 "monero-testnet".into(),
-                "--peer".into(),
-                addr.clone(),
+                "--set".into(),
+                format!("p2p.exclusive={addr}"),
             ],
         );
         let status = node.get_json("/v1/status");

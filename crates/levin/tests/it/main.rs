@@ -7,6 +7,7 @@
 )]
 
 mod codec;
+mod examples;
 mod fragments;
 mod invoke;
 mod monerod;

@@ -37,6 +37,9 @@ async fn monero_node(
 ) -> Running<CoreSyncData> {
     let mut s = settings(Vec::new(), None);
     s.node = strata_node::Config::new(Network::MONERO_TESTNET);
+    // Tests stay on loopback: never the testnet's public seeds.
+    s.node.fixed_seeds.clear();
+    s.node.dns_seeds.clear();
     s.node.listen_port = 0;
     s.node.exclusive = exclusive;
     s.node.timed_sync_interval = timed_sync;

@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod examples;
 mod hostile;
 mod messages;
 mod roundtrip;

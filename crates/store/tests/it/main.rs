@@ -5,6 +5,7 @@
 
 mod common;
 mod crash;
+mod examples;
 mod lmdb;
 mod model;
 mod records;

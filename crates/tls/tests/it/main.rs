@@ -1,6 +1,8 @@
 //! TLS with node keys over real TCP on loopback.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod examples;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
