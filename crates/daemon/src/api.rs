@@ -515,7 +515,7 @@ async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
     };
     let sync = s.sync.clone().unwrap_or_default();
     json!({
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::cli::VERSION,
         "uptime_secs": s.uptime_secs,
         "network": shared.network.name,
         "node_key": hex::encode(shared.key),

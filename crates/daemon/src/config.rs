@@ -56,8 +56,13 @@ pub struct P2p {
     pub exclusive: Vec<SocketAddr>,
     /// Seed nodes, asked once for addresses.
     pub seeds: Vec<SocketAddr>,
-    /// DNS seed names.
-    pub dns_seeds: Vec<String>,
+    /// DNS seed names; unset: the network's (empty: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_seeds: Option<Vec<String>>,
+    /// Addresses of last resort, dialed when the address book is still
+    /// empty a minute after start; unset: the network's (empty: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_seeds: Option<Vec<SocketAddr>>,
     /// Full outbound connections to keep.
     pub outbound: usize,
     /// Most inbound connections.
@@ -227,7 +232,14 @@ pub const FIELDS: &[(&str, &str)] = &[
         "p2p.seeds",
         "Seed nodes: dialed once for addresses, then dropped.",
     ),
-    ("p2p.dns_seeds", "DNS seed names."),
+    (
+        "p2p.dns_seeds",
+        "DNS seed names, asked for addresses when the address book is small; unset: the network's (monerod's on monero-mainnet, none elsewhere).",
+    ),
+    (
+        "p2p.fixed_seeds",
+        "Addresses of last resort, dialed when the book is still empty a minute after start; unset: the network's (monerod's on Monero's networks, none on strata).",
+    ),
     ("p2p.outbound", "Full outbound connections to keep (0-64)."),
     (
         "p2p.max_inbound",
@@ -356,7 +368,8 @@ impl Default for P2p {
             peers: Vec::new(),
             exclusive: Vec::new(),
             seeds: Vec::new(),
-            dns_seeds: Vec::new(),
+            dns_seeds: None,
+            fixed_seeds: None,
             outbound: node.outbound,
             max_inbound: node.max_inbound,
             max_per_ip: 1,
@@ -413,6 +426,12 @@ impl Config {
         if self.p2p.listen.is_empty() {
             self.p2p.listen = vec![SocketAddr::from(([0, 0, 0, 0], network.port))];
         }
+        if self.p2p.dns_seeds.is_none() {
+            self.p2p.dns_seeds = Some(network.dns_seeds.iter().map(|s| (*s).to_owned()).collect());
+        }
+        if self.p2p.fixed_seeds.is_none() {
+            self.p2p.fixed_seeds = Some(network.fixed_seeds.to_vec());
+        }
         if self.p2p.tls_inbound.is_none() {
             self.p2p.tls_inbound = Some(if network.strata {
                 TlsPolicy::Optional
@@ -466,7 +485,7 @@ impl Config {
             3600,
         )?;
         range("p2p.max_message", p.max_message, 1024, 16 * 1024 * 1024)?;
-        for name in &p.dns_seeds {
+        for name in p.dns_seeds.iter().flatten() {
             if name.is_empty() || name.contains(char::is_whitespace) {
                 return Err(ConfigError::new(
                     "p2p.dns_seeds",
@@ -591,7 +610,12 @@ pub fn parse_value(path: &str, text: &str) -> toml::Value {
         .and_then(|mut t| t.remove("v"));
     let list_field = matches!(
         path,
-        "p2p.listen" | "p2p.peers" | "p2p.exclusive" | "p2p.seeds" | "p2p.dns_seeds"
+        "p2p.listen"
+            | "p2p.peers"
+            | "p2p.exclusive"
+            | "p2p.seeds"
+            | "p2p.dns_seeds"
+            | "p2p.fixed_seeds"
     );
     match parsed {
         Some(toml::Value::Array(a)) => toml::Value::Array(a),

@@ -267,7 +267,12 @@ async fn serve<P: Summary>(
     node.peers = config.p2p.peers.clone();
     node.exclusive = config.p2p.exclusive.clone();
     node.seeds = config.p2p.seeds.clone();
-    node.dns_seeds = config.p2p.dns_seeds.clone();
+    if let Some(names) = &config.p2p.dns_seeds {
+        node.dns_seeds.clone_from(names);
+    }
+    if let Some(addrs) = &config.p2p.fixed_seeds {
+        node.fixed_seeds.clone_from(addrs);
+    }
     node.ban_threshold = config.p2p.ban_threshold;
     node.ban_duration = Duration::from_secs(config.p2p.ban_secs);
     node.timed_sync_interval = Duration::from_secs(config.p2p.timed_sync_secs);
@@ -394,7 +399,7 @@ async fn serve<P: Summary>(
         p2p = ?running.listening,
         api = %api_addr,
         "stratad {} started",
-        env!("CARGO_PKG_VERSION")
+        crate::cli::VERSION
     );
 
     wait_for_stop(&mut stopped).await;

@@ -85,8 +85,12 @@ pub struct Settings {
 impl Settings {
     /// A node of a local network on 127.0.0.1 (tests, devnets, benchmarks):
     /// listening on a port the system picks, plaintext, local-network
-    /// grouping, and connection limits open to many peers on one address.
-    pub fn loopback(node: Config) -> Settings {
+    /// grouping, connection limits open to many peers on one address, and
+    /// the network's seeds left out.
+    pub fn loopback(mut node: Config) -> Settings {
+        // A loopback node never dials the Internet's seeds.
+        node.dns_seeds.clear();
+        node.fixed_seeds.clear();
         Settings {
             node,
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],

@@ -1,30 +1,7 @@
 //! The node state machine: connections, handshakes, timed syncs, peer
 //! exchange, scoring and gossip, with no I/O. Connectivity (what to dial)
-//! and eviction (whom to drop) are parts of their own.
-//!
-//! # The contract
-//!
-//! [`Node`] is driven from outside, in the four families of methods that
-//! quinn-proto uses:
-//!
-//! - **Getters** (`peer_id`, `peers`, `address_book`, `score`, …) read the
-//!   state and change nothing.
-//! - **`handle_*`** methods take what happened: a connection came up or
-//!   ended, a frame arrived, a dial failed, a name resolved, a verdict on a
-//!   gossip message, the timer fired. Each takes the current time last.
-//! - **Mutators** take the layer above's commands: [`Node::propagate`],
-//!   [`Node::send_upper`], [`Node::set_payload`], [`Node::report`],
-//!   [`Node::add_addresses`].
-//! - **`poll_*`**: [`Node::poll_output`] yields what to do next; drain it
-//!   until `None` after every `handle_*` or mutator call.
-//!   [`Node::poll_timeout`] says when [`Node::handle_timeout`] must next be
-//!   called; ask again after every call, since any call can move it.
-//!
-//! Time is whatever the caller says it is: every `now` must be at least
-//! the previous one. The node reads no clock, opens no socket, spawns
-//! nothing and calls nothing of the layer above: new gossip comes out as
-//! [`Event::Gossip`], and the layer above's [`Verdict`] goes back in
-//! through [`Node::handle_verdict`].
+//! and eviction (whom to drop) are parts of their own. The contract is
+//! written on [`Node`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -231,7 +208,31 @@ impl<P> Conn<P> {
     }
 }
 
-/// The node state machine. See the [module docs](self) for its contract.
+/// The node state machine.
+///
+/// # The contract
+///
+/// [`Node`] is driven from outside, in the four families of methods that
+/// quinn-proto uses:
+///
+/// - **Getters** (`peer_id`, `peers`, `address_book`, `score`, …) read the
+///   state and change nothing.
+/// - **`handle_*`** methods take what happened: a connection came up or
+///   ended, a frame arrived, a dial failed, a name resolved, a verdict on a
+///   gossip message, the timer fired. Each takes the current time last.
+/// - **Mutators** take the layer above's commands: [`Node::propagate`],
+///   [`Node::send_upper`], [`Node::set_payload`], [`Node::report`],
+///   [`Node::add_addresses`].
+/// - **`poll_*`**: [`Node::poll_output`] yields what to do next; drain it
+///   until `None` after every `handle_*` or mutator call.
+///   [`Node::poll_timeout`] says when [`Node::handle_timeout`] must next be
+///   called; ask again after every call, since any call can move it.
+///
+/// Time is whatever the caller says it is: every `now` must be at least
+/// the previous one. The node reads no clock, opens no socket, spawns
+/// nothing and calls nothing of the layer above: new gossip comes out as
+/// [`Event::Gossip`], and the layer above's [`Verdict`] goes back in
+/// through [`Node::handle_verdict`].
 pub struct Node<P: Payload> {
     config: Config,
     peer_id: u64,

@@ -13,15 +13,15 @@ pub enum Durability {
     Sync,
     /// Commits are not flushed (LMDB's `MDB_NOSYNC`): a crash of the
     /// machine may lose the last writes, though a crash of the process does
-    /// not; [`Store::flush`] flushes, and closing the store does.
+    /// not; [`Store::flush`](crate::Store::flush) flushes, and closing the store does.
     NoSync,
 }
 
-/// Settings of a [`Store`].
+/// Settings of a [`Store`](crate::Store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Largest value the store accepts, in bytes; at most
-    /// [`MAX_VALUE_LEN`]. Larger records are [`Invalid::ValueTooLong`].
+    /// [`MAX_VALUE_LEN`]. Larger records are [`Invalid::ValueTooLong`](crate::Invalid::ValueTooLong).
     pub max_value_len: usize,
     /// When writes reach the disk.
     pub durability: Durability,

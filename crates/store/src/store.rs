@@ -324,7 +324,7 @@ impl Store {
     /// the earlier ones. Each write transaction takes at most
     /// [`MAX_TXN_RECORDS`] records and [`MAX_TXN_BYTES`] bytes; when this
     /// returns, every transaction is committed and (with
-    /// [`Durability::Sync`]) on disk.
+    /// [`Durability::Sync`](crate::Durability::Sync)) on disk.
     ///
     /// On error, the transactions before the failing one stay committed;
     /// writing the same records again is safe (they come back
@@ -594,7 +594,7 @@ impl Store {
     }
 
     /// Flushes committed writes to disk; only needed with
-    /// [`Durability::NoSync`].
+    /// [`Durability::NoSync`](crate::Durability::NoSync).
     pub fn flush(&self) -> Result<(), Error> {
         self.backend.flush()
     }

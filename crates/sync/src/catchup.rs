@@ -7,7 +7,7 @@
 //! wrote the records. A span's cursor is the last key hash whose records are
 //! stored; it only moves after the store has committed them.
 //!
-//! [`Catchup`] owns the spans, the span requests in flight and what it
+//! `Catchup` owns the spans, the span requests in flight and what it
 //! knows of each source: a span is idle, asked of a peer, or busy (its
 //! batch arrived and is being checked and written); a span asked of a peer
 //! that does not answer in time is asked of another.

@@ -1,15 +1,14 @@
 //! Keeping record stores in step between peers.
 //!
-//! The sync layer sits on the node's gossip and upper-layer messages and on
-//! a [`Store`](strata_store::Store):
+//! The sync layer sits on the node's gossip and upper-layer messages and
+//! asks a [`Store`](strata_store::Store) for its work:
 //!
-//! - **Push**: a record the local user puts is stored and published by
-//!   gossip ([`wire::gossip_payload`]); the gossip handler decodes what
-//!   arrives with limits and checks the signature ([`wire::check_gossip`])
-//!   before the record may propagate.
+//! - **Push**: a record the local user puts is signed, stored and
+//!   published by gossip ([`wire::gossip_payload`]); a gossiped record is
+//!   checked by the store before its verdict lets the node pass it on.
 //! - **Reconciliation** ([`riblt`]): every node keeps a sketch of the first
-//!   [`SKETCH_LEN`] coded symbols of its digest set, under a key that
-//!   changes every epoch, up to date with each write. On connect and
+//!   [`Config::sketch_len`] coded symbols of its digest set, under a key
+//!   that changes every epoch, up to date with each write. On connect and
 //!   periodically with a random peer, one side streams its sketch and the
 //!   other decodes the difference; each side fetches what it lacks and the
 //!   store decides which version wins.
@@ -20,32 +19,35 @@
 //!   accepted with signed receipts that travel back to the publisher, which
 //!   learns who confirmed and who is missing.
 //!
-//! [`Sync`] is the sans-io state machine; [`runtime`] (feature `runtime`,
-//! on by default) runs it over `strata_node::driver`. Messages, limits and
-//! the state machine are documented in `docs/sync.md`; receipts in
-//! `docs/rfc/e2e-reliability.md`.
+//! [`Syncer`] is the sans-io state machine; it asks for store work as
+//! [`Op`]s ([`ops`]), which a driver runs with [`Op::run`]. [`runtime`]
+//! (feature `runtime`, on by default) runs it over `strata_node::driver`;
+//! `sim` (feature `sim`) over the node's in-memory harness. Messages,
+//! limits and the state machine are documented in `docs/sync.md`; receipts
+//! in `docs/rfc/e2e-reliability.md`.
 //!
 //! Invariants:
-//! - [`Sync`] is sans-io: no socket, no task, no clock read; time comes in
-//!   as `Instant` arguments and randomness from a seed. Built with
-//!   `--no-default-features`, the crate has no tokio in its dependency
-//!   tree.
-//! - Nothing is stored whose signature has not been verified (the store
-//!   checks), and a gossiped record propagates only after its signature was
-//!   checked.
-//! - The sketch equals the sketch of the store's digest set: every write
-//!   goes through [`Sync`], and each outcome's removed and added digests
-//!   are applied to it; it is rebuilt from the store at start and at each
-//!   new epoch.
+//! - [`Syncer`] is sans-io: no store, socket, task, thread, file or clock
+//!   read; time comes in as `Instant` arguments, randomness from a seed,
+//!   store results as [`Done`] values. Built with `--no-default-features`,
+//!   the crate has no tokio in its dependency tree.
+//! - Nothing is stored whose signature has not been verified, and nothing
+//!   is verified twice: the store's check makes `Verified` records, the
+//!   only kind its write takes.
+//! - The sketch equals the sketch of the store's digest set: every write is
+//!   an op of the write lane, whose results come back in order and are
+//!   applied as they come; a sketch built by the store already holds every
+//!   write before it.
 //! - A catch-up cursor is saved only after the store committed the records
 //!   before it, so a crash loses at most the batches in flight.
 //! - Everything a peer can make us hold is bounded by a named constant:
 //!   symbols per message and per session, digests and records per batch,
-//!   requests in flight, fetch queues, served sessions, receipts queued and
-//!   tracked.
-//! - Hostile input is a typed error, reported to the node's scoring, never
-//!   a panic or unbounded work; the hashes of [`riblt`] are stable across
-//!   platforms and releases (they are a wire format).
+//!   requests in flight, fetch queues, served sessions and reads, receipts
+//!   queued and tracked.
+//! - Hostile input is a typed error, reported to the node's scoring as a
+//!   [`Misbehaviour`], never a panic or unbounded work; the hashes of
+//!   [`riblt`] are stable across platforms and releases (they are a wire
+//!   format).
 #![forbid(unsafe_code)]
 
 pub mod catchup;

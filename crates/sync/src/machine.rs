@@ -1,33 +1,5 @@
 //! The sync state machine: push, reconciliation, catch-up and receipts,
-//! with no I/O.
-//!
-//! # The contract
-//!
-//! [`Syncer`] is driven like the node, in quinn-proto's four families:
-//!
-//! - **Getters** (`summary`, `stats`, `delivery_status`, …) read the state.
-//! - **`handle_*`** methods take what happened: a peer became ready or
-//!   left, its payload or a message of the sync range arrived, new gossip
-//!   came (for a verdict), a store op finished, the timer fired. Each takes
-//!   the current time last.
-//! - **Mutators** take the local user's commands: [`Syncer::put`],
-//!   [`Syncer::publish`], [`Syncer::verdict`], [`Syncer::reconcile_now`].
-//! - **`poll_*`**: drain [`Syncer::poll_output`] until `None` after every
-//!   call; [`Syncer::poll_timeout`] says when [`Syncer::handle_timeout`]
-//!   must next run, and any call can move it.
-//!
-//! The machine owns no store. It asks for store work with
-//! [`Output::Store`]; the driver carries the [`Op`] out ([`Op::run`]) and
-//! hands the [`Done`] back with [`Syncer::handle_store`], keeping the order
-//! of the write lane ([`crate::ops`]). It reads no clock, opens no socket,
-//! starts no thread and calls nothing of the layer above. `now` must never
-//! go backwards.
-//!
-//! Parts, each owning its state: [`Recon`] (reconciliation sessions),
-//! [`Fetch`] (digests to fetch and their requests), [`Catchup`] (spans and
-//! span requests), [`Receipts`]. The machine owns what they share: the set
-//! (sketch, count, epoch), the peers' summaries, the store ops in flight and
-//! the batches waiting for them.
+//! with no I/O. The contract is written on [`Syncer`].
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -389,7 +361,35 @@ enum Pending {
     },
 }
 
-/// The sync state machine. See the [module docs](self) for its contract.
+/// The sync state machine.
+///
+/// # The contract
+///
+/// [`Syncer`] is driven like the node, in quinn-proto's four families:
+///
+/// - **Getters** (`summary`, `stats`, `delivery_status`, …) read the state.
+/// - **`handle_*`** methods take what happened: a peer became ready or
+///   left, its payload or a message of the sync range arrived, new gossip
+///   came (for a verdict), a store op finished, the timer fired. Each takes
+///   the current time last.
+/// - **Mutators** take the local user's commands: [`Syncer::put`],
+///   [`Syncer::publish`], [`Syncer::verdict`], [`Syncer::reconcile_now`].
+/// - **`poll_*`**: drain [`Syncer::poll_output`] until `None` after every
+///   call; [`Syncer::poll_timeout`] says when [`Syncer::handle_timeout`]
+///   must next run, and any call can move it.
+///
+/// The machine owns no store. It asks for store work with
+/// [`Output::Store`]; the driver carries the [`Op`] out ([`Op::run`]) and
+/// hands the [`Done`] back with [`Syncer::handle_store`], keeping the order
+/// of the write lane ([`crate::ops`]). It reads no clock, opens no socket,
+/// starts no thread and calls nothing of the layer above. `now` must never
+/// go backwards.
+///
+/// Parts, each owning its state: `Recon` (reconciliation sessions),
+/// `Fetch` (digests to fetch and their requests), `Catchup` (spans and
+/// span requests), `Receipts`. The machine owns what they share: the set
+/// (sketch, count, epoch), the peers' summaries, the store ops in flight and
+/// the batches waiting for them.
 pub struct Syncer {
     config: Config,
     rng: Rng,
