@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use strata_node::wire::Payload;
 use strata_node::{Direction, State};
 use strata_store::{AUTHOR_LEN, Cursor, Record};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, watch};
 
 use crate::shared::{Error, Shared, lock, until_stopped};
@@ -34,8 +34,16 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 pub const MAX_LIST: usize = 1000;
 /// Longest a client may take to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most admin connections at once.
-const MAX_CONNECTIONS: usize = 64;
+/// Most admin connections at once over TCP.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Most TCP connections at once from one client address.
+pub const MAX_PER_CLIENT: usize = 8;
+/// Most connections at once over the Unix socket.
+pub const MAX_LOCAL_CONNECTIONS: usize = 16;
+/// Pause after a failed accept (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long each part of the daemon has to answer a health check.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A response body: whole, or streamed.
 pub type ResBody = BoxBody<Bytes, Infallible>;
@@ -88,13 +96,35 @@ fn error_response(e: ApiError) -> Response<ResBody> {
     response
 }
 
-/// Serves the admin API on `listener` until `stop` turns true.
+/// Serves the admin API on `tcp` and, for local clients, on `unix`, until
+/// `stop` turns true.
+///
+/// A client cannot lock others out: TCP connections are capped in total
+/// and per client address, and the Unix socket (0600, in the data
+/// directory) has slots of its own, so the operator's command line gets in
+/// however many connections others hold open.
 pub async fn serve<P: Payload + Sync>(
+    shared: Arc<Shared<P>>,
+    tcp: TcpListener,
+    unix: Option<UnixListener>,
+    stop: watch::Receiver<bool>,
+) {
+    let tcp_side = serve_tcp(shared.clone(), tcp, stop.clone());
+    let unix_side = async {
+        if let Some(unix) = unix {
+            serve_unix(shared.clone(), unix, stop.clone()).await;
+        }
+    };
+    tokio::join!(tcp_side, unix_side);
+}
+
+async fn serve_tcp<P: Payload + Sync>(
     shared: Arc<Shared<P>>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let clients = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -104,40 +134,153 @@ pub async fn serve<P: Payload + Sync>(
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!("admin API accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("admin API: {MAX_CONNECTIONS} connections open; refusing {remote}");
+            refuse(
+                &shared,
+                &remote.to_string(),
+                "all TCP connections are taken",
+            );
             continue;
         };
-        let shared = shared.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(shared, req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!("admin API connection from {remote}: {e}");
-                    }
-                }
-                () = until_stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                }
+        let Some(client) = ClientSlot::take(&clients, remote.ip()) else {
+            refuse(
+                &shared,
+                &remote.to_string(),
+                "that address holds the most connections one client may",
+            );
+            continue;
+        };
+        tokio::spawn(connection(
+            shared.clone(),
+            stream,
+            remote.to_string(),
+            stop.clone(),
+            (permit, client),
+        ));
+    }
+}
+
+async fn serve_unix<P: Payload + Sync>(
+    shared: Arc<Shared<P>>,
+    listener: UnixListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_LOCAL_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = until_stopped(&mut stop) => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("admin API accept on the Unix socket: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
             }
-        });
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            refuse(
+                &shared,
+                "the Unix socket",
+                "all local connections are taken",
+            );
+            continue;
+        };
+        tokio::spawn(connection(
+            shared.clone(),
+            stream,
+            "the Unix socket".to_owned(),
+            stop.clone(),
+            permit,
+        ));
+    }
+}
+
+/// Counts a refused connection, with a warning at most once a second.
+fn refuse<P>(shared: &Shared<P>, who: &str, why: &str) {
+    let refused = shared.metrics.api_refused.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = shared.started.elapsed().as_secs();
+    let last = shared
+        .metrics
+        .api_refused_warned
+        .swap(now, Ordering::Relaxed);
+    if last != now || refused == 1 {
+        tracing::warn!(
+            "admin API: refused a connection from {who}: {why} ({refused} refused so far)"
+        );
+    }
+}
+
+/// A client address's share of the TCP connections, given back on drop.
+struct ClientSlot {
+    clients: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(clients: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<Self> {
+        let mut map = lock(clients);
+        let held = map.entry(ip).or_insert(0);
+        if *held >= MAX_PER_CLIENT {
+            return None;
+        }
+        *held += 1;
+        Some(ClientSlot {
+            clients: clients.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.clients);
+        if let Some(held) = map.get_mut(&self.ip) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves one connection; `_slots` are given back when it ends.
+async fn connection<P, S, T>(
+    shared: Arc<Shared<P>>,
+    stream: S,
+    who: String,
+    mut stop: watch::Receiver<bool>,
+    _slots: T,
+) where
+    P: Payload + Sync,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("admin API connection from {who}: {e}");
+            }
+        }
+        () = until_stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
     }
 }
 
@@ -163,11 +306,12 @@ fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let given = header
-        .strip_prefix("Bearer ")
-        .unwrap_or("")
-        .trim()
-        .as_bytes();
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
+    let given = match header.trim_start().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => "",
+    }
+    .as_bytes();
     let expected = shared.token.as_bytes();
     // Compare in time independent of where the first difference is.
     let same = given.len() == expected.len()
@@ -199,14 +343,15 @@ async fn route<P: Payload + Sync>(
 ) -> Result<Response<ResBody>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    let query = parse_query(req.uri().query().unwrap_or(""))?;
+    // The token first: nothing else is done for a client without it.
     let open = path == "/v1/health" || (path == "/metrics" && !shared.config.api.metrics_auth);
     if !open {
         authorized(shared, &req)?;
     }
+    let query = parse_query(req.uri().query().unwrap_or(""))?;
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     match (method.clone(), path.as_str()) {
-        (Method::GET, "/v1/health") => ok(json!({ "ok": true })),
+        (Method::GET, "/v1/health") => Ok(health(shared).await),
         (Method::GET, "/v1/status") => ok(status(shared).await),
         (Method::GET, "/v1/peers") => ok(peers(shared).await?),
         (Method::GET, "/v1/id") => ok(json!({
@@ -504,6 +649,45 @@ pub fn record_json(record: &Record) -> Value {
     })
 }
 
+/// `GET /v1/health`: whether the node, the sync layer and the store each
+/// answer within [`HEALTH_TIMEOUT`]; 503 when one does not.
+async fn health<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
+    let answers = |ok: bool| if ok { "ok" } else { "not answering" };
+    let node = tokio::time::timeout(HEALTH_TIMEOUT, shared.handle.address_book())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let sync = match &shared.sync {
+        None => None,
+        Some(sync) => Some(
+            tokio::time::timeout(HEALTH_TIMEOUT, sync.stats())
+                .await
+                .is_ok_and(|r| r.is_ok()),
+        ),
+    };
+    let store = shared.store.clone();
+    let store = tokio::time::timeout(
+        HEALTH_TIMEOUT,
+        tokio::task::spawn_blocking(move || store.len()),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok_and(|s| s.is_ok()));
+    let healthy = node && store && sync.unwrap_or(true);
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(
+        status,
+        &json!({
+            "ok": healthy,
+            "node": answers(node),
+            "sync": sync.map_or("not applicable", answers),
+            "store": answers(store),
+        }),
+    )
+}
+
 async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
     let s = shared.snapshot().await;
     let deliveries = lock(&shared.deliveries);
@@ -562,6 +746,7 @@ async fn peers<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Result<Value, ApiE
                 "kind": i.kind.map(|k| format!("{k:?}").to_lowercase()),
                 "state": match i.state { State::Ready => "ready", State::Handshaking => "handshaking" },
                 "key": i.key.map(hex::encode),
+                "authenticated": i.authenticated,
                 "peer_id": i.node_data.as_ref().map(|d| d.peer_id),
                 "port": i.node_data.as_ref().map(|d| d.my_port),
                 "rtt_ms": i.rtt.map(|d| d.as_secs_f64() * 1000.0),

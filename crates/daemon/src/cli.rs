@@ -9,8 +9,49 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::client::Client;
-use crate::config::{self, Config, Sources};
+use crate::client::{Client, ClientError};
+use crate::config::{self, Config, ConfigError, Sources};
+use crate::daemon::StartError;
+use crate::datadir::DirError;
+use crate::ping::PingError;
+
+/// Why a command failed; printed as `stratad: <message>`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A `--set` flag without `=`.
+    #[error("--set {0}: expected FIELD=VALUE")]
+    BadSet(String),
+    /// The configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The daemon did not start, or stopped with an error.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The running daemon could not be asked.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The data directory.
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    /// A ping failed.
+    #[error(transparent)]
+    Ping(#[from] PingError),
+    /// The devnet failed.
+    #[error("devnet: {0}")]
+    Devnet(#[from] crate::devnet::DevnetError),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A manual page was asked for a command that does not exist.
+    #[error("no command `{0}`: `stratad --help` lists them")]
+    NoCommand(String),
+    /// Standard output is closed or full.
+    #[error("writing to stdout: {0}")]
+    Stdout(#[source] std::io::Error),
+    /// `id` with neither a running daemon nor a key file.
+    #[error("no node key in {} yet: `stratad start` creates one", .0.display())]
+    NoKey(PathBuf),
+}
 
 /// The version `--version` prints: the crate's, and the git commit it was
 /// built from (`unknown` when the build had no repository; see build.rs).
@@ -196,7 +237,7 @@ pub enum Command {
 }
 
 /// Gathers the configuration's sources from flags and the environment.
-pub fn sources(cli_dir: Option<&PathBuf>, args: &ConfigArgs) -> Result<Sources, String> {
+pub fn sources(cli_dir: Option<&PathBuf>, args: &ConfigArgs) -> Result<Sources, CliError> {
     let env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with(config::ENV_PREFIX))
         .collect();
@@ -245,7 +286,7 @@ pub fn sources(cli_dir: Option<&PathBuf>, args: &ConfigArgs) -> Result<Sources, 
     for set in &args.set {
         let (path, value) = set
             .split_once('=')
-            .ok_or_else(|| format!("--set {set}: expected FIELD=VALUE"))?;
+            .ok_or_else(|| CliError::BadSet(set.clone()))?;
         let path = path.trim();
         flag(path, config::parse_value(path, value.trim()), "--set");
     }
@@ -263,9 +304,9 @@ pub fn sources(cli_dir: Option<&PathBuf>, args: &ConfigArgs) -> Result<Sources, 
     })
 }
 
-fn load_config(cli: &Cli, args: &ConfigArgs) -> Result<Config, String> {
+fn load_config(cli: &Cli, args: &ConfigArgs) -> Result<Config, CliError> {
     let sources = sources(cli.data_dir.as_ref(), args)?;
-    config::load(&sources).map_err(|e| e.to_string())
+    Ok(config::load(&sources)?)
 }
 
 fn init_logging(config: &Config) {
@@ -286,6 +327,7 @@ fn init_logging(config: &Config) {
 
 /// Runs the command line; the process's exit code.
 pub fn main() -> ExitCode {
+    crate::daemon::exit_on_panic();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -302,18 +344,21 @@ fn data_dir(cli: &Cli) -> PathBuf {
         .unwrap_or_else(config::default_data_dir)
 }
 
-fn client(cli: &Cli) -> Result<Client, String> {
-    Client::locate(&data_dir(cli), cli.api, cli.token_file.as_ref()).map_err(|e| e.to_string())
+fn client(cli: &Cli) -> Result<Client, ClientError> {
+    Client::locate(&data_dir(cli), cli.api, cli.token_file.as_ref())
 }
 
-fn block_on<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+fn block_on<T, E: Into<CliError>>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, CliError> {
     strata_io::runtime(None)
-        .map_err(|e| e.to_string())?
+        .map_err(CliError::Runtime)?
         .block_on(work)
+        .map_err(Into::into)
 }
 
 /// The roff manual page of stratad, or of one of its commands.
-fn man_page(command: Option<&str>) -> Result<Vec<u8>, String> {
+fn man_page(command: Option<&str>) -> Result<Vec<u8>, CliError> {
     let mut cli = Cli::command()
         .disable_help_subcommand(true)
         // Each page names the version it documents.
@@ -326,42 +371,42 @@ fn man_page(command: Option<&str>) -> Result<Vec<u8>, String> {
         Some(name) => cli
             .find_subcommand(name)
             .cloned()
-            .ok_or_else(|| format!("no command `{name}`: `stratad --help` lists them"))?,
+            .ok_or_else(|| CliError::NoCommand(name.to_owned()))?,
     };
     let mut out = Vec::new();
     clap_mangen::Man::new(page)
         .render(&mut out)
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::Stdout)?;
     Ok(out)
 }
 
 /// Writes generated text to stdout; a closed pipe (`| head`) is an error,
 /// not a panic.
-fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| format!("writing to stdout: {e}"))
+        .map_err(CliError::Stdout)
 }
 
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn run(cli: &Cli) -> Result<(), String> {
+fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Start(args) => {
             let config = load_config(cli, args)?;
             init_logging(&config);
-            crate::daemon::run(config).map_err(|e| e.to_string())
+            Ok(crate::daemon::run(config)?)
         }
         Command::Config(args) => {
             let config = load_config(cli, args)?;
             print!("{}", config.to_commented_toml());
             Ok(())
         }
-        Command::Devnet(args) => crate::devnet::run(args),
+        Command::Devnet(args) => Ok(crate::devnet::run(args)?),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "stratad", &mut script);
@@ -373,9 +418,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             count,
             timeout,
         } => block_on(async {
-            let pongs = crate::ping::ping(*addr, *count, Duration::from_secs(*timeout))
-                .await
-                .map_err(|e| e.to_string())?;
+            let pongs = crate::ping::ping(*addr, *count, Duration::from_secs(*timeout)).await?;
             for (i, pong) in pongs.iter().enumerate() {
                 println!(
                     "PING {addr}: seq={} status={} peer_id={:016x} rtt={:.3} ms",
@@ -385,34 +428,27 @@ fn run(cli: &Cli) -> Result<(), String> {
                     pong.rtt.as_secs_f64() * 1000.0
                 );
             }
-            Ok(())
+            Ok::<_, PingError>(())
         }),
         Command::Id => {
             let dir = data_dir(cli);
             if let Ok(c) = client(cli)
-                && let Ok(v) = block_on(async {
-                    c.call(Method::GET, "/v1/id", None)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
+                && let Ok(v) = block_on(c.call(Method::GET, "/v1/id", None))
             {
                 println!("{}", v["node_key"].as_str().unwrap_or(""));
                 return Ok(());
             }
-            match crate::datadir::read_node_key(&dir).map_err(|e| e.to_string())? {
+            match crate::datadir::read_node_key(&dir)? {
                 Some(key) => {
                     println!("{}", key.public());
                     Ok(())
                 }
-                None => Err(format!(
-                    "no node key in {} yet: `stratad start` creates one",
-                    dir.display()
-                )),
+                None => Err(CliError::NoKey(dir)),
             }
         }
         other => {
             let c = client(cli)?;
-            block_on(async move { remote(&c, other).await.map_err(|e| e.to_string()) })
+            block_on(remote(&c, other))
         }
     }
 }
@@ -429,7 +465,7 @@ fn encode_query(text: &str) -> String {
     out
 }
 
-async fn remote(c: &Client, command: &Command) -> Result<(), crate::client::ClientError> {
+async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
     match command {
         Command::Stop => {
             c.call(Method::POST, "/v1/stop", None).await?;
@@ -665,7 +701,12 @@ fn print_peers(v: &Value) {
             p["uptime_secs"],
             p["bytes_in"],
             p["bytes_out"],
-            p["key"].as_str().unwrap_or("-"),
+            match (p["key"].as_str(), p["authenticated"].as_bool()) {
+                (None, _) => "-".to_owned(),
+                (Some(key), Some(true)) => key.to_owned(),
+                // Claimed over plaintext: shown, but not proven.
+                (Some(key), _) => format!("{key} (claimed, not authenticated)"),
+            },
         );
     }
 }

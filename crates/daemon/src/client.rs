@@ -1,7 +1,9 @@
 //! The command line's side of the admin API: finds the daemon (its
 //! `stratad.json` and `admin.token` in the data directory, or `--api` and
-//! `--token-file`) and makes HTTP/1.1 requests with hyper.
+//! `--token-file`) and makes HTTP/1.1 requests with hyper, over the data
+//! directory's Unix socket when there is one, else over TCP.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,18 +12,36 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::datadir;
 
 /// How long a request may take, except streams.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where a daemon's admin API is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// A client of one daemon's admin API.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// The API's address.
-    pub addr: SocketAddr,
+    /// Where the API is.
+    pub endpoint: Endpoint,
     token: Option<String>,
 }
 
@@ -29,10 +49,10 @@ pub struct Client {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The daemon could not be reached.
-    #[error("cannot reach stratad's admin API at {addr}: {reason}{hint}")]
+    #[error("cannot reach stratad's admin API at {endpoint}: {reason}{hint}")]
     Unreachable {
         /// Where.
-        addr: SocketAddr,
+        endpoint: Endpoint,
         /// Why.
         reason: String,
         /// What to check.
@@ -52,17 +72,21 @@ pub enum ClientError {
 }
 
 impl Client {
-    /// A client for the daemon of `data_dir`, or at `api` with the token in
+    /// A client for the daemon of `data_dir` (its Unix socket if it has
+    /// one, else its TCP address), or at `api` with the token in
     /// `token_file`.
     pub fn locate(
         data_dir: &Path,
         api: Option<SocketAddr>,
         token_file: Option<&PathBuf>,
     ) -> Result<Client, ClientError> {
-        let addr = match api {
-            Some(addr) => addr,
+        let endpoint = match api {
+            Some(addr) => Endpoint::Tcp(addr),
             None => match datadir::read_runtime(data_dir) {
-                Some(info) => info.api,
+                Some(info) => match info.socket {
+                    Some(path) if path.exists() => Endpoint::Unix(path),
+                    _ => Endpoint::Tcp(info.api),
+                },
                 None => {
                     return Err(ClientError::Other(format!(
                         "no running stratad found for the data directory {} (no {}); start one \
@@ -85,7 +109,7 @@ impl Client {
             None => datadir::read_admin_token(data_dir)
                 .map_err(|e| ClientError::Other(e.to_string()))?,
         };
-        Ok(Client { addr, token })
+        Ok(Client { endpoint, token })
     }
 
     async fn send(
@@ -95,25 +119,36 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
-            addr: self.addr,
+            endpoint: self.endpoint.clone(),
             reason,
             hint: "; is it running?".into(),
         };
-        let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let (mut sender, host) = match &self.endpoint {
+            Endpoint::Tcp(addr) => {
+                let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| unreachable("timed out".into()))?
+                    .map_err(|e| unreachable(e.to_string()))?;
+                (
+                    handshake(stream).await.map_err(unreachable)?,
+                    addr.to_string(),
+                )
+            }
+            Endpoint::Unix(path) => {
+                let stream = tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(path))
+                    .await
+                    .map_err(|_| unreachable("timed out".into()))?
+                    .map_err(|e| unreachable(e.to_string()))?;
+                (
+                    handshake(stream).await.map_err(unreachable)?,
+                    "localhost".to_owned(),
+                )
+            }
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", self.addr.to_string());
+            .header("host", host);
         if let Some(token) = &self.token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -216,4 +251,21 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// An HTTP/1.1 connection over `stream`, driven on its own task.
+async fn handshake<S>(
+    stream: S,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,22 @@ pub enum StartError {
     Node(#[source] std::io::Error),
 }
 
+/// The exit status after a panic in any task or thread (`EX_SOFTWARE`).
+pub const PANIC_EXIT: i32 = 70;
+
+/// Makes a panic anywhere in the process end it with [`PANIC_EXIT`] once
+/// the panic is reported, instead of leaving a daemon whose task died but
+/// whose process looks healthy: a supervisor then restarts it. The store
+/// is safe at any instant (LMDB commits are atomic).
+pub fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        tracing::error!("{info}; exiting with status {PANIC_EXIT}");
+        std::process::exit(PANIC_EXIT);
+    }));
+}
+
 /// Runs the daemon until it is told to stop.
 pub fn run(config: Config) -> Result<(), StartError> {
     let dir = config.data_dir.clone();
@@ -354,6 +370,8 @@ async fn serve<P: Summary>(
         .await
         .map_err(api_error)?;
     let api_addr = api_listener.local_addr().map_err(api_error)?;
+    let socket = bind_socket(&dir);
+    let socket_path = socket.as_ref().map(|(_, path)| path.clone());
 
     let (stop, mut stopped) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -380,6 +398,7 @@ async fn serve<P: Summary>(
     let api_task = tokio::spawn(crate::api::serve(
         shared.clone(),
         api_listener,
+        socket.map(|(listener, _)| listener),
         shared.stop.subscribe(),
     ));
 
@@ -390,6 +409,7 @@ async fn serve<P: Summary>(
             network: network.name.to_owned(),
             node_key: hex::encode(public),
             api: api_addr,
+            socket: socket_path.clone(),
             p2p: running.listening.clone(),
         },
     )?;
@@ -424,8 +444,36 @@ async fn serve<P: Summary>(
     let _ = tokio::time::timeout(API_SHUTDOWN, api_task).await;
     events_task.abort();
     let _ = events_task.await;
+    if let Some(path) = &socket_path {
+        let _ = std::fs::remove_file(path);
+    }
     drop(shared);
     Ok(())
+}
+
+/// The admin API's Unix socket in the data directory, readable and
+/// writable by the daemon's user only. A socket left by an earlier daemon
+/// is replaced (the data directory's lock is held). Without one (a path
+/// too long for a socket address, say) the API is served on TCP alone.
+fn bind_socket(dir: &Path) -> Option<(tokio::net::UnixListener, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(datadir::SOCKET_FILE);
+    let _ = std::fs::remove_file(&path);
+    let bound = tokio::net::UnixListener::bind(&path).and_then(|listener| {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(listener)
+    });
+    match bound {
+        Ok(listener) => Some((listener, path)),
+        Err(e) => {
+            tracing::warn!(
+                "the admin API's Unix socket {}: {e}; serving the API on TCP only",
+                path.display()
+            );
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
 }
 
 /// Returns on SIGINT, SIGTERM or a stop request.

@@ -4,7 +4,8 @@
 //! ```text
 //! <data_dir>/
 //!   stratad.lock   held (flock) while a daemon runs; holds its pid
-//!   stratad.json   the running daemon's addresses (removed at exit)
+//!   stratad.json   the running daemon's addresses (removed at exit), 0600
+//!   admin.sock     the admin API for local clients (removed at exit), 0600
 //!   node.key       the node's Ed25519 key, PKCS#8 DER, 0600
 //!   admin.token    the admin API's bearer token, 0600
 //!   store/         the record store (LMDB)
@@ -29,8 +30,12 @@ pub const RUNTIME_FILE: &str = "stratad.json";
 pub const KEY_FILE: &str = "node.key";
 /// The admin token.
 pub const TOKEN_FILE: &str = "admin.token";
+/// The admin API's Unix socket.
+pub const SOCKET_FILE: &str = "admin.sock";
 /// The store's directory.
 pub const STORE_DIR: &str = "store";
+/// Shortest admin token accepted, in characters (a generated one has 64).
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +64,18 @@ pub enum DirError {
         #[source]
         source: io::Error,
     },
+    /// The admin token file holds a token too short to resist guessing.
+    #[error(
+        "the admin token in {} has {len} characters; at least {MIN_TOKEN_LEN} are needed \
+         (delete the file and a new one is generated at start)",
+        path.display()
+    )]
+    WeakToken {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: usize,
+    },
     /// The key file does not hold a key.
     #[error("the node key {} is not an Ed25519 PKCS#8 key: {reason}", path.display())]
     BadKey {
@@ -84,7 +101,8 @@ pub struct Lock {
     _file: File,
 }
 
-/// Creates the data directory (0700) if needed and takes its lock.
+/// Creates the data directory (0700) if needed, tightens it to 0700 if
+/// others can enter it, and takes its lock.
 pub fn lock(dir: &Path) -> Result<Lock, DirError> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -92,6 +110,16 @@ pub fn lock(dir: &Path) -> Result<Lock, DirError> {
             .mode(0o700)
             .create(dir)
             .map_err(io_err("cannot create the data directory", dir))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(io_err("cannot read", dir))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(
+            "the data directory {} was open to others (mode {:o}); setting its mode to 0700",
+            dir.display(),
+            meta.permissions().mode() & 0o777
+        );
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("cannot set the mode of", dir))?;
     }
     let path = dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
@@ -127,14 +155,16 @@ pub fn lock(dir: &Path) -> Result<Lock, DirError> {
     Ok(Lock { _file: file })
 }
 
-/// Writes a secret file readable by its owner only.
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
+/// Writes a file readable by its owner only, whatever the umask, in
+/// place of the old one at once.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
     let tmp = path.with_extension("tmp");
+    // A left-over file keeps its mode: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     {
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("cannot create", &tmp))?;
@@ -178,7 +208,7 @@ pub fn node_key(dir: &Path) -> Result<NodeKey, DirError> {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    write_secret(&path, key.pkcs8())?;
+    write_private(&path, key.pkcs8())?;
     tracing::info!("generated node key {} in {}", key.public(), path.display());
     Ok(key)
 }
@@ -212,13 +242,17 @@ pub fn admin_token(dir: &Path) -> Result<String, DirError> {
     if let Some(bytes) = read_secret(&path)? {
         let token = String::from_utf8_lossy(&bytes).trim().to_owned();
         if !token.is_empty() {
+            let len = token.chars().count();
+            if len < MIN_TOKEN_LEN {
+                return Err(DirError::WeakToken { path, len });
+            }
             return Ok(token);
         }
     }
     let token = hex::encode(
         random_bytes::<32>().map_err(io_err("cannot read", Path::new("/dev/urandom")))?,
     );
-    write_secret(&path, token.as_bytes())?;
+    write_private(&path, token.as_bytes())?;
     Ok(token)
 }
 
@@ -246,17 +280,18 @@ pub struct RuntimeInfo {
     pub node_key: String,
     /// The admin API's address.
     pub api: SocketAddr,
+    /// The admin API's Unix socket, when it could be made.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
     /// The p2p addresses listened on.
     pub p2p: Vec<SocketAddr>,
 }
 
-/// Writes `stratad.json`.
+/// Writes `stratad.json` (0600: whoever could rewrite it could point the
+/// command line at a listener of their own and take the token).
 pub fn write_runtime(dir: &Path, info: &RuntimeInfo) -> Result<(), DirError> {
-    let path = dir.join(RUNTIME_FILE);
     let text = serde_json::to_vec_pretty(info).unwrap_or_default();
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(io_err("cannot write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err("cannot rename into place", &path))
+    write_private(&dir.join(RUNTIME_FILE), &text)
 }
 
 /// Reads `stratad.json`, if a daemon wrote one.

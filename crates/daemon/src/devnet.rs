@@ -22,8 +22,72 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::datadir;
+
+/// Why a devnet run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// `--nodes` out of range.
+    #[error("--nodes {0} is out of range: {MIN_NODES} to {MAX_NODES}")]
+    Nodes(usize),
+    /// A file or folder could not be made, or a process started.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file, folder or program.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A child exited early.
+    #[error("node {index} exited with {status}:\n{log}")]
+    Exited {
+        /// Which node.
+        index: usize,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Its log.
+        log: String,
+    },
+    /// A node's admin API failed.
+    #[error("node {index}: {source}")]
+    Api {
+        /// Which node.
+        index: usize,
+        /// The failure.
+        #[source]
+        source: ClientError,
+    },
+    /// Something did not happen in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// A signal ended the run.
+    #[error("{0}")]
+    Interrupted(&'static str),
+}
+
+/// Fewest nodes.
+pub const MIN_NODES: usize = 2;
+/// Most nodes.
+pub const MAX_NODES: usize = 64;
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> DevnetError + 'a {
+    move |source| DevnetError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn api_err(index: usize) -> impl FnOnce(ClientError) -> DevnetError {
+    move |source| DevnetError::Api { index, source }
+}
 
 /// Flags of `stratad devnet`.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,6 +109,8 @@ pub struct DevnetArgs {
     pub timeout: u64,
 }
 
+/// The progress bars' layout.
+const BAR_TEMPLATE: &str = "{prefix:>8} {bar:30.cyan/blue} {pos:>4}/{len:4} {msg}";
 /// How long a node may take to start or to stop.
 const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time between two looks at the nodes.
@@ -76,34 +142,37 @@ impl Drop for Nodes {
 }
 
 /// Runs the devnet; `Ok` when it converged and every node stopped.
-pub fn run(args: &DevnetArgs) -> Result<(), String> {
-    if !(2..=64).contains(&args.nodes) {
-        return Err(format!("--nodes {} is out of range: 2 to 64", args.nodes));
+pub fn run(args: &DevnetArgs) -> Result<(), DevnetError> {
+    if !(MIN_NODES..=MAX_NODES).contains(&args.nodes) {
+        return Err(DevnetError::Nodes(args.nodes));
     }
     let temp;
     let root = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
             dir.clone()
         }
         None => {
             temp = tempfile::Builder::new()
                 .prefix("strata-devnet-")
                 .tempdir()
-                .map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+                .map_err(io_err(
+                    "cannot create a temporary folder in",
+                    &std::env::temp_dir(),
+                ))?;
             temp.path().to_owned()
         }
     };
-    let runtime = strata_io::runtime(Some(2)).map_err(|e| e.to_string())?;
+    let runtime =
+        strata_io::runtime(Some(2)).map_err(io_err("cannot start the runtime in", &root))?;
     let mut nodes = Nodes::default();
     let result = runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
+            .map_err(io_err("cannot handle SIGTERM in", &root))?;
         tokio::select! {
             result = devnet(args, &root, &mut nodes) => result,
-            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
-            _ = term.recv() => Err("terminated".to_owned()),
+            _ = tokio::signal::ctrl_c() => Err(DevnetError::Interrupted("interrupted")),
+            _ = term.recv() => Err(DevnetError::Interrupted("terminated")),
         }
     });
     runtime.block_on(stop_all(&mut nodes));
@@ -121,18 +190,22 @@ pub fn run(args: &DevnetArgs) -> Result<(), String> {
     result
 }
 
-fn stratad() -> Result<PathBuf, String> {
-    std::env::current_exe().map_err(|e| format!("cannot find the stratad binary: {e}"))
+fn stratad() -> Result<PathBuf, DevnetError> {
+    std::env::current_exe().map_err(io_err(
+        "cannot find the stratad binary",
+        Path::new("stratad"),
+    ))
 }
 
 /// Starts one node and waits until it has written its addresses.
-async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node, String> {
+async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node, DevnetError> {
     let dir = root.join(format!("node{index}"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
     datadir::remove_runtime(&dir);
-    let log = std::fs::File::create(dir.join("stratad.log"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut child = Command::new(stratad()?)
+    let log_path = dir.join("stratad.log");
+    let log = std::fs::File::create(&log_path).map_err(io_err("cannot create", &log_path))?;
+    let program = stratad()?;
+    let mut child = Command::new(&program)
         .arg("--data-dir")
         .arg(&dir)
         .arg("start")
@@ -151,12 +224,12 @@ async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node,
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start node {index}: {e}"))?;
+        .map_err(io_err("cannot start", &program))?;
     let deadline = Instant::now() + NODE_TIMEOUT;
     let info = loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("stratad.log")).unwrap_or_default();
-            return Err(format!("node {index} exited with {status}:\n{log}"));
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(DevnetError::Exited { index, status, log });
         }
         if let Some(info) = datadir::read_runtime(&dir)
             && info.pid == child.id()
@@ -166,9 +239,9 @@ async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node,
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
+            return Err(DevnetError::Timeout(format!(
                 "node {index} did not start within {NODE_TIMEOUT:?}"
-            ));
+            )));
         }
         tokio::time::sleep(POLL).await;
     };
@@ -177,14 +250,16 @@ async fn start_node(root: &Path, index: usize, extra: &[String]) -> Result<Node,
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(e.to_string());
+            return Err(api_err(index)(e));
         }
     };
-    let p2p = info
-        .p2p
-        .first()
-        .copied()
-        .ok_or("a node listens on nothing")?;
+    let Some(p2p) = info.p2p.first().copied() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(DevnetError::Timeout(format!(
+            "node {index} listens on no p2p address"
+        )));
+    };
     Ok(Node {
         dir,
         child,
@@ -241,13 +316,12 @@ fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
 }
 
-async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(), String> {
+async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(), DevnetError> {
     let n = args.nodes;
     let bars = MultiProgress::new();
-    let style =
-        ProgressStyle::with_template("{prefix:>8} {bar:30.cyan/blue} {pos:>4}/{len:4} {msg}")
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> ");
+    let style = ProgressStyle::with_template(BAR_TEMPLATE)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     let started = Instant::now();
 
     // Start node 0, then the others with node 0 as their seed. Each also
@@ -286,12 +360,12 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     loop {
         let mut connected = 0;
-        for node in &nodes.0 {
+        for (i, node) in nodes.0.iter().enumerate() {
             let status = node
                 .client
                 .call(Method::GET, "/v1/status", None)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(api_err(i))?;
             let peers = status["peers"]["inbound"].as_u64().unwrap_or(0)
                 + status["peers"]["outbound"].as_u64().unwrap_or(0);
             if peers > 0 {
@@ -303,10 +377,10 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!(
+            return Err(DevnetError::Timeout(format!(
                 "only {connected} of {n} nodes have a peer after {}s",
                 args.timeout
-            ));
+            )));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -348,7 +422,7 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
     for _ in 0..n {
         tokio::time::timeout(NODE_TIMEOUT, live.recv())
             .await
-            .map_err(|_| "a node's subscription did not start".to_owned())?;
+            .map_err(|_| DevnetError::Timeout("a node's subscription did not start".into()))?;
     }
 
     // Write records and publish messages round-robin.
@@ -372,14 +446,14 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
             client
                 .call(Method::POST, "/v1/records", Some(&body))
                 .await
-                .map_err(|e| format!("put on node {i}: {e}"))?;
+                .map_err(api_err(i))?;
         }
         if r < args.messages {
             let body = json!({ "data": format!("message {r} from node {i}") });
             client
                 .call(Method::POST, "/v1/publish", Some(&body))
                 .await
-                .map_err(|e| format!("publish on node {i}: {e}"))?;
+                .map_err(api_err(i))?;
             published += 1;
             for (j, e) in expected_messages.iter_mut().enumerate() {
                 if j != i {
@@ -391,7 +465,9 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
 
     // Until every node has every record and every message.
     let table = bars.add(ProgressBar::new_spinner());
-    table.set_style(ProgressStyle::with_template("{msg}").map_err(|e| e.to_string())?);
+    table.set_style(
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut seen: Vec<HashMap<String, ()>> = vec![HashMap::new(); n];
     let mut converged_at = None;
@@ -407,7 +483,7 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
                 .client
                 .call(Method::GET, "/v1/status", None)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(api_err(i))?;
             records_on[i] = status["store"]["records"].as_u64().unwrap_or(0);
             record_bars[i].set_position(records_on[i]);
             record_bars[i].set_message(format!(
@@ -425,7 +501,7 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
         }
         if Instant::now() > deadline {
             table.finish();
-            return Err(format!(
+            return Err(DevnetError::Timeout(format!(
                 "the network did not converge within {}s: records per node {:?} of {}, \
                  messages per node {:?} of {:?}",
                 args.timeout,
@@ -433,7 +509,7 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
                 args.records,
                 latencies.iter().map(Vec::len).collect::<Vec<_>>(),
                 expected_messages
-            ));
+            )));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -448,12 +524,12 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
     let mut receipts;
     loop {
         receipts = 0;
-        for node in &nodes.0 {
+        for (i, node) in nodes.0.iter().enumerate() {
             let status = node
                 .client
                 .call(Method::GET, "/v1/status", None)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(api_err(i))?;
             receipts += status["deliveries"]["receipts"].as_u64().unwrap_or(0);
         }
         if receipts >= expected_receipts || Instant::now() > receipts_deadline {
@@ -464,7 +540,7 @@ async fn devnet(args: &DevnetArgs, root: &Path, nodes: &mut Nodes) -> Result<(),
     for follower in followers {
         follower.abort();
     }
-    bars.clear().map_err(|e| e.to_string())?;
+    let _ = bars.clear();
 
     let mut all: Vec<u64> = latencies.iter().flatten().copied().collect();
     all.sort_unstable();

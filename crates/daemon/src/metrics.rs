@@ -62,6 +62,10 @@ pub struct Metrics {
     pub relay_dropped: AtomicU64,
     /// Admin API requests served.
     pub api_requests: AtomicU64,
+    /// Admin API connections refused (over the caps).
+    pub api_refused: AtomicU64,
+    /// When (seconds since start) a refusal was last logged.
+    pub api_refused_warned: AtomicU64,
     /// Author's send to arrival here, for messages.
     pub propagation: Histogram,
     /// Publication of our records to each confirmation, as learnt of.
@@ -214,6 +218,12 @@ impl Metrics {
             "strata_api_requests_total",
             "Admin API requests served.",
             load(&self.api_requests),
+        );
+        counter(
+            &mut out,
+            "strata_api_refused_total",
+            "Admin API connections refused: over the total or the per-client cap.",
+            load(&self.api_refused),
         );
         self.propagation.render(
             &mut out,

@@ -67,6 +67,16 @@ pub fn bounded(limit: Duration, test: impl FnOnce(Scope) + Send + 'static) {
     }
 }
 
+/// The resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 /// Polls `check` until it returns `Some`, failing after `timeout`.
 pub fn poll<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -118,9 +128,32 @@ impl Daemon {
     /// Starts a daemon on `dir` with `p2p` as its listen address (port 0:
     /// any) and `extra` flags; returns once it has written its addresses.
     pub fn start(scope: &Scope, name: &str, dir: &Path, p2p: &str, extra: &[String]) -> Daemon {
+        Daemon::start_with_umask(scope, name, dir, p2p, extra, None)
+    }
+
+    /// As [`Daemon::start`], with the process's umask set first.
+    pub fn start_with_umask(
+        scope: &Scope,
+        name: &str,
+        dir: &Path,
+        p2p: &str,
+        extra: &[String],
+        umask: Option<&str>,
+    ) -> Daemon {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-        let mut command = Command::new(STRATAD);
+        let mut command = match umask {
+            None => Command::new(STRATAD),
+            Some(mask) => {
+                let mut sh = Command::new("sh");
+                sh.args([
+                    "-c",
+                    &format!("umask {mask} && exec \"$0\" \"$@\""),
+                    STRATAD,
+                ]);
+                sh
+            }
+        };
         command
             .arg("--data-dir")
             .arg(dir)

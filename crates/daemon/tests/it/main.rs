@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod admin;
 mod cli;
 mod common;
 mod devnet;
