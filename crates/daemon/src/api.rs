@@ -694,6 +694,7 @@ async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
     let sync_state = match &s.sync {
         None => "not applicable",
         Some(sync) if sync.catching_up => "catching up",
+        Some(sync) if sync.catchup_waiting => "behind: no peer to catch up from",
         Some(_) if s.peers_in + s.peers_out == 0 => "no peers",
         Some(_) => "in sync",
     };

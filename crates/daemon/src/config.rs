@@ -291,7 +291,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "store.initial_map_size",
-        "Initial LMDB map size, in bytes (at least 256 KiB); the map doubles when full.",
+        "Initial LMDB map size, in bytes (256 KiB to 1 TiB); the map doubles when full.",
     ),
     (
         "api.listen",
@@ -504,7 +504,7 @@ impl Config {
             "store.initial_map_size",
             s.initial_map_size,
             strata_store::MIN_MAP_SIZE,
-            usize::MAX,
+            usize::try_from(strata_store::MAX_MAP_SIZE).unwrap_or(usize::MAX),
         )?;
         if !self.api.listen.ip().is_loopback() && !self.api.allow_remote {
             return Err(ConfigError::new(
@@ -860,6 +860,18 @@ mod tests {
         let err = load(&flags(&[("p2p.ban_secs", "9223372036854775807")])).unwrap_err();
         assert_eq!(err.field, "p2p.ban_secs", "{err}");
         load(&flags(&[("p2p.ban_secs", &MAX_BAN_SECS.to_string())])).unwrap();
+    }
+
+    #[test]
+    fn a_map_size_past_the_store_limit_is_refused() {
+        let err = load(&flags(&[(
+            "store.initial_map_size",
+            "18446744073709551615",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.field, "store.initial_map_size", "{err}");
+        let max = strata_store::MAX_MAP_SIZE.to_string();
+        load(&flags(&[("store.initial_map_size", &max)])).unwrap();
     }
 
     #[test]

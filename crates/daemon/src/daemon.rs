@@ -215,6 +215,16 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let dir = config.data_dir.clone();
     // The lock comes first: a second daemon must not touch anything.
     let lock = datadir::lock(&dir)?;
+    // A node that ran here before (its key exists) but has no store lost
+    // it: say so, rather than start empty in silence.
+    let store_dir = dir.join(datadir::STORE_DIR);
+    if dir.join(datadir::KEY_FILE).exists() && !store_dir.exists() {
+        tracing::warn!(
+            "the record store {} is missing although this node ran here before: starting with \
+             an empty store, to be filled from peers",
+            store_dir.display()
+        );
+    }
     let key = datadir::node_key(&dir)?;
     let token = datadir::admin_token(&dir)?;
     let store_config = strata_store::Config {
@@ -223,7 +233,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         initial_map_size: config.store.initial_map_size,
         ..strata_store::Config::default()
     };
-    let store = match Store::open(dir.join(datadir::STORE_DIR), store_config) {
+    let store = match Store::open(&store_dir, store_config) {
         Ok(store) => Arc::new(store),
         Err(strata_store::Error::Locked { path }) => {
             return Err(StartError::StoreLocked {
@@ -522,6 +532,10 @@ async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: channel::Rece
             SyncEvent::Delivery(status) => shared.note_delivery(&status),
             SyncEvent::CatchupStarted => tracing::info!("catch-up started"),
             SyncEvent::CatchupDone => tracing::info!("catch-up done"),
+            SyncEvent::CatchupStopped { spans_left } => tracing::warn!(
+                "catch-up stopped with {spans_left} spans left: no peer serves it; it resumes \
+                 when a peer with more records connects"
+            ),
             SyncEvent::Reconciled {
                 peer,
                 fetched,

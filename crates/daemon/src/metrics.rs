@@ -89,6 +89,8 @@ pub struct Snapshot {
     pub conn_bytes_out: u64,
     /// Gossip counters.
     pub gossip: Option<strata_node::gossip::Stats>,
+    /// The node's counters and the frames its driver dropped.
+    pub counters: strata_node::driver::Counters,
     /// Records stored.
     pub store_records: u64,
     /// Bytes the store takes.
@@ -212,6 +214,41 @@ impl Metrics {
             "strata_relay_dropped_total",
             "Messages dropped because the relay queue was full.",
             load(&self.relay_dropped),
+        );
+        let c = &s.counters;
+        let _ = writeln!(
+            out,
+            "# HELP strata_frames_dropped_total Frames to peers dropped because the peer's queue \
+             for their class was full (a control frame also closes the connection).\n\
+             # TYPE strata_frames_dropped_total counter\n\
+             strata_frames_dropped_total{{class=\"control\"}} {}\n\
+             strata_frames_dropped_total{{class=\"relay\"}} {}\n\
+             strata_frames_dropped_total{{class=\"bulk\"}} {}",
+            c.dropped[0], c.dropped[1], c.dropped[2]
+        );
+        counter(
+            &mut out,
+            "strata_addresses_refused_total",
+            "Addresses from peers not taken for a rate limit (peer lists and handshakes).",
+            c.node.addresses_refused,
+        );
+        counter(
+            &mut out,
+            "strata_bans_total",
+            "Addresses banned for misbehaviour.",
+            c.node.bans,
+        );
+        counter(
+            &mut out,
+            "strata_evictions_total",
+            "Inbound peers evicted to make room for a newcomer.",
+            c.node.evictions,
+        );
+        counter(
+            &mut out,
+            "strata_sync_catchup_stopped_total",
+            "Catch-ups stopped unfinished because no peer was left to serve them.",
+            sync.catchup_stopped,
         );
         counter(
             &mut out,

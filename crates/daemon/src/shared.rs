@@ -190,6 +190,7 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
         let peers = self.handle.peers().await.unwrap_or_default();
         let book = self.handle.address_book().await.ok();
         let gossip = self.handle.gossip_stats().await.ok();
+        let counters = self.handle.counters().await.unwrap_or_default();
         let store = self.store.clone();
         let (records, bytes) = tokio::task::spawn_blocking(move || {
             (store.len().unwrap_or(0), store.size_bytes().unwrap_or(0))
@@ -218,6 +219,7 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
             conn_bytes_in: peers.iter().map(|p| p.bytes_in).sum(),
             conn_bytes_out: peers.iter().map(|p| p.bytes_out).sum(),
             gossip,
+            counters,
             store_records: records,
             store_bytes: bytes,
             sync,

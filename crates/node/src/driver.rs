@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use hickory_resolver::config::LookupIpStrategy;
@@ -50,6 +50,10 @@ pub const EVENT_QUEUE: usize = 1024;
 pub const EVENT_BYTES: usize = 32 * 1024 * 1024;
 /// Commands waiting for the node task, at most.
 const COMMAND_QUEUE: usize = 256;
+/// Least time between two warnings about dropped frames.
+const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// A gossip frame's bytes besides its payload, at most.
+const GOSSIP_SLACK: u64 = 1024;
 /// Largest body of a gossip announcement or request.
 const MAX_IDS_BODY: u64 = 16 * 1024;
 /// Largest body the layer above may ask for one of its commands.
@@ -113,6 +117,27 @@ impl Settings {
             event_bytes: EVENT_BYTES,
         }
     }
+
+    /// Grows the send queue of `class` so that a frame with a body of
+    /// `body` bytes fits it when empty: a frame larger than its queue could
+    /// never be sent.
+    pub fn fit_frame(&mut self, class: Class, body: u64) {
+        let class = socket_class(class);
+        let queue = &mut self.conn.socket.queue_bytes[class.index()];
+        let frame = usize::try_from(body)
+            .unwrap_or(usize::MAX)
+            .saturating_add(strata_levin::HEADER_LEN);
+        *queue = (*queue).max(frame);
+    }
+}
+
+/// The socket's class of a node class.
+fn socket_class(class: Class) -> strata_socket::Class {
+    match class {
+        Class::Control => strata_socket::Class::Control,
+        Class::Relay => strata_socket::Class::Relay,
+        Class::Bulk => strata_socket::Class::Bulk,
+    }
 }
 
 /// Connections per address and per subnet allowed by [`Settings::loopback`],
@@ -142,6 +167,17 @@ pub struct BookSizes {
     pub tried: usize,
 }
 
+/// Counters of a running node: the state machine's, and the frames the
+/// driver dropped because a peer's queue for their class was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// The state machine's counters.
+    pub node: crate::Stats,
+    /// Frames dropped for a full queue, per class: control (each also
+    /// closes its connection), relay, bulk.
+    pub dropped: [u64; 3],
+}
+
 /// Why a command did not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -158,6 +194,7 @@ enum Command<P> {
     Peers(oneshot::Sender<Vec<PeerSummary>>),
     Book(oneshot::Sender<BookSizes>),
     Gossip(oneshot::Sender<GossipStats>),
+    Counters(oneshot::Sender<Counters>),
     SendUpper(PeerId, u32, Bytes, Class),
     Verdict(MessageId, Verdict),
     SetPayload(P),
@@ -219,6 +256,11 @@ impl<P: Payload> NodeHandle<P> {
     /// Gossip counters.
     pub async fn gossip_stats(&self) -> Result<GossipStats, CommandError> {
         self.ask(Command::Gossip).await
+    }
+
+    /// The node's counters and the frames dropped.
+    pub async fn counters(&self) -> Result<Counters, CommandError> {
+        self.ask(Command::Counters).await
     }
 
     /// Sends a message of the layer above's range to a peer (if it is
@@ -350,7 +392,7 @@ pub fn limits(max_gossip: usize, cryptonote: bool, upper_caps: &[(u32, u64)]) ->
     }
     let gossip = u64::try_from(max_gossip)
         .unwrap_or(u64::MAX)
-        .saturating_add(1024);
+        .saturating_add(GOSSIP_SLACK);
     limits.command_caps.insert(command::GOSSIP_MESSAGE, gossip);
     limits
         .command_caps
@@ -436,7 +478,7 @@ enum Internal {
 
 /// Starts a node: reads its files, listens, and spawns its task.
 pub async fn start<P: Payload + Sync>(
-    settings: Settings,
+    mut settings: Settings,
     payload: P,
     clock: Clock,
 ) -> io::Result<Running<P>> {
@@ -458,11 +500,20 @@ pub async fn start<P: Payload + Sync>(
     )
     .unwrap_or(0);
     let seed = u64::from_le_bytes(random_bytes()?);
-    let mut config = settings.node;
+    let mut config = settings.node.clone();
     let limits = limits(
         config.gossip.max_message,
         config.cryptonote,
         &settings.upper_caps,
+    );
+    // The largest gossip frame always fits an empty relay queue.
+    settings.fit_frame(
+        Class::Relay,
+        limits
+            .command_caps
+            .get(&command::GOSSIP_MESSAGE)
+            .copied()
+            .unwrap_or(0),
     );
     let (manager, conn_events) = Manager::new(
         settings.conn,
@@ -527,6 +578,8 @@ pub async fn start<P: Payload + Sync>(
         dir,
         resolver,
         internal: mpsc::channel(COMMAND_QUEUE),
+        dropped: [0; 3],
+        drop_warned: None,
     };
     let task = tokio::spawn(task.run(conn_events, command_rx, events_tx));
     Ok(Running {
@@ -547,6 +600,10 @@ struct Task<P: Payload> {
     dir: Option<PathBuf>,
     resolver: Option<hickory_resolver::TokioResolver>,
     internal: (mpsc::Sender<Internal>, mpsc::Receiver<Internal>),
+    /// Frames dropped for a full queue, per class.
+    dropped: [u64; 3],
+    /// When a drop was last logged.
+    drop_warned: Option<Instant>,
 }
 
 /// The bytes an event carries, as the event channel counts them.
@@ -698,6 +755,12 @@ impl<P: Payload + Sync> Task<P> {
             Command::Gossip(tx) => {
                 let _ = tx.send(self.node.gossip_stats());
             }
+            Command::Counters(tx) => {
+                let _ = tx.send(Counters {
+                    node: self.node.stats(),
+                    dropped: self.dropped,
+                });
+            }
             Command::SendUpper(peer, command, body, class) => {
                 self.node.send_upper(peer, command, body, class);
             }
@@ -715,6 +778,34 @@ impl<P: Payload + Sync> Task<P> {
         }
     }
 
+    /// Counts a frame that found no room, with a warning at most every
+    /// [`DROP_WARN_INTERVAL`].
+    fn dropped_frame(
+        &mut self,
+        peer: PeerId,
+        class: strata_socket::Class,
+        e: &strata_socket::Refused,
+    ) {
+        let i = class.index();
+        self.dropped[i] = self.dropped[i].saturating_add(1);
+        let now = self.clock.now();
+        if self
+            .drop_warned
+            .is_none_or(|t| now.saturating_duration_since(t) >= DROP_WARN_INTERVAL)
+        {
+            self.drop_warned = Some(now);
+            tracing::warn!(
+                "peer {}: a frame was dropped: {e} (dropped so far: {} control, {} relay, {} bulk)",
+                peer.0,
+                self.dropped[0],
+                self.dropped[1],
+                self.dropped[2]
+            );
+        } else {
+            tracing::debug!("peer {}: {e}", peer.0);
+        }
+    }
+
     /// Carries out every output of the state machine.
     fn drain(&mut self) {
         while let Some(output) = self.node.poll_output() {
@@ -728,17 +819,15 @@ impl<P: Payload + Sync> Task<P> {
                     let Some(handle) = self.handles.get(&peer) else {
                         continue;
                     };
-                    let class = match class {
-                        Class::Control => strata_socket::Class::Control,
-                        Class::Relay => strata_socket::Class::Relay,
-                        Class::Bulk => strata_socket::Class::Bulk,
-                    };
+                    let class = socket_class(class);
                     if let Err(e) = handle.try_send(class, Outgoing::new(head, body)) {
                         // A full control queue means the peer does not read:
                         // it goes. Relay and bulk frames are dropped.
-                        tracing::debug!("peer {}: {e}", peer.0);
                         if class == strata_socket::Class::Control {
                             handle.close();
+                        }
+                        if !matches!(e, strata_socket::Refused::Closed) {
+                            self.dropped_frame(peer, class, &e);
                         }
                     }
                 }

@@ -77,7 +77,8 @@ impl Class {
     /// Every class, highest priority first.
     pub const ALL: [Class; 3] = [Class::Control, Class::Relay, Class::Bulk];
 
-    fn index(self) -> usize {
+    /// Its position in per-class arrays: control 0, relay 1, bulk 2.
+    pub fn index(self) -> usize {
         self as usize
     }
 }

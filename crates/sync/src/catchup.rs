@@ -11,6 +11,14 @@
 //! knows of each source: a span is idle, asked of a peer, or busy (its
 //! batch arrived and is being checked and written); a span asked of a peer
 //! that does not answer in time is asked of another.
+//!
+//! Claims choose sources, deliveries keep them: a source is asked while its
+//! claimed record count is near the best claim among the sources still
+//! kept, and is dropped for the rest of the catch-up after
+//! [`MAX_STRIKES`] failures: a batch that moves the cursor without records,
+//! a span ended far short of what its claim implies, a stall, a bad batch.
+//! So a peer that claims a huge count and serves nothing is asked a few
+//! times, then never again, and the honest sources take over.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -26,6 +34,18 @@ pub const SPANS: usize = 64;
 
 /// First bytes per span.
 const SPAN_WIDTH: usize = 256 / SPANS;
+
+/// Failures after which a source is no longer asked during a catch-up.
+pub const MAX_STRIKES: u32 = 3;
+
+/// A span ended by a source is plausible if it held at least this share
+/// of what the source's claim implies (records per span = claim / SPANS),
+/// as a fraction `1 / SHORT_SPAN_DIVISOR`.
+const SHORT_SPAN_DIVISOR: u64 = 4;
+
+/// Below this many expected records per span, counts vary too much for the
+/// short-span check to mean anything; it is skipped.
+const SHORT_SPAN_MIN_EXPECTED: u64 = 64;
 
 /// Magic of the progress encoding.
 const PROGRESS_MAGIC: &[u8; 16] = b"strata-catchup-1";
@@ -67,6 +87,23 @@ pub(crate) struct Span {
     pub(crate) done: bool,
     /// The request in flight or being written, if any.
     pub(crate) request: Option<u64>,
+    /// Records received for the span in this catch-up.
+    delivered: u64,
+    /// Whether the span was streamed from its start in this catch-up, so
+    /// that `delivered` is all it holds.
+    whole: bool,
+}
+
+impl Span {
+    fn new(after: Option<KeyHashBytes>, done: bool, whole: bool) -> Span {
+        Span {
+            after,
+            done,
+            request: None,
+            delivered: 0,
+            whole,
+        }
+    }
 }
 
 /// A span request in flight.
@@ -76,6 +113,9 @@ struct Asked {
     span: usize,
     after: Option<KeyHashBytes>,
     max_records: usize,
+    max_bytes: usize,
+    /// The records the peer claimed when asked.
+    claim: u64,
     deadline: Instant,
 }
 
@@ -84,6 +124,16 @@ struct Asked {
 struct Source {
     inflight: usize,
     slow_until: Option<Instant>,
+    /// Failures so far; at [`MAX_STRIKES`] the source is no longer asked.
+    strikes: u32,
+    /// Records it delivered in accepted batches.
+    delivered: u64,
+}
+
+impl Source {
+    fn dropped(&self) -> bool {
+        self.strikes >= MAX_STRIKES
+    }
 }
 
 /// A batch that arrived and keeps to its request: to check and write, then
@@ -119,11 +169,7 @@ impl Catchup {
     pub(crate) fn fresh() -> Catchup {
         Catchup::with_spans(
             (0..SPANS)
-                .map(|i| Span {
-                    after: span_start(i),
-                    done: false,
-                    request: None,
-                })
+                .map(|i| Span::new(span_start(i), false, true))
                 .collect(),
         )
     }
@@ -138,6 +184,7 @@ impl Catchup {
 
     /// Sends span requests to `sources` (peers and the records they claim)
     /// while spans, sources and room allow. `next_request` numbers them.
+    /// Returns whether any source is left to ask.
     pub(crate) fn schedule(
         &mut self,
         sources: &[(PeerId, u64)],
@@ -145,18 +192,30 @@ impl Catchup {
         next_request: &mut u64,
         now: Instant,
         out: &mut Outbox,
-    ) {
-        let best = sources.iter().map(|(_, n)| *n).max().unwrap_or(0);
-        // Peers with about the most records: at least nine tenths of it.
-        let mut eligible: Vec<(PeerId, bool, usize)> = sources
+    ) -> bool {
+        // Sources still kept: a dropped one's claim counts for nothing.
+        let kept: Vec<(PeerId, u64)> = sources
             .iter()
-            .filter(|(_, n)| *n > 0 && n.saturating_mul(10) >= best.saturating_mul(9))
-            .map(|(peer, _)| {
+            .filter(|(peer, n)| *n > 0 && !self.sources.get(peer).is_some_and(Source::dropped))
+            .copied()
+            .collect();
+        let best = kept.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        // Peers with about the most records: at least nine tenths of it.
+        let mut eligible: Vec<(PeerId, bool, usize, u64)> = kept
+            .iter()
+            .filter(|(_, n)| n.saturating_mul(10) >= best.saturating_mul(9))
+            .map(|(peer, claim)| {
                 let s = self.sources.get(peer).copied().unwrap_or_default();
-                (*peer, s.slow_until.is_some_and(|t| t > now), s.inflight)
+                (
+                    *peer,
+                    s.slow_until.is_some_and(|t| t > now),
+                    s.inflight,
+                    *claim,
+                )
             })
             .collect();
         eligible.sort();
+        let any = !eligible.is_empty();
         // Batches asked for and batches being checked and written: both
         // are memory held, so both count against the cap.
         let inflight = self.spans.iter().filter(|s| s.request.is_some()).count();
@@ -172,24 +231,44 @@ impl Catchup {
             // The least loaded peer, peers that stalled last.
             let Some(pick) = eligible
                 .iter_mut()
-                .filter(|(_, _, load)| *load < limits.per_peer_inflight)
-                .min_by_key(|(_, slow, load)| (*slow, *load))
+                .filter(|(_, _, load, _)| *load < limits.per_peer_inflight)
+                .min_by_key(|(_, slow, load, _)| (*slow, *load))
             else {
                 break;
             };
             pick.2 += 1;
-            let peer = pick.0;
+            let (peer, claim) = (pick.0, pick.3);
             let request = *next_request;
-            *next_request += 1;
-            self.ask(peer, i, request, limits, now, out);
+            *next_request = next_request.wrapping_add(1);
+            self.ask(peer, i, request, claim, limits, now, out);
+        }
+        any
+    }
+
+    /// Batches asked for or being written.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.spans.iter().filter(|s| s.request.is_some()).count()
+    }
+
+    /// Counts a failure of `peer`; the last one drops it as a source.
+    fn strike(&mut self, peer: PeerId) {
+        let source = self.sources.entry(peer).or_default();
+        source.strikes = source.strikes.saturating_add(1);
+        if source.strikes == MAX_STRIKES {
+            tracing::info!(
+                "peer {} is no longer asked for catch-up after {MAX_STRIKES} failures",
+                peer.0
+            );
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ask(
         &mut self,
         peer: PeerId,
         i: usize,
         request: u64,
+        claim: u64,
         limits: &Limits,
         now: Instant,
         out: &mut Outbox,
@@ -208,6 +287,8 @@ impl Catchup {
                 span: i,
                 after: span.after,
                 max_records,
+                max_bytes,
+                claim,
                 deadline: now + limits.batch_timeout,
             },
         );
@@ -256,12 +337,41 @@ impl Catchup {
             asked.after,
             span_end(asked.span),
             asked.max_records,
+            asked.max_bytes,
             next,
             &records,
         ) {
             self.release(asked.span, request);
+            self.strike(peer);
             return Err(Misbehaviour::BadBatch);
         }
+        if records.is_empty() && next.is_some() {
+            // The cursor moves, nothing comes: no progress, and a cursor we
+            // cannot check. The span is asked again from where it was.
+            self.release(asked.span, request);
+            self.strike(peer);
+            return Err(Misbehaviour::NoProgress);
+        }
+        let count = records.len() as u64;
+        let Some(span) = self.spans.get_mut(asked.span) else {
+            return Ok(None);
+        };
+        let total = span.delivered.saturating_add(count);
+        let expected = asked.claim / SPANS as u64;
+        if next.is_none()
+            && span.whole
+            && expected >= SHORT_SPAN_MIN_EXPECTED
+            && total.saturating_mul(SHORT_SPAN_DIVISOR) < expected
+        {
+            // The span ends far short of what the claim implies: the claim
+            // or the ending is false. Asked again of others.
+            self.release(asked.span, request);
+            self.strike(peer);
+            return Err(Misbehaviour::ShortSpan);
+        }
+        span.delivered = total;
+        let source = self.sources.entry(peer).or_default();
+        source.delivered = source.delivered.saturating_add(count);
         Ok(Some(Batch {
             span: asked.span,
             request,
@@ -330,6 +440,7 @@ impl Catchup {
             let source = self.sources.entry(asked.peer).or_default();
             source.inflight = source.inflight.saturating_sub(1);
             source.slow_until = Some(now + slow_penalty);
+            self.strike(asked.peer);
             self.release(asked.span, request);
         }
         stalls
@@ -393,27 +504,15 @@ impl Catchup {
             let mut cursor = [0u8; KEY_HASH_LEN];
             cursor.copy_from_slice(&entry[1..]);
             let span = match entry[0] {
-                0 => Span {
-                    after: span_start(i),
-                    done: false,
-                    request: None,
-                },
+                0 => Span::new(span_start(i), false, true),
                 1 => {
                     // A cursor outside its span is not ours.
                     if span_of(&cursor) != i {
                         return None;
                     }
-                    Span {
-                        after: Some(cursor),
-                        done: false,
-                        request: None,
-                    }
+                    Span::new(Some(cursor), false, false)
                 }
-                2 => Span {
-                    after: None,
-                    done: true,
-                    request: None,
-                },
+                2 => Span::new(None, true, false),
                 _ => return None,
             };
             spans.push(span);
@@ -422,17 +521,25 @@ impl Catchup {
     }
 }
 
-/// Whether a RANGE answer keeps to its request: at most `max_records`,
-/// strictly increasing key hashes after `after` and up to `end`, and a
-/// cursor that moves forward.
+/// Whether a RANGE answer keeps to its request: at most `max_records`
+/// and `max_bytes` (a lone record may be larger), strictly increasing key
+/// hashes after `after` and up to `end`, and a cursor that is the last
+/// record's key hash (or, with no records, past `after`).
 pub(crate) fn range_ok(
     after: Option<KeyHashBytes>,
     end: KeyHashBytes,
     max_records: usize,
+    max_bytes: usize,
     next: Option<KeyHashBytes>,
     records: &[Record],
 ) -> bool {
     if records.len() > max_records {
+        return false;
+    }
+    let bytes = records
+        .iter()
+        .fold(0usize, |sum, r| sum.saturating_add(r.encoded_len()));
+    if records.len() > 1 && bytes > max_bytes {
         return false;
     }
     let mut last = after;
@@ -448,7 +555,7 @@ pub(crate) fn range_ok(
         Some(cursor) => {
             cursor <= end
                 && after.is_none_or(|a| cursor > a)
-                && last.is_none_or(|l| cursor >= l)
+                && last.is_none_or(|l| cursor == l)
                 && span_of(&cursor) == span_of(&end)
         }
     }

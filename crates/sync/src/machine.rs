@@ -162,6 +162,13 @@ pub enum Event {
     CatchupStarted,
     /// Every span of the catch-up is done.
     CatchupDone,
+    /// The catch-up stopped unfinished: no peer is left to serve it (none
+    /// connected, or every one failed it too often). It resumes when a peer
+    /// with more records connects; its progress is kept.
+    CatchupStopped {
+        /// Spans not done.
+        spans_left: usize,
+    },
     /// A reconciliation we started decoded.
     Reconciled {
         /// With whom.
@@ -242,7 +249,11 @@ pub struct Stats {
     pub loaded: bool,
     /// Whether a catch-up runs.
     pub catching_up: bool,
-    /// Spans of the catch-up not done.
+    /// Whether an unfinished catch-up waits for a peer to serve it.
+    pub catchup_waiting: bool,
+    /// Catch-ups stopped for want of a source.
+    pub catchup_stopped: u64,
+    /// Spans of the catch-up (running or waiting) not done.
     pub spans_left: usize,
     /// Records stored from catch-up batches.
     pub catchup_records: u64,
@@ -400,6 +411,9 @@ pub struct Syncer {
     recon: Recon,
     fetch: Fetch,
     catchup: Option<Catchup>,
+    /// A catch-up that stopped unfinished for want of a source (or was read
+    /// back from saved progress), resumed when a peer has more records.
+    parked: Option<Catchup>,
     receipts: Receipts,
     ops: HashMap<OpId, Pending>,
     next_op: u64,
@@ -468,6 +482,7 @@ impl Syncer {
             recon: Recon::new(now),
             fetch: Fetch::default(),
             catchup: None,
+            parked: None,
             receipts,
             ops: HashMap::new(),
             next_op: 1,
@@ -487,11 +502,16 @@ impl Syncer {
             config,
         };
         syncer.build_sketch(epoch);
-        if let Some(catchup) = progress.and_then(Catchup::decode)
-            && !catchup.is_done()
-        {
-            syncer.catchup = Some(catchup);
-            syncer.out.push_back(Output::Event(Event::CatchupStarted));
+        match progress.map(Catchup::decode) {
+            Some(Some(catchup)) if !catchup.is_done() => {
+                // Resumed as soon as a peer has more records than we do.
+                syncer.parked = Some(catchup);
+            }
+            Some(None) => tracing::warn!(
+                "the saved catch-up progress is not readable; a catch-up, if one is needed, \
+                 starts from the beginning"
+            ),
+            _ => {}
         }
         syncer
     }
@@ -518,9 +538,13 @@ impl Syncer {
         self.catchup.is_some()
     }
 
-    /// The catch-up progress in its saved encoding, if one runs.
+    /// The catch-up progress in its saved encoding, if one runs or waits
+    /// for a source.
     pub fn progress(&self) -> Option<Vec<u8>> {
-        self.catchup.as_ref().map(Catchup::encode)
+        self.catchup
+            .as_ref()
+            .or(self.parked.as_ref())
+            .map(Catchup::encode)
     }
 
     /// Counters.
@@ -529,7 +553,12 @@ impl Syncer {
             records: self.set.records,
             loaded: self.set.loaded,
             catching_up: self.catchup.is_some(),
-            spans_left: self.catchup.as_ref().map_or(0, Catchup::remaining),
+            catchup_waiting: self.catchup.is_none() && self.parked.is_some(),
+            spans_left: self
+                .catchup
+                .as_ref()
+                .or(self.parked.as_ref())
+                .map_or(0, Catchup::remaining),
             receipt_bytes_sent: self.receipts.bytes_sent,
             receipts_signed: self.receipts.receipts_signed,
             fetch_overflow: self.fetch.overflow,
@@ -1406,7 +1435,13 @@ impl Syncer {
             self.schedule_catchup(now);
             return;
         }
-        if summary.records > self.set.records.saturating_add(self.config.catchup_gap) {
+        let gap = if self.parked.is_some() {
+            // Unfinished: any peer with more records resumes it.
+            0
+        } else {
+            self.config.catchup_gap
+        };
+        if summary.records > self.set.records.saturating_add(gap) {
             self.start_catchup(now);
             return;
         }
@@ -1509,10 +1544,36 @@ impl Syncer {
         if self.catchup.is_some() {
             return;
         }
-        tracing::info!("catching up");
-        self.catchup = Some(Catchup::fresh());
+        let catchup = match self.parked.take() {
+            Some(parked) => {
+                tracing::info!("resuming the catch-up: {} spans left", parked.remaining());
+                parked
+            }
+            None => {
+                tracing::info!("catching up");
+                Catchup::fresh()
+            }
+        };
+        self.catchup = Some(catchup);
         self.out.push_back(Output::Event(Event::CatchupStarted));
         self.schedule_catchup(now);
+    }
+
+    /// No source is left and nothing is in flight: the catch-up stops, its
+    /// progress kept, until a peer with more records appears.
+    fn stop_catchup(&mut self) {
+        let Some(catchup) = self.catchup.take() else {
+            return;
+        };
+        let spans_left = catchup.remaining();
+        tracing::info!(
+            "catch-up stopped: no peer left to serve it ({spans_left} spans left); it resumes \
+             when a peer with more records connects"
+        );
+        self.stats.catchup_stopped += 1;
+        self.parked = Some(catchup);
+        self.out
+            .push_back(Output::Event(Event::CatchupStopped { spans_left }));
     }
 
     fn schedule_catchup(&mut self, now: Instant) {
@@ -1526,13 +1587,16 @@ impl Syncer {
             .filter_map(|(id, p)| p.summary.as_ref().map(|s| (*id, s.records)))
             .collect();
         sources.sort();
-        catchup.schedule(
+        let any = catchup.schedule(
             &sources,
             &self.config.limits(),
             &mut self.next_request,
             now,
             &mut self.outbox,
         );
+        if !any && catchup.in_flight() == 0 {
+            self.stop_catchup();
+        }
     }
 
     fn on_range(

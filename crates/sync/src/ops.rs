@@ -168,8 +168,13 @@ fn read_records(
     Ok((records, false))
 }
 
+/// Reads of a page whose digests all vanished before their records were
+/// read (replaced by newer versions meanwhile), before giving up.
+const RANGE_READ_TRIES: usize = 4;
+
 /// Records after `after` up to `end`, within the limits, and where the
-/// next page resumes.
+/// next page resumes: the last record's key hash, so that the asker can
+/// check the cursor against the records (`None`: the span is done).
 fn read_range(
     store: &Store,
     after: Option<KeyHashBytes>,
@@ -185,40 +190,50 @@ fn read_range(
         d[..KEY_HASH_LEN].copy_from_slice(&kh);
         Digest(d)
     });
-    let page = store.scan_digests(start.as_ref(), max_records.max(1))?;
-    let in_range: Vec<Digest> = page
-        .digests
-        .iter()
-        .take_while(|d| d.key_hash().0 <= end)
-        .copied()
-        .collect();
-    let reached_end = in_range.len() < page.digests.len() || page.next.is_none();
-    let found = store.get_by_digests(&in_range)?;
-    let mut records = Vec::new();
-    let mut bytes = 0usize;
-    let mut last_taken: Option<KeyHashBytes> = None;
-    let mut cut = false;
-    for (digest, record) in in_range.iter().zip(found) {
-        let Some(record) = record else {
-            // Replaced since the digests were read: the cursor moves past it.
-            last_taken = Some(digest.key_hash().0);
-            continue;
-        };
-        let len = record.encoded_len();
-        if !records.is_empty() && bytes.saturating_add(len) > max_bytes {
-            cut = true;
-            break;
+    let mut last_vanished = None;
+    for _ in 0..RANGE_READ_TRIES {
+        let page = store.scan_digests(start.as_ref(), max_records.max(1))?;
+        let in_range: Vec<Digest> = page
+            .digests
+            .iter()
+            .take_while(|d| d.key_hash().0 <= end)
+            .copied()
+            .collect();
+        let reached_end = in_range.len() < page.digests.len() || page.next.is_none();
+        let found = store.get_by_digests(&in_range)?;
+        let mut records: Vec<Record> = Vec::new();
+        let mut bytes = 0usize;
+        let mut cut = false;
+        // A digest whose record is gone was replaced since it was read: the
+        // newer version is read on the next page, so the page ends before it.
+        let mut vanished = false;
+        for (digest, record) in in_range.iter().zip(found) {
+            let Some(record) = record else {
+                vanished = true;
+                last_vanished = Some(digest.key_hash().0);
+                break;
+            };
+            let len = record.encoded_len();
+            if !records.is_empty() && bytes.saturating_add(len) > max_bytes {
+                cut = true;
+                break;
+            }
+            bytes = bytes.saturating_add(len);
+            records.push(record);
         }
-        bytes = bytes.saturating_add(len);
-        last_taken = Some(digest.key_hash().0);
-        records.push(record);
+        if records.is_empty() && vanished {
+            // Every digest of the page vanished: read it again.
+            continue;
+        }
+        let next = if cut || vanished || !reached_end {
+            records.last().map(|r| r.key_hash().0)
+        } else {
+            None
+        };
+        return Ok((records, next));
     }
-    let next = if cut || !reached_end {
-        last_taken.or(after)
-    } else {
-        None
-    };
-    Ok((records, next))
+    // Still replaced on every read: move past them, without records.
+    Ok((Vec::new(), last_vanished.or(after)))
 }
 
 fn build_sketch(
@@ -266,7 +281,7 @@ mod tests {
             let mut after = span_start(i);
             loop {
                 let (records, next) = read_range(&store, after, span_end(i), 7, 1 << 20).unwrap();
-                assert!(range_ok(after, span_end(i), 7, next, &records));
+                assert!(range_ok(after, span_end(i), 7, 1 << 20, next, &records));
                 seen += records.len();
                 match next {
                     Some(n) => after = Some(n),

@@ -38,6 +38,9 @@ pub const MAX_FORWARD: usize = 4096;
 pub const MAX_KNOWN_KEYS: usize = 4096;
 /// Most receipt signatures remembered, to drop a receipt seen twice.
 pub const MAX_SEEN_RECEIPTS: usize = 65_536;
+/// Bytes of receipts sent in one message, about (a receipt that does not
+/// fit goes in the next).
+pub const SEND_BYTES: usize = 1024 * 1024;
 
 /// What a publisher knows of a message's delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,8 +330,24 @@ impl Receipts {
         let mut peers: Vec<_> = per_peer.into_iter().collect();
         peers.sort_by_key(|(p, _)| *p);
         for (peer, receipts) in peers {
-            for chunk in receipts.chunks(MAX_RECEIPTS_PER_MESSAGE) {
-                out.push((peer, chunk.to_vec()));
+            // At most MAX_RECEIPTS_PER_MESSAGE receipts and about
+            // SEND_BYTES per message, so each fits the relay queue.
+            let mut message = Vec::new();
+            let mut bytes = 0usize;
+            for receipt in receipts {
+                let len = receipt.encoded_len();
+                if !message.is_empty()
+                    && (message.len() == MAX_RECEIPTS_PER_MESSAGE
+                        || bytes.saturating_add(len) > SEND_BYTES)
+                {
+                    out.push((peer, std::mem::take(&mut message)));
+                    bytes = 0;
+                }
+                bytes = bytes.saturating_add(len);
+                message.push(receipt);
+            }
+            if !message.is_empty() {
+                out.push((peer, message));
             }
         }
         out

@@ -27,7 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use strata_io::{Clock, channel};
 use strata_node::driver::{self, CommandError, NodeHandle};
-use strata_node::{Event as NodeEvent, MessageId, Misbehaviour as NodeMisbehaviour, Verdict};
+use strata_node::{
+    Class, Event as NodeEvent, MessageId, Misbehaviour as NodeMisbehaviour, Verdict,
+};
 use strata_store::{AUTHOR_LEN, Error as StoreError, Record, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -299,11 +301,13 @@ pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> 
     if settings.node.node.node_key.is_none() {
         settings.node.node.node_key = Some(public);
     }
-    // The frames of this layer that may be large, and how large.
-    settings
-        .node
-        .upper_caps
-        .extend(crate::wire::body_caps(settings.sync.max_value_len));
+    // The frames of this layer that may be large, and how large; the
+    // largest (a batch ending with the largest record) always fits an empty
+    // bulk queue, so no record is too large to serve.
+    let caps = crate::wire::body_caps(settings.sync.max_value_len);
+    let largest = caps.iter().map(|(_, cap)| *cap).max().unwrap_or(0);
+    settings.node.fit_frame(Class::Bulk, largest);
+    settings.node.upper_caps.extend(caps);
     let progress = match &settings.progress_file {
         Some(path) => read_progress(path.clone()).await,
         None => None,

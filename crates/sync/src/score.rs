@@ -19,6 +19,11 @@ pub enum Misbehaviour {
     /// A summary naming another key than the one the connection
     /// authenticated.
     WrongKey,
+    /// A catch-up batch that moves the cursor without records.
+    NoProgress,
+    /// A catch-up span ended far short of what the peer's claimed record
+    /// count implies.
+    ShortSpan,
 }
 
 impl Misbehaviour {
@@ -27,7 +32,10 @@ impl Misbehaviour {
         match self {
             Misbehaviour::InvalidRecord => 20,
             Misbehaviour::Undecodable | Misbehaviour::BadSymbols | Misbehaviour::WrongKey => 5,
-            Misbehaviour::BadBatch | Misbehaviour::BadReceipt => 10,
+            Misbehaviour::BadBatch
+            | Misbehaviour::BadReceipt
+            | Misbehaviour::NoProgress
+            | Misbehaviour::ShortSpan => 10,
             Misbehaviour::Unsolicited => 2,
         }
     }

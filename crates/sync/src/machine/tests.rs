@@ -353,7 +353,16 @@ fn catch_up_resumes_from_saved_progress() {
     let (node, upper) = host(1, sync_config(1), kept, Some(&progress), 0, now);
     net.restart(1, node, upper);
     net.settle();
-    assert!(syncer(&net, 1).is_catching_up());
+    // Alone, it waits for a source, its progress kept.
+    let waiting = syncer(&net, 1).stats();
+    assert!(
+        waiting.catchup_waiting && !waiting.catching_up,
+        "{waiting:?}"
+    );
+    assert!(
+        waiting.spans_left > 0 && waiting.spans_left < 64,
+        "{waiting:?}"
+    );
     net.connect(1, 0);
     run_until(&mut net, Duration::from_secs(120), "the catch-up", |n| {
         !syncer(n, 1).is_catching_up() && converged(n, &[0, 1])
@@ -824,4 +833,188 @@ fn only_authenticated_keys_are_learnt_and_a_summary_under_another_key_is_scored(
         Misbehaviour::WrongKey.score()
     );
     assert_eq!(net.host(0).node.score(addr(1).ip()), 0);
+}
+
+/// Makes node `i` claim `records` records in its summary, whatever its
+/// store holds.
+fn claim(net: &mut Net, i: usize, records: u64) {
+    let now = net.now();
+    let host = net.host_mut(i);
+    let syncer = &mut host.upper.syncer;
+    syncer.set.records = records;
+    syncer.payload_dirty = true;
+    syncer.next_payload = now;
+    syncer.finish(now);
+    host.upper.drain(&mut host.node, now);
+    net.flush(i);
+}
+
+/// The range request node `victim` has in flight to node `source`: its id
+/// and span.
+fn asked(net: &Net, victim: usize, source: usize) -> Option<(u64, usize)> {
+    net.host(victim)
+        .upper
+        .syncer
+        .catchup
+        .as_ref()?
+        .asked_of(peer(net, victim, source))
+}
+
+/// A cursor inside `span`, past its start.
+fn inside(span: usize) -> KeyHashBytes {
+    let mut cursor = crate::catchup::span_end(span);
+    cursor[strata_store::KEY_HASH_LEN - 1] = 0x10;
+    cursor
+}
+
+/// A liar (node 1) claims a million records and answers every range
+/// request with `answer`; an honest node (node 2) has the real records.
+/// The victim (node 0) drops the liar after MAX_STRIKES answers, scores it
+/// for each, and catches up from the honest node.
+fn liar_is_dropped(answer: impl Fn(u64, usize) -> Message, scored_as: crate::score::Misbehaviour) {
+    let all = records(1, "r", 300);
+    let mut net = net(vec![Vec::new(), Vec::new(), all], |_, _| {});
+    net.hold(1, command::RANGE, true);
+    claim(&mut net, 1, 1_000_000);
+    net.connect(0, 1);
+    net.settle();
+    assert!(syncer(&net, 0).is_catching_up());
+    net.connect(0, 2);
+    net.settle();
+    let mut lies = 0;
+    while let Some((request, span)) = asked(&net, 0, 1) {
+        inject(&mut net, 0, 1, &answer(request, span));
+        net.settle();
+        lies += 1;
+        assert!(
+            lies <= crate::catchup::MAX_STRIKES,
+            "the liar is still asked"
+        );
+        // Each lie is scored, until the score bans the liar.
+        let liar = addr(1).ip();
+        let banned = net.host(0).bans.iter().any(|(ip, _)| *ip == liar);
+        assert!(
+            banned || net.host(0).node.score(liar) == scored_as.score() * lies,
+            "lie {lies} was not scored"
+        );
+    }
+    // Dropped as a source, or banned, before the strikes ran out.
+    let banned = net.host(0).bans.iter().any(|(ip, _)| *ip == addr(1).ip());
+    assert!(banned || lies == crate::catchup::MAX_STRIKES, "{lies} lies");
+    run_until(&mut net, Duration::from_secs(120), "the catch-up", |n| {
+        !syncer(n, 0).is_catching_up() && converged(n, &[0, 2])
+    });
+    assert!(asked(&net, 0, 1).is_none());
+}
+
+#[test]
+fn a_catchup_liar_that_moves_the_cursor_without_records_is_dropped() {
+    liar_is_dropped(
+        |request, span| Message::Range {
+            request,
+            next: Some(inside(span)),
+            records: Vec::new(),
+        },
+        crate::score::Misbehaviour::NoProgress,
+    );
+}
+
+#[test]
+fn a_catchup_liar_that_ends_spans_empty_against_its_claim_is_dropped() {
+    liar_is_dropped(
+        |request, _| Message::Range {
+            request,
+            next: None,
+            records: Vec::new(),
+        },
+        crate::score::Misbehaviour::ShortSpan,
+    );
+}
+
+#[test]
+fn a_catchup_source_that_never_answers_is_dropped_and_the_catchup_stops_without_one() {
+    let mut net = net(empty(2), |_, _| {});
+    net.hold(1, command::RANGE, true);
+    claim(&mut net, 1, 1_000_000);
+    net.connect(0, 1);
+    net.settle();
+    assert!(syncer(&net, 0).is_catching_up());
+    // Stalls until the only source is dropped; then no source is left.
+    run_until(
+        &mut net,
+        Duration::from_secs(600),
+        "the catch-up to stop",
+        |n| !syncer(n, 0).is_catching_up(),
+    );
+    let stats = syncer(&net, 0).stats();
+    assert!(
+        stats.catchup_waiting && stats.catchup_stopped == 1,
+        "{stats:?}"
+    );
+    assert!(
+        stats.stalls >= u64::from(crate::catchup::MAX_STRIKES),
+        "{stats:?}"
+    );
+    assert!(
+        events(&net, 0)
+            .iter()
+            .any(|e| matches!(e, Event::CatchupStopped { spans_left: 64 }))
+    );
+    // Its progress is kept for when a source appears.
+    assert!(syncer(&net, 0).progress().is_some());
+}
+
+#[test]
+fn a_range_answer_over_its_byte_limit_or_skipping_records_is_scored() {
+    let all = records(1, "r", 2000);
+    let mut net = net(vec![Vec::new(), all.clone()], |i, c| {
+        if i == 0 {
+            c.batch_bytes = 600;
+        }
+    });
+    net.hold(1, command::RANGE, true);
+    net.connect(0, 1);
+    net.settle();
+    let in_span = |span: usize| {
+        let mut v: Vec<Record> = all
+            .iter()
+            .filter(|r| crate::catchup::span_of(&r.key_hash().0) == span)
+            .cloned()
+            .collect();
+        v.sort_by_key(Record::key_hash);
+        v
+    };
+    // Five records of about 250 bytes where 600 were asked for.
+    let (request, span) = asked(&net, 0, 1).unwrap();
+    let five: Vec<Record> = in_span(span).into_iter().take(5).collect();
+    let next = Some(five[4].key_hash().0);
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::Range {
+            request,
+            next,
+            records: five,
+        },
+    );
+    let bad = crate::score::Misbehaviour::BadBatch.score();
+    assert_eq!(net.host(0).node.score(addr(1).ip()), bad);
+    // One record, and a cursor past records it left out.
+    net.settle();
+    let (request, span) = asked(&net, 0, 1).unwrap();
+    let records = in_span(span);
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::Range {
+            request,
+            next: Some(records[3].key_hash().0),
+            records: vec![records[0].clone()],
+        },
+    );
+    // Scored again: past the ban threshold, which bans it.
+    assert!(net.host(0).bans.iter().any(|(ip, _)| *ip == addr(1).ip()));
+    assert_eq!(syncer(&net, 0).stats().records, 0);
 }

@@ -439,3 +439,48 @@ async fn a_layer_above_that_falls_behind_delays_deliveries_but_loses_none() {
     })
     .await;
 }
+
+/// A record at the value limit of the store (16 MiB) makes a frame larger
+/// than the default bulk queue: the queue is sized for it, so catch-up
+/// serves it instead of stalling on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_at_the_value_limit_is_served_by_catch_up() {
+    bounded(Duration::from_secs(120), async {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let max = strata_store::MAX_VALUE_LEN;
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| {
+                let config = strata_store::Config {
+                    durability: Durability::NoSync,
+                    max_value_len: max,
+                    ..strata_store::Config::default()
+                };
+                Arc::new(strata_store::Store::open(d.path(), config).unwrap())
+            })
+            .collect();
+        let big = record(1, "big", 1, &vec![7u8; max]);
+        stores[0].put_batch(std::slice::from_ref(&big)).unwrap();
+        stores[0].put_batch(&records(2, "small", 20)).unwrap();
+        let config = |seed| {
+            let mut c = sync_config(seed);
+            c.max_value_len = max;
+            c.catchup_gap = 0;
+            c
+        };
+        let a = start(stores[0].clone(), config(10), vec![]).await;
+        let b = start(stores[1].clone(), config(11), vec![a.listening[0]]).await;
+        eventually("the catch-up", Duration::from_secs(90), || async {
+            stores[1].len().unwrap() == 21
+        })
+        .await;
+        assert_eq!(
+            stores[1].get(big.author(), b"big").unwrap().as_ref(),
+            Some(&big)
+        );
+        for node in [a, b] {
+            node.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
