@@ -419,19 +419,25 @@ impl Catchup {
     }
 
     /// Requests past their deadline: their spans are freed, their peers
-    /// passed over for `slow_penalty`. Returns how many stalled.
-    pub(crate) fn handle_timeout(&mut self, now: Instant, slow_penalty: Duration) -> u64 {
-        let expired: Vec<u64> = self
+    /// passed over for `slow_penalty`. Returns them (peer and request id).
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        slow_penalty: Duration,
+    ) -> Vec<(PeerId, u64)> {
+        let mut expired: Vec<u64> = self
             .asked
             .iter()
             .filter(|(_, a)| now >= a.deadline)
             .map(|(id, _)| *id)
             .collect();
-        let stalls = expired.len() as u64;
+        expired.sort_unstable();
+        let mut stalled = Vec::new();
         for request in expired {
             let Some(asked) = self.asked.remove(&request) else {
                 continue;
             };
+            stalled.push((asked.peer, request));
             tracing::debug!(
                 "span {} stalled at peer {}; asking another",
                 asked.span,
@@ -443,7 +449,12 @@ impl Catchup {
             self.strike(asked.peer);
             self.release(asked.span, request);
         }
-        stalls
+        stalled
+    }
+
+    /// Whether `request` is one of ours in flight.
+    pub(crate) fn knows(&self, request: u64) -> bool {
+        self.asked.contains_key(&request)
     }
 
     /// A request in flight to `peer`, and its span.

@@ -132,24 +132,28 @@ impl Fetch {
         self.asked.retain(|_, a| a.peer != peer);
     }
 
-    /// Requests past their deadline are forgotten; returns their peers, to
-    /// pump again.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<PeerId> {
-        let mut peers = Vec::new();
+    /// Requests past their deadline are forgotten; returns them (peer and
+    /// request id), their peers to pump again.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Vec<(PeerId, u64)> {
+        let mut expired = Vec::new();
         let peers_map = &mut self.peers;
-        self.asked.retain(|_, a| {
+        self.asked.retain(|id, a| {
             if now < a.deadline {
                 return true;
             }
             if let Some(q) = peers_map.get_mut(&a.peer) {
                 q.inflight = q.inflight.saturating_sub(1);
             }
-            peers.push(a.peer);
+            expired.push((a.peer, *id));
             false
         });
-        peers.sort();
-        peers.dedup();
-        peers
+        expired.sort();
+        expired
+    }
+
+    /// Whether `request` is one of ours in flight.
+    pub(crate) fn knows(&self, request: u64) -> bool {
+        self.asked.contains_key(&request)
     }
 
     /// When a request times out next.

@@ -50,6 +50,7 @@
 //!   format).
 #![forbid(unsafe_code)]
 
+mod budget;
 pub mod catchup;
 mod fetch;
 mod machine;
@@ -58,6 +59,7 @@ pub mod receipt;
 mod recon;
 pub mod riblt;
 mod score;
+mod serve;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
@@ -67,14 +69,15 @@ pub mod sim;
 
 pub use fetch::{FETCH_INFLIGHT, MAX_FETCH_QUEUE};
 pub use machine::{
-    Config, EPOCH_SECS, Event, MAX_CHECK_RECORDS, MAX_SERVE, MAX_SERVE_PER_PEER, MAX_WRITE_RECORDS,
-    Output, PAYLOAD_INTERVAL, Put, PutId, SERVE_BATCH_BYTES, SKETCH_LEN, Stats, Summary, Syncer,
-    epoch_key, key_set,
+    Config, EPOCH_SECS, Event, LATE_ANSWERS, MAX_CHECK_RECORDS, MAX_WRITE_RECORDS, Output,
+    PAYLOAD_INTERVAL, Put, PutId, SERVE_BATCH_BYTES, SKETCH_LEN, Stats, Summary, Syncer, epoch_key,
+    key_set,
 };
 pub use ops::{Done, Lane, Op, OpId};
 pub use receipt::{DeliveryStatus, NodeKey};
 pub use recon::{MAX_SERVING, MIN_FIRST_SYMBOLS, SERVE_TIMEOUT};
 pub use score::Misbehaviour;
+pub use serve::{MAX_SERVE, MAX_SERVE_PER_PEER, SERVE_QUEUE_PER_PEER};
 
 /// The crates this one builds on, for callers that need their types.
 pub use ed25519_dalek;

@@ -22,6 +22,7 @@ use crate::receipt::{DeliveryStatus, NodeKey, Receipts, verify_receipt};
 use crate::recon::{Recon, Symbols};
 use crate::riblt::{KEY_LEN, Key, Sketch};
 use crate::score::Misbehaviour;
+use crate::serve::{Request, Serve};
 use crate::wire::{
     MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Message, Outbox, SymbolStatus, command, decode_gossip,
     gossip_payload, is_record,
@@ -39,13 +40,11 @@ pub const SERVE_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const PAYLOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Records in one check op, at most.
 pub const MAX_CHECK_RECORDS: usize = 1024;
+/// Timed-out requests remembered, to tell a late answer (ignored) from an
+/// answer to nothing (misbehaviour).
+pub const LATE_ANSWERS: usize = 1024;
 /// Records in one write op, at most.
 pub const MAX_WRITE_RECORDS: usize = 4096;
-/// Reads served to one peer at once, at most; its further requests are
-/// refused (and counted) until one is answered.
-pub const MAX_SERVE_PER_PEER: usize = 2;
-/// Reads served at once over all peers, at most.
-pub const MAX_SERVE: usize = 8;
 
 /// The sync layer's `payload_data`, sent in handshakes and timed syncs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +91,12 @@ pub struct Config {
     pub slow_penalty: Duration,
     /// How often receipts are sent.
     pub receipt_interval: Duration,
+    /// Bytes per second one peer may have served (catch-up batches,
+    /// fetched records, reconciliation symbols); a second's worth may be
+    /// saved up.
+    pub serve_rate: u64,
+    /// Bytes per second served over all peers.
+    pub serve_total_rate: u64,
 }
 
 impl Config {
@@ -111,6 +116,8 @@ impl Config {
             per_peer_inflight: 2,
             slow_penalty: Duration::from_secs(120),
             receipt_interval: Duration::from_millis(200),
+            serve_rate: 32 * 1024 * 1024,
+            serve_total_rate: 128 * 1024 * 1024,
         }
     }
 
@@ -287,8 +294,16 @@ pub struct Stats {
     pub invalid_records: u64,
     /// Misbehaviour reports made.
     pub reports: u64,
-    /// Requests to serve refused because the peer had too many in flight.
+    /// Receipts seen before, dropped without a signature check.
+    pub receipts_replayed: u64,
+    /// Receipts dropped unchecked: their sender was over its budget of
+    /// signature checks.
+    pub receipts_over_budget: u64,
+    /// Requests to serve refused: the peer had too many waiting, or (for
+    /// reconciliations) its budget or the total one was spent.
     pub serve_refused: u64,
+    /// Requests waiting to be served.
+    pub serve_waiting: usize,
     /// Digests to fetch that did not fit the queue.
     pub fetch_overflow: u64,
     /// Store ops that failed.
@@ -301,8 +316,6 @@ struct PeerState {
     /// The key the connection authenticated, if it did.
     key: Option<NodeKey>,
     summary: Option<Summary>,
-    /// Reads being served to it.
-    serving: usize,
 }
 
 /// The set of digests, as the machine knows it.
@@ -411,6 +424,9 @@ pub struct Syncer {
     recon: Recon,
     fetch: Fetch,
     catchup: Option<Catchup>,
+    serving: Serve,
+    /// Requests that timed out, newest last (at most [`LATE_ANSWERS`]).
+    late: VecDeque<(PeerId, u64)>,
     /// A catch-up that stopped unfinished for want of a source (or was read
     /// back from saved progress), resumed when a peer has more records.
     parked: Option<Catchup>,
@@ -482,7 +498,9 @@ impl Syncer {
             recon: Recon::new(now),
             fetch: Fetch::default(),
             catchup: None,
+            serving: Serve::new(config.serve_rate, config.serve_total_rate, now),
             parked: None,
+            late: VecDeque::new(),
             receipts,
             ops: HashMap::new(),
             next_op: 1,
@@ -561,7 +579,10 @@ impl Syncer {
                 .map_or(0, Catchup::remaining),
             receipt_bytes_sent: self.receipts.bytes_sent,
             receipts_signed: self.receipts.receipts_signed,
+            receipts_replayed: self.receipts.replays,
+            receipts_over_budget: self.receipts.over_budget,
             fetch_overflow: self.fetch.overflow,
+            serve_waiting: self.serving.waiting(),
             ..self.stats.clone()
         }
     }
@@ -591,6 +612,7 @@ impl Syncer {
             self.fetch.poll_timeout(),
             self.catchup.as_ref().and_then(Catchup::poll_timeout),
             self.receipts.poll_timeout(),
+            self.serving.poll_timeout(),
             (self.set.loaded && self.payload_dirty).then_some(self.next_payload),
             Some(self.epoch_end()),
         ]
@@ -715,6 +737,7 @@ impl Syncer {
         }
         self.fetch.peer_gone(peer);
         self.receipts.peer_gone(peer);
+        self.serving.peer_gone(peer);
         if let Some(catchup) = self.catchup.as_mut() {
             catchup.peer_gone(peer);
         }
@@ -795,6 +818,10 @@ impl Syncer {
                     // A node catching up takes its records in bounded
                     // batches, not in one reconciliation.
                     Some(SymbolStatus::Busy)
+                } else if !self.serving.may_serve(peer, now) {
+                    // The peer (or everyone) used up what it may be sent.
+                    self.stats.serve_refused += 1;
+                    Some(SymbolStatus::Busy)
                 } else {
                     None
                 };
@@ -833,7 +860,16 @@ impl Syncer {
                     max_records: MAX_BATCH_RECORDS,
                     max_bytes: SERVE_BATCH_BYTES,
                 };
-                self.serve(peer, request, op, false);
+                self.serve(peer, request, op, false, now);
+            }
+            Message::Records { request, .. } | Message::Range { request, .. }
+                if !self.fetch.knows(request)
+                    && !self.catchup.as_ref().is_some_and(|c| c.knows(request)) =>
+            {
+                // Not ours in flight: a late answer, or one to nothing.
+                if !self.late.contains(&(peer, request)) {
+                    self.report(peer, Misbehaviour::Unsolicited);
+                }
             }
             Message::Records {
                 request,
@@ -863,7 +899,7 @@ impl Syncer {
                         .unwrap_or(usize::MAX)
                         .clamp(1, MAX_BATCH_BYTES),
                 };
-                self.serve(peer, request, op, true);
+                self.serve(peer, request, op, true, now);
             }
             Message::Range {
                 request,
@@ -871,6 +907,7 @@ impl Syncer {
                 records,
             } => self.on_range(peer, request, next, records, now),
             Message::Receipts(receipts) => {
+                let receipts = self.receipts.admit(peer, receipts, now);
                 if !receipts.iter().all(verify_receipt) {
                     self.report(peer, Misbehaviour::BadReceipt);
                 } else {
@@ -941,7 +978,10 @@ impl Syncer {
                     range,
                 },
                 done,
-            ) => self.on_served(peer, request, range, done),
+            ) => {
+                self.on_served(peer, request, range, done);
+                self.pump_serving(now);
+            }
             (_, _) => {
                 tracing::warn!("a store op came back with the result of another kind");
                 self.stats.store_errors += 1;
@@ -951,8 +991,10 @@ impl Syncer {
         self.finish(now);
     }
 
-    /// Timers: reconciliations, stalled batches, receipts, the epoch.
+    /// Timers: reconciliations, stalled batches, receipts, serving, the
+    /// epoch.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.pump_serving(now);
         let epoch = self.unix(now) / EPOCH_SECS;
         if epoch != self.set.epoch && self.set.building.is_none() {
             self.build_sketch(epoch);
@@ -960,11 +1002,17 @@ impl Syncer {
         if self.recon.handle_timeout(now) {
             self.stats.failed_reconciliations += 1;
         }
-        for peer in self.fetch.handle_timeout(now) {
+        let expired = self.fetch.handle_timeout(now);
+        let mut peers: Vec<PeerId> = expired.iter().map(|(peer, _)| *peer).collect();
+        peers.dedup();
+        self.note_late(&expired);
+        for peer in peers {
             self.pump_fetch(peer, now);
         }
         if let Some(catchup) = self.catchup.as_mut() {
-            self.stats.stalls += catchup.handle_timeout(now, self.config.slow_penalty);
+            let stalled = catchup.handle_timeout(now, self.config.slow_penalty);
+            self.stats.stalls += stalled.len() as u64;
+            self.note_late(&stalled);
         }
         self.schedule_catchup(now);
         if self.recon.is_due(now) {
@@ -1357,6 +1405,17 @@ impl Syncer {
         self.pump_fetch(peer, now);
     }
 
+    /// Remembers requests that timed out, so that their late answers are
+    /// told from answers to nothing.
+    fn note_late(&mut self, expired: &[(PeerId, u64)]) {
+        for entry in expired {
+            if self.late.len() >= LATE_ANSWERS {
+                self.late.pop_front();
+            }
+            self.late.push_back(*entry);
+        }
+    }
+
     /// Asks what the store knows of digests `peer` has, to fetch what it
     /// lacks.
     fn look_up(&mut self, peer: PeerId, digests: Vec<Digest>) {
@@ -1368,32 +1427,35 @@ impl Syncer {
 
     // ----- serving -----
 
-    fn serve(&mut self, peer: PeerId, request: u64, op: Op, range: bool) {
-        let total: usize = self.peers.values().map(|p| p.serving).sum();
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        if p.serving >= MAX_SERVE_PER_PEER || total >= MAX_SERVE {
-            // The peer asks again when its request times out.
+    fn serve(&mut self, peer: PeerId, request: u64, op: Op, range: bool, now: Instant) {
+        let queued = self.serving.push(peer, Request { request, op, range }, now);
+        if let Err(what) = queued {
             self.stats.serve_refused += 1;
+            self.report(peer, what);
             return;
         }
-        p.serving += 1;
-        self.store_op(
-            op,
-            Pending::Serve {
-                peer,
-                request,
-                range,
-            },
-        );
+        self.pump_serving(now);
+    }
+
+    /// Starts the reads that may start.
+    fn pump_serving(&mut self, now: Instant) {
+        while let Some((peer, r)) = self.serving.next(now) {
+            self.store_op(
+                r.op,
+                Pending::Serve {
+                    peer,
+                    request: r.request,
+                    range: r.range,
+                },
+            );
+        }
     }
 
     fn on_served(&mut self, peer: PeerId, request: u64, range: bool, done: Done) {
-        let Some(p) = self.peers.get_mut(&peer) else {
+        self.serving.done(peer);
+        if !self.peers.contains_key(&peer) {
             return;
-        };
-        p.serving = p.serving.saturating_sub(1);
+        }
         let message = match (range, done) {
             (false, Done::Records(Ok((records, truncated)))) => Message::Records {
                 request,
@@ -1664,6 +1726,10 @@ impl Syncer {
         for (peer, message, class) in std::mem::take(&mut self.outbox.0) {
             let body = message.encode();
             let len = body.len() as u64;
+            if class == Class::Bulk {
+                // What we serve: batches, records, coded symbols.
+                self.serving.charge(peer, body.len(), now);
+            }
             match message.command() {
                 command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_sent += len,
                 command::RECEIPTS => self.receipts.bytes_sent += len,

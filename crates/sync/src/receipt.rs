@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use strata_node::{MessageId, PeerId};
 
+use crate::budget::Budget;
 use crate::wire::{ID_LEN, MAX_IDS_PER_RECEIPT, MAX_RECEIPTS_PER_MESSAGE, NODE_KEY_LEN, Receipt};
 
 /// A node key.
@@ -38,6 +39,9 @@ pub const MAX_FORWARD: usize = 4096;
 pub const MAX_KNOWN_KEYS: usize = 4096;
 /// Most receipt signatures remembered, to drop a receipt seen twice.
 pub const MAX_SEEN_RECEIPTS: usize = 65_536;
+/// Receipt signatures one peer may make us check per second (a second's
+/// worth may be saved up); a node forwards at most [`MAX_FORWARD`] per flush.
+pub const CHECKS_PER_SEC: usize = 4096;
 /// Bytes of receipts sent in one message, about (a receipt that does not
 /// fit goes in the next).
 pub const SEND_BYTES: usize = 1024 * 1024;
@@ -124,8 +128,14 @@ pub(crate) struct Receipts {
     known: BTreeSet<NodeKey>,
     seen: HashSet<[u8; 16]>,
     seen_order: VecDeque<[u8; 16]>,
+    /// Signature checks each peer may make us do.
+    checks: HashMap<PeerId, Budget>,
     pub(crate) bytes_sent: u64,
     pub(crate) receipts_signed: u64,
+    /// Receipts seen before, dropped without a signature check.
+    pub(crate) replays: u64,
+    /// Receipts dropped unchecked: their sender was over its budget.
+    pub(crate) over_budget: u64,
 }
 
 impl Receipts {
@@ -147,8 +157,11 @@ impl Receipts {
             known: BTreeSet::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
+            checks: HashMap::new(),
             bytes_sent: 0,
             receipts_signed: 0,
+            replays: 0,
+            over_budget: 0,
         }
     }
 
@@ -241,6 +254,35 @@ impl Receipts {
         if let Some(receipts) = self.forward.remove(&peer) {
             self.forward_len -= receipts.len();
         }
+        self.checks.remove(&peer);
+    }
+
+    /// The receipts of a frame from `from` worth a signature check: those
+    /// not seen before (a replay is dropped unchecked), within `from`'s
+    /// budget of [`CHECKS_PER_SEC`] checks (the rest are dropped, counted).
+    pub(crate) fn admit(
+        &mut self,
+        from: PeerId,
+        receipts: Vec<Receipt>,
+        now: Instant,
+    ) -> Vec<Receipt> {
+        let rate = CHECKS_PER_SEC as f64;
+        let budget = self
+            .checks
+            .entry(from)
+            .or_insert_with(|| Budget::full(rate, now));
+        let mut out = Vec::new();
+        for receipt in receipts {
+            if self.seen.contains(&mark(&receipt)) {
+                self.replays += 1;
+            } else if budget.level(rate, now) < 1.0 {
+                self.over_budget += 1;
+            } else {
+                budget.spend(1, rate, now);
+                out.push(receipt);
+            }
+        }
+        out
     }
 
     /// Receipts received from `from`, whose signatures the caller checked.
@@ -248,8 +290,7 @@ impl Receipts {
     pub(crate) fn route(&mut self, from: PeerId, receipts: Vec<Receipt>, now: Instant) -> Routed {
         let mut changed: Vec<MessageId> = Vec::new();
         for receipt in receipts {
-            let mut mark = [0u8; 16];
-            mark.copy_from_slice(&receipt.signature[..16]);
+            let mark = mark(&receipt);
             if !self.seen.insert(mark) {
                 continue;
             }
@@ -392,4 +433,11 @@ pub fn verify_receipt(receipt: &Receipt) -> bool {
         &signature,
     )
     .is_ok()
+}
+
+/// What marks a receipt as seen: the start of its signature.
+fn mark(receipt: &Receipt) -> [u8; 16] {
+    let mut mark = [0u8; 16];
+    mark.copy_from_slice(&receipt.signature[..16]);
+    mark
 }

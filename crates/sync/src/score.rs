@@ -24,6 +24,8 @@ pub enum Misbehaviour {
     /// A catch-up span ended far short of what the peer's claimed record
     /// count implies.
     ShortSpan,
+    /// More requests waiting to be served than any honest peer sends.
+    TooManyRequests,
 }
 
 impl Misbehaviour {
@@ -31,7 +33,10 @@ impl Misbehaviour {
     pub fn score(self) -> u32 {
         match self {
             Misbehaviour::InvalidRecord => 20,
-            Misbehaviour::Undecodable | Misbehaviour::BadSymbols | Misbehaviour::WrongKey => 5,
+            Misbehaviour::Undecodable
+            | Misbehaviour::BadSymbols
+            | Misbehaviour::WrongKey
+            | Misbehaviour::TooManyRequests => 5,
             Misbehaviour::BadBatch
             | Misbehaviour::BadReceipt
             | Misbehaviour::NoProgress

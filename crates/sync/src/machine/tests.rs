@@ -531,7 +531,8 @@ fn records_nobody_asked_for_are_not_stored() {
     net.connect(0, 1);
     net.settle();
     let good = record(5, "k", 1, b"v");
-    // No such request: a late answer, neither stored nor scored.
+    let unsolicited = Misbehaviour::Unsolicited.score();
+    // No such request was ever made: not stored, and scored.
     inject(
         &mut net,
         0,
@@ -543,7 +544,22 @@ fn records_nobody_asked_for_are_not_stored() {
         },
     );
     assert_eq!(store(&net, 0).get(good.author(), b"k").unwrap(), None);
-    assert_eq!(net.host(0).node.score(addr(1).ip()), 0);
+    assert_eq!(net.host(0).node.score(addr(1).ip()), unsolicited);
+    // A late answer, to a request that timed out: ignored, not scored.
+    let late = ask_for(&mut net, good.digest());
+    net.run_for(Duration::from_secs(15));
+    inject(
+        &mut net,
+        0,
+        1,
+        &Message::Records {
+            request: late,
+            truncated: false,
+            records: vec![good.clone()],
+        },
+    );
+    assert_eq!(store(&net, 0).get(good.author(), b"k").unwrap(), None);
+    assert_eq!(net.host(0).node.score(addr(1).ip()), unsolicited);
     // A real request answered with a record that was not asked for.
     let other = record(5, "other", 1, b"w");
     let request = ask_for(&mut net, other.digest());
@@ -558,10 +574,7 @@ fn records_nobody_asked_for_are_not_stored() {
         },
     );
     assert_eq!(store(&net, 0).get(good.author(), b"k").unwrap(), None);
-    assert_eq!(
-        net.host(0).node.score(addr(1).ip()),
-        Misbehaviour::Unsolicited.score()
-    );
+    assert_eq!(net.host(0).node.score(addr(1).ip()), 2 * unsolicited);
 }
 
 #[test]
@@ -1017,4 +1030,65 @@ fn a_range_answer_over_its_byte_limit_or_skipping_records_is_scored() {
     // Scored again: past the ban threshold, which bans it.
     assert!(net.host(0).bans.iter().any(|(ip, _)| *ip == addr(1).ip()));
     assert_eq!(syncer(&net, 0).stats().records, 0);
+}
+
+#[test]
+fn a_flood_of_range_requests_is_queued_within_bounds_refused_past_them_and_scored() {
+    let all = records(1, "r", 300);
+    let mut net = net(vec![all, Vec::new()], |_, _| {});
+    net.connect(1, 0);
+    net.settle();
+    let flood = crate::serve::SERVE_QUEUE_PER_PEER + crate::serve::MAX_SERVE_PER_PEER + 4;
+    let conn = peer(&net, 0, 1);
+    for request in 0..flood as u64 {
+        let message = Message::GetRange {
+            request: 1_000 + request,
+            after: None,
+            end: crate::catchup::span_end(63),
+            max_records: 4096,
+            max_bytes: 8 << 20,
+        };
+        // All at once, before any read comes back.
+        let header = Header::notification(message.command(), 0);
+        let now = net.now();
+        let host = net.host_mut(0);
+        host.upper
+            .syncer
+            .handle_message(conn, header.command, &message.encode(), now);
+        let _ = host.upper.syncer.poll_output();
+    }
+    let stats = syncer(&net, 0).stats();
+    assert!(stats.serve_refused > 0, "{stats:?}");
+    assert!(
+        stats.serve_waiting <= crate::serve::SERVE_QUEUE_PER_PEER,
+        "{stats:?}"
+    );
+    assert!(stats.reports > 0, "{stats:?}");
+}
+
+#[test]
+fn a_replayed_receipt_is_dropped_before_its_signature_is_checked() {
+    use ed25519_dalek::Signer as _;
+    let mut net = net(empty(2), |_, _| {});
+    net.connect(0, 1);
+    net.settle();
+    let signing = signer(101);
+    let ids = vec![[7; 32]];
+    let signature = signing
+        .sign(&Receipt::signed_bytes(
+            &signing.verifying_key().to_bytes(),
+            &ids,
+        ))
+        .to_bytes();
+    let receipt = Receipt {
+        signer: signing.verifying_key().to_bytes(),
+        ids,
+        signature,
+    };
+    for _ in 0..3 {
+        inject(&mut net, 0, 1, &Message::Receipts(vec![receipt.clone()]));
+    }
+    let stats = syncer(&net, 0).stats();
+    assert_eq!(stats.receipts_replayed, 2, "{stats:?}");
+    assert_eq!(net.host(0).node.score(addr(1).ip()), 0);
 }
