@@ -41,6 +41,10 @@ pub const MAX_ANCHORS: usize = 2;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Link {
     pub(crate) remote: SocketAddr,
+    /// Where the peer says it listens (its address with the port of its
+    /// handshake), once known: an inbound connection from a node we would
+    /// dial is a connection to it.
+    pub(crate) listens: Option<SocketAddr>,
     pub(crate) direction: Direction,
     pub(crate) kind: Option<DialKind>,
 }
@@ -217,7 +221,10 @@ impl Connectivity {
     }
 
     fn is_connected_or_pending(&self, links: &[Link], addr: &SocketAddr) -> bool {
-        self.pending.contains_key(addr) || links.iter().any(|l| l.remote == *addr)
+        self.pending.contains_key(addr)
+            || links
+                .iter()
+                .any(|l| l.remote == *addr || l.listens == Some(*addr))
     }
 
     /// Remembers that this run tried `addr` (dialed it, or saw it fail).

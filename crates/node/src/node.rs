@@ -200,8 +200,16 @@ struct Conn<P> {
 
 impl<P> Conn<P> {
     fn link(&self) -> Link {
+        let listens = self
+            .info
+            .node_data
+            .as_ref()
+            .and_then(|d| u16::try_from(d.my_port).ok())
+            .filter(|port| *port != 0)
+            .map(|port| SocketAddr::new(self.info.remote.ip(), port));
         Link {
             remote: self.info.remote,
+            listens,
             direction: self.info.direction,
             kind: self.info.kind,
         }
@@ -1135,12 +1143,14 @@ impl<P: Payload> Node<P> {
             return Vec::new();
         }
         conn.last_peer_list = Some(now);
+        // Not the peer itself: where it connects from, nor where it listens.
         let remote = conn.info.remote;
+        let listens = conn.link().listens;
         let sent = &conn.sent_addrs;
         let entries: Vec<SocketAddr> = self
             .book
             .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| {
-                sent.contains(a) || *a == remote
+                sent.contains(a) || *a == remote || Some(*a) == listens
             })
             .into_iter()
             .map(|e| e.addr)

@@ -172,6 +172,8 @@ pub struct SimStats {
     pub bytes: u64,
     /// Frames lost to the loss rate or to a held-back command.
     pub lost: u64,
+    /// Connections set up.
+    pub connections: u64,
     /// Timers that were still due right after they ran (a machine that
     /// does not move its own deadline on); each is run again a microsecond
     /// later.
@@ -323,7 +325,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
     pub fn connect(&mut self, from: usize, to: usize) -> (PeerId, PeerId) {
         let (a, b) = self.link(from, to);
         let now = self.now;
-        let (from_addr, to_addr) = (self.hosts[from].addr, self.hosts[to].addr);
+        let (from_addr, to_addr) = (ephemeral(self.hosts[from].addr, a), self.hosts[to].addr);
         let (from_key, to_key) = (self.key_of(from), self.key_of(to));
         self.hosts[to]
             .node
@@ -502,6 +504,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
         let a = PeerId(self.next_conn);
         let b = PeerId(self.next_conn + 1);
         self.next_conn += 2;
+        self.stats.connections += 1;
         let now = self.now;
         self.links.insert(
             (from, a),
@@ -610,7 +613,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                     Some(j) if !self.hosts[j].banned(from_ip, now) => {
                         let (a, b) = self.link(i, j);
                         let delay = (self.latency)(i, j, &mut self.rng);
-                        let from_addr = self.hosts[i].addr;
+                        let from_addr = ephemeral(self.hosts[i].addr, a);
                         let (from_key, to_key) = (self.key_of(i), self.key_of(j));
                         self.schedule(
                             now + delay,
@@ -649,4 +652,13 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             }
         }
     }
+}
+
+/// The address a connection dialed from `addr`'s host comes from: its IP
+/// and a port of its own, as an operating system picks one.
+fn ephemeral(addr: SocketAddr, conn: PeerId) -> SocketAddr {
+    const FIRST: u64 = 32_768;
+    const PORTS: u64 = 28_000;
+    let port = u16::try_from(FIRST + conn.0 % PORTS).unwrap_or(u16::MAX);
+    SocketAddr::new(addr.ip(), port)
 }
