@@ -6,7 +6,8 @@
 //! [`history`]) and `report.html` (plots over time and of the comparison, inline SVG).
 //!
 //! With `--against REV` it also builds REV in a temporary git worktree under `target/bench/`
-//! (removed afterwards) and measures both trees in the same run, interleaved: targets whose
+//! (removed afterwards; its build stays in `target/bench/against-target` to be reused by the
+//! next comparison) and measures both trees in the same run, interleaved: targets whose
 //! benches are all criterion benches (`criterion_main!`) alternate row by row (A B, B A, ...,
 //! `--rounds` times), the others alternate whole targets. Every row both trees have gets the
 //! ratio of the two with its spread, flagged as a regression when it is more than 10 % worse
@@ -160,10 +161,14 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             process::section(&format!("build: {rev} ({})", short(&commit)));
             let worktree = Worktree::create(&root, &out_dir, &commit)?;
             let tree_metadata = self::metadata(&worktree.dir)?;
+            // A target directory of its own: cargo names the artifacts of a workspace's crates
+            // the same in every checkout of it, so building REV into this tree's directory would
+            // overwrite this tree's executables (and leave REV's behind as up to date).
+            let against_target = out_dir.join("against-target");
             against = Some((
                 rev.clone(),
                 commit,
-                build(&worktree.dir, &tree_metadata, &target_dir)?,
+                build(&worktree.dir, &tree_metadata, &against_target)?,
             ));
             Some(worktree)
         }
