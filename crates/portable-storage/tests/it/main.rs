@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod derive;
 mod hostile;
 mod messages;
 mod roundtrip;
