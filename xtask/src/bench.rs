@@ -8,8 +8,8 @@
 //! With `--against REV` it also builds REV in a temporary git worktree under `target/bench/`
 //! (removed afterwards; its build stays in `target/bench/against-target` to be reused by the
 //! next comparison) and measures both trees in the same run, interleaved: targets whose
-//! benches are all criterion benches (`criterion_main!`) alternate row by row (A B, B A, ...,
-//! `--rounds` times), the others alternate whole targets. Every row both trees have gets the
+//! benches are all criterion benches (`criterion_main!`) alternate group by group (A B, B A,
+//! ..., `--rounds` times), the others alternate whole targets. Every row both trees have gets the
 //! ratio of the two with its spread, flagged as a regression when it is more than 10 % worse
 //! and the interquartile ranges do not overlap (`comparison.md`, `comparison.json`). Baselines
 //! are compared too: they did not change, so their ratios show the machine's noise.
@@ -153,7 +153,11 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         .map_err(|err| format!("could not create {}: {err}", runs_dir.display()))?;
 
     process::section("build: this tree");
-    let current = build(&root, &metadata, &target_dir)?;
+    let current = keep(
+        build(&root, &metadata, &target_dir)?,
+        &out_dir,
+        Side::Current,
+    )?;
     let mut against = None;
     let _worktree = match &options.against {
         Some(rev) => {
@@ -168,7 +172,11 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             against = Some((
                 rev.clone(),
                 commit,
-                build(&worktree.dir, &tree_metadata, &against_target)?,
+                keep(
+                    build(&worktree.dir, &tree_metadata, &against_target)?,
+                    &out_dir,
+                    Side::Against,
+                )?,
             ));
             Some(worktree)
         }
@@ -182,8 +190,8 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             Side::Current => &current,
             Side::Against => &against.as_ref().ok_or("no revision to run")?.2,
         };
-        let what = match &step.row {
-            Some(row) => format!("{} {row}", step.target),
+        let what = match &step.group {
+            Some(group) => format!("{} {group}", step.target),
             None => step.target.clone(),
         };
         process::heading(
@@ -394,6 +402,30 @@ fn build(dir: &Path, metadata: &Value, target_dir: &Path) -> Result<Tree, String
     })
 }
 
+/// Copies the tree's executables to `target/bench/bin/<side>/` and runs those: a later build
+/// into the same target directory (another checkout of the workspace shares artifact names)
+/// cannot swap them in the middle of a run.
+fn keep(mut tree: Tree, out_dir: &Path, side: Side) -> Result<Tree, String> {
+    let dir = out_dir.join("bin").join(side.name());
+    if dir.exists() {
+        fs::remove_dir_all(&dir)
+            .map_err(|err| format!("could not remove {}: {err}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).map_err(|err| format!("could not create {}: {err}", dir.display()))?;
+    for (name, target) in &mut tree.targets {
+        let copy = dir.join(name);
+        fs::copy(&target.executable, &copy).map_err(|err| {
+            format!(
+                "could not copy {} to {}: {err}",
+                target.executable.display(),
+                copy.display()
+            )
+        })?;
+        target.executable = copy;
+    }
+    Ok(tree)
+}
+
 /// The bench targets of a package from `cargo metadata`, with their source files.
 fn bench_sources(package: &Value) -> Vec<(String, PathBuf)> {
     package["targets"]
@@ -575,8 +607,9 @@ struct Step {
     side: Side,
     round: usize,
     target: String,
-    /// The one criterion benchmark to run, or the whole target.
-    row: Option<String>,
+    /// The criterion group to run (the benchmark ids up to their last `/`), or the whole
+    /// target.
+    group: Option<String>,
 }
 
 /// The runs to make: every target of the current tree; with another tree, those they share
@@ -591,26 +624,26 @@ fn plan(current: &Tree, against: Option<&Tree>, rounds: usize) -> Result<Vec<Ste
                 side: Side::Current,
                 round: 0,
                 target: name.clone(),
-                row: None,
+                group: None,
             });
             continue;
         };
         if target.criterion_only && other_target.criterion_only {
-            let mine = list(&current.package_dir, &target.executable)?;
-            let theirs = list(&other_tree.package_dir, &other_target.executable)?;
+            let mine = groups(&list(&current.package_dir, &target.executable)?);
+            let theirs = groups(&list(&other_tree.package_dir, &other_target.executable)?);
             let (shared, only_mine) = split_rows(&mine, &theirs);
-            for row in &shared {
+            for group in &shared {
                 for round in 0..rounds {
-                    steps.extend(pair(flip, round, name, Some(row)));
+                    steps.extend(pair(flip, round, name, Some(group)));
                     flip = !flip;
                 }
             }
-            for row in only_mine {
+            for group in only_mine {
                 steps.push(Step {
                     side: Side::Current,
                     round: 0,
                     target: name.clone(),
-                    row: Some(row),
+                    group: Some(group),
                 });
             }
         } else {
@@ -624,18 +657,44 @@ fn plan(current: &Tree, against: Option<&Tree>, rounds: usize) -> Result<Vec<Ste
 }
 
 /// The two runs of one round, in the order `flip` says.
-fn pair(flip: bool, round: usize, target: &str, row: Option<&String>) -> [Step; 2] {
+fn pair(flip: bool, round: usize, target: &str, group: Option<&String>) -> [Step; 2] {
     let step = |side| Step {
         side,
         round,
         target: target.to_owned(),
-        row: row.cloned(),
+        group: group.cloned(),
     };
     if flip {
         [step(Side::Against), step(Side::Current)]
     } else {
         [step(Side::Current), step(Side::Against)]
     }
+}
+
+/// The groups of benchmark ids, in order of first appearance: each id up to its last `/`
+/// (`decode/handshake-monerod/strata` is in `decode/handshake-monerod`; a parameter makes a
+/// group of a function's parameters, `riblt/decode/strata`). A group's functions run in one
+/// process, one after the other, so strata and its baselines meet the same load.
+fn groups(ids: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    ids.iter()
+        .map(|id| id.rsplit_once('/').map_or(id.as_str(), |(group, _)| group))
+        .filter(|group| seen.insert(*group))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A criterion filter (a regular expression) matching the ids of `group` and no others.
+fn group_filter(group: &str) -> String {
+    let mut filter = String::from("^");
+    for c in group.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            filter.push('\\');
+        }
+        filter.push(c);
+    }
+    filter.push('/');
+    filter
 }
 
 /// The benchmark ids both lists have (in `mine`'s order), and those only `mine` has.
@@ -681,8 +740,8 @@ fn run_step(tree: &Tree, step: &Step, runs_dir: &Path, quick: bool) -> Result<()
     if quick {
         command.args(QUICK_ARGS);
     }
-    if let Some(row) = &step.row {
-        command.arg("--exact").arg(row);
+    if let Some(group) = &step.group {
+        command.arg(group_filter(group));
     }
     process::run(&mut command)
 }
@@ -900,7 +959,7 @@ fn read_extra(dir: &Path) -> Result<Vec<Extra>, String> {
 mod tests {
     use super::{
         Extra, Key, Observations, Side, Step, Target, Tree, bench_executables, collect, duration,
-        pair, parse_list, plan, read_extra, read_measurements, split_rows,
+        group_filter, groups, pair, parse_list, plan, read_extra, read_measurements, split_rows,
     };
     use crate::bench::stats::Better;
     use std::collections::BTreeMap;
@@ -1100,16 +1159,35 @@ mod tests {
         let alone = plan(&current, None, 2).expect("plan");
         assert_eq!(alone.len(), 2);
         assert!(alone.iter().all(|step| step.side == Side::Current));
-        let row = "g/strata".to_owned();
+        let group = "g".to_owned();
         assert_eq!(
-            pair(true, 1, "t", Some(&row))[0],
+            pair(true, 1, "t", Some(&group))[0],
             Step {
                 side: Side::Against,
                 round: 1,
                 target: "t".to_owned(),
-                row: Some(row.clone()),
+                group: Some(group.clone()),
             }
         );
+    }
+
+    #[test]
+    fn rows_run_by_group() {
+        let ids: Vec<String> = [
+            "decode/handshake-monerod/strata",
+            "decode/handshake-monerod/monero-epee",
+            "riblt/decode/strata/d=1",
+            "riblt/decode/strata/d=10",
+            "solo",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            groups(&ids),
+            ["decode/handshake-monerod", "riblt/decode/strata", "solo"]
+        );
+        assert_eq!(group_filter("decode/blob-1MiB"), r"^decode/blob\-1MiB/");
+        assert_eq!(group_filter("a.b(c)"), r"^a\.b\(c\)/");
     }
 
     #[test]
