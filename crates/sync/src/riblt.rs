@@ -906,6 +906,14 @@ impl Candidates {
 /// Pure symbols peeled together (see [`Decoder::peel`]).
 const PEEL_BATCH: usize = 8;
 
+/// Symbols received from which a decoder peels in batches: 1 MiB of them,
+/// more than a core's cache.
+const BATCH_FROM: usize = 1 << 14;
+
+/// In the decoder's scratch of indices: the lane's element maps to no more
+/// symbols received.
+const PAST: usize = usize::MAX;
+
 /// A symbol found pure, with the mapping of its element.
 #[derive(Clone, Copy, Debug)]
 struct Pure<const N: usize> {
@@ -953,8 +961,12 @@ pub struct Decoder<const N: usize> {
     non_empty: usize,
     /// Scratch: the pure symbols of the batch being peeled.
     batch: Vec<Pure<N>>,
-    /// Scratch: the indices of each element of the batch.
-    indices: [Vec<usize>; PEEL_BATCH],
+    /// Scratch: the indices of the elements of the batch, side by side.
+    indices: Vec<usize>,
+    /// Scratch: the indices of the element being peeled.
+    lane: Vec<usize>,
+    /// Scratch: candidates set aside while a batch was gathered.
+    deferred: Vec<usize>,
     inconsistent: bool,
 }
 
@@ -1003,7 +1015,9 @@ impl<const N: usize> Decoder<N> {
             local_only: Vec::new(),
             non_empty: 0,
             batch: Vec::new(),
-            indices: Default::default(),
+            indices: Vec::new(),
+            lane: Vec::new(),
+            deferred: Vec::new(),
             inconsistent: false,
         }
     }
@@ -1104,7 +1118,8 @@ impl<const N: usize> Decoder<N> {
         }
     }
 
-    /// Peels pure symbols until none is left, [`PEEL_BATCH`] at a time: the
+    /// Peels pure symbols until none is left, [`PEEL_BATCH`] at a time once
+    /// there are [`BATCH_FROM`] symbols (one at a time before): the
     /// candidates' hashes first, then the index mappings of the pure ones side
     /// by side (each is a chain of dependent square roots and divisions, which
     /// overlap when they are independent), then the updates, whose loads of
@@ -1118,9 +1133,17 @@ impl<const N: usize> Decoder<N> {
         if self.inconsistent {
             return Err(DecodeError::Inconsistent);
         }
+        // Small sets of symbols stay in cache, where batches buy little and
+        // cost hashes: a symbol hashed in a batch may have been emptied by an
+        // element peeled before it, had they gone one at a time.
+        let batch = if self.slots.len() >= BATCH_FROM {
+            PEEL_BATCH
+        } else {
+            1
+        };
         loop {
             self.batch.clear();
-            while self.batch.len() < PEEL_BATCH {
+            while self.batch.len() < batch {
                 let Some(index) = self.candidates.pop() else {
                     break;
                 };
@@ -1128,6 +1151,17 @@ impl<const N: usize> Decoder<N> {
                 slot.queued = false;
                 let symbol = slot.symbol;
                 if !matches!(symbol.count, 1 | -1) {
+                    continue;
+                }
+                if self
+                    .batch
+                    .iter()
+                    .any(|pure| pure.symbol.checksum == symbol.checksum)
+                {
+                    // Most likely the element of a symbol in the batch, pure
+                    // here too: peeling it empties this one. Looked at again
+                    // after the batch rather than hashed now.
+                    self.deferred.push(index);
                     continue;
                 }
                 let (checksum, seed) = self.hasher.hash(&symbol.sum);
@@ -1140,63 +1174,97 @@ impl<const N: usize> Decoder<N> {
                 }
             }
             if self.batch.is_empty() {
+                debug_assert!(self.deferred.is_empty(), "deferred only behind a batch");
                 return Ok(());
             }
             let len = self.slots.len();
-            let lists = &mut self.indices[..self.batch.len()];
-            lists.iter_mut().for_each(Vec::clear);
-            // Side by side: one step of each mapping in turn.
-            loop {
-                let mut stepped = false;
-                for (pure, list) in self.batch.iter_mut().zip(lists.iter_mut()) {
-                    if let Some(at) = usize::try_from(pure.mapping.index)
-                        .ok()
-                        .filter(|&at| at < len)
-                    {
-                        list.push(at);
-                        pure.mapping.advance();
-                        stepped = true;
-                    }
-                }
-                if !stepped {
-                    break;
-                }
-            }
-            // Touch every symbol the batch updates: the loads of all its
-            // elements overlap instead of those of one element at a time.
-            let mut touched = 0;
-            for list in lists.iter() {
-                for &at in list {
-                    touched ^= self.slots[at].symbol.count;
-                }
-            }
-            std::hint::black_box(touched);
-            for position in 0..self.batch.len() {
+            let lanes = self.batch.len();
+            if lanes == 1 {
                 let Pure {
                     index,
                     symbol,
-                    mapping,
-                } = self.batch[position];
-                let now = &self.slots[index].symbol;
-                if now.count != symbol.count
-                    || now.checksum != symbol.checksum
-                    || now.sum != symbol.sum
-                {
-                    continue;
+                    mut mapping,
+                } = self.batch[0];
+                self.lane.clear();
+                while let Some(at) = usize::try_from(mapping.index).ok().filter(|&at| at < len) {
+                    self.lane.push(at);
+                    mapping.advance();
                 }
-                self.peel_one(index, &symbol, mapping, position)?;
+                self.peel_one(index, &symbol, mapping)?;
+            } else {
+                self.peel_side_by_side(len)?;
+            }
+            while let Some(index) = self.deferred.pop() {
+                self.enqueue(index);
             }
         }
     }
 
+    /// Peels the pure symbols of a batch of more than one: their mappings
+    /// side by side, a touch of every symbol they update, then each in turn.
+    fn peel_side_by_side(&mut self, len: usize) -> Result<(), DecodeError> {
+        let lanes = self.batch.len();
+        // Side by side: one step of each mapping in turn, a row of
+        // `lanes` indices per step ([`PAST`] once a lane is done).
+        self.indices.clear();
+        loop {
+            let mut stepped = false;
+            for pure in &mut self.batch {
+                match usize::try_from(pure.mapping.index)
+                    .ok()
+                    .filter(|&at| at < len)
+                {
+                    Some(at) => {
+                        self.indices.push(at);
+                        pure.mapping.advance();
+                        stepped = true;
+                    }
+                    None => self.indices.push(PAST),
+                }
+            }
+            if !stepped {
+                break;
+            }
+        }
+        // Touch every symbol the batch updates: the loads of all its
+        // elements overlap instead of those of one element at a time.
+        let mut touched = 0;
+        for &at in &self.indices {
+            if at != PAST {
+                touched ^= self.slots[at].symbol.count;
+            }
+        }
+        std::hint::black_box(touched);
+        for lane in 0..lanes {
+            let Pure {
+                index,
+                symbol,
+                mapping,
+            } = self.batch[lane];
+            let now = &self.slots[index].symbol;
+            if now.count != symbol.count || now.checksum != symbol.checksum || now.sum != symbol.sum
+            {
+                continue;
+            }
+            self.lane.clear();
+            self.lane.extend(
+                self.indices[lane..]
+                    .iter()
+                    .step_by(lanes)
+                    .take_while(|&&at| at != PAST),
+            );
+            self.peel_one(index, &symbol, mapping)?;
+        }
+        Ok(())
+    }
+
     /// Removes the element of the pure `symbol` (found at `index`) from every
-    /// symbol it maps to, listed in `self.indices[list]`.
+    /// symbol it maps to, listed in `self.lane`.
     fn peel_one(
         &mut self,
         index: usize,
         symbol: &CodedSymbol<N>,
         mapping: Mapping,
-        list: usize,
     ) -> Result<(), DecodeError> {
         let element = symbol.sum;
         let checksum = symbol.checksum;
@@ -1205,16 +1273,15 @@ impl<const N: usize> Decoder<N> {
         if self.remote_only.len() + self.local_only.len() >= self.slots.len() {
             return Err(self.fail());
         }
-        let indices = &self.indices[list];
-        if indices.binary_search(&index).is_err() {
+        if self.lane.binary_search(&index).is_err() {
             // The element does not map to the symbol that held it.
             return Err(self.fail());
         }
-        for &at in indices {
+        for &at in &self.lane {
             self.slots[at].symbol.apply(&element, checksum, delta);
         }
-        for position in 0..self.indices[list].len() {
-            let at = self.indices[list][position];
+        for position in 0..self.lane.len() {
+            let at = self.lane[position];
             let symbol = &self.slots[at].symbol;
             let was_empty =
                 symbol.count == delta && symbol.checksum == checksum && symbol.sum == element;
@@ -1243,6 +1310,7 @@ impl<const N: usize> Decoder<N> {
     fn fail(&mut self) -> DecodeError {
         self.inconsistent = true;
         self.candidates.clear();
+        self.deferred.clear();
         DecodeError::Inconsistent
     }
 }

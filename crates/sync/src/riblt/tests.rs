@@ -494,7 +494,7 @@ fn an_element_pure_in_many_symbols_of_one_batch_is_peeled_once() {
     let key = rng.key();
     for count in 1..=2 * PEEL_BATCH {
         let set = rng.elements(count);
-        let mut sketch = Sketch::new(key, 500);
+        let mut sketch = Sketch::new(key, BATCH_FROM + 100);
         sketch.insert_all(&set);
         let decoder = sketch.decode().expect("consistent");
         assert!(decoder.is_decoded());
@@ -502,6 +502,31 @@ fn an_element_pure_in_many_symbols_of_one_batch_is_peeled_once() {
         assert_eq!(sorted(decoder.remote_only()), sorted(&set));
         assert!(decoder.local_only().is_empty());
     }
+}
+
+#[test]
+fn large_differences_peel_in_batches_to_the_same_sets() {
+    // Enough differences for more than BATCH_FROM symbols, in both
+    // directions, decoded in batches and symbol by symbol.
+    let mut rng = Rng(27);
+    let key = rng.key();
+    let remote = rng.elements(7000);
+    let local = rng.elements(6000);
+    let len = BATCH_FROM + 2000;
+    let mut a = Sketch::new(key, len);
+    a.insert_all(&remote);
+    let mut b = Sketch::new(key, len);
+    b.insert_all(&local);
+    let batched = (&a - &b).decode().expect("consistent");
+    assert!(batched.is_decoded());
+    assert_eq!(sorted(batched.remote_only()), sorted(&remote));
+    assert_eq!(sorted(batched.local_only()), sorted(&local));
+    let mut single = Decoder::with_sketch(b);
+    for symbol in a.symbols() {
+        single.receive(symbol).expect("consistent");
+    }
+    assert!(single.is_decoded());
+    assert_eq!(sorted(single.remote_only()), sorted(&remote));
 }
 
 #[test]
