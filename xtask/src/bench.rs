@@ -199,7 +199,9 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             plan.len(),
             &format!("{} ({}, round {})", what, step.side.name(), step.round + 1),
         );
+        let step_started = Instant::now();
         run_step(tree, step, &runs_dir, options.quick)?;
+        println!("({what} took {})", duration(step_started.elapsed()));
     }
     drop(_worktree);
 
