@@ -72,6 +72,8 @@ pub(crate) struct Options {
     pub(crate) against: Option<String>,
     /// Rounds of A B with `--against`.
     pub(crate) rounds: Option<usize>,
+    /// The bench targets to run (`--bench`); all when empty.
+    pub(crate) benches: Vec<String>,
 }
 
 /// The tree measured now, or the revision it is compared with.
@@ -184,6 +186,27 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     };
 
     let rounds = options.rounds.unwrap_or(DEFAULT_ROUNDS).max(1);
+    let mut current = current;
+    if !options.benches.is_empty() {
+        if let Some(unknown) = options
+            .benches
+            .iter()
+            .find(|name| !current.targets.contains_key(*name))
+        {
+            return Err(format!(
+                "no bench target `{unknown}`; there are: {}",
+                current
+                    .targets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        current
+            .targets
+            .retain(|name, _| options.benches.contains(name));
+    }
     let plan = plan(&current, against.as_ref().map(|(_, _, tree)| tree), rounds)?;
     for (index, step) in plan.iter().enumerate() {
         let tree = match step.side {

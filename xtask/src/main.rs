@@ -3,8 +3,9 @@
 //! - `test`: the one test command, used locally and by `.ci/run`. It installs the tools it needs,
 //!   then runs rustfmt, clippy, the workspace tests (which include the layering check of this
 //!   crate), rustdoc and cargo-deny, stopping at the first failure.
-//! - `bench [--quick] [--against REV [--rounds N]]`: the performance tracker. Runs the benches
-//!   of `strata-benches` (interleaved with those of REV, built in a temporary worktree) and
+//! - `bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...`: the performance
+//!   tracker. Runs the benches of `strata-benches` (or only the named targets; interleaved with
+//!   those of REV, built in a temporary worktree) and
 //!   writes `summary.md`, `summary.json`, `history.jsonl` and `report.html` to `target/bench/`
 //!   (`comparison.md` and `comparison.json` with `--against`).
 //! - `fuzz [--seconds N]`: runs every cargo-fuzz target in `fuzz/` for `N` seconds each.
@@ -28,14 +29,14 @@ usage: cargo xtask <command> [options]
 commands:
   test                 install missing tools, then run rustfmt, clippy, the workspace
                        tests, rustdoc and cargo-deny, stopping at the first failure
-  bench [--quick] [--against REV [--rounds N]]
-                       run the benches of strata-benches and write summary.md,
-                       summary.json, report.html and history.jsonl (appended) to
-                       target/bench/; --quick shortens warm-up, measurement and
-                       sample size; --against REV builds REV in a temporary worktree
-                       and measures both trees interleaved, N rounds of A B per row
-                       (default 2), flagging regressions
-                       (comparison.md, comparison.json)
+  bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...
+                       run the benches of strata-benches (or only the TARGETs)
+                       and write summary.md, summary.json, report.html and
+                       history.jsonl (appended) to target/bench/; --quick
+                       shortens warm-up, measurement and sample size; --against
+                       REV builds REV in a temporary worktree and measures both
+                       trees interleaved, N rounds of A B per group (default 2),
+                       flagging regressions (comparison.md, comparison.json)
   fuzz [--seconds N]   run every cargo-fuzz target in fuzz/ for N seconds each
                        (default 60)
   help                 print this message
@@ -107,6 +108,7 @@ fn parse(args: &[String]) -> Result<Task, String> {
                 quick: false,
                 against: None,
                 rounds: None,
+                benches: Vec::new(),
             };
             let mut options = options.iter();
             while let Some(arg) = options.next() {
@@ -124,6 +126,7 @@ fn parse(args: &[String]) -> Result<Task, String> {
                 match flag {
                     "--quick" if inline.is_none() => bench.quick = true,
                     "--against" => bench.against = Some(value()?),
+                    "--bench" => bench.benches.push(value()?),
                     "--rounds" => {
                         let text = value()?;
                         bench.rounds = match text.parse() {
@@ -186,6 +189,7 @@ mod tests {
                 quick,
                 against: against.map(str::to_owned),
                 rounds,
+                benches: Vec::new(),
             }))
         };
         assert_eq!(parse_str("bench"), bench(false, None, None));
@@ -197,6 +201,15 @@ mod tests {
         assert_eq!(
             parse_str("bench --against=main --rounds 3"),
             bench(false, Some("main"), Some(3))
+        );
+        assert_eq!(
+            parse_str("bench --quick --bench riblt --bench=levin"),
+            Ok(Task::Bench(bench::Options {
+                quick: true,
+                against: None,
+                rounds: None,
+                benches: vec!["riblt".to_owned(), "levin".to_owned()],
+            }))
         );
         assert_eq!(parse_str("fuzz"), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_str("fuzz --seconds 5"), Ok(Task::Fuzz { seconds: 5 }));
@@ -217,6 +230,7 @@ mod tests {
             "bench --against=",
             "bench --quick=1",
             "bench --against x --rounds 0",
+            "bench --bench",
             "bench --rounds 2",
             "fuzz --seconds",
             "fuzz --seconds 0",
