@@ -1,13 +1,15 @@
 //! strata's messages: plain derived structs, fields declared in the sorted
-//! order monerod writes them. Field names are monerod's wire names.
+//! order monerod writes them. Field names are monerod's wire names. Each
+//! derives serde's traits (for the serde path, `to_vec` and `from_slice`)
+//! and strata's `Encode` and `Decode` (for `encode` and `decode`).
 #![allow(missing_docs)]
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use strata_portable_storage::blob;
+use strata_portable_storage::{Decode, Encode, blob};
 
 /// `basic_node_data` of a handshake.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct NodeData {
     pub my_port: u32,
     pub network_id: [u8; 16],
@@ -18,7 +20,7 @@ pub struct NodeData {
 }
 
 /// `CORE_SYNC_DATA`.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct CoreSyncData {
     pub cumulative_difficulty: u64,
     pub cumulative_difficulty_top64: u64,
@@ -29,7 +31,7 @@ pub struct CoreSyncData {
 }
 
 /// The address inside a peer's `adr`: `m_ip` for IPv4, `addr` for IPv6.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct Addr {
     pub addr: Option<[u8; 16]>,
     pub m_ip: Option<u32>,
@@ -37,7 +39,7 @@ pub struct Addr {
 }
 
 /// A network address with its type (1 IPv4, 2 IPv6).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct NetAddress {
     pub addr: Addr,
     #[serde(rename = "type")]
@@ -45,7 +47,7 @@ pub struct NetAddress {
 }
 
 /// One entry of a peer list.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct PeerEntry {
     pub adr: NetAddress,
     pub id: u64,
@@ -56,7 +58,7 @@ pub struct PeerEntry {
 }
 
 /// The response to `COMMAND_HANDSHAKE` (1001).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct HandshakeResponse {
     #[serde(default)]
     pub local_peerlist_new: Vec<PeerEntry>,
@@ -66,7 +68,7 @@ pub struct HandshakeResponse {
 
 /// One large blob and two small fields. Decoded from [`Bytes`], `blob` is a
 /// view of the input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct BlobMessage {
     #[serde(with = "blob")]
     pub blob: Bytes,
@@ -76,7 +78,7 @@ pub struct BlobMessage {
 
 /// [`BlobMessage`] with its blob borrowed: from the input when decoding (the
 /// same output as monero-epee's cursor gives), from any buffer when encoding.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct BorrowedBlobMessage<'a> {
     #[serde(borrow, with = "blob")]
     pub blob: &'a [u8],

@@ -11,13 +11,19 @@
 //!   extra row): decoding the subtracted sketch prefix of the length needed,
 //!   checked to decode to the true difference before timing.
 //! - `riblt/encode-sketch-1M/m=…` (criterion): inserting 1,000,000 elements
-//!   into a sketch of `m` symbols (hashing included).
+//!   into a sketch of `m` symbols (hashing included) with `insert_all`; with
+//!   `m = 1` it is the hashing alone (one Blake2b call and one update per
+//!   element), with `m = 1400` about 13.5 updates per element more.
 //! - `riblt/encode-stream-1M/m=…` (criterion): an encoder taking 1,000,000
 //!   elements and producing its first `m` symbols.
+//! - `riblt/encode-sketch-rate/m=1400` and `riblt/encode-stream-rate/m=1400`
+//!   (MB/s of 40-byte elements, extra rows): the same, as throughput, to
+//!   set against the ~120 MB/s per core of the RIBLT paper.
 //!
 //! Every group has strata's measurement only. Extra rows go to the directory
 //! named by `STRATA_BENCH_EXTRA` (set by `cargo xtask bench`) as
-//! `{"group", "unit", "value"}`. With `cargo xtask bench --quick` (criterion's
+//! `{"group", "unit", "value", "spread"}`, the spread being the interquartile
+//! range of the rate over the timed runs. With `cargo xtask bench --quick` (criterion's
 //! `--measurement-time 1`), `--quick` or `--test`, fewer trials run.
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -104,6 +110,33 @@ struct Row {
     group: String,
     unit: &'static str,
     value: f64,
+    /// The interquartile range of the value, when it was timed more than once.
+    spread: Option<(f64, f64)>,
+}
+
+/// Times `run` at least `min` times and for at least `budget`, returning the
+/// 25th, 50th and 75th percentiles of the times in seconds.
+fn time(min: usize, budget: Duration, mut run: impl FnMut()) -> [f64; 3] {
+    let mut times = Vec::new();
+    let timing = Instant::now();
+    while times.len() < min || (timing.elapsed() < budget && times.len() < 1000) {
+        let started = Instant::now();
+        run();
+        times.push(started.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let last = times.len() - 1;
+    [
+        times[last / 4],
+        times[last / 2],
+        times[(3 * last).div_ceil(4)],
+    ]
+}
+
+/// A rate of `amount` per run from the percentiles of [`time`]: the median
+/// and the range of the interquartile times.
+fn rate(amount: f64, [fast, median, slow]: [f64; 3]) -> (f64, (f64, f64)) {
+    (amount / median, (amount / slow, amount / fast))
 }
 
 fn main() {
@@ -123,9 +156,7 @@ fn main() {
 
     let started = Instant::now();
     let mut base = Sketch::new(key, prefix(max));
-    for element in &shared {
-        base.insert(element);
-    }
+    base.insert_all(&shared);
     println!(
         "riblt: sketch of {SET} elements, {} symbols, in {:.2?}",
         base.len(),
@@ -174,6 +205,7 @@ fn main() {
             group: format!("riblt/symbols-per-diff/d={d}"),
             unit: "symbols/diff",
             value: per_diff,
+            spread: None,
         });
 
         // Decoding the prefix needed, once checked, then timed.
@@ -184,22 +216,16 @@ fn main() {
         assert!(same_set(decoded.remote_only(), remote));
         assert!(same_set(decoded.local_only(), local));
 
-        let mut times = Vec::new();
-        let timing = Instant::now();
-        while times.len() < 3
-            || (timing.elapsed() < Duration::from_millis(300) && times.len() < 1000)
-        {
-            let started = Instant::now();
+        let times = time(5, Duration::from_millis(300), || {
             black_box(difference.decode().unwrap());
-            times.push(started.elapsed());
-        }
-        times.sort();
-        let rate = d as f64 / times[times.len() / 2].as_secs_f64();
+        });
+        let (rate, spread) = rate(d as f64, times);
         println!("riblt/decode-rate/d={d}: {rate:.0} diffs/s");
         rows.push(Row {
             group: format!("riblt/decode-rate/d={d}"),
             unit: "diffs/s",
             value: rate,
+            spread: Some(spread),
         });
 
         let mut g = criterion.benchmark_group("riblt/decode");
@@ -217,23 +243,38 @@ fn main() {
         g.finish();
     }
 
+    let mut one_by_one = Sketch::new(key, ENCODE_LEN);
+    shared.iter().for_each(|element| one_by_one.insert(element));
+    let encode_sketch = |len: usize| {
+        let mut sketch = Sketch::new(key, len);
+        sketch.insert_all(&shared);
+        sketch
+    };
+    assert!(encode_sketch(ENCODE_LEN) == one_by_one);
     let mut g = criterion.benchmark_group("riblt/encode-sketch-1M");
     g.throughput(Throughput::Elements(SET as u64));
     g.sample_size(10);
-    g.bench_with_input(
-        BenchmarkId::new(STRATA, format!("m={ENCODE_LEN}")),
-        &shared,
-        |bench, shared| {
-            bench.iter(|| {
-                let mut sketch = Sketch::new(key, ENCODE_LEN);
-                for element in shared {
-                    sketch.insert(element);
-                }
-                black_box(sketch)
-            });
-        },
-    );
+    for len in [1, ENCODE_LEN] {
+        g.bench_function(BenchmarkId::new(STRATA, format!("m={len}")), |bench| {
+            bench.iter(|| black_box(encode_sketch(len)));
+        });
+    }
     g.finish();
+    let megabytes = (SET * size_of::<Element>()) as f64 / 1e6;
+    let runs = if quick { 3 } else { 10 };
+    let (value, spread) = rate(
+        megabytes,
+        time(runs, Duration::ZERO, || {
+            black_box(encode_sketch(ENCODE_LEN));
+        }),
+    );
+    println!("riblt/encode-sketch-rate/m={ENCODE_LEN}: {value:.1} MB/s");
+    rows.push(Row {
+        group: format!("riblt/encode-sketch-rate/m={ENCODE_LEN}"),
+        unit: "MB/s",
+        value,
+        spread: Some(spread),
+    });
 
     let mut g = criterion.benchmark_group("riblt/encode-stream-1M");
     g.throughput(Throughput::Elements(SET as u64));
@@ -250,6 +291,21 @@ fn main() {
         },
     );
     g.finish();
+    let (value, spread) = rate(
+        megabytes,
+        time(runs, Duration::ZERO, || {
+            let mut encoder = Encoder::new(key);
+            encoder.extend(&shared);
+            black_box(encoder.produce(ENCODE_LEN));
+        }),
+    );
+    println!("riblt/encode-stream-rate/m={ENCODE_LEN}: {value:.1} MB/s");
+    rows.push(Row {
+        group: format!("riblt/encode-stream-rate/m={ENCODE_LEN}"),
+        unit: "MB/s",
+        value,
+        spread: Some(spread),
+    });
 
     criterion.final_summary();
 
@@ -258,8 +314,12 @@ fn main() {
         let rows: Vec<String> = rows
             .iter()
             .map(|row| {
+                let spread = row
+                    .spread
+                    .map(|(lo, hi)| format!(", \"spread\": [{lo}, {hi}]"))
+                    .unwrap_or_default();
                 format!(
-                    "{{\"group\": \"{}\", \"unit\": \"{}\", \"value\": {}}}",
+                    "{{\"group\": \"{}\", \"unit\": \"{}\", \"value\": {}{spread}}}",
                     row.group, row.unit, row.value
                 )
             })

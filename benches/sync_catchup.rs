@@ -15,7 +15,7 @@
 //!   stores are equal.
 //!
 //! Extra rows go to the directory named by `STRATA_BENCH_EXTRA` as
-//! `{"group", "unit", "value"}`. With `--quick`, `--test` or
+//! `{"group", "unit", "value", "better"}`. With `--quick`, `--test` or
 //! `--measurement-time 1`, fewer records and samples.
 #![allow(missing_docs, clippy::unwrap_used, clippy::cast_precision_loss)]
 
@@ -353,8 +353,15 @@ fn main() {
         let rows: Vec<String> = rows
             .iter()
             .map(|row| {
+                // Rates, and the catch-up rate over the verification rate, are better higher.
+                let better = if row.unit.ends_with("/s") || row.group.contains("catchup-vs-verify")
+                {
+                    "higher"
+                } else {
+                    "lower"
+                };
                 format!(
-                    "{{\"group\": \"{}\", \"unit\": \"{}\", \"value\": {}}}",
+                    "{{\"group\": \"{}\", \"unit\": \"{}\", \"value\": {}, \"better\": \"{better}\"}}",
                     row.group, row.unit, row.value
                 )
             })

@@ -77,3 +77,19 @@ pub struct BlobMessage {
 }
 
 conversions!();
+
+/// Appends the body of `object` to `out` with epee-encoding's public pieces,
+/// as its `to_bytes` writes it into a new `Vec`: the header, the field count
+/// (a one-byte varint: the messages here have fewer than 64 fields) and the
+/// fields.
+pub fn write_body<T: EpeeObject>(object: &T, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\x01\x11\x01\x01\x01\x01\x02\x01\x01");
+    let count = u8::try_from(object.number_of_fields())
+        .ok()
+        .filter(|count| *count < 64)
+        .expect("fewer than 64 fields");
+    out.push(count << 2);
+    object
+        .write_fields(out)
+        .expect("epee-encoding writes the fields");
+}

@@ -30,14 +30,19 @@ struct Layer {
 
 const LAYERS: &[Layer] = &[
     Layer {
+        krate: "strata-portable-storage-derive",
+        position: "wire column, layer 0 (the derives of strata-portable-storage)",
+        may_use: &[],
+    },
+    Layer {
         krate: "strata-portable-storage",
         position: "wire column, layer 0",
-        may_use: &[],
+        may_use: &["strata-portable-storage-derive"],
     },
     Layer {
         krate: "strata-levin",
         position: "wire column, layer 1",
-        may_use: &["strata-portable-storage"],
+        may_use: &["strata-portable-storage-derive", "strata-portable-storage"],
     },
     Layer {
         krate: "strata-io",
@@ -63,6 +68,7 @@ const LAYERS: &[Layer] = &[
         krate: "strata-node",
         position: "layer 4, on both columns",
         may_use: &[
+            "strata-portable-storage-derive",
             "strata-portable-storage",
             "strata-levin",
             "strata-io",
@@ -80,6 +86,7 @@ const LAYERS: &[Layer] = &[
         krate: "strata-sync",
         position: "layer 5, above node and store",
         may_use: &[
+            "strata-portable-storage-derive",
             "strata-portable-storage",
             "strata-levin",
             "strata-io",
@@ -94,6 +101,7 @@ const LAYERS: &[Layer] = &[
         krate: "strata-daemon",
         position: "layer 6, the top",
         may_use: &[
+            "strata-portable-storage-derive",
             "strata-portable-storage",
             "strata-levin",
             "strata-io",
@@ -111,7 +119,11 @@ const LAYERS: &[Layer] = &[
 const TOOLING: &[&str] = &["xtask", "strata-benches", "strata-testkit"];
 
 /// Crates that do no I/O: their normal dependency tree must not contain [`ASYNC_RUNTIME`].
-const SANS_IO: &[&str] = &["strata-portable-storage", "strata-levin"];
+const SANS_IO: &[&str] = &[
+    "strata-portable-storage-derive",
+    "strata-portable-storage",
+    "strata-levin",
+];
 
 /// Crates whose protocol state machine is sans-io while a driver behind their default
 /// `runtime` feature is not: built with `--no-default-features`, their normal dependency tree

@@ -3,8 +3,11 @@
 //! - `test`: the one test command, used locally and by `.ci/run`. It installs the tools it needs,
 //!   then runs rustfmt, clippy, the workspace tests (which include the layering check of this
 //!   crate), rustdoc and cargo-deny, stopping at the first failure.
-//! - `bench [--quick]`: runs the criterion benches of `strata-benches` and writes
-//!   `target/bench/summary.json` and `target/bench/summary.md`.
+//! - `bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...`: the performance
+//!   tracker. Runs the benches of `strata-benches` (or only the named targets; interleaved with
+//!   those of REV, built in a temporary worktree) and
+//!   writes `summary.md`, `summary.json`, `history.jsonl` and `report.html` to `target/bench/`
+//!   (`comparison.md` and `comparison.json` with `--against`).
 //! - `fuzz [--seconds N]`: runs every cargo-fuzz target in `fuzz/` for `N` seconds each.
 //!
 //! Arguments are parsed by hand; the only dependency is `serde_json`.
@@ -26,9 +29,14 @@ usage: cargo xtask <command> [options]
 commands:
   test                 install missing tools, then run rustfmt, clippy, the workspace
                        tests, rustdoc and cargo-deny, stopping at the first failure
-  bench [--quick]      run the criterion benches of strata-benches and write
-                       target/bench/summary.json and target/bench/summary.md;
-                       --quick shortens warm-up, measurement and sample size
+  bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...
+                       run the benches of strata-benches (or only the TARGETs)
+                       and write summary.md, summary.json, report.html and
+                       history.jsonl (appended) to target/bench/; --quick
+                       shortens warm-up, measurement and sample size; --against
+                       REV builds REV in a temporary worktree and measures both
+                       trees interleaved, N rounds of A B per group (default 2),
+                       flagging regressions (comparison.md, comparison.json)
   fuzz [--seconds N]   run every cargo-fuzz target in fuzz/ for N seconds each
                        (default 60)
   help                 print this message
@@ -41,7 +49,7 @@ const DEFAULT_FUZZ_SECONDS: u64 = 60;
 #[derive(Debug, PartialEq, Eq)]
 enum Task {
     Test,
-    Bench { quick: bool },
+    Bench(bench::Options),
     Fuzz { seconds: u64 },
     Help,
 }
@@ -66,7 +74,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Task::Test => test::run(),
-        Task::Bench { quick } => bench::run(quick),
+        Task::Bench(options) => bench::run(&options),
         Task::Fuzz { seconds } => fuzz::run(seconds),
     };
     match result {
@@ -96,14 +104,47 @@ fn parse(args: &[String]) -> Result<Task, String> {
             [arg, ..] => Err(format!("`test` takes no arguments, got `{arg}`")),
         },
         "bench" => {
-            let mut quick = false;
-            for arg in options {
-                match arg.as_str() {
-                    "--quick" => quick = true,
+            let mut bench = bench::Options {
+                quick: false,
+                against: None,
+                rounds: None,
+                benches: Vec::new(),
+            };
+            let mut options = options.iter();
+            while let Some(arg) = options.next() {
+                let (flag, inline) = match arg.split_once('=') {
+                    Some((flag, value)) => (flag, Some(value)),
+                    None => (arg.as_str(), None),
+                };
+                let mut value = || {
+                    inline
+                        .map(str::to_owned)
+                        .or_else(|| options.next().cloned())
+                        .filter(|value| !value.is_empty())
+                        .ok_or_else(|| format!("`{flag}` needs a value"))
+                };
+                match flag {
+                    "--quick" if inline.is_none() => bench.quick = true,
+                    "--against" => bench.against = Some(value()?),
+                    "--bench" => bench.benches.push(value()?),
+                    "--rounds" => {
+                        let text = value()?;
+                        bench.rounds = match text.parse() {
+                            Ok(rounds) if rounds > 0 => Some(rounds),
+                            _ => {
+                                return Err(format!(
+                                    "`--rounds` needs a positive whole number, got `{text}`"
+                                ));
+                            }
+                        };
+                    }
                     _ => return Err(format!("unknown argument `{arg}` for `bench`")),
                 }
             }
-            Ok(Task::Bench { quick })
+            if bench.rounds.is_some() && bench.against.is_none() {
+                return Err("`--rounds` applies to `--against` only".to_owned());
+            }
+            Ok(Task::Bench(bench))
         }
         "fuzz" => {
             let mut seconds = DEFAULT_FUZZ_SECONDS;
@@ -133,7 +174,7 @@ fn parse(args: &[String]) -> Result<Task, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Task, parse};
+    use super::{Task, bench, parse};
 
     fn parse_str(args: &str) -> Result<Task, String> {
         let args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
@@ -143,8 +184,33 @@ mod tests {
     #[test]
     fn commands_and_options() {
         assert_eq!(parse_str("test"), Ok(Task::Test));
-        assert_eq!(parse_str("bench"), Ok(Task::Bench { quick: false }));
-        assert_eq!(parse_str("bench --quick"), Ok(Task::Bench { quick: true }));
+        let bench = |quick, against: Option<&str>, rounds| {
+            Ok(Task::Bench(bench::Options {
+                quick,
+                against: against.map(str::to_owned),
+                rounds,
+                benches: Vec::new(),
+            }))
+        };
+        assert_eq!(parse_str("bench"), bench(false, None, None));
+        assert_eq!(parse_str("bench --quick"), bench(true, None, None));
+        assert_eq!(
+            parse_str("bench --quick --against HEAD~5"),
+            bench(true, Some("HEAD~5"), None)
+        );
+        assert_eq!(
+            parse_str("bench --against=main --rounds 3"),
+            bench(false, Some("main"), Some(3))
+        );
+        assert_eq!(
+            parse_str("bench --quick --bench riblt --bench=levin"),
+            Ok(Task::Bench(bench::Options {
+                quick: true,
+                against: None,
+                rounds: None,
+                benches: vec!["riblt".to_owned(), "levin".to_owned()],
+            }))
+        );
         assert_eq!(parse_str("fuzz"), Ok(Task::Fuzz { seconds: 60 }));
         assert_eq!(parse_str("fuzz --seconds 5"), Ok(Task::Fuzz { seconds: 5 }));
         assert_eq!(parse_str("fuzz --seconds=7"), Ok(Task::Fuzz { seconds: 7 }));
@@ -160,6 +226,12 @@ mod tests {
             "frobnicate",
             "test --quick",
             "bench --slow",
+            "bench --against",
+            "bench --against=",
+            "bench --quick=1",
+            "bench --against x --rounds 0",
+            "bench --bench",
+            "bench --rounds 2",
             "fuzz --seconds",
             "fuzz --seconds 0",
             "fuzz --seconds ten",

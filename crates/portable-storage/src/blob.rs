@@ -13,6 +13,10 @@
 //! `Option` of each works too (pair it with `#[serde(default)]`). Fixed-size
 //! arrays such as `[u8; 32]` need no attribute: they travel as strings of
 //! their length.
+//!
+//! The same attribute serves the [`Encode`](crate::Encode) and
+//! [`Decode`](crate::Decode) derives, through [`encode`], [`encoded_len`],
+//! [`type_byte`], [`is_absent`] and [`decode`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -21,8 +25,9 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 
-use crate::Value;
+use crate::decode::ValueReader;
 use crate::stash::{self, BYTES_TOKEN};
+use crate::{Value, tag};
 
 /// Writes a blob as a string.
 pub fn serialize<T: AsBlob + ?Sized, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -34,15 +39,55 @@ pub fn deserialize<'de, T: FromBlob<'de>, D: Deserializer<'de>>(d: D) -> Result<
     T::deserialize_blob(d)
 }
 
+/// Reads a blob from a string, for the [`Decode`](crate::Decode) derive: the
+/// same as [`deserialize`], over this crate's deserializer.
+pub fn decode<'de, T: FromBlob<'de>>(value: ValueReader<'_, 'de>) -> crate::Result<T> {
+    T::deserialize_blob(value.deserializer())
+}
+
+/// The type byte of a blob, for the [`Encode`](crate::Encode) derive.
+pub fn type_byte<T: AsBlob + ?Sized>(_value: &T) -> u8 {
+    tag::STRING
+}
+
+/// Whether the blob is left out (`None`), for the [`Encode`](crate::Encode)
+/// derive.
+pub fn is_absent<T: AsBlob + ?Sized>(value: &T) -> bool {
+    value.as_blob().is_none()
+}
+
+/// The length of the blob's string, for the [`Encode`](crate::Encode) derive.
+pub fn encoded_len<T: AsBlob + ?Sized>(value: &T) -> usize {
+    value
+        .as_blob()
+        .map_or(0, |blob| crate::encode::count_len(blob.len()) + blob.len())
+}
+
+/// Writes the blob's string, for the [`Encode`](crate::Encode) derive: the
+/// same bytes as [`serialize`].
+pub fn encode<T: AsBlob + ?Sized>(value: &T, out: &mut Vec<u8>) -> crate::Result<()> {
+    if let Some(blob) = value.as_blob() {
+        crate::encode::write_count(out, blob.len())?;
+        out.extend_from_slice(blob);
+    }
+    Ok(())
+}
+
 /// A type [`serialize`] can write as a string.
 pub trait AsBlob {
     /// Writes `self` as a string.
     fn serialize_blob<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error>;
+
+    /// The bytes of the blob; `None` for a blob that is left out.
+    fn as_blob(&self) -> Option<&[u8]>;
 }
 
 impl AsBlob for [u8] {
     fn serialize_blob<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self)
+    }
+    fn as_blob(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 
@@ -50,17 +95,26 @@ impl AsBlob for &[u8] {
     fn serialize_blob<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self)
     }
+    fn as_blob(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 
 impl AsBlob for Vec<u8> {
     fn serialize_blob<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self)
     }
+    fn as_blob(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 
 impl AsBlob for Bytes {
     fn serialize_blob<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self)
+    }
+    fn as_blob(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 
@@ -70,6 +124,9 @@ impl<T: AsBlob> AsBlob for Option<T> {
             Some(blob) => blob.serialize_blob(s),
             None => s.serialize_none(),
         }
+    }
+    fn as_blob(&self) -> Option<&[u8]> {
+        self.as_ref().and_then(AsBlob::as_blob)
     }
 }
 

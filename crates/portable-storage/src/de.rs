@@ -41,13 +41,17 @@ pub fn from_bytes_with_limits<'de, T: de::Deserialize<'de>>(
 /// The serde deserializer of a whole body. Trailing bytes after the root
 /// section are ignored, as monerod ignores them (Levin pads some bodies).
 pub(crate) struct Deserializer<'de> {
-    reader: Reader<'de>,
+    pub(crate) reader: Reader<'de>,
     /// The `Bytes` the input is a slice of, when there is one.
-    source: Option<&'de Bytes>,
+    pub(crate) source: Option<&'de Bytes>,
 }
 
 impl<'de> Deserializer<'de> {
-    fn new(input: &'de [u8], source: Option<&'de Bytes>, limits: Limits) -> Result<Self> {
+    pub(crate) fn new(
+        input: &'de [u8],
+        source: Option<&'de Bytes>,
+        limits: Limits,
+    ) -> Result<Self> {
         let mut reader = Reader::new(input, limits);
         reader.header()?;
         Ok(Deserializer { reader, source })
@@ -189,9 +193,9 @@ macro_rules! numbers {
 
 /// One value whose type byte is known: an entry's value, or an array
 /// element (which carries no type byte of its own).
-struct ValueDe<'a, 'de> {
-    de: &'a mut Deserializer<'de>,
-    ty: u8,
+pub(crate) struct ValueDe<'a, 'de> {
+    pub(crate) de: &'a mut Deserializer<'de>,
+    pub(crate) ty: u8,
 }
 
 impl<'de> ValueDe<'_, 'de> {

@@ -22,11 +22,24 @@ pub(crate) fn min_size(elem: u8) -> usize {
     }
 }
 
-/// Whether `a` sorts strictly before `b`, byte-wise. Names are short: a
-/// plain loop beats a call to `memcmp`.
+/// Whether `a` sorts strictly before `b`, byte-wise. Names are short, and
+/// often share long prefixes (`cumulative_difficulty`,
+/// `cumulative_difficulty_top64`): eight bytes at a time, compared as
+/// big-endian words, beat both a byte loop and a call to `memcmp`.
 #[inline]
 pub(crate) fn less(a: &[u8], b: &[u8]) -> bool {
-    for (x, y) in a.iter().zip(b) {
+    let common = a.len().min(b.len());
+    let (a_head, b_head) = (&a[..common], &b[..common]);
+    let mut a_words = a_head.chunks_exact(8);
+    let mut b_words = b_head.chunks_exact(8);
+    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
+        let x = u64::from_be_bytes(x.try_into().unwrap_or_default());
+        let y = u64::from_be_bytes(y.try_into().unwrap_or_default());
+        if x != y {
+            return x < y;
+        }
+    }
+    for (x, y) in a_words.remainder().iter().zip(b_words.remainder()) {
         if x != y {
             return x < y;
         }
@@ -468,6 +481,38 @@ impl<'de> Walk<'de> {
                 Ok(())
             }
             scalar => self.bytes(min_size(scalar)).map(drop),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::less;
+
+    #[test]
+    fn less_is_the_byte_order() {
+        let names: Vec<Vec<u8>> = [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"b",
+            b"cumulative_difficulty",
+            b"cumulative_difficulty_top64",
+            b"cumulative_difficultz",
+            b"current_height",
+            b"\xff\x00",
+            b"\xff",
+            b"0123456789abcdef",
+            b"0123456789abcdeg",
+            b"0123456789abcdef0",
+        ]
+        .iter()
+        .map(|name| name.to_vec())
+        .collect();
+        for a in &names {
+            for b in &names {
+                assert_eq!(less(a, b), a < b, "{a:?} {b:?}");
+            }
         }
     }
 }

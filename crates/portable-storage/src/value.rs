@@ -7,7 +7,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::de::view;
-use crate::reader::Reader;
+use crate::reader::{Reader, SectionState};
 use crate::stash::{self, VALUE_TOKEN};
 use crate::{Error, Result, tag};
 
@@ -207,8 +207,17 @@ fn collect<T>(n: usize, mut item: impl FnMut() -> Result<T>) -> Result<Vec<T>> {
 /// Reads a section whose entry count is next.
 pub(crate) fn read_section<'de>(r: &mut Reader<'de>, source: Option<&Bytes>) -> Result<Section> {
     let mut state = r.section()?;
+    read_entries(r, &mut state, source)
+}
+
+/// Reads the entries of `state` that are left.
+pub(crate) fn read_entries<'de>(
+    r: &mut Reader<'de>,
+    state: &mut SectionState<'de>,
+    source: Option<&Bytes>,
+) -> Result<Section> {
     let mut entries = Vec::with_capacity(state.remaining());
-    while let Some((name, ty)) = r.next_entry(&mut state)? {
+    while let Some((name, ty)) = r.next_entry(state)? {
         let value = read_value(r, ty, source)?;
         entries.push((view(source, name), value));
     }

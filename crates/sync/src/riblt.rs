@@ -272,11 +272,9 @@ impl<const N: usize> CodedSymbol<N> {
     }
 
     /// Adds (`delta` = 1) or removes (`delta` = −1) an element.
-    #[inline]
+    #[inline(always)]
     fn apply(&mut self, element: &[u8; N], checksum: u64, delta: i64) {
-        for (a, b) in self.sum.iter_mut().zip(element) {
-            *a ^= b;
-        }
+        xor_into(&mut self.sum, element);
         self.checksum ^= checksum;
         self.count = self.count.wrapping_add(delta);
     }
@@ -347,13 +345,28 @@ impl<const N: usize> Sub for CodedSymbol<N> {
     type Output = CodedSymbol<N>;
 
     /// The symbol of `self`'s elements minus `rhs`'s.
+    #[allow(clippy::suspicious_arithmetic_impl)] // sums and checksums subtract by XOR
     fn sub(mut self, rhs: Self) -> Self {
-        for (a, b) in self.sum.iter_mut().zip(&rhs.sum) {
-            *a ^= b;
-        }
+        xor_into(&mut self.sum, &rhs.sum);
         self.checksum ^= rhs.checksum;
         self.count = self.count.wrapping_sub(rhs.count);
         self
+    }
+}
+
+/// `a ^= b`, eight bytes at a time (however it is inlined, the compiler
+/// keeps to words instead of bytes).
+#[inline(always)]
+fn xor_into<const N: usize>(a: &mut [u8; N], b: &[u8; N]) {
+    let mut a_words = a.chunks_exact_mut(8);
+    let mut b_words = b.chunks_exact(8);
+    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
+        let word = u64::from_ne_bytes(<[u8; 8]>::try_from(&*x).unwrap_or_default())
+            ^ u64::from_ne_bytes(<[u8; 8]>::try_from(y).unwrap_or_default());
+        x.copy_from_slice(&word.to_ne_bytes());
+    }
+    for (x, y) in a_words.into_remainder().iter_mut().zip(b_words.remainder()) {
+        *x ^= y;
     }
 }
 
@@ -442,6 +455,9 @@ struct Window<const N: usize> {
     next: u64,
     /// No symbol from this index on is ever asked for.
     limit: u64,
+    /// The length of the next block, if more than the doubling gives: the
+    /// symbols asked for at once.
+    wanted: u64,
 }
 
 impl<const N: usize> Window<N> {
@@ -454,6 +470,7 @@ impl<const N: usize> Window<N> {
             end: 0,
             next: 0,
             limit,
+            wanted: 0,
         }
     }
 
@@ -467,6 +484,11 @@ impl<const N: usize> Window<N> {
     fn push(&mut self, mut item: Item<N>, delta: i64) {
         while item.mapping.index < self.next {
             item.mapping.advance();
+        }
+        if item.mapping.index >= self.limit {
+            // No symbol it maps to is ever asked for: a decoder's window
+            // past the last symbol it takes.
+            return;
         }
         if item.mapping.index < self.end {
             if self.block.is_empty() {
@@ -500,8 +522,10 @@ impl<const N: usize> Window<N> {
         let len = self
             .next
             .clamp(FIRST_BLOCK as u64, MAX_BLOCK as u64)
+            .max(self.wanted)
             .min(self.limit.saturating_sub(self.next))
             .max(1);
+        self.wanted = 0;
         self.start = self.next;
         self.end = self.next.saturating_add(len);
         self.block.clear();
@@ -509,12 +533,8 @@ impl<const N: usize> Window<N> {
             return;
         }
         self.allocate();
-        for item in &mut self.added {
-            apply_to_block(&mut self.block, self.start, item, 1);
-        }
-        for item in &mut self.removed {
-            apply_to_block(&mut self.block, self.start, item, -1);
-        }
+        apply_side_by_side(&mut self.block, self.start, &mut self.added, 1);
+        apply_side_by_side(&mut self.block, self.start, &mut self.removed, -1);
     }
 
     /// Gives the block its empty symbols.
@@ -546,6 +566,41 @@ fn apply_to_block<const N: usize>(
     }
 }
 
+/// Items whose mappings are stepped side by side.
+const LANES: usize = 8;
+
+/// [`apply_to_block`] for each of `items`, [`LANES`] at a time, one step of
+/// each in turn: the steps of one mapping form a chain of dependent square
+/// roots and divisions, and independent chains overlap.
+fn apply_side_by_side<const N: usize>(
+    block: &mut [CodedSymbol<N>],
+    start: u64,
+    items: &mut [Item<N>],
+    delta: i64,
+) {
+    for lanes in items.chunks_mut(LANES) {
+        loop {
+            let mut stepped = false;
+            for item in lanes.iter_mut() {
+                if let Some(symbol) = item
+                    .mapping
+                    .index
+                    .checked_sub(start)
+                    .and_then(|offset| usize::try_from(offset).ok())
+                    .and_then(|offset| block.get_mut(offset))
+                {
+                    symbol.apply(&item.element, item.checksum, delta);
+                    item.mapping.advance();
+                    stepped = true;
+                }
+            }
+            if !stepped {
+                break;
+            }
+        }
+    }
+}
+
 /// Produces the endless sequence of coded symbols of a set, one at a time.
 ///
 /// Symbols are computed a block ahead (32 at first, then doubling up to
@@ -554,6 +609,10 @@ fn apply_to_block<const N: usize>(
 /// `log2(m/16)` passes: O(log m) per element. (A min-heap of next indices,
 /// one pop and push per step, is O(log n) per step and chases the elements
 /// through memory: an order of magnitude slower for a million elements.)
+/// [`Encoder::produce`] computes the symbols it is asked for in one pass.
+/// Within a pass, the mappings of eight elements are stepped side by side:
+/// each step is a chain of a square root and a division, and independent
+/// chains overlap.
 ///
 /// Adding an element after symbols were produced is allowed: the symbols
 /// produced from then on are those of the new set.
@@ -613,9 +672,14 @@ impl<const N: usize> Encoder<N> {
         self.window.next_symbol()
     }
 
-    /// The next `count` coded symbols.
+    /// The next `count` coded symbols. Those past the current block are
+    /// computed in one pass over the elements.
     pub fn produce(&mut self, count: usize) -> Vec<CodedSymbol<N>> {
-        (0..count).map(|_| self.next_symbol()).collect()
+        let ahead = self.window.end.saturating_sub(self.window.next);
+        self.window.wanted = (count as u64).saturating_sub(ahead);
+        let symbols = (0..count).map(|_| self.next_symbol()).collect();
+        self.window.wanted = 0;
+        symbols
     }
 }
 
@@ -704,6 +768,25 @@ impl<const N: usize> Sketch<N> {
             symbol.apply(element, checksum, delta);
             index = mapping.advance();
         }
+    }
+
+    /// Adds many elements: the same as [`Sketch::insert`] on each, faster
+    /// (their mappings are stepped side by side).
+    pub fn insert_all<'a>(&mut self, elements: impl IntoIterator<Item = &'a [u8; N]>) {
+        let mut lanes = Vec::with_capacity(LANES);
+        for element in elements {
+            let (checksum, seed) = self.hasher.hash(element);
+            lanes.push(Item {
+                element: *element,
+                checksum,
+                mapping: Mapping::new(seed),
+            });
+            if lanes.len() == LANES {
+                apply_side_by_side(&mut self.symbols, 0, &mut lanes, 1);
+                lanes.clear();
+            }
+        }
+        apply_side_by_side(&mut self.symbols, 0, &mut lanes, 1);
     }
 
     /// Keeps the first `len` symbols: the sketch of the same set, shorter.
@@ -820,6 +903,27 @@ impl Candidates {
     }
 }
 
+/// Pure symbols peeled together (see [`Decoder::peel`]).
+const PEEL_BATCH: usize = 8;
+
+/// Symbols received from which a decoder peels in batches: 1 MiB of them,
+/// more than a core's cache.
+const BATCH_FROM: usize = 1 << 14;
+
+/// In the decoder's scratch of indices: the lane's element maps to no more
+/// symbols received.
+const PAST: usize = usize::MAX;
+
+/// A symbol found pure, with the mapping of its element.
+#[derive(Clone, Copy, Debug)]
+struct Pure<const N: usize> {
+    index: usize,
+    symbol: CodedSymbol<N>,
+    /// At the element's first index until its indices are listed, then past
+    /// the symbols received.
+    mapping: Mapping,
+}
+
 /// A received symbol, as peeled so far, on a cache line of its own.
 #[derive(Clone, Copy, Debug)]
 #[repr(align(64))]
@@ -855,8 +959,14 @@ pub struct Decoder<const N: usize> {
     local_only: Vec<[u8; N]>,
     /// Symbols that are not empty.
     non_empty: usize,
-    /// Scratch: the indices of the element being peeled.
+    /// Scratch: the pure symbols of the batch being peeled.
+    batch: Vec<Pure<N>>,
+    /// Scratch: the indices of the elements of the batch, side by side.
     indices: Vec<usize>,
+    /// Scratch: the indices of the element being peeled.
+    lane: Vec<usize>,
+    /// Scratch: candidates set aside while a batch was gathered.
+    deferred: Vec<usize>,
     inconsistent: bool,
 }
 
@@ -904,7 +1014,10 @@ impl<const N: usize> Decoder<N> {
             remote_only: Vec::new(),
             local_only: Vec::new(),
             non_empty: 0,
+            batch: Vec::new(),
             indices: Vec::new(),
+            lane: Vec::new(),
+            deferred: Vec::new(),
             inconsistent: false,
         }
     }
@@ -1005,77 +1118,199 @@ impl<const N: usize> Decoder<N> {
         }
     }
 
-    /// Peels pure symbols until none is left.
+    /// Peels pure symbols until none is left, [`PEEL_BATCH`] at a time once
+    /// there are [`BATCH_FROM`] symbols (one at a time before): the
+    /// candidates' hashes first, then the index mappings of the pure ones side
+    /// by side (each is a chain of dependent square roots and divisions, which
+    /// overlap when they are independent), then the updates, whose loads of
+    /// symbols far apart in memory overlap too.
+    ///
+    /// Two pure symbols of one batch may hold the same element (it maps to
+    /// both). Peeling it from the first changes the second, which is then
+    /// passed over: a symbol that changed since it was found pure is looked
+    /// at again when it is a candidate again.
     fn peel(&mut self) -> Result<(), DecodeError> {
         if self.inconsistent {
             return Err(DecodeError::Inconsistent);
         }
-        while let Some(index) = self.candidates.pop() {
-            let slot = &mut self.slots[index];
-            slot.queued = false;
-            let symbol = slot.symbol;
-            if !matches!(symbol.count, 1 | -1) {
-                continue;
-            }
-            let (checksum, seed) = self.hasher.hash(&symbol.sum);
-            if checksum != symbol.checksum {
-                continue;
-            }
-            let element = symbol.sum;
-            // Remote elements are counted +1 in the symbols; peeling removes them.
-            let delta = -symbol.count;
-            if self.remote_only.len() + self.local_only.len() >= self.slots.len() {
-                return Err(self.fail());
-            }
-            // The indices first, then the updates: the loads of symbols far
-            // apart in memory overlap instead of waiting on one another.
-            let mut mapping = Mapping::new(seed);
-            self.indices.clear();
-            while let Some(at) = usize::try_from(mapping.index)
-                .ok()
-                .filter(|&at| at < self.slots.len())
-            {
-                self.indices.push(at);
-                mapping.advance();
-            }
-            if self.indices.binary_search(&index).is_err() {
-                // The element does not map to the symbol that held it.
-                return Err(self.fail());
-            }
-            for &at in &self.indices {
-                self.slots[at].symbol.apply(&element, checksum, delta);
-            }
-            for position in 0..self.indices.len() {
-                let at = self.indices[position];
-                let symbol = &self.slots[at].symbol;
-                let was_empty =
-                    symbol.count == delta && symbol.checksum == checksum && symbol.sum == element;
-                match (was_empty, symbol.is_empty()) {
-                    (true, false) => self.non_empty += 1,
-                    (false, true) => self.non_empty -= 1,
-                    _ => {}
+        // Small sets of symbols stay in cache, where batches buy little and
+        // cost hashes: a symbol hashed in a batch may have been emptied by an
+        // element peeled before it, had they gone one at a time.
+        let batch = if self.slots.len() >= BATCH_FROM {
+            PEEL_BATCH
+        } else {
+            1
+        };
+        loop {
+            self.batch.clear();
+            while self.batch.len() < batch {
+                let Some(index) = self.candidates.pop() else {
+                    break;
+                };
+                let slot = &mut self.slots[index];
+                slot.queued = false;
+                let symbol = slot.symbol;
+                if !matches!(symbol.count, 1 | -1) {
+                    continue;
                 }
-                self.enqueue(at);
+                if self
+                    .batch
+                    .iter()
+                    .any(|pure| pure.symbol.checksum == symbol.checksum)
+                {
+                    // Most likely the element of a symbol in the batch, pure
+                    // here too: peeling it empties this one. Looked at again
+                    // after the batch rather than hashed now.
+                    self.deferred.push(index);
+                    continue;
+                }
+                let (checksum, seed) = self.hasher.hash(&symbol.sum);
+                if checksum == symbol.checksum {
+                    self.batch.push(Pure {
+                        index,
+                        symbol,
+                        mapping: Mapping::new(seed),
+                    });
+                }
             }
-            if delta < 0 {
-                self.remote_only.push(element);
+            if self.batch.is_empty() {
+                debug_assert!(self.deferred.is_empty(), "deferred only behind a batch");
+                return Ok(());
+            }
+            let len = self.slots.len();
+            let lanes = self.batch.len();
+            if lanes == 1 {
+                let Pure {
+                    index,
+                    symbol,
+                    mut mapping,
+                } = self.batch[0];
+                self.lane.clear();
+                while let Some(at) = usize::try_from(mapping.index).ok().filter(|&at| at < len) {
+                    self.lane.push(at);
+                    mapping.advance();
+                }
+                self.peel_one(index, &symbol, mapping)?;
             } else {
-                self.local_only.push(element);
+                self.peel_side_by_side(len)?;
             }
-            // The window's symbols are subtracted: it adds remote elements.
-            let item = Item {
-                element,
-                checksum,
-                mapping,
-            };
-            self.peeled.push(item, -delta);
+            while let Some(index) = self.deferred.pop() {
+                self.enqueue(index);
+            }
         }
+    }
+
+    /// Peels the pure symbols of a batch of more than one: their mappings
+    /// side by side, a touch of every symbol they update, then each in turn.
+    fn peel_side_by_side(&mut self, len: usize) -> Result<(), DecodeError> {
+        let lanes = self.batch.len();
+        // Side by side: one step of each mapping in turn, a row of
+        // `lanes` indices per step ([`PAST`] once a lane is done).
+        self.indices.clear();
+        loop {
+            let mut stepped = false;
+            for pure in &mut self.batch {
+                match usize::try_from(pure.mapping.index)
+                    .ok()
+                    .filter(|&at| at < len)
+                {
+                    Some(at) => {
+                        self.indices.push(at);
+                        pure.mapping.advance();
+                        stepped = true;
+                    }
+                    None => self.indices.push(PAST),
+                }
+            }
+            if !stepped {
+                break;
+            }
+        }
+        // Touch every symbol the batch updates: the loads of all its
+        // elements overlap instead of those of one element at a time.
+        let mut touched = 0;
+        for &at in &self.indices {
+            if at != PAST {
+                touched ^= self.slots[at].symbol.count;
+            }
+        }
+        std::hint::black_box(touched);
+        for lane in 0..lanes {
+            let Pure {
+                index,
+                symbol,
+                mapping,
+            } = self.batch[lane];
+            let now = &self.slots[index].symbol;
+            if now.count != symbol.count || now.checksum != symbol.checksum || now.sum != symbol.sum
+            {
+                continue;
+            }
+            self.lane.clear();
+            self.lane.extend(
+                self.indices[lane..]
+                    .iter()
+                    .step_by(lanes)
+                    .take_while(|&&at| at != PAST),
+            );
+            self.peel_one(index, &symbol, mapping)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the element of the pure `symbol` (found at `index`) from every
+    /// symbol it maps to, listed in `self.lane`.
+    fn peel_one(
+        &mut self,
+        index: usize,
+        symbol: &CodedSymbol<N>,
+        mapping: Mapping,
+    ) -> Result<(), DecodeError> {
+        let element = symbol.sum;
+        let checksum = symbol.checksum;
+        // Remote elements are counted +1 in the symbols; peeling removes them.
+        let delta = -symbol.count;
+        if self.remote_only.len() + self.local_only.len() >= self.slots.len() {
+            return Err(self.fail());
+        }
+        if self.lane.binary_search(&index).is_err() {
+            // The element does not map to the symbol that held it.
+            return Err(self.fail());
+        }
+        for &at in &self.lane {
+            self.slots[at].symbol.apply(&element, checksum, delta);
+        }
+        for position in 0..self.lane.len() {
+            let at = self.lane[position];
+            let symbol = &self.slots[at].symbol;
+            let was_empty =
+                symbol.count == delta && symbol.checksum == checksum && symbol.sum == element;
+            match (was_empty, symbol.is_empty()) {
+                (true, false) => self.non_empty += 1,
+                (false, true) => self.non_empty -= 1,
+                _ => {}
+            }
+            self.enqueue(at);
+        }
+        if delta < 0 {
+            self.remote_only.push(element);
+        } else {
+            self.local_only.push(element);
+        }
+        // The window's symbols are subtracted: it adds remote elements.
+        let item = Item {
+            element,
+            checksum,
+            mapping,
+        };
+        self.peeled.push(item, -delta);
         Ok(())
     }
 
     fn fail(&mut self) -> DecodeError {
         self.inconsistent = true;
         self.candidates.clear();
+        self.deferred.clear();
         DecodeError::Inconsistent
     }
 }

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use strata_portable_storage::{
-    Error, HEADER, Limits, Section, Value, from_bytes, from_slice, from_slice_with_limits, limits,
-    tag,
+    Decode, Error, HEADER, Limits, Section, Value, decode, from_bytes, from_slice,
+    from_slice_with_limits, limits, tag,
 };
 
 use crate::{body, frames};
@@ -45,17 +45,35 @@ impl Body {
     }
 }
 
+/// A struct with fields of the names the bodies below use, decoded both
+/// through serde's derive and strata's.
+#[derive(Debug, PartialEq, Deserialize, Decode)]
+struct Probe {
+    a: Option<Value>,
+    b: Option<Vec<bool>>,
+    o: Option<Box<Probe>>,
+    s: Option<String>,
+}
+
 /// Decodes `input` every way there is: as a `Value` from a slice and from
-/// `Bytes`, skipped as `IgnoredAny`, and as a map of ignored values. All four
-/// must agree.
+/// `Bytes`, skipped as `IgnoredAny`, as a map of ignored values, and as a
+/// `Section` through strata's `Decode`. All must agree; and a derived struct
+/// must decode alike through serde's derive and strata's.
 fn decode_all(input: &[u8]) -> Result<(), Error> {
     let value = from_slice::<Section>(input).map(drop);
     let shared = from_bytes::<Section>(&Bytes::copy_from_slice(input)).map(drop);
     let ignored = from_slice::<IgnoredAny>(input).map(drop);
     let map = from_slice::<HashMap<&[u8], IgnoredAny>>(input).map(drop);
+    let native = decode::<Section>(input).map(drop);
     assert_eq!(value, shared);
     assert_eq!(value, ignored, "Value and IgnoredAny disagree");
     assert_eq!(value, map, "Value and a map disagree");
+    assert_eq!(value, native, "serde and Decode disagree on a Section");
+    assert_eq!(
+        decode::<Probe>(input),
+        from_slice::<Probe>(input),
+        "the derives disagree"
+    );
     value
 }
 

@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod derive;
 mod examples;
 mod hostile;
 mod messages;

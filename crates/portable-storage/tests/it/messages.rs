@@ -1,9 +1,11 @@
 //! monerod's p2p admin messages as plain derived structs, fields declared in
-//! the sorted order monerod writes them.
+//! the sorted order monerod writes them. Each derives serde's traits and
+//! strata's, so both paths can be held against each other.
 
 use serde::{Deserialize, Serialize};
+use strata_portable_storage::{Decode, Encode};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct NodeData {
     pub my_port: u32,
     pub network_id: [u8; 16],
@@ -13,7 +15,7 @@ pub struct NodeData {
     pub support_flags: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct CoreSyncData {
     pub cumulative_difficulty: u64,
     pub cumulative_difficulty_top64: Option<u64>,
@@ -23,21 +25,21 @@ pub struct CoreSyncData {
     pub top_version: Option<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct Addr {
     pub addr: Option<[u8; 16]>,
     pub m_ip: Option<u32>,
     pub m_port: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct NetAddress {
     pub addr: Addr,
     #[serde(rename = "type")]
     pub kind: u8,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct PeerEntry {
     pub adr: NetAddress,
     pub id: u64,
@@ -47,13 +49,13 @@ pub struct PeerEntry {
     pub rpc_port: Option<u16>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct HandshakeRequest {
     pub node_data: NodeData,
     pub payload_data: CoreSyncData,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct HandshakeResponse {
     #[serde(default)]
     pub local_peerlist_new: Vec<PeerEntry>,
@@ -61,28 +63,28 @@ pub struct HandshakeResponse {
     pub payload_data: CoreSyncData,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct TimedSyncRequest {
     pub payload_data: CoreSyncData,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct TimedSyncResponse {
     #[serde(default)]
     pub local_peerlist_new: Vec<PeerEntry>,
     pub payload_data: CoreSyncData,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct Empty {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct PingResponse {
     pub peer_id: u64,
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct SupportFlagsResponse {
     pub support_flags: u32,
 }

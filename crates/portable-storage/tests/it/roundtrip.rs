@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use strata_portable_storage::{Array, Section, Value, blob, from_bytes, from_slice, to_vec};
+use strata_portable_storage::{
+    Array, Decode, Encode, Section, Value, blob, from_bytes, from_slice, to_vec,
+};
 
 fn name() -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 1..12).prop_map(Bytes::from)
@@ -55,7 +57,7 @@ fn scalar() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn section() -> BoxedStrategy<Section> {
+pub(crate) fn section() -> BoxedStrategy<Section> {
     let leaf = proptest::collection::vec((name(), scalar()), 0..6)
         .prop_map(to_section)
         .boxed();
@@ -78,16 +80,16 @@ fn to_section(entries: Vec<(Bytes, Value)>) -> Section {
     section
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Inner {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
+pub(crate) struct Inner {
     id: u64,
     #[serde(with = "blob")]
     key: Vec<u8>,
     ok: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Message {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
+pub(crate) struct Message {
     // Declared out of order on purpose: the encoder sorts.
     zeta: i32,
     alpha: Option<u16>,
@@ -112,7 +114,7 @@ fn inner() -> impl Strategy<Value = Inner> {
         .prop_map(|(id, key, ok)| Inner { id, key, ok })
 }
 
-fn message() -> impl Strategy<Value = Message> {
+pub(crate) fn message() -> impl Strategy<Value = Message> {
     use proptest::collection::vec;
     (
         (

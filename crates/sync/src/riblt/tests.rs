@@ -443,6 +443,93 @@ fn long_streams_match_the_sketch() {
 }
 
 #[test]
+fn insert_all_equals_inserting_one_by_one() {
+    let mut rng = Rng(24);
+    let key = rng.key();
+    // Around the lane count, and many lanes.
+    for count in [0, 1, LANES - 1, LANES, LANES + 1, 3 * LANES + 5, 2000] {
+        let set = rng.elements(count);
+        for len in [1, 64, 1400] {
+            let mut one_by_one = Sketch::new(key, len);
+            set.iter().for_each(|e| one_by_one.insert(e));
+            let mut all = Sketch::new(key, len);
+            all.insert_all(&set);
+            assert_eq!(all, one_by_one, "{count} elements, {len} symbols");
+        }
+    }
+}
+
+#[test]
+fn produce_equals_symbols_one_at_a_time() {
+    let mut rng = Rng(25);
+    let key = rng.key();
+    let set = rng.elements(300);
+    let total = MAX_BLOCK + 5000;
+    let mut single = Encoder::new(key);
+    single.extend(&set);
+    let expected: Vec<_> = (0..total).map(|_| single.next_symbol()).collect();
+    // Chunks inside a block, across blocks, and longer than the longest block.
+    for chunks in [
+        &[1, 31, 1000, 7][..],
+        &[MAX_BLOCK + 1],
+        &[3, MAX_BLOCK + 4997],
+    ] {
+        let mut encoder = Encoder::new(key);
+        encoder.extend(&set);
+        let mut got = Vec::new();
+        for &chunk in chunks {
+            got.extend(encoder.produce(chunk));
+        }
+        let rest = total - got.len();
+        got.extend((0..rest).map(|_| encoder.next_symbol()));
+        assert!(got == expected, "{chunks:?}");
+    }
+}
+
+#[test]
+fn an_element_pure_in_many_symbols_of_one_batch_is_peeled_once() {
+    // A few elements in long sketches: each is alone in many symbols, which
+    // the decoder finds pure in the same batch.
+    let mut rng = Rng(26);
+    let key = rng.key();
+    for count in 1..=2 * PEEL_BATCH {
+        let set = rng.elements(count);
+        let mut sketch = Sketch::new(key, BATCH_FROM + 100);
+        sketch.insert_all(&set);
+        let decoder = sketch.decode().expect("consistent");
+        assert!(decoder.is_decoded());
+        assert_eq!(decoder.remote_only().len(), count, "no element twice");
+        assert_eq!(sorted(decoder.remote_only()), sorted(&set));
+        assert!(decoder.local_only().is_empty());
+    }
+}
+
+#[test]
+fn large_differences_peel_in_batches_to_the_same_sets() {
+    // Enough differences for more than BATCH_FROM symbols, in both
+    // directions, decoded in batches and symbol by symbol.
+    let mut rng = Rng(27);
+    let key = rng.key();
+    let remote = rng.elements(7000);
+    let local = rng.elements(6000);
+    let len = BATCH_FROM + 2000;
+    let mut a = Sketch::new(key, len);
+    a.insert_all(&remote);
+    let mut b = Sketch::new(key, len);
+    b.insert_all(&local);
+    let batched = (&a - &b).decode().expect("consistent");
+    assert!(batched.is_decoded());
+    assert_eq!(sorted(batched.remote_only()), sorted(&remote));
+    assert_eq!(sorted(batched.local_only()), sorted(&local));
+    let mut single = Decoder::with_sketch(b);
+    for symbol in a.symbols() {
+        single.receive(symbol).expect("consistent");
+    }
+    assert!(single.is_decoded());
+    assert_eq!(sorted(single.remote_only()), sorted(&remote));
+}
+
+#[test]
 fn batches_decode_like_single_symbols() {
     let mut rng = Rng(22);
     let key = rng.key();
