@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_levin::{Header, InvokeTracker, Kind, return_code};
+use strata_portable_storage::Encode;
 
 use crate::addrman::{AddrMan, RELAY_PENALTY};
 use crate::config::Config;
@@ -723,7 +724,7 @@ impl<P: Payload> Node<P> {
 
     // ----- messages -----
 
-    fn send<T: serde::Serialize>(&mut self, peer: PeerId, class: Class, header: Header, body: &T) {
+    fn send<T: Encode>(&mut self, peer: PeerId, class: Class, header: Header, body: &T) {
         match wire::encode(body) {
             Ok(body) => {
                 let header = Header {
@@ -754,7 +755,7 @@ impl<P: Payload> Node<P> {
         });
     }
 
-    fn request<T: serde::Serialize>(&mut self, peer: PeerId, command: u32, body: &T, now: Instant) {
+    fn request<T: Encode>(&mut self, peer: PeerId, command: u32, body: &T, now: Instant) {
         let deadline = now + self.config.request_timeout;
         let Some(conn) = self.conns.get_mut(&peer) else {
             return;
@@ -934,7 +935,7 @@ impl<P: Payload> Node<P> {
         }
     }
 
-    fn respond<T: serde::Serialize>(&mut self, peer: PeerId, command: u32, code: i32, body: &T) {
+    fn respond<T: Encode>(&mut self, peer: PeerId, command: u32, code: i32, body: &T) {
         if code < 0 {
             // Failures carry an empty body, as monerod's do.
             self.send_raw(

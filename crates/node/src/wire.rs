@@ -1,13 +1,16 @@
 //! The node's messages: Monero's p2p admin commands with monerod's field
 //! names and types, and strata's gossip commands. Bodies are portable-storage
 //! sections; fields left out when they hold their default, as monerod does.
+//! Every message derives serde's traits and portable-storage's `Encode` and
+//! `Decode`, which [`encode`] and [`decode`] use: the same bytes, read and
+//! written field by field.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use strata_portable_storage::blob;
+use strata_portable_storage::{Decode, Encode, blob};
 
 /// Command numbers the node speaks. Monero's p2p commands are 1001–1007 and
 /// its cryptonote commands 2001–2010; strata's own commands start at 3001.
@@ -38,7 +41,7 @@ pub const SHORT_ID_LEN: usize = 8;
 pub type NetworkId = [u8; 16];
 
 /// `basic_node_data`: who a node is.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct NodeData {
     /// The port the node listens on (0: none).
     pub my_port: u32,
@@ -63,7 +66,7 @@ pub struct NodeData {
 /// Monero's `CORE_SYNC_DATA`, the `payload_data` of monerod's handshakes
 /// and timed syncs: one implementation of the payload the layer above
 /// supplies.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct CoreSyncData {
     /// Cumulative difficulty, low 64 bits.
     pub cumulative_difficulty: u64,
@@ -82,12 +85,33 @@ pub struct CoreSyncData {
     pub top_version: u8,
 }
 
-/// What the layer above puts in `payload_data`. Any serde type fits.
-pub trait Payload: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static {}
-impl<T: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + 'static> Payload for T {}
+/// What the layer above puts in `payload_data`: a type that derives serde's
+/// traits and portable-storage's `Encode` and `Decode`.
+pub trait Payload:
+    Serialize
+    + DeserializeOwned
+    + Encode
+    + for<'de> Decode<'de>
+    + Clone
+    + std::fmt::Debug
+    + Send
+    + 'static
+{
+}
+impl<T> Payload for T where
+    T: Serialize
+        + DeserializeOwned
+        + Encode
+        + for<'de> Decode<'de>
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + 'static
+{
+}
 
 /// The address inside a peer entry: `m_ip` for IPv4, `addr` for IPv6.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct Addr {
     /// IPv6 address bytes.
     #[serde(default)]
@@ -101,7 +125,7 @@ pub struct Addr {
 }
 
 /// A network address with its type (1 IPv4, 2 IPv6, 3 I2P, 4 Tor).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct NetAddress {
     /// The address.
     pub addr: Addr,
@@ -152,7 +176,7 @@ impl From<SocketAddr> for NetAddress {
 }
 
 /// One entry of a peer list.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
 pub struct PeerEntry {
     /// The peer's address.
     pub adr: NetAddress,
@@ -173,7 +197,7 @@ pub struct PeerEntry {
 }
 
 /// 1001 HANDSHAKE request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 #[serde(bound = "P: Payload")]
 pub struct HandshakeRequest<P> {
     /// Who the sender is.
@@ -183,7 +207,7 @@ pub struct HandshakeRequest<P> {
 }
 
 /// 1001 HANDSHAKE response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 #[serde(bound = "P: Payload")]
 pub struct HandshakeResponse<P> {
     /// Peers the responder knows.
@@ -196,7 +220,7 @@ pub struct HandshakeResponse<P> {
 }
 
 /// 1002 TIMED_SYNC request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 #[serde(bound = "P: Payload")]
 pub struct TimedSyncRequest<P> {
     /// The layer above's summary.
@@ -204,7 +228,7 @@ pub struct TimedSyncRequest<P> {
 }
 
 /// 1002 TIMED_SYNC response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 #[serde(bound = "P: Payload")]
 pub struct TimedSyncResponse<P> {
     /// Peers not sent on this connection before.
@@ -215,11 +239,11 @@ pub struct TimedSyncResponse<P> {
 }
 
 /// An empty body: the PING and REQUEST_SUPPORT_FLAGS requests.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, Encode, Decode)]
 pub struct Empty {}
 
 /// 1003 PING response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 pub struct PingResponse {
     /// The responder's peer id.
     pub peer_id: u64,
@@ -231,14 +255,14 @@ pub struct PingResponse {
 pub const PING_OK: &str = "OK";
 
 /// 1007 REQUEST_SUPPORT_FLAGS response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 pub struct SupportFlagsResponse {
     /// Feature bits.
     pub support_flags: u32,
 }
 
 /// 3001 GOSSIP_MESSAGE: one gossip payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 pub struct GossipMessage {
     /// The message; its id is its Blake2b-256.
     #[serde(with = "blob")]
@@ -246,21 +270,21 @@ pub struct GossipMessage {
 }
 
 /// 3002 GOSSIP_ANNOUNCE and 3003 GOSSIP_REQUEST: short ids, 8 bytes each.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 pub struct GossipIds {
     /// Concatenated short ids.
     #[serde(with = "blob")]
     pub ids: Bytes,
 }
 
-/// Encodes a body.
-pub fn encode<T: Serialize>(body: &T) -> Result<Bytes, strata_portable_storage::Error> {
-    strata_portable_storage::to_vec(body).map(Bytes::from)
+/// Encodes a body, allocated once.
+pub fn encode<T: Encode>(body: &T) -> Result<Bytes, strata_portable_storage::Error> {
+    strata_portable_storage::encode(body).map(Bytes::from)
 }
 
-/// Decodes a body under monerod's limits.
-pub fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, strata_portable_storage::Error> {
-    strata_portable_storage::from_bytes(body)
+/// Decodes a body under monerod's limits; blobs are views of `body`.
+pub fn decode<T: for<'de> Decode<'de>>(body: &Bytes) -> Result<T, strata_portable_storage::Error> {
+    strata_portable_storage::decode_bytes(body)
 }
 
 /// Converts a peer list entry's `m_ip` for tests and tools.

@@ -47,7 +47,17 @@ pub const LATE_ANSWERS: usize = 1024;
 pub const MAX_WRITE_RECORDS: usize = 4096;
 
 /// The sync layer's `payload_data`, sent in handshakes and timed syncs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strata_portable_storage::Encode,
+    strata_portable_storage::Decode,
+)]
 pub struct Summary {
     /// Records stored.
     pub records: u64,
