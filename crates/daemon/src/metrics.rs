@@ -240,6 +240,12 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "strata_subnet_bans_total",
+            "Subnets banned because their addresses together misbehaved.",
+            c.node.subnet_bans,
+        );
+        counter(
+            &mut out,
             "strata_evictions_total",
             "Inbound peers evicted to make room for a newcomer.",
             c.node.evictions,

@@ -846,6 +846,15 @@ impl<P: Payload + Sync> Task<P> {
                     tracing::info!("banning {ip} for {duration:?}");
                     self.manager.ban(ip, duration);
                 }
+                Output::BanSubnet {
+                    base,
+                    prefix,
+                    duration,
+                } => {
+                    tracing::info!("banning {base}/{prefix} for {duration:?}");
+                    self.manager
+                        .ban_subnet(strata_conn::Subnet::new(base, prefix), duration);
+                }
                 Output::Resolve(name) => self.resolve(name),
                 Output::SaveAddressBook => {
                     if let Some(dir) = self.dir.clone() {

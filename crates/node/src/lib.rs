@@ -43,6 +43,6 @@ pub use config::{Config, MAX_DURATION, Network};
 pub use connectivity::MAX_ANCHORS;
 pub use eviction::{PROTECT_BY_GROUP, PROTECT_BY_RTT, PROTECT_BY_USEFUL};
 pub use gossip::{MessageId, Verdict};
-pub use node::{Event, Node, Output, PeerInfo, PropagateError, State, Stats};
+pub use node::{Event, Node, Output, PeerInfo, PropagateError, SUBNET_BAN_FACTOR, State, Stats};
 pub use peer::{Class, DialKind, Direction, PeerId};
 pub use score::{MAX_SCORES, Misbehaviour};

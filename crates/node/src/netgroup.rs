@@ -86,6 +86,50 @@ impl Grouping {
     }
 }
 
+/// Prefix of the subnet misbehaviour adds up in, for IPv4.
+pub const SUBNET_V4_PREFIX: u8 = 24;
+/// Prefix of the subnet misbehaviour adds up in, for IPv6 (a site).
+pub const SUBNET_V6_PREFIX: u8 = 48;
+
+/// The subnet a routable address's misbehaviour also counts against: its
+/// base address and prefix length (/24, or /48 for IPv6). `None` for an
+/// address that is not routable: a local network's hosts are each their own.
+pub fn subnet(ip: IpAddr) -> Option<(IpAddr, u8)> {
+    let ip = canonical(ip);
+    if !is_routable(ip) {
+        return None;
+    }
+    Some(match ip {
+        IpAddr::V4(v4) => {
+            let keep = u32::MAX << (32 - u32::from(SUBNET_V4_PREFIX));
+            (IpAddr::V4((u32::from(v4) & keep).into()), SUBNET_V4_PREFIX)
+        }
+        IpAddr::V6(v6) => {
+            let keep = u128::MAX << (128 - u32::from(SUBNET_V6_PREFIX));
+            (IpAddr::V6((u128::from(v6) & keep).into()), SUBNET_V6_PREFIX)
+        }
+    })
+}
+
+/// Whether `ip` is inside the subnet `base`/`prefix`.
+pub fn in_subnet(ip: IpAddr, base: IpAddr, prefix: u8) -> bool {
+    match (canonical(ip), base) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let keep = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & keep == u32::from(b) & keep
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let keep = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & keep == u128::from(b) & keep
+        }
+        _ => false,
+    }
+}
+
 /// `ip` with an IPv4-mapped IPv6 address turned into IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

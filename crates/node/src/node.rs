@@ -126,6 +126,15 @@ pub enum Output<P> {
         /// For how long.
         duration: Duration,
     },
+    /// Ban every address of a subnet.
+    BanSubnet {
+        /// Its base address.
+        base: IpAddr,
+        /// Its prefix length.
+        prefix: u8,
+        /// For how long.
+        duration: Duration,
+    },
     /// Resolve a DNS seed; report with `handle_resolved`.
     Resolve(String),
     /// Save the address book (peers.dat), off the event loop.
@@ -179,6 +188,9 @@ pub struct Stats {
     pub addresses_refused: u64,
     /// Addresses banned for misbehaviour.
     pub bans: u64,
+    /// Subnets banned because their addresses together misbehaved past
+    /// [`SUBNET_BAN_FACTOR`] times the ban threshold.
+    pub subnet_bans: u64,
     /// Inbound peers evicted for a newcomer.
     pub evictions: u64,
 }
@@ -217,6 +229,11 @@ impl<P> Conn<P> {
     }
 }
 
+/// A subnet (/24, or /48 for IPv6) is banned whole when the scores of
+/// its addresses add up past this many times the ban threshold: so many
+/// addresses of one network cannot each stay just under the threshold.
+pub const SUBNET_BAN_FACTOR: u32 = 4;
+
 /// The node state machine.
 ///
 /// # The contract
@@ -253,6 +270,8 @@ pub struct Node<P: Payload> {
     conns: HashMap<PeerId, Conn<P>>,
     connectivity: Connectivity,
     scores: Scores,
+    /// Scores per subnet of routable addresses ([`crate::netgroup::subnet`]).
+    subnet_scores: Scores,
     gossip: Gossip,
     out: VecDeque<Output<P>>,
     next_save: Instant,
@@ -292,6 +311,7 @@ impl<P: Payload> Node<P> {
             conns: HashMap::new(),
             connectivity,
             scores: Scores::default(),
+            subnet_scores: Scores::default(),
             gossip: Gossip::new(config.gossip.clone()),
             out: VecDeque::new(),
             next_save: now + SAVE_INTERVAL,
@@ -482,9 +502,36 @@ impl<P: Payload> Node<P> {
         }
     }
 
-    /// Scores an address; bans it and closes its connections when its
-    /// score passes the threshold. Returns whether it was banned.
+    /// Scores an address and its subnet; bans the address, or the whole
+    /// subnet, and closes their connections when a score passes its
+    /// threshold. Returns whether the address was banned.
     fn score_ip(&mut self, ip: IpAddr, what: Misbehaviour) -> bool {
+        if let Some((base, prefix)) = crate::netgroup::subnet(ip) {
+            let score = self.subnet_scores.add(base, what.score());
+            let threshold = self.config.ban_threshold.saturating_mul(SUBNET_BAN_FACTOR);
+            if score > threshold {
+                self.subnet_scores.remove(base);
+                self.stats.subnet_bans += 1;
+                tracing::info!("banning the subnet {base}/{prefix}: its addresses misbehaved");
+                self.out.push_back(Output::BanSubnet {
+                    base,
+                    prefix,
+                    duration: self.config.ban_duration,
+                });
+                let mut inside: Vec<PeerId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| crate::netgroup::in_subnet(c.info.remote.ip(), base, prefix))
+                    .map(|(id, _)| *id)
+                    .collect();
+                inside.sort();
+                for id in inside {
+                    self.close(id);
+                }
+                self.scores.remove(ip);
+                return true;
+            }
+        }
         let score = self.scores.add(ip, what.score());
         if score <= self.config.ban_threshold {
             return false;

@@ -93,6 +93,8 @@ pub struct Host<P: Payload, U> {
     pub addr: SocketAddr,
     /// Bans it asked for, with when they end.
     pub bans: Vec<(IpAddr, Instant)>,
+    /// Subnet bans it asked for (base, prefix), with when they end.
+    pub subnet_bans: Vec<(IpAddr, u8, Instant)>,
     /// Names it asked to resolve, with when.
     pub resolves: Vec<(String, Instant)>,
     /// Times it asked to save its address book.
@@ -113,6 +115,9 @@ impl<P: Payload, U> Host<P, U> {
 
     fn banned(&self, ip: IpAddr, now: Instant) -> bool {
         self.bans.iter().any(|(b, until)| *b == ip && now < *until)
+            || self.subnet_bans.iter().any(|(base, prefix, until)| {
+                now < *until && crate::netgroup::in_subnet(ip, *base, *prefix)
+            })
     }
 }
 
@@ -255,6 +260,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             upper,
             addr,
             bans: Vec::new(),
+            subnet_bans: Vec::new(),
             resolves: Vec::new(),
             saves: 0,
             up: true,
@@ -638,6 +644,16 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                     .checked_add(duration)
                     .unwrap_or(now + Duration::from_secs(1 << 40));
                 self.hosts[i].bans.push((ip, until));
+            }
+            Output::BanSubnet {
+                base,
+                prefix,
+                duration,
+            } => {
+                let until = now
+                    .checked_add(duration)
+                    .unwrap_or(now + Duration::from_secs(1 << 40));
+                self.hosts[i].subnet_bans.push((base, prefix, until));
             }
             Output::Resolve(name) => {
                 let ips = self.dns.get(&name).cloned().unwrap_or_default();

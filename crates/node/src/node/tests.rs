@@ -1106,3 +1106,47 @@ fn a_key_claimed_in_plaintext_is_marked_and_ours_is_refused() {
     assert!(info.authenticated);
     assert_eq!(info.key, Some([2; 32]));
 }
+
+#[test]
+fn a_swarm_of_addresses_in_one_subnet_is_banned_whole() {
+    let public = |i: usize| SocketAddr::from(([9, 8, u8::try_from(i).unwrap(), 1], 7710));
+    let mut net = net_at(1, |_, c| c.outbound = 0, public, Grouping::default());
+    let threshold = net.host(0).node.config.ban_threshold;
+    // Addresses of one /24, each misbehaving once, each under the ban
+    // threshold on its own.
+    let per_address = Misbehaviour::Undecodable.score();
+    assert!(per_address <= threshold);
+    let needed = (threshold * SUBNET_BAN_FACTOR) / per_address + 1;
+    for i in 0..needed {
+        let conn = PeerId(u64::from(i) + 100);
+        let remote = SocketAddr::from(([8, 8, 8, u8::try_from(i + 1).unwrap()], 40_000));
+        let now = net.now();
+        net.host_mut(0)
+            .node
+            .handle_connected(conn, remote, Direction::Inbound, None, now);
+        net.inject(
+            0,
+            conn,
+            Header::request(command::HANDSHAKE, 0),
+            Bytes::from_static(b"\x01\x11\x01\x01\x01\x01\x02\x01\x01\xff"),
+        );
+        assert!(net.host(0).bans.is_empty(), "address {i} banned alone");
+    }
+    let banned = &net.host(0).subnet_bans;
+    assert_eq!(banned.len(), 1, "{banned:?}");
+    assert_eq!(
+        (banned[0].0, banned[0].1),
+        (
+            "8.8.8.0".parse().unwrap(),
+            crate::netgroup::SUBNET_V4_PREFIX
+        )
+    );
+    assert_eq!(net.host(0).node.stats().subnet_bans, 1);
+    // Another network is not touched.
+    let now = net.now();
+    let other = SocketAddr::from(([9, 9, 9, 9], 40_000));
+    net.host_mut(0)
+        .node
+        .handle_connected(PeerId(7), other, Direction::Inbound, None, now);
+    assert_eq!(net.host(0).node.score(other.ip()), 0);
+}
