@@ -37,6 +37,8 @@ pub struct Config {
     pub p2p: P2p,
     /// Record store settings.
     pub store: StoreConfig,
+    /// TLS settings.
+    pub tls: TlsSettings,
     /// Admin API settings.
     pub api: Api,
     /// Log settings.
@@ -50,10 +52,11 @@ pub struct P2p {
     /// Addresses to listen on; empty: the network's port on every IPv4
     /// interface. Port 0 picks a free port.
     pub listen: Vec<SocketAddr>,
-    /// Peers to stay connected to.
-    pub peers: Vec<SocketAddr>,
+    /// Peers to stay connected to (`ADDR`, or `KEY@ADDR` to pin the key
+    /// the peer must prove).
+    pub peers: Vec<PeerAddr>,
     /// When set, the only peers dialed.
-    pub exclusive: Vec<SocketAddr>,
+    pub exclusive: Vec<PeerAddr>,
     /// Seed nodes, asked once for addresses.
     pub seeds: Vec<SocketAddr>,
     /// DNS seed names; unset: the network's (empty: none).
@@ -87,6 +90,98 @@ pub struct P2p {
     pub push_threshold: usize,
     /// Largest gossip message, in bytes.
     pub max_message: usize,
+}
+
+/// `[tls]`: who may connect.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// When not empty, the only node keys that may connect or be dialed
+    /// (a private network); every connection is then TLS.
+    pub allowlist: Vec<KeyHex>,
+}
+
+/// A node key written as 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHex(pub [u8; 32]);
+
+impl std::str::FromStr for KeyHex {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(KeyHex)
+            .ok_or_else(|| format!("`{text}` is not a node key (64 hex digits)"))
+    }
+}
+
+impl std::fmt::Display for KeyHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for KeyHex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyHex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A peer's address, with the node key it must prove when written
+/// `KEY@ADDR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The pinned key, if any.
+    pub key: Option<KeyHex>,
+    /// The address.
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for PeerAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (key, addr) = match text.split_once('@') {
+            Some((key, addr)) => (Some(key.parse::<KeyHex>()?), addr),
+            None => (None, text),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an address (IP:PORT, or KEY@IP:PORT)"))?;
+        Ok(PeerAddr { key, addr })
+    }
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key {
+            Some(key) => write!(f, "{key}@{}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+impl Serialize for PeerAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[store]`: the record store.
@@ -222,7 +317,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "p2p.peers",
-        "Peers to stay connected to (redialed when they drop).",
+        "Peers to stay connected to (redialed when they drop): IP:PORT, or KEY@IP:PORT to require that node key (strata's network).",
     ),
     (
         "p2p.exclusive",
@@ -280,6 +375,10 @@ pub const FIELDS: &[(&str, &str)] = &[
     (
         "p2p.max_message",
         "Largest gossip message, in bytes (1 KiB-16 MiB).",
+    ),
+    (
+        "tls.allowlist",
+        "When not empty, the only node keys (64 hex digits each) that may connect or be dialed: a private network; every connection is then TLS (strata's network).",
     ),
     (
         "store.max_value_len",
@@ -353,6 +452,7 @@ impl Default for Config {
             network: NetworkName::Strata,
             data_dir: default_data_dir(),
             p2p: P2p::default(),
+            tls: TlsSettings::default(),
             store: StoreConfig::default(),
             api: Api::default(),
             log: Log::default(),
@@ -469,6 +569,25 @@ impl Config {
                         format!("{} has no TLS: only `disabled` works", self.network().name),
                     ));
                 }
+            }
+        }
+        if !self.network().strata {
+            for (field, list) in [("p2p.peers", &p.peers), ("p2p.exclusive", &p.exclusive)] {
+                if list.iter().any(|peer| peer.key.is_some()) {
+                    return Err(ConfigError::new(
+                        field,
+                        format!(
+                            "{} has no node keys: give peers as IP:PORT",
+                            self.network().name
+                        ),
+                    ));
+                }
+            }
+            if !self.tls.allowlist.is_empty() {
+                return Err(ConfigError::new(
+                    "tls.allowlist",
+                    format!("{} has no node keys", self.network().name),
+                ));
             }
         }
         range("p2p.ban_threshold", p.ban_threshold as usize, 1, usize::MAX)?;
@@ -616,6 +735,7 @@ pub fn parse_value(path: &str, text: &str) -> toml::Value {
             | "p2p.seeds"
             | "p2p.dns_seeds"
             | "p2p.fixed_seeds"
+            | "tls.allowlist"
     );
     match parsed {
         Some(toml::Value::Array(a)) => toml::Value::Array(a),
@@ -860,6 +980,38 @@ mod tests {
         let err = load(&flags(&[("p2p.ban_secs", "9223372036854775807")])).unwrap_err();
         assert_eq!(err.field, "p2p.ban_secs", "{err}");
         load(&flags(&[("p2p.ban_secs", &MAX_BAN_SECS.to_string())])).unwrap();
+    }
+
+    #[test]
+    fn peers_take_a_pinned_key_and_the_allowlist_keys() {
+        let key = "11".repeat(32);
+        let config = load(&flags(&[
+            (
+                "p2p.peers",
+                &format!("[\"{key}@127.0.0.1:7710\", \"127.0.0.1:7711\"]"),
+            ),
+            ("tls.allowlist", &format!("[\"{key}\"]")),
+        ]))
+        .unwrap();
+        assert_eq!(config.p2p.peers[0].key, Some(KeyHex([0x11; 32])));
+        assert_eq!(config.p2p.peers[1].key, None);
+        assert_eq!(config.tls.allowlist, vec![KeyHex([0x11; 32])]);
+        assert!(
+            config
+                .to_commented_toml()
+                .contains(&format!("{key}@127.0.0.1:7710"))
+        );
+        // A short key, or a key on a network without keys, names its field.
+        let err = load(&flags(&[("p2p.peers", "[\"abcd@127.0.0.1:7710\"]")])).unwrap_err();
+        assert_eq!(err.field, "p2p.peers", "{err}");
+        let err = load(&flags(&[
+            ("network", "monero-testnet"),
+            ("p2p.peers", &format!("[\"{key}@127.0.0.1:7710\"]")),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.field, "p2p.peers", "{err}");
+        let err = load(&flags(&[("tls.allowlist", "[\"xyz\"]")])).unwrap_err();
+        assert_eq!(err.field, "tls.allowlist", "{err}");
     }
 
     #[test]

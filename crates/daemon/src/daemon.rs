@@ -290,8 +290,15 @@ async fn serve<P: Summary>(
     node.require_key = network.strata;
     node.outbound = config.p2p.outbound;
     node.max_inbound = config.p2p.max_inbound;
-    node.peers = config.p2p.peers.clone();
-    node.exclusive = config.p2p.exclusive.clone();
+    node.peers = config.p2p.peers.iter().map(|p| p.addr).collect();
+    node.exclusive = config.p2p.exclusive.iter().map(|p| p.addr).collect();
+    node.pinned = config
+        .p2p
+        .peers
+        .iter()
+        .chain(&config.p2p.exclusive)
+        .filter_map(|p| p.key.map(|key| (p.addr, key.0)))
+        .collect();
     node.seeds = config.p2p.seeds.clone();
     if let Some(names) = &config.p2p.dns_seeds {
         node.dns_seeds.clone_from(names);
@@ -328,7 +335,15 @@ async fn serve<P: Summary>(
         .map(TlsPolicy::policy)
         .unwrap_or_default();
     let tls = if network.strata {
-        Some(Tls::new(&key, None)?)
+        let allowlist = (!config.tls.allowlist.is_empty()).then(|| {
+            config
+                .tls
+                .allowlist
+                .iter()
+                .map(|k| strata_tls::PublicKey(k.0))
+                .collect()
+        });
+        Some(Tls::new(&key, allowlist)?)
     } else {
         None
     };

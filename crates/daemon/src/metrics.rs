@@ -228,6 +228,12 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "strata_dials_failed_total",
+            "Dials that failed: refused, timed out, or a peer that did not prove its pinned or allowed key.",
+            c.dials_failed,
+        );
+        counter(
+            &mut out,
             "strata_addresses_refused_total",
             "Addresses from peers not taken for a rate limit (peer lists and handshakes).",
             c.node.addresses_refused,

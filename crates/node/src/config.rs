@@ -1,5 +1,6 @@
 //! The node's settings and the network presets.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
@@ -179,6 +180,9 @@ pub struct Config {
     pub peers: Vec<SocketAddr>,
     /// When set, the only peers dialed (no other outbound, no DNS).
     pub exclusive: Vec<SocketAddr>,
+    /// Keys the peers at these addresses must prove when dialed (TLS); a
+    /// peer that proves another is not connected.
+    pub pinned: HashMap<SocketAddr, [u8; 32]>,
     /// Seed nodes: dialed once for addresses, then dropped.
     pub seeds: Vec<SocketAddr>,
     /// DNS seed names (the network's by default).
@@ -249,6 +253,7 @@ impl Config {
             idle_timeout: Duration::from_secs(180),
             peers: Vec::new(),
             exclusive: Vec::new(),
+            pinned: HashMap::new(),
             seeds: Vec::new(),
             dns_seeds: network.dns_seeds.iter().map(|&n| n.to_owned()).collect(),
             dns_delay: Duration::from_secs(11),

@@ -176,6 +176,9 @@ pub struct Counters {
     /// Frames dropped for a full queue, per class: control (each also
     /// closes its connection), relay, bulk.
     pub dropped: [u64; 3],
+    /// Dials that failed: refused, timed out, or a peer that did not
+    /// prove the key pinned for it.
+    pub dials_failed: u64,
 }
 
 /// Why a command did not run.
@@ -579,6 +582,7 @@ pub async fn start<P: Payload + Sync>(
         resolver,
         internal: mpsc::channel(COMMAND_QUEUE),
         dropped: [0; 3],
+        dials_failed: 0,
         drop_warned: None,
     };
     let task = tokio::spawn(task.run(conn_events, command_rx, events_tx));
@@ -602,6 +606,8 @@ struct Task<P: Payload> {
     internal: (mpsc::Sender<Internal>, mpsc::Receiver<Internal>),
     /// Frames dropped for a full queue, per class.
     dropped: [u64; 3],
+    /// Dials that failed (refused, timed out, or the wrong key).
+    dials_failed: u64,
     /// When a drop was last logged.
     drop_warned: Option<Instant>,
 }
@@ -664,7 +670,10 @@ impl<P: Payload + Sync> Task<P> {
                 Some(internal) = self.internal.1.recv() => {
                     let now = self.clock.now();
                     match internal {
-                        Internal::DialFailed(addr) => self.node.handle_dial_failed(addr, now),
+                        Internal::DialFailed(addr) => {
+                            self.dials_failed = self.dials_failed.saturating_add(1);
+                            self.node.handle_dial_failed(addr, now);
+                        }
                         Internal::Resolved(name, ips) => self.node.handle_resolved(&name, &ips, now),
                     }
                 }
@@ -759,6 +768,7 @@ impl<P: Payload + Sync> Task<P> {
                 let _ = tx.send(Counters {
                     node: self.node.stats(),
                     dropped: self.dropped,
+                    dials_failed: self.dials_failed,
                 });
             }
             Command::SendUpper(peer, command, body, class) => {
@@ -841,7 +851,7 @@ impl<P: Payload + Sync> Task<P> {
                         handle.close();
                     }
                 }
-                Output::Dial { addr, kind } => self.dial(addr, kind),
+                Output::Dial { addr, kind, key } => self.dial(addr, kind, key),
                 Output::Ban { ip, duration } => {
                     tracing::info!("banning {ip} for {duration:?}");
                     self.manager.ban(ip, duration);
@@ -889,11 +899,11 @@ impl<P: Payload + Sync> Task<P> {
         }
     }
 
-    fn dial(&self, addr: SocketAddr, kind: DialKind) {
+    fn dial(&self, addr: SocketAddr, kind: DialKind, key: Option<[u8; 32]>) {
         let manager = self.manager.clone();
         let internal = self.internal.0.clone();
         tokio::spawn(async move {
-            if let Err(e) = manager.dial(addr, None).await {
+            if let Err(e) = manager.dial(addr, key.map(strata_tls::PublicKey)).await {
                 tracing::debug!("dial {addr} ({kind:?}): {e}");
                 let _ = internal.send(Internal::DialFailed(addr)).await;
             }

@@ -118,6 +118,8 @@ pub enum Output<P> {
         addr: SocketAddr,
         /// Why.
         kind: DialKind,
+        /// The key the peer must prove, when it is pinned.
+        key: Option<[u8; 32]>,
     },
     /// Ban an address.
     Ban {
@@ -763,7 +765,11 @@ impl<P: Payload> Node<P> {
         );
         for want in wants {
             self.out.push_back(match want {
-                Want::Dial(addr, kind) => Output::Dial { addr, kind },
+                Want::Dial(addr, kind) => Output::Dial {
+                    addr,
+                    kind,
+                    key: self.config.pinned.get(&addr).copied(),
+                },
                 Want::Resolve(name) => Output::Resolve(name),
             });
         }

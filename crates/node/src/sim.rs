@@ -608,12 +608,14 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 self.schedule(at, to, Input::Frame(conn, header, body));
             }
             Output::Close(peer) => self.unlink((i, peer), true),
-            Output::Dial { addr, .. } => {
+            Output::Dial { addr, key, .. } => {
+                // A pinned key must be the target's, as TLS would check.
                 let target = self
                     .by_addr
                     .get(&addr)
                     .copied()
-                    .filter(|&j| j != i && self.hosts[j].up);
+                    .filter(|&j| j != i && self.hosts[j].up)
+                    .filter(|&j| key.is_none() || key == self.key_of(j));
                 let from_ip = self.hosts[i].addr.ip();
                 match target {
                     Some(j) if !self.hosts[j].banned(from_ip, now) => {

@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod common;
 mod devnet;
+mod identity;
 mod monerod;
 mod network;
 mod packaging;

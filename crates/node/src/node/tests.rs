@@ -448,7 +448,7 @@ fn the_fast_slot_takes_the_lowest_round_trip_time() {
         n.handle_timeout(now);
         let dialed: Vec<(SocketAddr, DialKind)> = std::iter::from_fn(|| n.poll_output())
             .filter_map(|o| match o {
-                Output::Dial { addr, kind } => Some((addr, kind)),
+                Output::Dial { addr, kind, .. } => Some((addr, kind)),
                 _ => None,
             })
             .collect();

@@ -197,6 +197,45 @@ async fn over_tls_the_handshake_key_is_the_authenticated_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_does_not_prove_its_pinned_key_is_not_connected() {
+    within(60, async {
+        let keys: Vec<NodeKey> = (0..3).map(|_| NodeKey::generate().unwrap()).collect();
+        let tls = |s: &mut driver::Settings, key: &NodeKey| {
+            s.tls = Some(Tls::new(key, None).unwrap());
+            s.conn.inbound_tls = Policy::Optional;
+            s.conn.outbound_tls = Policy::Optional;
+            s.node.node_key = Some(key.public().0);
+        };
+        let mut s = settings(Vec::new(), None);
+        tls(&mut s, &keys[0]);
+        let target = start(s).await;
+        // One dialer pins the target's real key, the other a key the target
+        // does not hold.
+        let mut dialers = Vec::new();
+        for pin in [keys[0].public().0, keys[2].public().0] {
+            let mut s = settings(Vec::new(), None);
+            tls(&mut s, &keys[1]);
+            s.node.exclusive = vec![target.addr];
+            s.node.pinned.insert(target.addr, pin);
+            dialers.push(start(s).await);
+        }
+        until(20, "the dial with the right key", || async {
+            dialers[0].ready_peers().await == 1
+        })
+        .await;
+        until(30, "two dials with the wrong key to fail", || async {
+            dialers[1].handle.counters().await.unwrap().dials_failed >= 2
+        })
+        .await;
+        assert_eq!(dialers[1].ready_peers().await, 0);
+        let peers = dialers[0].handle.peers().await.unwrap();
+        assert_eq!(peers[0].info.key, Some(keys[0].public().0));
+        assert!(peers[0].info.authenticated);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_layer_above_that_falls_behind_delays_events_but_loses_none() {
     within(60, async {
         // The node's events go nowhere until the test reads them: a queue
