@@ -676,7 +676,10 @@ impl Network {
             c.peers = victim_addrs.clone();
             let node = Node::new(
                 c,
-                self.epoch_summary(),
+                Summary {
+                    key,
+                    ..self.epoch_summary()
+                },
                 AddrMan::new([1; 32], Grouping::default()),
                 Vec::new(),
                 i64::try_from(self.unix_now()).unwrap_or(i64::MAX),
@@ -713,7 +716,10 @@ impl Network {
         let key = signing.verifying_key().to_bytes();
         let node = Node::new(
             self.node_config(Some(key)),
-            self.epoch_summary(),
+            Summary {
+                key,
+                ..self.epoch_summary()
+            },
             AddrMan::new([2; 32], Grouping::default()),
             Vec::new(),
             i64::try_from(self.unix_now()).unwrap_or(i64::MAX),
@@ -1137,6 +1143,16 @@ impl Network {
         }
         self.sim.restart(host, node, role);
         self.counters.restarts += 1;
+        if !keeps {
+            // Without a saved address book a node starts from its seeds.
+            let pool: Vec<SocketAddr> = self
+                .honest
+                .iter()
+                .filter(|&&h| h != host && self.sim.host(h).is_up())
+                .map(|&h| self.sim.host(h).addr)
+                .collect();
+            self.bootstrap(host, &pool);
+        }
     }
 
     fn sample(&mut self) {
