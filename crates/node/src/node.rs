@@ -189,7 +189,9 @@ struct Conn<P> {
     last_recv: Instant,
     next_sync: Instant,
     addr_tokens: Bucket,
-    sent_addrs: HashSet<SocketAddr>,
+    /// Fingerprints ([`Node::addr_mark`]) of the addresses sent to the
+    /// peer or heard from it: 8 bytes each where an address takes 32.
+    sent_addrs: HashSet<u64>,
     last_useful: Option<Instant>,
     last_peer_list: Option<Instant>,
     payload: Option<P>,
@@ -253,6 +255,9 @@ pub struct Node<P: Payload> {
     warned_at: Option<Instant>,
     /// Scratch: what gossip asks for, turned into frames.
     actions: Vec<Action>,
+    /// The key of the fingerprints of sent addresses, from the book's
+    /// secret key.
+    mark_key: u64,
 }
 
 impl<P: Payload> Node<P> {
@@ -273,7 +278,11 @@ impl<P: Payload> Node<P> {
         let mut rng = Rng::new(seed);
         let peer_id = rng.next_u64();
         let connectivity = Connectivity::new(&config, &book, anchors, &mut rng, now);
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&book.key()[..8]);
+        let mark_key = u64::from_le_bytes(key);
         Node {
+            mark_key,
             peer_id,
             payload,
             book,
@@ -1137,10 +1146,11 @@ impl<P: Payload> Node<P> {
         conn.last_peer_list = Some(now);
         let remote = conn.info.remote;
         let sent = &conn.sent_addrs;
+        let mark = self.mark_key;
         let entries: Vec<SocketAddr> = self
             .book
             .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| {
-                sent.contains(a) || *a == remote
+                sent.contains(&addr_mark(mark, a)) || *a == remote
             })
             .into_iter()
             .map(|e| e.addr)
@@ -1154,7 +1164,7 @@ impl<P: Payload> Node<P> {
         entries
             .into_iter()
             .map(|addr| {
-                conn.sent_addrs.insert(addr);
+                conn.sent_addrs.insert(addr_mark(mark, &addr));
                 PeerEntry {
                     adr: addr.into(),
                     id: 0,
@@ -1185,7 +1195,7 @@ impl<P: Payload> Node<P> {
         // sent back to it.
         for (addr, _) in &addrs {
             if conn.sent_addrs.len() < MAX_SENT_ADDRS {
-                conn.sent_addrs.insert(*addr);
+                conn.sent_addrs.insert(addr_mark(self.mark_key, addr));
             }
         }
         self.book
@@ -1261,6 +1271,28 @@ impl<P: Payload> Node<P> {
             .collect();
         eviction::victim(candidates)
     }
+}
+
+/// A keyed 64-bit fingerprint of an address, for the sets of addresses
+/// sent on a connection: two addresses share one with odds of about 2⁻⁶⁴
+/// (then one is not sent on that connection), and the key, taken from the
+/// book's secret, keeps anyone from planning such pairs.
+fn addr_mark(key: u64, addr: &SocketAddr) -> u64 {
+    let ip = match crate::addrman::canonical_addr(*addr).ip() {
+        IpAddr::V4(v4) => u128::from(u32::from_be_bytes(v4.octets())),
+        IpAddr::V6(v6) => u128::from_be_bytes(v6.octets()) ^ (1 << 127),
+    };
+    // splitmix64's finalizer over the words, keyed.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    #[expect(clippy::cast_possible_truncation, reason = "taking the two words")]
+    let words = [ip as u64, (ip >> 64) as u64, u64::from(addr.port())];
+    words
+        .iter()
+        .fold(mix(key), |h, w| mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15)))
 }
 
 #[cfg(test)]
