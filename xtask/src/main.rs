@@ -2,7 +2,8 @@
 //!
 //! - `test`: the one test command, used locally and by `.ci/run`. It installs the tools it needs,
 //!   then runs rustfmt, clippy, the workspace tests (which include the layering check of this
-//!   crate), rustdoc and cargo-deny, stopping at the first failure.
+//!   crate), the Python module's tests and notebooks, rustdoc and cargo-deny, stopping at the
+//!   first failure.
 //! - `bench [--quick]`: runs the criterion benches of `strata-benches` and writes
 //!   `target/bench/summary.json` and `target/bench/summary.md`.
 //! - `fuzz [--seconds N]`: runs every cargo-fuzz target in `fuzz/` for `N` seconds each.
@@ -17,6 +18,7 @@ mod fuzz;
 #[cfg(test)]
 mod layering;
 mod process;
+mod python;
 mod test;
 mod tools;
 
@@ -25,7 +27,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   test                 install missing tools, then run rustfmt, clippy, the workspace
-                       tests, rustdoc and cargo-deny, stopping at the first failure
+                       tests, the Python module's tests and notebooks, rustdoc and
+                       cargo-deny, stopping at the first failure
   bench [--quick]      run the criterion benches of strata-benches and write
                        target/bench/summary.json and target/bench/summary.md;
                        --quick shortens warm-up, measurement and sample size

@@ -790,8 +790,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 let host = &mut self.hosts[i];
                 host.wake = None;
                 host.woke_at = Some(at);
-                if !host.upper.speaks_wire() && host.node.poll_timeout().is_some_and(|t| t <= now)
-                {
+                if !host.upper.speaks_wire() && host.node.poll_timeout().is_some_and(|t| t <= now) {
                     host.node.handle_timeout(now);
                 }
                 if host.upper.poll_timeout().is_some_and(|t| t <= now) {
@@ -831,11 +830,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 conn.0,
                 u64::from(header.command) << 32 | body.len() as u64,
             ),
-            Input::Connected(c) => (
-                2,
-                c.conn.0,
-                u64::from(c.direction == Direction::Inbound),
-            ),
+            Input::Connected(c) => (2, c.conn.0, u64::from(c.direction == Direction::Inbound)),
             Input::DialFailed(addr) => (3, u64::from(addr.port()), 0),
             Input::Closed(conn) => (4, conn.0, 0),
             Input::Resolved(_, ips) => (5, ips.len() as u64, 0),
@@ -1009,8 +1004,11 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             if rate == 0 {
                 // Never serialized: it waits until the sender gives up.
                 end.queued_bytes[class] += counted;
-                end.queued
-                    .push_back((u64::MAX, class as u8, u32::try_from(counted).unwrap_or(0)));
+                end.queued.push_back((
+                    u64::MAX,
+                    u8::try_from(class).unwrap_or(0),
+                    u32::try_from(counted).unwrap_or(0),
+                ));
                 if !end.stall_armed {
                     end.stall_armed = true;
                     let at = now + nanos(WRITE_STALL_TIMEOUT);
@@ -1022,8 +1020,11 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             let done = end.busy_until.max(now).saturating_add(serialize);
             end.busy_until = done;
             end.queued_bytes[class] += counted;
-            end.queued
-                .push_back((done, class as u8, u32::try_from(counted).unwrap_or(0)));
+            end.queued.push_back((
+                done,
+                u8::try_from(class).unwrap_or(0),
+                u32::try_from(counted).unwrap_or(0),
+            ));
             sent_at = done;
         }
         let at = sent_at.saturating_add(delay).max(end.last_arrival);

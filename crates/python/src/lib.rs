@@ -199,7 +199,9 @@ impl Network {
     /// the share of departures that are crashes.
     #[pyo3(signature = (rate, downtime = 600.0, crash_share = 0.5))]
     fn set_churn(&mut self, rate: f64, downtime: f64, crash_share: f64) -> PyResult<()> {
-        self.inner.set_churn(rate, downtime, crash_share).map_err(err)
+        self.inner
+            .set_churn(rate, downtime, crash_share)
+            .map_err(err)
     }
 
     /// At `t` seconds, puts a `share` of the hosts on the other side of a
@@ -304,9 +306,18 @@ impl Network {
     fn messages<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = self.inner.metrics();
         let d = PyDict::new(py);
-        d.set_item("origin", array(py, m.messages.iter().map(|x| x.origin).collect()))?;
-        d.set_item("time", array(py, m.messages.iter().map(|x| x.at as f64 / 1e9).collect()))?;
-        d.set_item("size", array(py, m.messages.iter().map(|x| x.size).collect()))?;
+        d.set_item(
+            "origin",
+            array(py, m.messages.iter().map(|x| x.origin).collect()),
+        )?;
+        d.set_item(
+            "time",
+            array(py, m.messages.iter().map(|x| x.at as f64 / 1e9).collect()),
+        )?;
+        d.set_item(
+            "size",
+            array(py, m.messages.iter().map(|x| x.size).collect()),
+        )?;
         d.set_item(
             "record",
             array(
@@ -445,7 +456,9 @@ impl Network {
 
     /// Whether honest node `node` has a connection to attacker `attacker`.
     fn connected_to_attacker(&self, node: usize, attacker: usize) -> PyResult<bool> {
-        self.inner.connected_to_attacker(node, attacker).map_err(err)
+        self.inner
+            .connected_to_attacker(node, attacker)
+            .map_err(err)
     }
 }
 

@@ -20,8 +20,8 @@ use strata_levin::Kind;
 use strata_node::rng::Rng;
 use strata_node::sim::{Upper, WireIn, WireOut};
 use strata_node::wire::{
-    self, HandshakeRequest, HandshakeResponse, NetAddress, NetworkId, NodeData, PING_OK,
-    PeerEntry, PingResponse, SupportFlagsResponse, TimedSyncResponse, command,
+    self, HandshakeRequest, HandshakeResponse, NetAddress, NetworkId, NodeData, PING_OK, PeerEntry,
+    PingResponse, SupportFlagsResponse, TimedSyncResponse, command,
 };
 use strata_node::{Class, Direction, Event as NodeEvent, Node, PeerId, Verdict};
 use strata_store::Record;

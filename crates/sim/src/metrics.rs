@@ -140,7 +140,15 @@ impl Metrics {
 
     /// Starts tracking a message published by honest node `origin` (at
     /// host `host`) at `at`.
-    pub fn track(&mut self, id: MessageId, origin: u32, host: usize, at: u64, size: usize, kind: Kind) {
+    pub fn track(
+        &mut self,
+        id: MessageId,
+        origin: u32,
+        host: usize,
+        at: u64,
+        size: usize,
+        kind: Kind,
+    ) {
         if self.index.contains_key(&id) {
             return;
         }
@@ -176,7 +184,14 @@ impl Metrics {
 
     /// Honest node `node` (at host `host`) got message `id` first from
     /// host `from`, at `at`.
-    pub fn delivered(&mut self, id: &MessageId, node: u32, host: usize, from: Option<u32>, at: u64) {
+    pub fn delivered(
+        &mut self,
+        id: &MessageId,
+        node: u32,
+        host: usize,
+        from: Option<u32>,
+        at: u64,
+    ) {
         let Some(&m) = self.index.get(id) else {
             self.untracked += 1;
             return;

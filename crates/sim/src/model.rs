@@ -78,8 +78,12 @@ impl World {
     }
 
     /// Places the next host at random; returns its region.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "coordinates in [0, 1) as f32"
+    )]
     pub fn place(&mut self, rng: &mut Rng) -> u8 {
-        let mut pick = rng.below(1000) as u32;
+        let mut pick = u32::try_from(rng.below(1000)).unwrap_or(0);
         let mut region = 0u8;
         for (r, w) in REGION_WEIGHTS.iter().enumerate() {
             if pick < *w {
@@ -165,7 +169,10 @@ impl LinkModel for Shared {
         } else {
             1.0
         };
-        Duration::from_micros((base * stretch * 1000.0) as u64)
+        // Bounded by the parameters' checks: at most 10 s, stretched twice.
+        #[expect(clippy::cast_possible_truncation, reason = "a bounded positive number")]
+        let micros = (base * stretch * 1000.0) as u64;
+        Duration::from_micros(micros)
     }
 
     fn bandwidth(&self, _from: usize, to: usize) -> Option<u64> {

@@ -16,8 +16,8 @@ use strata_node::netgroup::Grouping;
 use strata_node::rng::Rng;
 use strata_node::sim::{Sim, SimStats, Traffic, Upper, WireIn, WireOut};
 use strata_node::{
-    Config as NodeConfig, DialKind, Direction, Event as NodeEvent, Network as Preset, Node,
-    PeerId, State, files,
+    Config as NodeConfig, DialKind, Direction, Event as NodeEvent, Network as Preset, Node, PeerId,
+    State, files,
 };
 use strata_store::{Config as StoreConfig, Store};
 use strata_sync::sim::SyncUpper;
@@ -252,8 +252,11 @@ pub struct Network {
     wall: Duration,
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "callers bound `seconds` to 0..=MAX_SECONDS first"
+)]
 fn nanos(seconds: f64) -> u64 {
-    // Callers bound `seconds` to 0..=MAX_SECONDS first.
     (seconds * 1e9) as u64
 }
 
@@ -523,7 +526,12 @@ impl Network {
         a
     }
 
-    fn add_speaker(&mut self, behaviour: Behaviour, addrs: Vec<SocketAddr>, payload: Summary) -> usize {
+    fn add_speaker(
+        &mut self,
+        behaviour: Behaviour,
+        addrs: Vec<SocketAddr>,
+        payload: Summary,
+    ) -> usize {
         let seed = self.seed();
         let signing = Self::signing_key(seed);
         let key = signing.verifying_key().to_bytes();
@@ -572,7 +580,10 @@ impl Network {
         let dial_interval = params::seconds("dial_interval", dial_interval, 0.001, 86_400.0)?;
         params::count("max_connections", max_connections, 1, 100_000)?;
         let addrs = self.attacker_addresses(addresses, subnets)?;
-        let victim_addrs = victim_hosts.iter().map(|&h| self.sim.host(h).addr).collect();
+        let victim_addrs = victim_hosts
+            .iter()
+            .map(|&h| self.sim.host(h).addr)
+            .collect();
         let behaviour = Behaviour::Eclipse {
             victims: victim_addrs,
             dial_interval,
@@ -594,11 +605,19 @@ impl Network {
 
     /// A catch-up liar: claims `records` records, dials the `victims` and
     /// answers their range requests with nothing (or junk).
-    pub fn add_liar(&mut self, victims: &[usize], records: u64, junk: bool) -> Result<usize, Error> {
+    pub fn add_liar(
+        &mut self,
+        victims: &[usize],
+        records: u64,
+        junk: bool,
+    ) -> Result<usize, Error> {
         let victim_hosts = self.check_victims(victims)?;
         params::count_u64("records", records, 1, u64::MAX / 2)?;
         let addrs = self.attacker_addresses(1, 1)?;
-        let victim_addrs = victim_hosts.iter().map(|&h| self.sim.host(h).addr).collect();
+        let victim_addrs = victim_hosts
+            .iter()
+            .map(|&h| self.sim.host(h).addr)
+            .collect();
         let payload = Summary {
             records,
             fingerprint: self.rng.next_u64(),
@@ -630,7 +649,10 @@ impl Network {
         let victim_hosts = self.check_victims(victims)?;
         let dial_interval = params::seconds("dial_interval", dial_interval, 0.001, 86_400.0)?;
         let addrs = self.attacker_addresses(1, 1)?;
-        let victim_addrs = victim_hosts.iter().map(|&h| self.sim.host(h).addr).collect();
+        let victim_addrs = victim_hosts
+            .iter()
+            .map(|&h| self.sim.host(h).addr)
+            .collect();
         let payload = self.epoch_summary();
         let host = self.add_speaker(
             Behaviour::Deaf {
@@ -664,8 +686,10 @@ impl Network {
         let victim_hosts = self.check_victims(victims)?;
         params::count("count", count, 1, 100_000)?;
         let addrs = self.attacker_addresses(count, subnets)?;
-        let victim_addrs: Vec<SocketAddr> =
-            victim_hosts.iter().map(|&h| self.sim.host(h).addr).collect();
+        let victim_addrs: Vec<SocketAddr> = victim_hosts
+            .iter()
+            .map(|&h| self.sim.host(h).addr)
+            .collect();
         let a = u32::try_from(self.attackers.len()).unwrap_or(u32::MAX);
         let mut hosts = Vec::with_capacity(count);
         for addr in &addrs {
@@ -983,7 +1007,12 @@ impl Network {
 
     fn next_action(&self) -> u64 {
         let actions = self.actions.keys().next().map_or(u64::MAX, |(at, _)| *at);
-        let publishers = self.publishers.iter().map(|p| p.next).min().unwrap_or(u64::MAX);
+        let publishers = self
+            .publishers
+            .iter()
+            .map(|p| p.next)
+            .min()
+            .unwrap_or(u64::MAX);
         let churn = self.churn.as_ref().map_or(u64::MAX, |c| c.next);
         actions.min(publishers).min(churn).min(self.next_sample)
     }
@@ -1111,7 +1140,10 @@ impl Network {
         let (book, anchors) = if crash {
             (honest.saved_book.clone(), Vec::new())
         } else {
-            (Some(files::encode_peers(h.node.address_book())), h.node.anchors())
+            (
+                Some(files::encode_peers(h.node.address_book())),
+                h.node.anchors(),
+            )
         };
         let saved = Saved {
             book,
@@ -1213,7 +1245,11 @@ impl Network {
         let most = stores.values().copied().max().unwrap_or(0);
         let c = &mut m.convergence;
         c.at.push(at);
-        c.agree.push(if up == 0 { 1.0 } else { f64::from(most) / f64::from(up) });
+        c.agree.push(if up == 0 {
+            1.0
+        } else {
+            f64::from(most) / f64::from(up)
+        });
         c.distinct
             .push(u32::try_from(stores.len()).unwrap_or(u32::MAX));
         c.max_records.push(max_records);
@@ -1313,7 +1349,10 @@ impl Network {
                     up: h.is_up(),
                     region: self.world.borrow().region(host),
                     subnet,
-                    asn: u32::from(subnet) / u32::try_from(self.params.subnets_per_as).unwrap_or(1).max(1),
+                    asn: u32::from(subnet)
+                        / u32::try_from(self.params.subnets_per_as)
+                            .unwrap_or(1)
+                            .max(1),
                     delivered: g.delivered,
                     duplicates: g.duplicates,
                     payload_bytes_in: g.payload_bytes_in,
@@ -1334,9 +1373,10 @@ impl Network {
     /// `attacker`'s first address, and whether it banned it.
     pub fn attacker_standing(&self, index: usize, attacker: usize) -> Result<(u32, bool), Error> {
         let host = self.honest_host(index)?;
-        let a = self.attackers.get(attacker).ok_or_else(|| {
-            Error::param("attacker", format!("no attacker {attacker}"))
-        })?;
+        let a = self
+            .attackers
+            .get(attacker)
+            .ok_or_else(|| Error::param("attacker", format!("no attacker {attacker}")))?;
         let Some(&first) = a.hosts.first() else {
             return Ok((0, false));
         };
@@ -1359,7 +1399,13 @@ impl Network {
 
     /// Injects a frame at honest node `index` on its connection to host
     /// `from`, as if `from` sent it (for tests of single messages).
-    pub fn inject_frame(&mut self, index: usize, from: usize, header: Header, body: Bytes) -> Result<(), Error> {
+    pub fn inject_frame(
+        &mut self,
+        index: usize,
+        from: usize,
+        header: Header,
+        body: Bytes,
+    ) -> Result<(), Error> {
         let host = self.honest_host(index)?;
         let conn = self.sim.conn_of(host, from).ok_or_else(|| Error::Node {
             index,

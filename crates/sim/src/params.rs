@@ -134,7 +134,12 @@ impl Params {
         count("outbound", self.outbound, 0, 64)?;
         count("fast_slots", self.fast_slots, 0, self.outbound)?;
         count("max_inbound", self.max_inbound, 0, 1_024)?;
-        seconds("timed_sync_interval", self.timed_sync_interval, 1.0, 3_600.0)?;
+        seconds(
+            "timed_sync_interval",
+            self.timed_sync_interval,
+            1.0,
+            3_600.0,
+        )?;
         count(
             "sketch_len",
             self.sketch_len,
@@ -170,7 +175,12 @@ impl Params {
 }
 
 /// Checks `value` is within `lo..=hi`.
-pub(crate) fn count(name: &'static str, value: usize, lo: usize, hi: usize) -> Result<usize, Error> {
+pub(crate) fn count(
+    name: &'static str,
+    value: usize,
+    lo: usize,
+    hi: usize,
+) -> Result<usize, Error> {
     if (lo..=hi).contains(&value) {
         Ok(value)
     } else {

@@ -49,16 +49,24 @@ fn parse() -> Result<Args, String> {
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--gossip-rate" => {
-                a.gossip_rate = value()?.parse().map_err(|e| format!("--gossip-rate: {e}"))?;
+                a.gossip_rate = value()?
+                    .parse()
+                    .map_err(|e| format!("--gossip-rate: {e}"))?;
             }
             "--gossip-size" => {
-                a.gossip_size = value()?.parse().map_err(|e| format!("--gossip-size: {e}"))?;
+                a.gossip_size = value()?
+                    .parse()
+                    .map_err(|e| format!("--gossip-size: {e}"))?;
             }
             "--record-rate" => {
-                a.record_rate = value()?.parse().map_err(|e| format!("--record-rate: {e}"))?;
+                a.record_rate = value()?
+                    .parse()
+                    .map_err(|e| format!("--record-rate: {e}"))?;
             }
             "--record-size" => {
-                a.record_size = value()?.parse().map_err(|e| format!("--record-size: {e}"))?;
+                a.record_size = value()?
+                    .parse()
+                    .map_err(|e| format!("--record-size: {e}"))?;
             }
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--push" => a.push_threshold = Some(usize::MAX),
@@ -127,7 +135,11 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
         wall,
         if wall > 0.0 { a.seconds / wall } else { 0.0 },
         events,
-        if wall > 0.0 { events as f64 / wall } else { 0.0 },
+        if wall > 0.0 {
+            events as f64 / wall
+        } else {
+            0.0
+        },
         stats.frames,
         net.connections(),
         m.messages.len(),

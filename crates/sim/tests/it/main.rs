@@ -86,18 +86,20 @@ fn stores_converge_after_a_partition_heals() {
     n.heal_at(80.0).unwrap();
     n.run_until(80.0).unwrap();
     let split = n.metrics().convergence.distinct.last().copied().unwrap();
-    assert!(split > 1, "a partition with records published on both sides splits the stores");
+    assert!(
+        split > 1,
+        "a partition with records published on both sides splits the stores"
+    );
     n.run_until(200.0).unwrap();
     // Publishing goes on; the stores agree between publications at most
     // one reconciliation apart.
     let c = &n.metrics().convergence;
-    let after: Vec<f64> = c
-        .at
-        .iter()
-        .zip(&c.agree)
-        .filter(|(t, _)| **t > 150_000_000_000)
-        .map(|(_, a)| *a)
-        .collect();
+    let after: Vec<f64> =
+        c.at.iter()
+            .zip(&c.agree)
+            .filter(|(t, _)| **t > 150_000_000_000)
+            .map(|(_, a)| *a)
+            .collect();
     assert!(
         after.iter().any(|a| *a > 0.95),
         "never converged after the heal: {after:?}"
@@ -160,7 +162,10 @@ fn a_sybil_swarm_fills_inbound_slots_and_the_victim_still_gets_every_message() {
     n.run_until(80.0).unwrap();
     let m = n.metrics();
     let inbound_taken = m.shares.attacker_inbound.iter().copied().max().unwrap();
-    assert!(inbound_taken >= 4, "sybils took {inbound_taken} inbound slots");
+    assert!(
+        inbound_taken >= 4,
+        "sybils took {inbound_taken} inbound slots"
+    );
     drop(m);
     let rows = n.node_rows();
     assert!(rows[4].inbound <= 16 + 1);
@@ -264,26 +269,41 @@ fn bandwidth_loss_and_latency_models_shape_delivery() {
 fn bad_parameters_are_errors_that_name_them() {
     let cases: Vec<(&str, Params)> = vec![
         ("nodes", params(0, 1)),
-        ("jitter", Params {
-            jitter: f64::NAN,
-            ..params(5, 1)
-        }),
-        ("loss", Params {
-            loss: 2.0,
-            ..params(5, 1)
-        }),
-        ("fast_slots", Params {
-            fast_slots: 9,
-            ..params(5, 1)
-        }),
-        ("sketch_len", Params {
-            sketch_len: 1,
-            ..params(5, 1)
-        }),
-        ("timed_sync_interval", Params {
-            timed_sync_interval: -1.0,
-            ..params(5, 1)
-        }),
+        (
+            "jitter",
+            Params {
+                jitter: f64::NAN,
+                ..params(5, 1)
+            },
+        ),
+        (
+            "loss",
+            Params {
+                loss: 2.0,
+                ..params(5, 1)
+            },
+        ),
+        (
+            "fast_slots",
+            Params {
+                fast_slots: 9,
+                ..params(5, 1)
+            },
+        ),
+        (
+            "sketch_len",
+            Params {
+                sketch_len: 1,
+                ..params(5, 1)
+            },
+        ),
+        (
+            "timed_sync_interval",
+            Params {
+                timed_sync_interval: -1.0,
+                ..params(5, 1)
+            },
+        ),
     ];
     for (name, p) in cases {
         match Network::new(p) {
@@ -293,17 +313,26 @@ fn bad_parameters_are_errors_that_name_them() {
         }
     }
     let mut n = net(5, 1);
-    assert!(matches!(n.run_until(f64::INFINITY), Err(Error::Param { name: "at", .. })));
+    assert!(matches!(
+        n.run_until(f64::INFINITY),
+        Err(Error::Param { name: "at", .. })
+    ));
     n.run_until(5.0).unwrap();
     assert!(matches!(n.run_until(1.0), Err(Error::Past { .. })));
-    assert!(matches!(n.inject(99, b"x"), Err(Error::NoNode { index: 99, .. })));
+    assert!(matches!(
+        n.inject(99, b"x"),
+        Err(Error::NoNode { index: 99, .. })
+    ));
     assert!(matches!(
         n.add_publisher(-1.0, 10, false),
         Err(Error::Param { name: "rate", .. })
     ));
     assert!(matches!(
         n.add_eclipse(100_000, 1, &[0], 1.0, 10),
-        Err(Error::Param { name: "addresses", .. })
+        Err(Error::Param {
+            name: "addresses",
+            ..
+        })
     ));
     assert!(matches!(
         n.add_eclipse(10, 1, &[7], 1.0, 10),
