@@ -733,7 +733,9 @@ impl AddrMan {
         let entry = self.entries.get(id)?;
         let group = self.grouping.addr_group(entry.addr)?;
         let slot = self.slot(true, self.tried_bucket(entry.addr, &group), entry.addr);
-        self.entries.get(&self.tried_table.get(slot)).map(|e| e.addr)
+        self.entries
+            .get(&self.tried_table.get(slot))
+            .map(|e| e.addr)
     }
 
     /// Newcomers waiting on a collision.

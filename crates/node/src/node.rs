@@ -1290,9 +1290,9 @@ fn addr_mark(key: u64, addr: &SocketAddr) -> u64 {
     };
     #[expect(clippy::cast_possible_truncation, reason = "taking the two words")]
     let words = [ip as u64, (ip >> 64) as u64, u64::from(addr.port())];
-    words
-        .iter()
-        .fold(mix(key), |h, w| mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15)))
+    words.iter().fold(mix(key), |h, w| {
+        mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15))
+    })
 }
 
 #[cfg(test)]
