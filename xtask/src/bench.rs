@@ -80,6 +80,8 @@ pub(crate) fn run(quick: bool) -> Result<(), String> {
         process::run(&mut command)?;
     }
 
+    crate::simbench::run(quick, &extra_dir)?;
+
     process::section("summary");
     let measurements = read_measurements(&criterion_dir)?;
     let (mut rows, warnings) = summarize(&measurements);

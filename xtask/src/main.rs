@@ -19,6 +19,7 @@ mod fuzz;
 mod layering;
 mod process;
 mod python;
+mod simbench;
 mod test;
 mod tools;
 

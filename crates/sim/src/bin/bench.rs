@@ -10,7 +10,9 @@
 //!
 //! `--idle` builds the network and runs it without publishers, for memory
 //! per node. Memory is the growth of the process's resident set while the
-//! network is built and run, divided by the nodes.
+//! network is built and run, divided by the nodes. `--rows FILE --label L`
+//! also writes the run's figures as rows of `cargo xtask bench`'s summary
+//! (a JSON list of `{"group", "unit", "value"}`).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -27,6 +29,8 @@ struct Args {
     record_size: usize,
     push_threshold: Option<usize>,
     seed: u64,
+    rows: Option<String>,
+    label: String,
 }
 
 fn parse() -> Result<Args, String> {
@@ -40,6 +44,8 @@ fn parse() -> Result<Args, String> {
         record_size: 128,
         push_threshold: None,
         seed: 1,
+        rows: None,
+        label: "run".to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,6 +75,8 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--record-size: {e}"))?;
             }
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--rows" => a.rows = Some(value()?),
+            "--label" => a.label = value()?,
             "--push" => a.push_threshold = Some(usize::MAX),
             "--ask" => a.push_threshold = Some(0),
             "--idle" => {
@@ -121,6 +129,26 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
     let rows = net.node_rows();
     let delivered: u64 = rows.iter().map(|r| r.delivered).sum();
     let duplicates: u64 = rows.iter().map(|r| r.duplicates).sum();
+    if let Some(path) = &a.rows {
+        let per_node = after.saturating_sub(before) / a.nodes.max(1) as u64;
+        let mut rows = vec![("memory-per-node", "bytes", per_node as f64)];
+        if a.seconds > 0.0 && wall > 0.0 {
+            rows.push(("speedup", "x real time", a.seconds / wall));
+            rows.push(("events-per-second", "events/s", events as f64 / wall));
+        }
+        let body: Vec<String> = rows
+            .iter()
+            .map(|(name, unit, value)| {
+                format!(
+                    "{{\"group\":\"sim/{}/{name}\",\"unit\":\"{unit}\",\"value\":{value}}}",
+                    a.label
+                )
+            })
+            .collect();
+        if let Err(e) = std::fs::write(path, format!("[{}]\n", body.join(","))) {
+            eprintln!("error: writing {path}: {e}");
+        }
+    }
     Ok(format!(
         "{{\"nodes\":{},\"sim_seconds\":{},\"warmup_seconds\":{},\"build_seconds\":{:.3},\
          \"warmup_wall_seconds\":{:.3},\"wall_seconds\":{:.3},\"speedup\":{:.1},\"events\":{},\
