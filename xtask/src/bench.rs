@@ -228,6 +228,13 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     }
     drop(_worktree);
 
+    // The simulator's rows, with this tree's first round (all of the
+    // benches only: a run of named targets leaves it out).
+    if options.benches.is_empty() {
+        let extra_dir = round_dir(&runs_dir, Side::Current, 0).join("extra");
+        crate::simbench::run(options.quick, &extra_dir)?;
+    }
+
     process::section("summary");
     let mut observed = BTreeMap::new();
     for side in [Side::Current, Side::Against] {

@@ -4,7 +4,8 @@
 //! The stack has two columns that meet in `strata-node`:
 //!
 //! ```text
-//!                  strata-daemon        6
+//!                  strata-python        7   (the simulator's Python module)
+//!   strata-daemon  6   strata-sim       6
 //!                  strata-sync          5   (+ strata-store)
 //!                  strata-node          4
 //!   wire column                 I/O column
@@ -111,6 +112,37 @@ const LAYERS: &[Layer] = &[
             "strata-node",
             "strata-store",
             "strata-sync",
+        ],
+    },
+    Layer {
+        krate: "strata-sim",
+        position: "layer 6, beside the daemon",
+        may_use: &[
+            "strata-portable-storage",
+            "strata-levin",
+            "strata-io",
+            "strata-socket",
+            "strata-tls",
+            "strata-conn",
+            "strata-node",
+            "strata-store",
+            "strata-sync",
+        ],
+    },
+    Layer {
+        krate: "strata-python",
+        position: "layer 7, the simulator's Python module",
+        may_use: &[
+            "strata-portable-storage",
+            "strata-levin",
+            "strata-io",
+            "strata-socket",
+            "strata-tls",
+            "strata-conn",
+            "strata-node",
+            "strata-store",
+            "strata-sync",
+            "strata-sim",
         ],
     },
 ];

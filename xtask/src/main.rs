@@ -2,10 +2,11 @@
 //!
 //! - `test`: the one test command, used locally and by `.ci/run`. It installs the tools it needs,
 //!   then runs rustfmt, clippy, the workspace tests (which include the layering check of this
-//!   crate), rustdoc and cargo-deny, stopping at the first failure.
+//!   crate), the Python module's tests and notebooks, rustdoc and cargo-deny, stopping at the
+//!   first failure.
 //! - `bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...`: the performance
-//!   tracker. Runs the benches of `strata-benches` (or only the named targets; interleaved with
-//!   those of REV, built in a temporary worktree) and
+//!   tracker. Runs the benches of `strata-benches` and the simulator's benchmark (or only the
+//!   named targets; interleaved with those of REV, built in a temporary worktree) and
 //!   writes `summary.md`, `summary.json`, `history.jsonl` and `report.html` to `target/bench/`
 //!   (`comparison.md` and `comparison.json` with `--against`).
 //! - `fuzz [--seconds N]`: runs every cargo-fuzz target in `fuzz/` for `N` seconds each.
@@ -20,6 +21,8 @@ mod fuzz;
 #[cfg(test)]
 mod layering;
 mod process;
+mod python;
+mod simbench;
 mod test;
 mod tools;
 
@@ -28,7 +31,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   test                 install missing tools, then run rustfmt, clippy, the workspace
-                       tests, rustdoc and cargo-deny, stopping at the first failure
+                       tests, the Python module's tests and notebooks, rustdoc and
+                       cargo-deny, stopping at the first failure
   bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...
                        run the benches of strata-benches (or only the TARGETs)
                        and write summary.md, summary.json, report.html and

@@ -1,16 +1,21 @@
 //! `cargo xtask test`: the one test command, stopping at the first failing step.
 
 use crate::process::{self, cargo};
-use crate::tools::{self, CARGO_DENY, DNSMASQ, MONEROD, SYSTEMD_ANALYZE};
+use crate::python;
+use crate::tools::{self, CARGO_DENY, DNSMASQ, MONEROD, PYTHON_VENV, SYSTEMD_ANALYZE};
 
 /// A step: its heading and what it runs.
 type Step = (&'static str, fn() -> Result<(), String>);
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     ("tools", ensure_tools),
     ("rustfmt", fmt),
     ("clippy", clippy),
     ("tests", tests),
+    (
+        "python: the strata module, its tests and notebooks",
+        python::test,
+    ),
     ("rustdoc", docs),
     ("cargo-deny: bans, licenses, sources", deny),
 ];
@@ -26,6 +31,7 @@ pub(crate) fn run() -> Result<(), String> {
 
 fn ensure_tools() -> Result<(), String> {
     tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE])?;
+    tools::ensure_python(&PYTHON_VENV)?;
     tools::ensure_cargo(&CARGO_DENY)
 }
 

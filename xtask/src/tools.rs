@@ -31,6 +31,39 @@ pub(crate) const SYSTEMD_ANALYZE: AptTool = AptTool {
     package: "systemd",
 };
 
+/// Python's `venv` module (with `ensurepip`), which the Python step needs to make its
+/// environment; Debian ships it apart from `python3`.
+pub(crate) const PYTHON_VENV: AptTool = AptTool {
+    program: "python3",
+    package: "python3-venv",
+};
+
+/// Installs `python3` and its `venv` module from Debian unless `python3 -c "import venv,
+/// ensurepip"` works, then prints the interpreter's version.
+pub(crate) fn ensure_python(tool: &AptTool) -> Result<(), String> {
+    let works = || {
+        process::probe(Command::new(tool.program).args(["-c", "import venv, ensurepip"])).is_some()
+    };
+    if !works() {
+        println!(
+            "{} has no working venv module; installing Debian package `{}`",
+            tool.program, tool.package
+        );
+        apt_get(&["update"])?;
+        apt_get(&["install", "-y", "python3", tool.package])?;
+        if !works() {
+            return Err(format!(
+                "`{} -c \"import venv, ensurepip\"` still fails after installing `{}`",
+                tool.program, tool.package
+            ));
+        }
+    }
+    let version = process::probe(Command::new(tool.program).arg("--version"))
+        .unwrap_or_else(|| "version unknown".to_owned());
+    println!("{}: {version} (venv available)", tool.program);
+    Ok(())
+}
+
 /// A cargo subcommand that is installed with `cargo install --locked` when
 /// `cargo <subcommand> --version` fails.
 pub(crate) struct CargoTool {

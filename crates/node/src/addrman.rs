@@ -14,7 +14,7 @@
 //! Times are Unix seconds, passed in by the caller; randomness comes from
 //! the caller's [`Rng`]. Nothing here reads a clock or does I/O.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use blake2::digest::{FixedOutput, KeyInit, Update, consts::U32};
@@ -144,6 +144,68 @@ const MAX_SELECT_ROUNDS: usize = 1000;
 type Id = u32;
 const EMPTY: Id = Id::MAX;
 
+/// A table of buckets × [`BUCKET_SIZE`] slots, holding only the slots in
+/// use: an empty book costs nothing, and a book costs memory by what it
+/// holds, not by the size of its tables.
+#[derive(Debug, Clone)]
+struct Table {
+    buckets: usize,
+    slots: BTreeMap<u32, Id>,
+}
+
+impl Table {
+    fn new(buckets: usize) -> Table {
+        Table {
+            buckets,
+            slots: BTreeMap::new(),
+        }
+    }
+
+    fn key(slot: usize) -> u32 {
+        u32::try_from(slot).unwrap_or(u32::MAX)
+    }
+
+    /// The entry in `slot`, or [`EMPTY`].
+    fn get(&self, slot: usize) -> Id {
+        self.slots.get(&Self::key(slot)).copied().unwrap_or(EMPTY)
+    }
+
+    /// Puts `id` in `slot` ([`EMPTY`] empties it).
+    fn set(&mut self, slot: usize, id: Id) {
+        if id == EMPTY {
+            self.slots.remove(&Self::key(slot));
+        } else {
+            self.slots.insert(Self::key(slot), id);
+        }
+    }
+
+    /// Empties every slot holding `id`.
+    fn remove_all(&mut self, id: Id) {
+        self.slots.retain(|_, held| *held != id);
+    }
+
+    /// The first entry of the first non-empty bucket from bucket `first`
+    /// on (wrapping), looking in that bucket from slot `start` on
+    /// (wrapping within the bucket).
+    fn first_from(&self, first: usize, start: usize) -> Option<Id> {
+        let from = Self::key(first * BUCKET_SIZE);
+        let (&slot, _) = self
+            .slots
+            .range(from..)
+            .next()
+            .or_else(|| self.slots.range(..from).next())?;
+        let bucket = slot as usize / BUCKET_SIZE;
+        let base = bucket * BUCKET_SIZE;
+        let at = Self::key(base + start);
+        let end = Self::key(base + BUCKET_SIZE);
+        self.slots
+            .range(at..end)
+            .next()
+            .or_else(|| self.slots.range(Self::key(base)..at).next())
+            .map(|(_, id)| *id)
+    }
+}
+
 /// The address book.
 #[derive(Debug, Clone)]
 pub struct AddrMan {
@@ -151,8 +213,8 @@ pub struct AddrMan {
     grouping: Grouping,
     entries: HashMap<Id, Entry>,
     by_addr: HashMap<SocketAddr, Id>,
-    new_table: Vec<Id>,
-    tried_table: Vec<Id>,
+    new_table: Table,
+    tried_table: Table,
     new_count: usize,
     tried_count: usize,
     next_id: Id,
@@ -170,8 +232,8 @@ impl AddrMan {
             grouping,
             entries: HashMap::new(),
             by_addr: HashMap::new(),
-            new_table: vec![EMPTY; NEW_BUCKETS * BUCKET_SIZE],
-            tried_table: vec![EMPTY; TRIED_BUCKETS * BUCKET_SIZE],
+            new_table: Table::new(NEW_BUCKETS),
+            tried_table: Table::new(TRIED_BUCKETS),
             new_count: 0,
             tried_count: 0,
             next_id: 0,
@@ -362,7 +424,7 @@ impl AddrMan {
             .unwrap_or(group);
         let bucket = self.new_bucket(&group, &source_group);
         let slot = self.slot(false, bucket, addr);
-        let occupant = self.new_table[slot];
+        let occupant = self.new_table.get(slot);
         if occupant == id {
             return if fresh { Ok(true) } else { Err(Skip::Known) };
         }
@@ -382,7 +444,7 @@ impl AddrMan {
             replace
         };
         if placed {
-            self.new_table[slot] = id;
+            self.new_table.set(slot, id);
             if let Some(entry) = self.entries.get_mut(&id) {
                 entry.refs += 1;
                 if entry.refs == 1 {
@@ -401,11 +463,11 @@ impl AddrMan {
     /// Empties a new-table slot, forgetting its entry when no slot holds it
     /// any more.
     fn clear_new_slot(&mut self, slot: usize) {
-        let id = self.new_table[slot];
+        let id = self.new_table.get(slot);
         if id == EMPTY {
             return;
         }
-        self.new_table[slot] = EMPTY;
+        self.new_table.set(slot, EMPTY);
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.refs = entry.refs.saturating_sub(1);
             if entry.refs == 0 {
@@ -461,7 +523,7 @@ impl AddrMan {
         };
         let bucket = self.tried_bucket(addr, &group);
         let slot = self.slot(true, bucket, addr);
-        if self.tried_table[slot] != EMPTY && self.tried_table[slot] != id {
+        if self.tried_table.get(slot) != EMPTY && self.tried_table.get(slot) != id {
             if self.collisions.len() < MAX_COLLISIONS && !self.collisions.iter().any(|c| c.0 == id)
             {
                 self.collisions.insert((id, now));
@@ -474,20 +536,16 @@ impl AddrMan {
     /// Moves `id` into tried slot `slot`, sending any occupant back to new.
     fn make_tried(&mut self, id: Id, slot: usize) {
         // Out of every new bucket.
-        for s in 0..self.new_table.len() {
-            if self.new_table[s] == id {
-                self.new_table[s] = EMPTY;
-            }
-        }
+        self.new_table.remove_all(id);
         if let Some(entry) = self.entries.get_mut(&id) {
             if entry.refs > 0 {
                 self.new_count = self.new_count.saturating_sub(1);
             }
             entry.refs = 0;
         }
-        let old = self.tried_table[slot];
+        let old = self.tried_table.get(slot);
         if old != EMPTY && old != id {
-            self.tried_table[slot] = EMPTY;
+            self.tried_table.set(slot, EMPTY);
             self.tried_count = self.tried_count.saturating_sub(1);
             // The evicted occupant goes back to new, in its own bucket.
             let placement = self.entries.get(&old).and_then(|e| {
@@ -503,7 +561,7 @@ impl AddrMan {
                     let bucket = self.new_bucket(&group, &source);
                     let new_slot = self.slot(false, bucket, addr);
                     self.clear_new_slot(new_slot);
-                    self.new_table[new_slot] = old;
+                    self.new_table.set(new_slot, old);
                     if let Some(entry) = self.entries.get_mut(&old) {
                         entry.refs = 1;
                         self.new_count += 1;
@@ -512,7 +570,7 @@ impl AddrMan {
                 None => self.forget(old),
             }
         }
-        self.tried_table[slot] = id;
+        self.tried_table.set(slot, id);
         self.tried_count += 1;
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.in_tried = true;
@@ -584,7 +642,7 @@ impl AddrMan {
             }
             return None;
         }
-        let buckets = table.len() / BUCKET_SIZE;
+        let buckets = table.buckets;
         // Bounded: the factor grows 1.2× per round, so acceptance is certain
         // well before this many rounds.
         for _ in 0..MAX_SELECT_ROUNDS {
@@ -592,14 +650,7 @@ impl AddrMan {
             let start = rng.index(BUCKET_SIZE);
             // The first non-empty bucket from a random one, and its first
             // entry from a random slot.
-            let found = (0..buckets)
-                .map(|b| (first + b) % buckets)
-                .find_map(|bucket| {
-                    (0..BUCKET_SIZE)
-                        .map(|i| table[bucket * BUCKET_SIZE + (start + i) % BUCKET_SIZE])
-                        .find(|id| *id != EMPTY)
-                });
-            let id = found?;
+            let id = table.first_from(first, start)?;
             let Some(entry) = self.entries.get(&id) else {
                 continue;
             };
@@ -652,7 +703,7 @@ impl AddrMan {
                 continue;
             };
             let slot = self.slot(true, self.tried_bucket(addr, &group), addr);
-            let occupant = self.tried_table[slot];
+            let occupant = self.tried_table.get(slot);
             let Some(old) = self.entries.get(&occupant) else {
                 self.make_tried(id, slot);
                 continue;
@@ -682,7 +733,9 @@ impl AddrMan {
         let entry = self.entries.get(id)?;
         let group = self.grouping.addr_group(entry.addr)?;
         let slot = self.slot(true, self.tried_bucket(entry.addr, &group), entry.addr);
-        self.entries.get(&self.tried_table[slot]).map(|e| e.addr)
+        self.entries
+            .get(&self.tried_table.get(slot))
+            .map(|e| e.addr)
     }
 
     /// Newcomers waiting on a collision.
@@ -707,7 +760,7 @@ impl AddrMan {
                 continue;
             }
             let slot = book.slot(true, book.tried_bucket(addr, &group), addr);
-            if book.tried_table[slot] != EMPTY {
+            if book.tried_table.get(slot) != EMPTY {
                 continue;
             }
             let id = book.next_id;
@@ -722,7 +775,7 @@ impl AddrMan {
                 },
             );
             book.by_addr.insert(addr, id);
-            book.tried_table[slot] = id;
+            book.tried_table.set(slot, id);
             book.tried_count += 1;
         }
         for entry in new {

@@ -204,7 +204,9 @@ struct Conn<P> {
     last_recv: Instant,
     next_sync: Instant,
     addr_tokens: Bucket,
-    sent_addrs: HashSet<SocketAddr>,
+    /// Fingerprints ([`Node::addr_mark`]) of the addresses sent to the
+    /// peer or heard from it: 8 bytes each where an address takes 32.
+    sent_addrs: HashSet<u64>,
     last_useful: Option<Instant>,
     last_peer_list: Option<Instant>,
     payload: Option<P>,
@@ -283,6 +285,9 @@ pub struct Node<P: Payload> {
     warned_at: Option<Instant>,
     /// Scratch: what gossip asks for, turned into frames.
     actions: Vec<Action>,
+    /// The key of the fingerprints of sent addresses, from the book's
+    /// secret key.
+    mark_key: u64,
 }
 
 impl<P: Payload> Node<P> {
@@ -303,7 +308,11 @@ impl<P: Payload> Node<P> {
         let mut rng = Rng::new(seed);
         let peer_id = rng.next_u64();
         let connectivity = Connectivity::new(&config, &book, anchors, &mut rng, now);
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&book.key()[..8]);
+        let mark_key = u64::from_le_bytes(key);
         Node {
+            mark_key,
             peer_id,
             payload,
             book,
@@ -1201,10 +1210,11 @@ impl<P: Payload> Node<P> {
         let remote = conn.info.remote;
         let listens = conn.link().listens;
         let sent = &conn.sent_addrs;
+        let mark = self.mark_key;
         let entries: Vec<SocketAddr> = self
             .book
             .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| {
-                sent.contains(a) || *a == remote || Some(*a) == listens
+                sent.contains(&addr_mark(mark, a)) || *a == remote || Some(*a) == listens
             })
             .into_iter()
             .map(|e| e.addr)
@@ -1218,7 +1228,7 @@ impl<P: Payload> Node<P> {
         entries
             .into_iter()
             .map(|addr| {
-                conn.sent_addrs.insert(addr);
+                conn.sent_addrs.insert(addr_mark(mark, &addr));
                 PeerEntry {
                     adr: addr.into(),
                     id: 0,
@@ -1249,7 +1259,7 @@ impl<P: Payload> Node<P> {
         // sent back to it.
         for (addr, _) in &addrs {
             if conn.sent_addrs.len() < MAX_SENT_ADDRS {
-                conn.sent_addrs.insert(*addr);
+                conn.sent_addrs.insert(addr_mark(self.mark_key, addr));
             }
         }
         self.book
@@ -1325,6 +1335,28 @@ impl<P: Payload> Node<P> {
             .collect();
         eviction::victim(candidates)
     }
+}
+
+/// A keyed 64-bit fingerprint of an address, for the sets of addresses
+/// sent on a connection: two addresses share one with odds of about 2⁻⁶⁴
+/// (then one is not sent on that connection), and the key, taken from the
+/// book's secret, keeps anyone from planning such pairs.
+fn addr_mark(key: u64, addr: &SocketAddr) -> u64 {
+    let ip = match crate::addrman::canonical_addr(*addr).ip() {
+        IpAddr::V4(v4) => u128::from(u32::from_be_bytes(v4.octets())),
+        IpAddr::V6(v6) => u128::from_be_bytes(v6.octets()) ^ (1 << 127),
+    };
+    // splitmix64's finalizer over the words, keyed.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    #[expect(clippy::cast_possible_truncation, reason = "taking the two words")]
+    let words = [ip as u64, (ip >> 64) as u64, u64::from(addr.port())];
+    words.iter().fold(mix(key), |h, w| {
+        mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15))
+    })
 }
 
 #[cfg(test)]

@@ -352,8 +352,10 @@ fn peer_exchange_spreads_addresses_without_resending() {
     assert!(learned <= UNIX - crate::addrman::RELAY_PENALTY);
     // Node 0 sends no address twice on a connection, however often asked.
     let b = net.conn_of(0, 1).unwrap();
-    let sent = &net.host(0).node.conns[&b].sent_addrs;
-    assert!(sent.contains(&addr(2)) && sent.contains(&far));
+    let node = &net.host(0).node;
+    let sent = &node.conns[&b].sent_addrs;
+    let mark = |a: &SocketAddr| super::addr_mark(node.mark_key, a);
+    assert!(sent.contains(&mark(&addr(2))) && sent.contains(&mark(&far)));
     assert!(
         net.host_mut(0)
             .node

@@ -1,0 +1,201 @@
+//! The simulator's benchmark: builds a network, runs it, and prints one
+//! JSON object per run with its wall time, simulated time, events per
+//! second and memory per node.
+//!
+//! ```text
+//! strata-sim-bench [--nodes N] [--seconds T] [--gossip-rate R] [--gossip-size B]
+//!                  [--record-rate R] [--record-size B] [--push | --ask] [--seed S]
+//!                  [--warmup T] [--idle]
+//! ```
+//!
+//! `--idle` builds the network and runs it without publishers, for memory
+//! per node. Memory is the growth of the process's resident set while the
+//! network is built and run, divided by the nodes. `--rows FILE --label L`
+//! also writes the run's figures as rows of `cargo xtask bench`'s summary
+//! (a JSON list of `{"group", "unit", "value"}`).
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use strata_sim::{Network, Params};
+
+struct Args {
+    nodes: usize,
+    seconds: f64,
+    warmup: f64,
+    gossip_rate: f64,
+    gossip_size: usize,
+    record_rate: f64,
+    record_size: usize,
+    push_threshold: Option<usize>,
+    seed: u64,
+    rows: Option<String>,
+    label: String,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        nodes: 1000,
+        seconds: 60.0,
+        warmup: 60.0,
+        gossip_rate: 0.0,
+        gossip_size: 256,
+        record_rate: 0.0,
+        record_size: 128,
+        push_threshold: None,
+        seed: 1,
+        rows: None,
+        label: "run".to_owned(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("`{arg}` needs a value"));
+        match arg.as_str() {
+            "--nodes" => a.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
+            "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--gossip-rate" => {
+                a.gossip_rate = value()?
+                    .parse()
+                    .map_err(|e| format!("--gossip-rate: {e}"))?;
+            }
+            "--gossip-size" => {
+                a.gossip_size = value()?
+                    .parse()
+                    .map_err(|e| format!("--gossip-size: {e}"))?;
+            }
+            "--record-rate" => {
+                a.record_rate = value()?
+                    .parse()
+                    .map_err(|e| format!("--record-rate: {e}"))?;
+            }
+            "--record-size" => {
+                a.record_size = value()?
+                    .parse()
+                    .map_err(|e| format!("--record-size: {e}"))?;
+            }
+            "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--rows" => a.rows = Some(value()?),
+            "--label" => a.label = value()?,
+            "--push" => a.push_threshold = Some(usize::MAX),
+            "--ask" => a.push_threshold = Some(0),
+            "--idle" => {
+                a.gossip_rate = 0.0;
+                a.record_rate = 0.0;
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(a)
+}
+
+/// The process's resident set, in bytes (0 where /proc is not there).
+fn rss() -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn run(a: &Args) -> Result<String, strata_sim::Error> {
+    let before = rss();
+    let built = Instant::now();
+    let mut params = Params::new(a.nodes);
+    params.seed = a.seed;
+    if let Some(t) = a.push_threshold {
+        params.push_threshold = t;
+    }
+    let mut net = Network::new(params)?;
+    let build_secs = built.elapsed().as_secs_f64();
+    net.run_until(a.warmup)?;
+    let warm = net.stats();
+    let warm_wall = net.wall();
+    if a.gossip_rate > 0.0 {
+        net.add_publisher(a.gossip_rate, a.gossip_size, false)?;
+    }
+    if a.record_rate > 0.0 {
+        net.add_publisher(a.record_rate, a.record_size, true)?;
+    }
+    net.run_until(a.warmup + a.seconds)?;
+    let after = rss();
+    let stats = net.stats();
+    let wall = (net.wall() - warm_wall).as_secs_f64();
+    let events = stats.events - warm.events;
+    let m = net.metrics();
+    let rows = net.node_rows();
+    let delivered: u64 = rows.iter().map(|r| r.delivered).sum();
+    let duplicates: u64 = rows.iter().map(|r| r.duplicates).sum();
+    if let Some(path) = &a.rows {
+        let per_node = after.saturating_sub(before) / a.nodes.max(1) as u64;
+        let mut rows = vec![("memory-per-node", "bytes", per_node as f64)];
+        if a.seconds > 0.0 && wall > 0.0 {
+            rows.push(("speedup", "x real time", a.seconds / wall));
+            rows.push(("events-per-second", "events/s", events as f64 / wall));
+        }
+        let body: Vec<String> = rows
+            .iter()
+            .map(|(name, unit, value)| {
+                format!(
+                    "{{\"group\":\"sim/{}/{name}\",\"unit\":\"{unit}\",\"value\":{value}}}",
+                    a.label
+                )
+            })
+            .collect();
+        if let Err(e) = std::fs::write(path, format!("[{}]\n", body.join(","))) {
+            eprintln!("error: writing {path}: {e}");
+        }
+    }
+    Ok(format!(
+        "{{\"nodes\":{},\"sim_seconds\":{},\"warmup_seconds\":{},\"build_seconds\":{:.3},\
+         \"warmup_wall_seconds\":{:.3},\"wall_seconds\":{:.3},\"speedup\":{:.1},\"events\":{},\
+         \"events_per_second\":{:.0},\"frames\":{},\"connections\":{},\"messages\":{},\
+         \"deliveries\":{},\"delivered\":{},\"duplicates\":{},\"rss_bytes\":{},\
+         \"bytes_per_node\":{},\"trace\":\"{:016x}\"}}",
+        a.nodes,
+        a.seconds,
+        a.warmup,
+        build_secs,
+        warm_wall.as_secs_f64(),
+        wall,
+        if wall > 0.0 { a.seconds / wall } else { 0.0 },
+        events,
+        if wall > 0.0 {
+            events as f64 / wall
+        } else {
+            0.0
+        },
+        stats.frames,
+        net.connections(),
+        m.messages.len(),
+        m.deliveries.node.len(),
+        delivered,
+        duplicates,
+        after,
+        after.saturating_sub(before) / a.nodes.max(1) as u64,
+        net.trace_hash(),
+    ))
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The simulator's rows of `cargo xtask bench`: its benchmark binary
+//! (`strata-sim-bench`, built in release) run on a few networks, each run
+//! writing its rows (speed against real time, events per second, memory
+//! per node) where the summary reads the rows of benches that measure
+//! something other than time.
+
+use std::path::Path;
+
+use crate::process::{self, cargo};
+
+/// A run: its label and the binary's arguments.
+type Run = (&'static str, &'static [&'static str]);
+
+/// `--quick`: a thousand nodes for a simulated minute.
+const QUICK: &[Run] = &[(
+    "1k-nodes-1min",
+    &[
+        "--nodes",
+        "1000",
+        "--warmup",
+        "60",
+        "--seconds",
+        "60",
+        "--gossip-rate",
+        "0.5",
+        "--record-rate",
+        "0.05",
+    ],
+)];
+
+/// The full run: a thousand nodes for a simulated hour of gossip and record
+/// sync, memory and speed at ten thousand nodes over their first ten
+/// seconds (when every connection exchanges its first peer lists), and
+/// memory at a hundred thousand nodes as built. Ten thousand nodes for an
+/// hour is not among them: past their first minutes such a network holds
+/// more than 1.5 MB per node (address books of the network's size and the
+/// addresses sent on each connection), beyond a 24 GB machine.
+const FULL: &[Run] = &[
+    (
+        "1k-nodes-1h",
+        &[
+            "--nodes",
+            "1000",
+            "--warmup",
+            "60",
+            "--seconds",
+            "3600",
+            "--gossip-rate",
+            "0.1",
+            "--record-rate",
+            "0.01",
+        ],
+    ),
+    (
+        "10k-nodes-10s",
+        &[
+            "--nodes",
+            "10000",
+            "--warmup",
+            "0.001",
+            "--seconds",
+            "10",
+            "--gossip-rate",
+            "0.1",
+        ],
+    ),
+    (
+        "100k-nodes-built",
+        &["--nodes", "100000", "--warmup", "0.001", "--seconds", "0"],
+    ),
+];
+
+/// Runs the simulator's benchmark and leaves its rows in `extra_dir`.
+pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(extra_dir)
+        .map_err(|err| format!("could not create {}: {err}", extra_dir.display()))?;
+    let runs = if quick { QUICK } else { FULL };
+    for (index, (label, args)) in runs.iter().enumerate() {
+        process::heading(index + 1, runs.len(), &format!("simulator: {label}"));
+        let rows = extra_dir.join(format!("sim-{label}.json"));
+        process::run(
+            cargo([
+                "run",
+                "--release",
+                "--locked",
+                "--quiet",
+                "-p",
+                "strata-sim",
+                "--bin",
+                "strata-sim-bench",
+                "--",
+                "--label",
+                label,
+                "--rows",
+            ])
+            .arg(&rows)
+            .args(*args),
+        )?;
+    }
+    Ok(())
+}
