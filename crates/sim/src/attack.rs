@@ -176,7 +176,12 @@ impl Speaker {
         }
     }
 
-    fn respond<T: strata_portable_storage::Encode>(&mut self, conn: PeerId, command: u32, body: &T) {
+    fn respond<T: strata_portable_storage::Encode>(
+        &mut self,
+        conn: PeerId,
+        command: u32,
+        body: &T,
+    ) {
         let body = wire::encode(body).ok();
         self.send(conn, Header::response(command, P2P_OK, 0), body);
     }
