@@ -118,6 +118,7 @@ const LAYERS: &[Layer] = &[
         krate: "strata-sim",
         position: "layer 6, beside the daemon",
         may_use: &[
+            "strata-portable-storage-derive",
             "strata-portable-storage",
             "strata-levin",
             "strata-io",
@@ -133,6 +134,7 @@ const LAYERS: &[Layer] = &[
         krate: "strata-python",
         position: "layer 7, the simulator's Python module",
         may_use: &[
+            "strata-portable-storage-derive",
             "strata-portable-storage",
             "strata-levin",
             "strata-io",
