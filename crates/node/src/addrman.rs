@@ -14,7 +14,7 @@
 //! Times are Unix seconds, passed in by the caller; randomness comes from
 //! the caller's [`Rng`]. Nothing here reads a clock or does I/O.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use blake2::digest::{FixedOutput, KeyInit, Update, consts::U32};
@@ -206,6 +206,12 @@ impl Table {
     }
 }
 
+/// A book with more than this many entries per address wanted is sampled
+/// by random probes; a smaller one by a pass over every entry.
+const SAMPLE_SCAN_FACTOR: usize = 4;
+/// Random probes per address wanted, at most, when sampling a large book.
+const SAMPLE_PROBES: usize = 4;
+
 /// The address book.
 #[derive(Debug, Clone)]
 pub struct AddrMan {
@@ -213,6 +219,10 @@ pub struct AddrMan {
     grouping: Grouping,
     entries: HashMap<Id, Entry>,
     by_addr: HashMap<SocketAddr, Id>,
+    /// Every entry's id, in no particular but deterministic order, and
+    /// where each is: random entries are drawn from it in constant time.
+    order: Vec<Id>,
+    position: HashMap<Id, usize>,
     new_table: Table,
     tried_table: Table,
     new_count: usize,
@@ -232,6 +242,8 @@ impl AddrMan {
             grouping,
             entries: HashMap::new(),
             by_addr: HashMap::new(),
+            order: Vec::new(),
+            position: HashMap::new(),
             new_table: Table::new(NEW_BUCKETS),
             tried_table: Table::new(TRIED_BUCKETS),
             new_count: 0,
@@ -414,6 +426,7 @@ impl AddrMan {
                 self.entries
                     .insert(id, Entry::new(addr, canonical(source), seen));
                 self.by_addr.insert(addr, id);
+                self.index(id);
                 (id, true)
             }
         };
@@ -479,9 +492,21 @@ impl AddrMan {
         }
     }
 
+    /// Adds `id` to the order entries are drawn from.
+    fn index(&mut self, id: Id) {
+        self.position.insert(id, self.order.len());
+        self.order.push(id);
+    }
+
     fn forget(&mut self, id: Id) {
         if let Some(entry) = self.entries.remove(&id) {
             self.by_addr.remove(&entry.addr);
+        }
+        if let Some(at) = self.position.remove(&id) {
+            self.order.swap_remove(at);
+            if let Some(moved) = self.order.get(at) {
+                self.position.insert(*moved, at);
+            }
         }
         self.collisions.retain(|(c, _)| *c != id);
     }
@@ -671,6 +696,29 @@ impl AddrMan {
         rng: &mut Rng,
         exclude: impl Fn(&SocketAddr) -> bool,
     ) -> Vec<&Entry> {
+        let n = self.order.len();
+        if n > max.saturating_mul(SAMPLE_SCAN_FACTOR) {
+            // A large book: random probes, a bounded number of them, instead
+            // of a pass over every entry.
+            let mut out = Vec::with_capacity(max);
+            let mut seen = HashSet::with_capacity(max);
+            for _ in 0..max.saturating_mul(SAMPLE_PROBES) {
+                if out.len() >= max {
+                    break;
+                }
+                let id = self.order[rng.index(n)];
+                if !seen.insert(id) {
+                    continue;
+                }
+                if let Some(e) = self.entries.get(&id)
+                    && !e.is_terrible(now)
+                    && !exclude(&e.addr)
+                {
+                    out.push(e);
+                }
+            }
+            return out;
+        }
         let mut all: Vec<&Entry> = self
             .entries
             .values()
@@ -775,6 +823,7 @@ impl AddrMan {
                 },
             );
             book.by_addr.insert(addr, id);
+            book.index(id);
             book.tried_table.set(slot, id);
             book.tried_count += 1;
         }

@@ -453,10 +453,19 @@ impl Gossip {
         self.stats.payload_bytes_in += payload.len() as u64;
         let id = MessageId::of(payload);
         // Whatever was in flight or waiting for this message is settled.
+        // Only the peers asked for something need its short id (a keyed
+        // hash each): with nothing in flight, a duplicate costs none.
         let mut settled = false;
-        for (peer, state) in &self.peers {
-            let short = state.short(&id);
-            settled |= self.in_flight.remove(&(*peer, short)).is_some();
+        if !self.in_flight.is_empty() {
+            let mut asked: Vec<PeerId> = self.in_flight.keys().map(|(p, _)| *p).collect();
+            asked.sort_unstable();
+            asked.dedup();
+            for peer in asked {
+                if let Some(state) = self.peers.get(&peer) {
+                    let short = state.short(&id);
+                    settled |= self.in_flight.remove(&(peer, short)).is_some();
+                }
+            }
         }
         if self.is_seen(&id) {
             self.stats.duplicates += 1;

@@ -166,7 +166,7 @@ const ADDR_BURST: f64 = 1000.0;
 /// Addresses per second a peer's bucket refills.
 const ADDR_RATE: f64 = 0.1;
 /// Most addresses remembered as sent on one connection.
-const MAX_SENT_ADDRS: usize = 10_000;
+const MAX_SENT_ADDRS: usize = 2_048;
 /// Shortest time between two peer lists sent on one connection.
 const PEER_LIST_INTERVAL: Duration = Duration::from_secs(30);
 /// Requests one connection may have in flight.

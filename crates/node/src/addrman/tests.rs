@@ -340,3 +340,30 @@ fn absurd_times_from_a_file_or_a_peer_do_not_overflow() {
         }
     }
 }
+
+#[test]
+fn a_large_book_is_sampled_without_a_pass_over_it_and_keeps_its_index() {
+    let mut book = book();
+    let mut rng = Rng::new(3);
+    // Many addresses from many sources, so that buckets evict some: the
+    // index of entries must follow every insertion and removal.
+    for s in 0..200u8 {
+        let source = IpAddr::from([9, s, 1, 1]);
+        let addrs: Vec<(SocketAddr, i64)> = (0..100u8)
+            .map(|i| (v4(8, s, i, 1), NOW))
+            .collect();
+        book.add(&addrs, source, 0, NOW, &mut rng);
+    }
+    assert!(book.len() > 4 * 250, "{}", book.len());
+    assert_eq!(book.order.len(), book.entries.len());
+    for (at, id) in book.order.iter().enumerate() {
+        assert_eq!(book.position[id], at);
+        assert!(book.entries.contains_key(id));
+    }
+    let excluded = v4(8, 0, 0, 1);
+    let sample = book.sample(250, NOW, &mut rng, |a| *a == excluded);
+    assert!(sample.len() > 200 && sample.len() <= 250, "{}", sample.len());
+    let distinct: HashSet<SocketAddr> = sample.iter().map(|e| e.addr).collect();
+    assert_eq!(distinct.len(), sample.len());
+    assert!(!distinct.contains(&excluded));
+}
