@@ -118,7 +118,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             }
             self.pieces.push(Piece { frame, head: false });
         }
-        let mut left: usize = self.batch.iter().map(|q| q.frame.len()).sum();
+        let mut left = self
+            .batch
+            .iter()
+            .map(|q| q.frame.len())
+            .fold(0, usize::saturating_add);
         // The first piece not written whole, and how much of it is.
         let mut cursor = (0, 0);
         self.advance(&mut cursor, 0);
