@@ -265,6 +265,11 @@ impl Struct {
                 }
             })
             .collect();
+        // The generated code holds no arithmetic: which fields are present
+        // is an array of flags, counted by the iterator.
+        let n = fields.len();
+        let index: Vec<proc_macro2::Literal> =
+            (0..n).map(proc_macro2::Literal::usize_unsuffixed).collect();
         quote! {
             #[automatically_derived]
             impl #impl_generics #krate::Encode for #ident #ty_generics #where_clause {
@@ -275,22 +280,23 @@ impl Struct {
 
                 #[allow(unused_mut)]
                 fn encoded_len(&self) -> usize {
-                    let mut count = 0usize;
+                    let present: [bool; #n] = [#(!#absent),*];
                     let mut len = 0usize;
                     #(
-                        if !#absent {
-                            count += 1;
+                        if present[#index] {
                             len = len.saturating_add(#len);
                         }
                     )*
+                    let count = present.into_iter().filter(|present| *present).count();
                     len.saturating_add(#krate::encode::count_len(count))
                 }
 
                 fn encode(&self, out: &mut ::std::vec::Vec<u8>) -> #krate::Result<()> {
-                    let count = 0usize #( + usize::from(!#absent) )*;
+                    let present: [bool; #n] = [#(!#absent),*];
+                    let count = present.into_iter().filter(|present| *present).count();
                     #krate::encode::write_count(out, count)?;
                     #(
-                        if !#absent {
+                        if present[#index] {
                             #write
                         }
                     )*
