@@ -2,6 +2,7 @@
 //! connections, and a rate-limited record of floods.
 
 use std::collections::HashMap;
+use std::num::NonZeroU128;
 use std::time::{Duration, Instant};
 
 use strata_io::saturating_add;
@@ -62,11 +63,13 @@ impl SubnetRates {
         let rate = self.rate;
         let bucket = self.buckets.entry(subnet).or_insert((rate.burst, now));
         refill(rate, bucket, now);
-        if bucket.0 == 0 {
-            return false;
+        match bucket.0.checked_sub(1) {
+            Some(left) => {
+                bucket.0 = left;
+                true
+            }
+            None => false,
         }
-        bucket.0 -= 1;
-        true
     }
 
     /// Forgets the buckets that are full again; if too few are, the
@@ -102,7 +105,7 @@ impl SubnetRates {
 /// Adds the tokens accrued since the bucket's last refill, keeping the
 /// remainder of a partial one.
 fn refill(rate: AcceptRate, (tokens, last): &mut (u32, Instant), now: Instant) {
-    let interval = rate.interval.as_nanos().max(1);
+    let interval = NonZeroU128::new(rate.interval.as_nanos()).unwrap_or(NonZeroU128::MIN);
     let accrued = now.saturating_duration_since(*last).as_nanos() / interval;
     if accrued == 0 {
         return;
@@ -114,7 +117,7 @@ fn refill(rate: AcceptRate, (tokens, last): &mut (u32, Instant), now: Instant) {
     } else {
         // accrued < room <= u32::MAX, so both conversions hold.
         *tokens = tokens.saturating_add(u32::try_from(accrued).unwrap_or(u32::MAX));
-        let spent = accrued.saturating_mul(interval);
+        let spent = accrued.saturating_mul(interval.get());
         *last = saturating_add(
             *last,
             Duration::from_nanos(u64::try_from(spent).unwrap_or(u64::MAX)),

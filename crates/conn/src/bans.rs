@@ -40,16 +40,19 @@ fn width(addr: IpAddr) -> u8 {
     }
 }
 
+/// `addr` with all but its first `prefix` bits cleared; a prefix past the
+/// address's width keeps every bit.
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    let cleared = |width: u32| width.saturating_sub(u32::from(prefix));
     match addr {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            let keep = u32::MAX.checked_shl(cleared(32)).unwrap_or(0);
             IpAddr::V4((bits & keep).into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            let keep = u128::MAX.checked_shl(cleared(128)).unwrap_or(0);
             IpAddr::V6((bits & keep).into())
         }
     }
@@ -84,7 +87,9 @@ impl Bans {
             self.forget_prefix(dropped);
         }
         if added {
-            *self.prefixes.entry(subnet.kind()).or_default() += 1;
+            // At most `MAX_BANS`.
+            let count = self.prefixes.entry(subnet.kind()).or_default();
+            *count = count.saturating_add(1);
         }
     }
 
@@ -125,7 +130,7 @@ impl Bans {
 
     fn forget_prefix(&mut self, subnet: Subnet) {
         if let Some(count) = self.prefixes.get_mut(&subnet.kind()) {
-            *count -= 1;
+            *count = count.saturating_sub(1);
             if *count == 0 {
                 self.prefixes.remove(&subnet.kind());
             }

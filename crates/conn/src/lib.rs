@@ -18,6 +18,7 @@
 //! (connect, first byte, TLS handshake, flush at close) has a deadline, and
 //! every deadline or ban from a duration saturates instead of overflowing.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod admission;
 mod bans;
@@ -347,7 +348,7 @@ impl State {
         for (id, open) in &self.open {
             if open.unfinished() {
                 let entry = subnets.entry(open.subnet).or_insert((0, *id));
-                entry.0 += 1;
+                entry.0 = entry.0.saturating_add(1);
                 entry.1 = entry.1.min(*id);
             }
         }
@@ -423,6 +424,11 @@ impl<C: Codec> Drop for Slot<C> {
         state.uncount(self.id);
         state.open.remove(&self.id);
     }
+}
+
+fn increment<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+    let count = counts.entry(key).or_default();
+    *count = count.saturating_add(1);
 }
 
 fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
@@ -565,7 +571,8 @@ where
         let config = &self.inner.config;
         let policy = match (&self.inner.tls, config.outbound_tls, expected) {
             (None, _, Some(_)) | (Some(_), Policy::Disabled, Some(_)) => {
-                self.inner.state().stats.refused_dials += 1;
+                let mut state = self.inner.state();
+                state.stats.refused_dials = state.stats.refused_dials.saturating_add(1);
                 return Err(Refusal::KeyNeedsTls);
             }
             (Some(_), _, Some(_)) => Policy::Required,
@@ -630,7 +637,7 @@ where
             if inbound {
                 state.turned(turned, now);
             } else {
-                state.stats.refused_dials += 1;
+                state.stats.refused_dials = state.stats.refused_dials.saturating_add(1);
             }
             Err(refusal)
         };
@@ -649,6 +656,11 @@ where
         if state.per_subnet.get(&subnet).copied().unwrap_or(0) >= config.max_per_subnet {
             return refuse(&mut state, Turned::Limit, Refusal::Limit("per subnet"));
         }
+        // Ids are unique for the manager's life: past the last one (2^64
+        // connections on), none is admitted.
+        let Some(next_id) = state.next_id.checked_add(1) else {
+            return refuse(&mut state, Turned::Limit, Refusal::Limit("connection ids"));
+        };
         match direction {
             Direction::Inbound => {
                 let full = state.inbound >= config.max_inbound;
@@ -661,20 +673,20 @@ where
                 }
                 // Past the unfinished budget with none to evict cannot
                 // happen: the newcomer is unfinished only once admitted.
-                state.inbound += 1;
-                state.stats.accepted += 1;
+                state.inbound = state.inbound.saturating_add(1);
+                state.stats.accepted = state.stats.accepted.saturating_add(1);
             }
             Direction::Outbound => {
                 if state.outbound >= config.max_outbound {
                     return refuse(&mut state, Turned::Limit, Refusal::Limit("outbound"));
                 }
-                state.outbound += 1;
+                state.outbound = state.outbound.saturating_add(1);
             }
         }
-        *state.per_ip.entry(ip).or_default() += 1;
-        *state.per_subnet.entry(subnet).or_default() += 1;
+        increment(&mut state.per_ip, ip);
+        increment(&mut state.per_subnet, subnet);
         let id = ConnId(state.next_id);
-        state.next_id += 1;
+        state.next_id = next_id;
         let stop = Arc::new(Stop {
             notify: Notify::new(),
             hard: AtomicBool::new(false),

@@ -1,8 +1,7 @@
 //! Frames out of a read buffer, and messages out of frames.
 //!
-//! Every count here comes from a peer: arithmetic is checked (the lint below
-//! holds the module to it).
-#![warn(clippy::arithmetic_side_effects)]
+//! Every count here comes from a peer: arithmetic is checked (the crate
+//! denies `clippy::arithmetic_side_effects`).
 
 use std::collections::BTreeMap;
 

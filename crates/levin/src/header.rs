@@ -1,7 +1,7 @@
 //! The 33-byte header, packed little-endian.
 //!
-//! Headers come from peers: the module is held to checked arithmetic.
-#![warn(clippy::arithmetic_side_effects)]
+//! Headers come from peers: the module is held to checked arithmetic (the
+//! crate denies `clippy::arithmetic_side_effects`).
 
 use crate::Error;
 

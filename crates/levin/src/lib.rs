@@ -19,6 +19,7 @@
 //!
 //! [`Instant`]: std::time::Instant
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod decoder;
 mod error;

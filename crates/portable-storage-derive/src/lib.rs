@@ -23,6 +23,7 @@
 //! `module::type_byte`, `module::is_absent` and `module::encode`, which
 //! `strata_portable_storage::blob` provides.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -66,6 +67,8 @@ struct Field {
     ty: Type,
     /// The entry's name on the wire.
     name: String,
+    /// Its length, 1 to 255 bytes (checked by [`Struct::parse`]).
+    name_len: u8,
     default: Default,
     with: Option<Path>,
     skip_serializing: bool,
@@ -130,6 +133,7 @@ impl Struct {
                 .ok_or_else(|| Error::new(field.span(), "a field without a name"))?;
             let mut parsed = Field {
                 name: member.unraw().to_string(),
+                name_len: 0,
                 member,
                 ty: field.ty.clone(),
                 default: Default::None,
@@ -176,12 +180,12 @@ impl Struct {
                     Ok(())
                 })?;
             }
-            if parsed.name.is_empty() || parsed.name.len() > 255 {
-                return Err(Error::new(
-                    field.span(),
-                    "an entry name must be 1 to 255 bytes long",
-                ));
-            }
+            parsed.name_len = u8::try_from(parsed.name.len())
+                .ok()
+                .filter(|len| *len > 0)
+                .ok_or_else(|| {
+                    Error::new(field.span(), "an entry name must be 1 to 255 bytes long")
+                })?;
             fields.push(parsed);
         }
         let mut names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
@@ -230,7 +234,8 @@ impl Struct {
             .iter()
             .map(|f| {
                 let member = &f.member;
-                let entry = 2 + f.name.len();
+                // The name's length byte, the name and the type byte.
+                let entry = usize::from(f.name_len) + 2;
                 let value = match &f.with {
                     Some(with) => quote!(#with::encoded_len(&self.#member)),
                     None => quote!(#krate::Encode::encoded_len(&self.#member)),
@@ -242,8 +247,7 @@ impl Struct {
             .iter()
             .map(|f| {
                 let member = &f.member;
-                #[allow(clippy::cast_possible_truncation)] // checked: 1 to 255 bytes
-                let name_len = f.name.len() as u8;
+                let name_len = f.name_len;
                 let bytes = f.name.as_bytes();
                 let (ty, value) = match &f.with {
                     Some(with) => (
@@ -261,6 +265,11 @@ impl Struct {
                 }
             })
             .collect();
+        // The generated code holds no arithmetic: which fields are present
+        // is an array of flags, counted by the iterator.
+        let n = fields.len();
+        let index: Vec<proc_macro2::Literal> =
+            (0..n).map(proc_macro2::Literal::usize_unsuffixed).collect();
         quote! {
             #[automatically_derived]
             impl #impl_generics #krate::Encode for #ident #ty_generics #where_clause {
@@ -271,22 +280,23 @@ impl Struct {
 
                 #[allow(unused_mut)]
                 fn encoded_len(&self) -> usize {
-                    let mut count = 0usize;
+                    let present: [bool; #n] = [#(!#absent),*];
                     let mut len = 0usize;
                     #(
-                        if !#absent {
-                            count += 1;
+                        if present[#index] {
                             len = len.saturating_add(#len);
                         }
                     )*
+                    let count = present.into_iter().filter(|present| *present).count();
                     len.saturating_add(#krate::encode::count_len(count))
                 }
 
                 fn encode(&self, out: &mut ::std::vec::Vec<u8>) -> #krate::Result<()> {
-                    let count = 0usize #( + usize::from(!#absent) )*;
+                    let present: [bool; #n] = [#(!#absent),*];
+                    let count = present.into_iter().filter(|present| *present).count();
                     #krate::encode::write_count(out, count)?;
                     #(
-                        if !#absent {
+                        if present[#index] {
                             #write
                         }
                     )*
@@ -344,7 +354,6 @@ impl Struct {
         } else {
             format!("{expecting} with {deserialized} elements")
         };
-        let mut index_in_seq = 0usize;
         for (f, var) in self.fields.iter().zip(&vars) {
             let ty = &f.ty;
             if f.skip_deserializing {
@@ -357,6 +366,9 @@ impl Struct {
             let bytes = f.name.as_bytes();
             let name = quote!(&[#(#bytes),*][..]);
             let field_name = &f.name;
+            // Its place among the fields read positionally: one declaration
+            // per earlier such field.
+            let index_in_seq = declare.len();
             declare.push(
                 quote!(let mut #var: ::core::option::Option<#ty> = ::core::option::Option::None;),
             );
@@ -395,7 +407,6 @@ impl Struct {
                     ::core::option::Option::None => #short,
                 };
             });
-            index_in_seq += 1;
         }
         let members: Vec<&Ident> = self.fields.iter().map(|f| &f.member).collect();
         let lengths = arms.keys();

@@ -58,9 +58,9 @@ pub fn is_absent<T: AsBlob + ?Sized>(value: &T) -> bool {
 
 /// The length of the blob's string, for the [`Encode`](crate::Encode) derive.
 pub fn encoded_len<T: AsBlob + ?Sized>(value: &T) -> usize {
-    value
-        .as_blob()
-        .map_or(0, |blob| crate::encode::count_len(blob.len()) + blob.len())
+    value.as_blob().map_or(0, |blob| {
+        crate::encode::count_len(blob.len()).saturating_add(blob.len())
+    })
 }
 
 /// Writes the blob's string, for the [`Encode`](crate::Encode) derive: the

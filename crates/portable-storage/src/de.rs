@@ -364,10 +364,10 @@ impl<'de> de::SeqAccess<'de> for ArrayAccess<'_, 'de> {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if self.remaining == 0 {
+        let Some(remaining) = self.remaining.checked_sub(1) else {
             return Ok(None);
-        }
-        self.remaining -= 1;
+        };
+        self.remaining = remaining;
         seed.deserialize(ValueDe {
             de: &mut *self.de,
             ty: self.elem,

@@ -259,10 +259,7 @@ impl<'de> Elements<'_, 'de> {
     #[inline]
     #[allow(clippy::should_implement_trait)] // each element borrows the elements
     pub fn next(&mut self) -> Option<ValueReader<'_, 'de>> {
-        if self.remaining == 0 {
-            return None;
-        }
-        self.remaining -= 1;
+        self.remaining = self.remaining.checked_sub(1)?;
         Some(ValueReader {
             de: self.de,
             ty: self.elem,
@@ -442,7 +439,9 @@ impl<'de, T: Decode<'de>> Decode<'de> for Vec<T> {
             return Err(value.invalid("a sequence"));
         }
         value.elements(|elements| {
-            let room = MAX_PREALLOCATION / std::mem::size_of::<T>().max(1);
+            let room = MAX_PREALLOCATION
+                .checked_div(std::mem::size_of::<T>())
+                .unwrap_or(MAX_PREALLOCATION);
             let mut out = Vec::with_capacity(elements.len().min(room));
             while let Some(element) = elements.next() {
                 out.push(T::decode(element)?);

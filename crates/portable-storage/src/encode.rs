@@ -403,13 +403,13 @@ impl Encode for Array {
     fn encoded_len(&self) -> usize {
         let count = count_len(self.len());
         let items = match self {
-            Array::I64(v) => v.len() * 8,
-            Array::U64(v) => v.len() * 8,
-            Array::F64(v) => v.len() * 8,
-            Array::I32(v) => v.len() * 4,
-            Array::U32(v) => v.len() * 4,
-            Array::I16(v) => v.len() * 2,
-            Array::U16(v) => v.len() * 2,
+            Array::I64(v) => v.len().saturating_mul(8),
+            Array::U64(v) => v.len().saturating_mul(8),
+            Array::F64(v) => v.len().saturating_mul(8),
+            Array::I32(v) => v.len().saturating_mul(4),
+            Array::U32(v) => v.len().saturating_mul(4),
+            Array::I16(v) => v.len().saturating_mul(2),
+            Array::U16(v) => v.len().saturating_mul(2),
             Array::I8(v) => v.len(),
             Array::U8(v) => v.len(),
             Array::Bool(v) => v.len(),
@@ -449,13 +449,14 @@ impl Encode for Section {
     }
 
     fn encoded_len(&self) -> usize {
-        let mut count = 0;
+        let mut count = 0usize;
         let len = self.iter().fold(0, |len: usize, (name, value)| {
             if value.is_absent() {
                 return len;
             }
-            count += 1;
-            len.saturating_add(2 + name.len())
+            count = count.saturating_add(1);
+            // The name's length byte, the name and the type byte.
+            len.saturating_add(name.len().saturating_add(2))
                 .saturating_add(value.encoded_len())
         });
         len.saturating_add(count_len(count))

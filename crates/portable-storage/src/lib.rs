@@ -70,6 +70,7 @@
 //!   order, `None` fields and empty sequences left out, varints in their
 //!   shortest width.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod de;
 pub mod decode;

@@ -47,10 +47,23 @@ pub(crate) fn less(a: &[u8], b: &[u8]) -> bool {
     a.len() < b.len()
 }
 
+/// Offset of `rest` in `input`, of which it is a tail: the subtraction
+/// cannot saturate.
+#[inline]
+fn offset(input: &[u8], rest: &[u8]) -> usize {
+    input.len().saturating_sub(rest.len())
+}
+
 /// A cursor over one body, with the running counts the limits apply to.
+///
+/// The cursor is the tail of the input not read yet: every step splits
+/// bytes off its front, so no offset is ever computed on the way, and none
+/// can overflow. The running counts saturate: a count at `usize::MAX` is
+/// past every limit but an unlimited one.
 pub(crate) struct Reader<'de> {
     input: &'de [u8],
-    pos: usize,
+    /// The bytes not read yet, a tail of `input`.
+    rest: &'de [u8],
     limits: Limits,
     objects: usize,
     fields: usize,
@@ -100,7 +113,7 @@ impl<'de> Reader<'de> {
     pub(crate) fn new(input: &'de [u8], limits: Limits) -> Self {
         Reader {
             input,
-            pos: 0,
+            rest: input,
             limits,
             objects: 0,
             fields: 0,
@@ -111,36 +124,42 @@ impl<'de> Reader<'de> {
 
     #[inline]
     fn remaining(&self) -> usize {
-        self.input.len() - self.pos
+        self.rest.len()
+    }
+
+    /// Offset of the next byte to read.
+    #[inline]
+    fn pos(&self) -> usize {
+        offset(self.input, self.rest)
+    }
+
+    /// The input ends before the `wanted` bytes at the cursor.
+    #[cold]
+    #[inline(never)]
+    fn eof(&self, wanted: usize) -> Error {
+        Error::UnexpectedEof {
+            offset: self.pos(),
+            needed: wanted.saturating_sub(self.remaining()),
+        }
     }
 
     #[inline]
     fn take(&mut self, n: usize) -> Result<&'de [u8]> {
-        let Some(bytes) = self.input.get(self.pos..self.pos.saturating_add(n)) else {
-            return Err(Error::UnexpectedEof {
-                offset: self.pos,
-                needed: n - self.remaining(),
-            });
+        let Some((bytes, rest)) = self.rest.split_at_checked(n) else {
+            return Err(self.eof(n));
         };
-        self.pos += n;
+        self.rest = rest;
         Ok(bytes)
     }
 
     #[inline]
     pub(crate) fn fixed<const N: usize>(&mut self) -> Result<[u8; N]> {
-        match self
-            .input
-            .get(self.pos..)
-            .and_then(<[u8]>::first_chunk::<N>)
-        {
-            Some(bytes) => {
-                self.pos += N;
+        match self.rest.split_first_chunk::<N>() {
+            Some((bytes, rest)) => {
+                self.rest = rest;
                 Ok(*bytes)
             }
-            None => Err(Error::UnexpectedEof {
-                offset: self.pos,
-                needed: N - self.remaining(),
-            }),
+            None => Err(self.eof(N)),
         }
     }
 
@@ -151,19 +170,26 @@ impl<'de> Reader<'de> {
 
     #[inline]
     fn varint(&mut self) -> Result<u64> {
-        let (value, len) = varint::read(self.input, self.pos)?;
-        self.pos += len;
-        Ok(value)
+        match varint::read(self.rest) {
+            Some((value, rest)) => {
+                self.rest = rest;
+                Ok(value)
+            }
+            None => Err(Error::UnexpectedEof {
+                offset: self.pos(),
+                needed: varint::missing(self.rest),
+            }),
+        }
     }
 
     /// Checks the 9-byte header.
     pub(crate) fn header(&mut self) -> Result<()> {
-        match self.input.get(..HEADER.len()) {
-            Some(h) if h == HEADER => {
-                self.pos = HEADER.len();
+        match self.input.strip_prefix(&HEADER) {
+            Some(rest) => {
+                self.rest = rest;
                 Ok(())
             }
-            _ => Err(Error::BadHeader),
+            None => Err(Error::BadHeader),
         }
     }
 
@@ -179,7 +205,7 @@ impl<'de> Reader<'de> {
     /// A string value: counted against `max_strings`, borrowed from the input.
     #[inline]
     pub(crate) fn string(&mut self) -> Result<&'de [u8]> {
-        self.strings += 1;
+        self.strings = self.strings.saturating_add(1);
         if self.strings > self.limits.max_strings {
             return Err(Error::TooManyStrings(self.limits.max_strings));
         }
@@ -212,8 +238,14 @@ impl<'de> Reader<'de> {
             return Err(Error::NestedArray);
         }
         let remaining = self.remaining();
+        // `n * size <= remaining` is `n <= remaining / size`, without a
+        // division.
+        let fits = |n: usize| {
+            n.checked_mul(min_size(elem))
+                .is_some_and(|bytes| bytes <= remaining)
+        };
         match usize::try_from(count) {
-            Ok(n) if n <= remaining / min_size(elem) => Ok(n),
+            Ok(n) if fits(n) => Ok(n),
             _ => Err(Error::ArrayTooLong { count, remaining }),
         }
     }
@@ -221,11 +253,11 @@ impl<'de> Reader<'de> {
     /// Counts a nested object and one more level of nesting.
     #[inline]
     pub(crate) fn enter_object(&mut self) -> Result<()> {
-        self.objects += 1;
+        self.objects = self.objects.saturating_add(1);
         if self.objects > self.limits.max_objects {
             return Err(Error::TooManyObjects(self.limits.max_objects));
         }
-        self.depth += 1;
+        self.depth = self.depth.saturating_add(1);
         if self.depth > self.limits.max_depth {
             return Err(Error::TooDeep(self.limits.max_depth));
         }
@@ -234,7 +266,7 @@ impl<'de> Reader<'de> {
 
     #[inline]
     pub(crate) fn leave_object(&mut self) {
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
     }
 
     /// Reads a section's entry count; its entries follow through
@@ -247,14 +279,14 @@ impl<'de> Reader<'de> {
             Ok(n) if n <= remaining / MIN_ENTRY_SIZE => n,
             _ => return Err(Error::SectionTooLong { count, remaining }),
         };
-        self.fields += count;
+        self.fields = self.fields.saturating_add(count);
         if self.fields > self.limits.max_fields {
             return Err(Error::TooManyFields(self.limits.max_fields));
         }
         Ok(SectionState {
             remaining: count,
             read: 0,
-            start: self.pos,
+            start: self.pos(),
             last: &[],
             seen: None,
         })
@@ -266,18 +298,23 @@ impl<'de> Reader<'de> {
         &mut self,
         state: &mut SectionState<'de>,
     ) -> Result<Option<(&'de [u8], u8)>> {
-        if state.remaining == 0 {
+        let Some(remaining) = state.remaining.checked_sub(1) else {
             return Ok(None);
-        }
-        // The common case in one bounds check: length byte, name, type byte.
-        let input = self.input;
-        let pos = self.pos;
-        let len = input.get(pos).map_or(0, |&len| usize::from(len));
-        let (name, ty) = match (input.get(pos + 1..pos + 1 + len), input.get(pos + 1 + len)) {
-            (Some(name), Some(&ty)) if len > 0 => (name, ty),
-            _ => return Err(self.entry_error(len)),
         };
-        self.pos = pos + 2 + len;
+        // The common case in a few predictable checks: length byte, name,
+        // type byte.
+        let entry = self.rest.split_first().and_then(|(&len, rest)| {
+            let (name, rest) = rest.split_at_checked(usize::from(len))?;
+            let (&ty, rest) = rest.split_first()?;
+            Some((name, ty, rest))
+        });
+        let (name, ty) = match entry {
+            Some((name, ty, rest)) if !name.is_empty() => {
+                self.rest = rest;
+                (name, ty)
+            }
+            _ => return Err(self.entry_error()),
+        };
         let ty = match ty & !tag::ARRAY_FLAG {
             tag::I64..=tag::OBJECT => ty,
             _ => self.odd_type(ty)?,
@@ -287,22 +324,24 @@ impl<'de> Reader<'de> {
         } else {
             self.check_unique(state, name)?;
         }
-        state.remaining -= 1;
-        state.read += 1;
+        state.remaining = remaining;
+        // Below the section's count, which is a `usize`.
+        state.read = state.read.saturating_add(1);
         Ok(Some((name, ty)))
     }
 
     /// Why an entry's name or type byte could not be read.
     #[cold]
     #[inline(never)]
-    fn entry_error(&self, len: usize) -> Error {
-        if self.remaining() > 0 && len == 0 {
-            Error::EmptyName
-        } else {
-            Error::UnexpectedEof {
-                offset: self.pos,
-                needed: (2 + len).saturating_sub(self.remaining()).max(1),
-            }
+    fn entry_error(&self) -> Error {
+        match self.rest.first() {
+            Some(0) => Error::EmptyName,
+            len => Error::UnexpectedEof {
+                offset: self.pos(),
+                needed: (usize::from(len.copied().unwrap_or(0)) + 2)
+                    .saturating_sub(self.remaining())
+                    .max(1),
+            },
         }
     }
 
@@ -331,7 +370,7 @@ impl<'de> Reader<'de> {
     fn check_unique(&mut self, state: &mut SectionState<'de>, name: &'de [u8]) -> Result<()> {
         if state.seen.is_none() {
             let mut walk = Walk::new(self.input, state.start);
-            let mut seen = HashSet::with_capacity(state.read + 1);
+            let mut seen = HashSet::with_capacity(state.read.saturating_add(1));
             for _ in 0..state.read {
                 seen.insert(walk.entry()?);
             }
@@ -358,8 +397,9 @@ impl<'de> Reader<'de> {
                     }
                     Ok(())
                 }
-                // Numbers need no check: step over the whole array.
-                _ => self.take(count * min_size(elem)).map(drop),
+                // Numbers need no check: step over the whole array (whose
+                // size `array_len` checked, so the product does not saturate).
+                _ => self.take(count.saturating_mul(min_size(elem))).map(drop),
             };
         }
         match ty {
@@ -404,28 +444,33 @@ impl<'de> Reader<'de> {
 /// checks only what it must to stay in bounds.
 pub(crate) struct Walk<'de> {
     input: &'de [u8],
-    pos: usize,
+    /// The bytes not walked yet, a tail of `input`.
+    rest: &'de [u8],
 }
 
 impl<'de> Walk<'de> {
+    /// A walk of `input` from offset `pos` (past its end: a walk of nothing).
     pub(crate) fn new(input: &'de [u8], pos: usize) -> Self {
-        Walk { input, pos }
+        Walk {
+            input,
+            rest: input.get(pos..).unwrap_or_default(),
+        }
     }
 
     /// Offset of the next entry.
     pub(crate) fn pos(&self) -> usize {
-        self.pos
+        offset(self.input, self.rest)
     }
 
     fn bytes(&mut self, n: usize) -> Result<&'de [u8]> {
-        let bytes =
-            self.input
-                .get(self.pos..self.pos.saturating_add(n))
-                .ok_or(Error::UnexpectedEof {
-                    offset: self.pos,
-                    needed: n,
-                })?;
-        self.pos += n;
+        let (bytes, rest) = self
+            .rest
+            .split_at_checked(n)
+            .ok_or_else(|| Error::UnexpectedEof {
+                offset: self.pos(),
+                needed: n,
+            })?;
+        self.rest = rest;
         Ok(bytes)
     }
 
@@ -434,8 +479,11 @@ impl<'de> Walk<'de> {
     }
 
     fn count(&mut self) -> Result<usize> {
-        let (value, len) = varint::read(self.input, self.pos)?;
-        self.pos += len;
+        let (value, rest) = varint::read(self.rest).ok_or_else(|| Error::UnexpectedEof {
+            offset: self.pos(),
+            needed: varint::missing(self.rest),
+        })?;
+        self.rest = rest;
         // Checked against the input's length when first read.
         usize::try_from(value).map_err(|_| Error::ArrayTooLong {
             count: value,

@@ -7,6 +7,8 @@
 //! with one copy of the section. A `None` writes nothing, not even its name;
 //! an empty sequence is written, found to be empty, and cut off again.
 
+use std::ops::Range;
+
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::reader::{Walk, less};
@@ -43,31 +45,42 @@ struct State {
     scratch: Vec<u8>,
 }
 
-/// The name of the entry starting at `start`.
+/// The name of the entry starting at `start` (empty if there is none).
+#[inline]
 fn name_at(out: &[u8], start: usize) -> &[u8] {
-    let len = usize::from(out[start]);
-    &out[start + 1..start + 1 + len]
+    out.get(start..)
+        .and_then(<[u8]>::split_first)
+        .and_then(|(&len, rest)| rest.get(..usize::from(len)))
+        .unwrap_or_default()
 }
 
 impl State {
-    /// Writes a varint whose value is known only later, `width` bytes wide.
-    fn reserve_count(&mut self, width: usize) -> usize {
-        let pos = self.out.len();
+    /// Writes a varint whose value is known only later, `width` bytes wide,
+    /// returning where it lies.
+    fn reserve_count(&mut self, width: usize) -> Range<usize> {
+        let start = self.out.len();
         self.out.extend_from_slice(&[0; 8][..width]);
-        pos
+        start..self.out.len()
     }
 
     /// Fills in a count reserved with [`reserve_count`](Self::reserve_count),
     /// moving what follows if the count needs another width.
-    fn patch_count(&mut self, pos: usize, width: usize, count: usize) -> Result<()> {
+    fn patch_count(&mut self, at: Range<usize>, count: usize) -> Result<()> {
         let (buf, len) = varint::encode(count as u64)?;
-        if len == width {
-            self.out[pos..pos + width].copy_from_slice(&buf[..len]);
+        if len == at.len() {
+            self.out[at].copy_from_slice(&buf[..len]);
         } else {
-            self.out
-                .splice(pos..pos + width, buf[..len].iter().copied());
+            self.out.splice(at, buf[..len].iter().copied());
         }
         Ok(())
+    }
+
+    /// Writes a type byte, returning where it lies.
+    #[inline]
+    fn push_type(&mut self, ty: u8) -> usize {
+        let at = self.out.len();
+        self.out.push(ty);
+        at
     }
 
     #[inline]
@@ -270,15 +283,16 @@ struct ValueSer<'a> {
 }
 
 impl<'a> ValueSer<'a> {
-    /// Writes the type byte, or checks it against the array's.
+    /// Writes the type byte, or checks it against the array's, returning
+    /// where the type byte lies.
     #[inline]
-    fn tag(&mut self, ty: u8) -> Result<()> {
+    fn tag(&mut self, ty: u8) -> Result<usize> {
         match self.place {
             Place::Field(name) => {
                 self.st.write_name(name.as_bytes())?;
-                self.st.out.push(ty);
+                Ok(self.st.push_type(ty))
             }
-            Place::Entry => self.st.out.push(ty),
+            Place::Entry => Ok(self.st.push_type(ty)),
             Place::Element { ty_pos } => {
                 let array_ty = &mut self.st.out[ty_pos];
                 if *array_ty == 0 {
@@ -286,9 +300,9 @@ impl<'a> ValueSer<'a> {
                 } else if *array_ty != tag::ARRAY_FLAG | ty {
                     return Err(Error::MixedArray);
                 }
+                Ok(ty_pos)
             }
         }
-        Ok(())
     }
 
     fn scalar(mut self, ty: u8, bytes: &[u8]) -> Result<bool> {
@@ -409,15 +423,13 @@ impl<'a> ser::Serializer for ValueSer<'a> {
     /// A sequence is an array; an empty one is left out, as monerod does.
     fn serialize_seq(mut self, len: Option<usize>) -> Result<SeqSer<'a>> {
         self.not_in_array("an array of arrays")?;
-        self.tag(0)?;
-        let ty_pos = self.st.out.len() - 1;
+        let ty_pos = self.tag(0)?;
         let width = varint::width(len.unwrap_or(0) as u64);
-        let count_pos = self.st.reserve_count(width);
+        let count_at = self.st.reserve_count(width);
         Ok(SeqSer {
             st: self.st,
             ty_pos,
-            count_pos,
-            width,
+            count_at,
             count: 0,
         })
     }
@@ -427,10 +439,12 @@ impl<'a> ser::Serializer for ValueSer<'a> {
         self.tag(tag::STRING)?;
         varint::write(&mut self.st.out, len as u64)?;
         let next = self.st.out.len();
-        self.st.out.resize(next + len, 0);
+        let end = next
+            .checked_add(len)
+            .ok_or(Error::Unsupported("a tuple longer than memory"))?;
+        self.st.out.resize(end, 0);
         Ok(BytesSer {
             out: &mut self.st.out[next..],
-            next: 0,
         })
     }
     fn serialize_tuple_struct(
@@ -474,8 +488,8 @@ impl<'a> ser::Serializer for ValueSer<'a> {
 /// The entries of one section.
 struct SectionSer<'a> {
     st: &'a mut State,
-    count_pos: usize,
-    width: usize,
+    /// Where the count lies.
+    count_at: Range<usize>,
     /// Where the first entry starts.
     body: usize,
     /// Entries written.
@@ -491,12 +505,11 @@ struct SectionSer<'a> {
 impl<'a> SectionSer<'a> {
     fn begin(st: &'a mut State, len: usize) -> Self {
         let width = varint::width(len as u64);
-        let count_pos = st.reserve_count(width);
+        let count_at = st.reserve_count(width);
         let body = st.out.len();
         SectionSer {
             st,
-            count_pos,
-            width,
+            count_at,
             body,
             count: 0,
             last: body,
@@ -527,7 +540,8 @@ impl<'a> SectionSer<'a> {
             self.sorted = less(name_at(out, self.last), name_at(out, start));
         }
         self.last = start;
-        self.count += 1;
+        // Each entry takes bytes of the output: the count cannot saturate.
+        self.count = self.count.saturating_add(1);
         Ok(())
     }
 
@@ -537,8 +551,7 @@ impl<'a> SectionSer<'a> {
         if !self.sorted {
             self.reorder()?;
         }
-        self.st
-            .patch_count(self.count_pos, self.width, self.count)?;
+        self.st.patch_count(self.count_at, self.count)?;
         Ok(true)
     }
 
@@ -546,25 +559,29 @@ impl<'a> SectionSer<'a> {
     #[inline(never)]
     fn reorder(&mut self) -> Result<()> {
         let State { out, scratch } = &mut *self.st;
+        // The entries, and their spans within them.
+        let entries = out.get(self.body..).unwrap_or_default();
         let mut spans = Vec::with_capacity(self.count);
-        let mut walk = Walk::new(out, self.body);
+        let mut walk = Walk::new(entries, 0);
         for _ in 0..self.count {
             let start = walk.pos();
             walk.entry()?;
-            spans.push((start, walk.pos()));
+            spans.push(start..walk.pos());
         }
-        spans.sort_unstable_by(|a, b| name_at(out, a.0).cmp(name_at(out, b.0)));
+        spans.sort_unstable_by(|a, b| name_at(entries, a.start).cmp(name_at(entries, b.start)));
         if let Some(pair) = spans
             .windows(2)
-            .find(|pair| name_at(out, pair[0].0) == name_at(out, pair[1].0))
+            .find(|pair| name_at(entries, pair[0].start) == name_at(entries, pair[1].start))
         {
-            return Err(Error::DuplicateKey(Key(name_at(out, pair[0].0).to_vec())));
+            return Err(Error::DuplicateKey(Key(
+                name_at(entries, pair[0].start).to_vec()
+            )));
         }
         scratch.clear();
-        scratch.extend_from_slice(&out[self.body..]);
+        scratch.extend_from_slice(entries);
         out.truncate(self.body);
-        for (start, end) in spans {
-            out.extend_from_slice(&scratch[start - self.body..end - self.body]);
+        for span in spans {
+            out.extend_from_slice(scratch.get(span).unwrap_or_default());
         }
         Ok(())
     }
@@ -611,8 +628,8 @@ impl ser::SerializeMap for SectionSer<'_> {
 struct SeqSer<'a> {
     st: &'a mut State,
     ty_pos: usize,
-    count_pos: usize,
-    width: usize,
+    /// Where the count lies.
+    count_at: Range<usize>,
     count: usize,
 }
 
@@ -621,7 +638,8 @@ impl ser::SerializeSeq for SeqSer<'_> {
     type Error = Error;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.count += 1;
+        // Each element takes bytes of the output: the count cannot saturate.
+        self.count = self.count.saturating_add(1);
         value.serialize(ValueSer {
             st: &mut *self.st,
             place: Place::Element {
@@ -635,8 +653,7 @@ impl ser::SerializeSeq for SeqSer<'_> {
         if self.count == 0 {
             return Ok(false);
         }
-        self.st
-            .patch_count(self.count_pos, self.width, self.count)?;
+        self.st.patch_count(self.count_at, self.count)?;
         Ok(true)
     }
 }
@@ -644,8 +661,8 @@ impl ser::SerializeSeq for SeqSer<'_> {
 /// The bytes of a fixed-size byte array, written as a string into room
 /// made for them.
 struct BytesSer<'a> {
+    /// The room not filled yet.
     out: &'a mut [u8],
-    next: usize,
 }
 
 impl ser::SerializeTuple for BytesSer<'_> {
@@ -655,17 +672,16 @@ impl ser::SerializeTuple for BytesSer<'_> {
     #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         let byte = value.serialize(ByteSer)?;
-        let slot = self
-            .out
-            .get_mut(self.next)
+        let (slot, rest) = std::mem::take(&mut self.out)
+            .split_first_mut()
             .ok_or(Error::Unsupported("a tuple longer than announced"))?;
         *slot = byte;
-        self.next += 1;
+        self.out = rest;
         Ok(())
     }
 
     fn end(self) -> Result<bool> {
-        if self.next == self.out.len() {
+        if self.out.is_empty() {
             Ok(true)
         } else {
             Err(Error::Unsupported("a tuple shorter than announced"))

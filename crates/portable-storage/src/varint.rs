@@ -28,32 +28,35 @@ pub(crate) fn width(value: u64) -> usize {
     }
 }
 
-/// Reads a varint of any width from `input` at `offset`, returning the value
-/// and the bytes used. Non-minimal widths are accepted.
+/// Reads a varint of any width from the front of `bytes`, returning the
+/// value and the bytes after it, or `None` when `bytes` ends inside it (see
+/// [`missing`]). Non-minimal widths are accepted.
 #[inline]
-pub(crate) fn read(input: &[u8], offset: usize) -> Result<(u64, usize)> {
-    let Some(&first) = input.get(offset) else {
-        return Err(Error::UnexpectedEof { offset, needed: 1 });
-    };
-    let rest = &input[offset..];
-    let value = match first & 3 {
-        0 => return Ok((u64::from(first >> 2), 1)),
-        1 => rest
-            .first_chunk::<2>()
-            .map(|b| u64::from(u16::from_le_bytes(*b))),
-        2 => rest
-            .first_chunk::<4>()
-            .map(|b| u64::from(u32::from_le_bytes(*b))),
-        _ => rest.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)),
-    };
-    let len = 1usize << (first & 3);
-    match value {
-        Some(value) => Ok((value >> 2, len)),
-        None => Err(Error::UnexpectedEof {
-            offset,
-            needed: len - rest.len(),
-        }),
-    }
+pub(crate) fn read(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (value, rest) = match bytes.first()? & 3 {
+        0 => bytes
+            .split_first_chunk::<1>()
+            .map(|(b, rest)| (u64::from(b[0]), rest)),
+        1 => bytes
+            .split_first_chunk::<2>()
+            .map(|(b, rest)| (u64::from(u16::from_le_bytes(*b)), rest)),
+        2 => bytes
+            .split_first_chunk::<4>()
+            .map(|(b, rest)| (u64::from(u32::from_le_bytes(*b)), rest)),
+        _ => bytes
+            .split_first_chunk::<8>()
+            .map(|(b, rest)| (u64::from_le_bytes(*b), rest)),
+    }?;
+    Some((value >> 2, rest))
+}
+
+/// How many bytes the varint at the front of `bytes` lacks, once [`read`]
+/// found it cut short: at least one.
+#[cold]
+pub(crate) fn missing(bytes: &[u8]) -> usize {
+    bytes.first().map_or(1, |first| {
+        (1usize << (first & 3)).saturating_sub(bytes.len()).max(1)
+    })
 }
 
 /// Encodes `value` in the shortest width into a buffer, returning the
@@ -100,7 +103,7 @@ mod tests {
             write(&mut out, value).unwrap();
             assert_eq!(out.len(), len, "{value}");
             assert_eq!(width(value), len, "{value}");
-            assert_eq!(read(&out, 0).unwrap(), (value, len));
+            assert_eq!(read(&out).unwrap(), (value, &[][..]));
         }
         assert_eq!(
             write(&mut Vec::new(), MAX_VARINT + 1),
@@ -111,17 +114,19 @@ mod tests {
     #[test]
     fn non_minimal_widths_are_read() {
         // 5 written in 2, 4 and 8 bytes.
-        assert_eq!(read(&[0x15, 0x00], 0).unwrap(), (5, 2));
-        assert_eq!(read(&[0x16, 0, 0, 0], 0).unwrap(), (5, 4));
-        assert_eq!(read(&[0x17, 0, 0, 0, 0, 0, 0, 0], 0).unwrap(), (5, 8));
+        assert_eq!(read(&[0x15, 0x00, 9]).unwrap(), (5, &[9][..]));
+        assert_eq!(read(&[0x16, 0, 0, 0, 9]).unwrap(), (5, &[9][..]));
+        assert_eq!(
+            read(&[0x17, 0, 0, 0, 0, 0, 0, 0, 9]).unwrap(),
+            (5, &[9][..])
+        );
     }
 
     #[test]
     fn truncated_varint_is_an_error() {
-        assert!(matches!(
-            read(&[0x17, 0, 0], 0),
-            Err(Error::UnexpectedEof { .. })
-        ));
-        assert!(matches!(read(&[], 0), Err(Error::UnexpectedEof { .. })));
+        assert_eq!(read(&[0x17, 0, 0]), None);
+        assert_eq!(missing(&[0x17, 0, 0]), 5);
+        assert_eq!(read(&[]), None);
+        assert_eq!(missing(&[]), 1);
     }
 }

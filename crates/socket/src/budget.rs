@@ -137,8 +137,9 @@ impl Charge {
             return true;
         }
         let mut state = self.budget.state();
+        let change = bytes.abs_diff(self.charged);
         if bytes < self.charged {
-            state.used = state.used.saturating_sub(self.charged - bytes);
+            state.used = state.used.saturating_sub(change);
             if bytes == 0 && state.overdraft == Some(self.id) {
                 state.overdraft = None;
             }
@@ -147,8 +148,7 @@ impl Charge {
             self.budget.freed.notify_waiters();
             return true;
         }
-        let more = bytes - self.charged;
-        let used = state.used.saturating_add(more);
+        let used = state.used.saturating_add(change);
         if used > self.budget.total {
             match state.overdraft {
                 Some(holder) if holder == self.id => {}

@@ -29,6 +29,7 @@
 //! - Every wait has a deadline on the [`Clock`](strata_io::Clock), so tests
 //!   drive timeouts without sleeping.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod budget;
 mod queue;

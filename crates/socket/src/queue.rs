@@ -180,7 +180,8 @@ impl Shared {
                     break;
                 };
                 taken = taken.saturating_add(frame.len().max(1));
-                lanes.bytes[i] -= cost(&frame);
+                // Its cost was added when it was queued.
+                lanes.bytes[i] = lanes.bytes[i].saturating_sub(cost(&frame));
                 self.stats.class(class).set_queued(lanes.bytes[i]);
                 out.push(Queued { class, frame });
             }
@@ -213,10 +214,13 @@ impl Lanes {
             let limit = self.limits[i];
             return Err((Refused::TooLarge { class, len, limit }, frame));
         }
-        if self.bytes[i].saturating_add(len) > self.limits[i] {
+        let Some(bytes) = self.bytes[i]
+            .checked_add(len)
+            .filter(|bytes| *bytes <= self.limits[i])
+        else {
             return Err((Refused::Full(class), frame));
-        }
-        self.bytes[i] += len;
+        };
+        self.bytes[i] = bytes;
         stats.class(class).set_queued(self.bytes[i]);
         self.lanes[i].push_back(frame);
         Ok(())

@@ -1,5 +1,6 @@
 //! Token buckets that pace a socket's reads and writes.
 
+use std::num::NonZeroU128;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,8 +52,10 @@ impl TokenBucket {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (tokens, last) = &mut *state;
         let elapsed = now.saturating_duration_since(*last);
-        let rate = u128::from(self.limit.bytes_per_sec);
-        let accrued = u64::try_from(elapsed.as_nanos().saturating_mul(rate) / NANOS_PER_SEC)
+        // At least 1: `new` made it so.
+        let rate =
+            NonZeroU128::new(u128::from(self.limit.bytes_per_sec)).unwrap_or(NonZeroU128::MIN);
+        let accrued = u64::try_from(elapsed.as_nanos().saturating_mul(rate.get()) / NANOS_PER_SEC)
             .unwrap_or(u64::MAX);
         if accrued > 0 {
             *tokens = tokens.saturating_add(accrued).min(self.limit.burst);
@@ -68,13 +71,13 @@ impl TokenBucket {
         let needed = want.min(MIN_GRANT).min(self.limit.burst).max(1);
         if *tokens >= needed {
             let granted = want.min(*tokens);
-            *tokens -= granted;
+            *tokens = tokens.saturating_sub(granted);
             return Ok(granted);
         }
-        let missing = needed - *tokens;
+        let missing = needed.saturating_sub(*tokens);
         let wait = u128::from(missing)
             .saturating_mul(NANOS_PER_SEC)
-            .div_ceil(rate);
+            .div_ceil(rate.get());
         Err(saturating_add(*last, nanos(wait)))
     }
 
@@ -131,7 +134,8 @@ impl Pacer {
             },
             None => own,
         };
-        self.refund_own(own - granted);
+        // A bucket grants at most what it is asked for.
+        self.refund_own(own.saturating_sub(granted));
         Ok(usize::try_from(granted).unwrap_or(usize::MAX))
     }
 

@@ -189,7 +189,7 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
             }
             // The buffer grows with what arrives, a read at a time (doubling
             // as it goes), never to a size a peer merely declared.
-            if self.buf.capacity() - self.buf.len() < grant {
+            if self.buf.spare_capacity_mut().len() < grant {
                 self.buf.reserve(grant);
             }
             let clock = &self.clock;

@@ -64,7 +64,10 @@ impl Stats {
 
     /// Bytes written over all classes.
     pub fn bytes_out(&self) -> u64 {
-        self.classes.iter().map(ClassStats::bytes_out).sum()
+        self.classes
+            .iter()
+            .map(ClassStats::bytes_out)
+            .fold(0, u64::saturating_add)
     }
 
     pub(crate) fn read(&self, bytes: usize) {

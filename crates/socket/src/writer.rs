@@ -118,7 +118,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             }
             self.pieces.push(Piece { frame, head: false });
         }
-        let mut left: usize = self.batch.iter().map(|q| q.frame.len()).sum();
+        let mut left = self
+            .batch
+            .iter()
+            .map(|q| q.frame.len())
+            .fold(0, usize::saturating_add);
         // The first piece not written whole, and how much of it is.
         let mut cursor = (0, 0);
         self.advance(&mut cursor, 0);
@@ -134,19 +138,24 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let mut count = 0;
             let mut room = grant;
+            // What is left of each piece from the cursor on: the first is
+            // partly written.
             let mut offset = cursor.1;
-            for &piece in &self.pieces[cursor.0..] {
-                if room == 0 || count == MAX_IOV {
+            let rests = self.pieces[cursor.0..]
+                .iter()
+                .map(|&piece| {
+                    let bytes = bytes_of(&self.batch, piece);
+                    bytes.get(std::mem::take(&mut offset)..).unwrap_or_default()
+                })
+                .filter(|rest| !rest.is_empty());
+            for (filled, (slot, rest)) in (1..=MAX_IOV).zip(iov.iter_mut().zip(rests)) {
+                if room == 0 {
                     break;
                 }
-                let rest = &bytes_of(&self.batch, piece)[offset..];
-                offset = 0;
-                if !rest.is_empty() {
-                    let take = rest.len().min(room);
-                    iov[count] = IoSlice::new(&rest[..take]);
-                    count += 1;
-                    room -= take;
-                }
+                let (take, _) = rest.split_at(rest.len().min(room));
+                *slot = IoSlice::new(take);
+                count = filled;
+                room = room.saturating_sub(take.len());
             }
             let stalled = saturating_add(now, self.stall);
             let write = self.write.write_vectored(&iov[..count]);
@@ -157,7 +166,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 Err(_) => Err(WriteError::Stalled),
             };
             let written = written.inspect_err(|_| self.pacer.refund(grant))?;
-            self.pacer.refund(grant - written);
+            // A stream writes at most what it was given.
+            self.pacer.refund(grant.saturating_sub(written));
             left = left.saturating_sub(written);
             self.advance(&mut cursor, written);
         }
@@ -169,20 +179,24 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// them, counting bytes and whole frames per class.
     fn advance(&self, cursor: &mut (usize, usize), mut written: usize) {
         while let Some(&piece) = self.pieces.get(cursor.0) {
-            let len = bytes_of(&self.batch, piece).len();
-            let step = (len - cursor.1).min(written);
-            if step == 0 && len > cursor.1 {
+            // The cursor is within the piece, and a stream writes at most
+            // what it was given: neither subtraction saturates.
+            let left = bytes_of(&self.batch, piece).len().saturating_sub(cursor.1);
+            let step = left.min(written);
+            if step == 0 && left > 0 {
                 return;
             }
-            cursor.1 += step;
-            written -= step;
+            written = written.saturating_sub(step);
             let stats = self.handle.0.stats.class(self.batch[piece.frame].class);
-            let whole = cursor.1 == len;
+            let whole = step == left;
             stats.sent(step, u64::from(whole && !piece.head));
             if !whole {
+                // Short of the piece's end, which is a `usize`.
+                cursor.1 = cursor.1.saturating_add(step);
                 return;
             }
-            *cursor = (cursor.0 + 1, 0);
+            // An index of `pieces`, plus one.
+            *cursor = (cursor.0.saturating_add(1), 0);
         }
     }
 }

@@ -39,6 +39,7 @@
 //! - One store directory is open in at most one [`Store`] at a time, across
 //!   processes ([`Error::Locked`]).
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod backend;
 mod config;

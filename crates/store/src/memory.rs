@@ -176,8 +176,8 @@ impl Backend for MemoryBackend {
             .maps
             .iter()
             .flat_map(|m| m.iter())
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
+            .map(|(k, v)| k.len().saturating_add(v.len()))
+            .fold(0, usize::saturating_add);
         Ok(u64::try_from(bytes).unwrap_or(u64::MAX))
     }
 

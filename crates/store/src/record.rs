@@ -206,7 +206,11 @@ impl Record {
 
     /// Length of the wire encoding, in bytes.
     pub fn encoded_len(&self) -> usize {
-        RECORD_OVERHEAD + self.key.len() + self.value.len()
+        // Both lengths are checked against their limits when a record is
+        // made: the sum does not saturate.
+        RECORD_OVERHEAD
+            .saturating_add(self.key.len())
+            .saturating_add(self.value.len())
     }
 
     /// The wire encoding: the canonical encoding followed by the signature.
@@ -230,7 +234,7 @@ impl Record {
         let (record, used) = Record::decode(bytes, max_value_len)?;
         if used != bytes.len() {
             return Err(DecodeError::TrailingBytes {
-                extra: bytes.len() - used,
+                extra: bytes.len().saturating_sub(used),
             });
         }
         Ok(record)
@@ -243,7 +247,7 @@ impl Record {
     /// remain before anything is allocated. The signature is not checked.
     pub fn decode(bytes: &[u8], max_value_len: usize) -> Result<(Record, usize), DecodeError> {
         let max_value_len = max_value_len.min(MAX_VALUE_LEN);
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader { bytes, rest: bytes };
         let tag: [u8; 16] = r.array("tag")?;
         if &tag != DOMAIN_TAG {
             return Err(DecodeError::BadTag);
@@ -266,7 +270,7 @@ impl Record {
         let value = r.take(value_len, "value")?;
         let signature: [u8; SIGNATURE_LEN] = r.array("signature")?;
         let record = Record::assemble(author, key.to_vec(), version, value.to_vec(), signature);
-        Ok((record, r.pos))
+        Ok((record, r.used()))
     }
 }
 
@@ -309,7 +313,10 @@ fn check_lengths(key_len: usize, value_len: usize) -> Result<(), RecordError> {
 
 /// The canonical encoding of the signed fields.
 fn canonical(author: &[u8; AUTHOR_LEN], key: &[u8], version: u64, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RECORD_OVERHEAD - SIGNATURE_LEN + key.len() + value.len());
+    let room = (RECORD_OVERHEAD - SIGNATURE_LEN)
+        .saturating_add(key.len())
+        .saturating_add(value.len());
+    let mut out = Vec::with_capacity(room);
     write_canonical(&mut out, author, key, version, value);
     out
 }
@@ -360,24 +367,24 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// A bounds-checked reader over untrusted bytes.
+/// A bounds-checked reader over untrusted bytes: it splits fields off the
+/// front of what is left, so no offset is computed on the way.
 struct Reader<'a> {
     bytes: &'a [u8],
-    pos: usize,
+    /// What is not read yet, a tail of `bytes`.
+    rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        let remaining = self.bytes.len() - self.pos;
-        if len > remaining {
+        let Some((out, rest)) = self.rest.split_at_checked(len) else {
             return Err(DecodeError::Truncated {
                 field,
                 needed: len,
-                remaining,
+                remaining: self.rest.len(),
             });
-        }
-        let out = &self.bytes[self.pos..self.pos + len];
-        self.pos += len;
+        };
+        self.rest = rest;
         Ok(out)
     }
 
@@ -385,6 +392,12 @@ impl<'a> Reader<'a> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, field)?);
         Ok(out)
+    }
+
+    /// Bytes read so far (`rest` is a tail of `bytes`: this cannot
+    /// saturate).
+    fn used(&self) -> usize {
+        self.bytes.len().saturating_sub(self.rest.len())
     }
 }
 

@@ -624,14 +624,15 @@ impl Store {
 /// transaction: at most [`MAX_TXN_RECORDS`] and [`MAX_TXN_BYTES`], and at
 /// least one.
 fn chunk_len(lens: impl Iterator<Item = usize>) -> usize {
-    let mut end = 0;
+    let mut end = 0usize;
     let mut bytes = 0usize;
     for len in lens.take(MAX_TXN_RECORDS) {
         if end > 0 && bytes.saturating_add(len) > MAX_TXN_BYTES {
             break;
         }
         bytes = bytes.saturating_add(len);
-        end += 1;
+        // At most `MAX_TXN_RECORDS`.
+        end = end.saturating_add(1);
     }
     end
 }
@@ -724,7 +725,7 @@ fn parse_stored(bytes: &[u8]) -> Result<Stored<'_>, Error> {
 
 /// The `records` key of (author, key).
 fn row_key(author: &[u8; AUTHOR_LEN], key: &[u8]) -> Vec<u8> {
-    let mut row = Vec::with_capacity(AUTHOR_LEN + key.len());
+    let mut row = Vec::with_capacity(AUTHOR_LEN.saturating_add(key.len()));
     row.extend_from_slice(author);
     row.extend_from_slice(key);
     row
@@ -769,7 +770,7 @@ fn digest_of(key_hash: KeyHash, version: u64, id: &RecordId) -> Digest {
 
 /// The `digests` value: version ‖ content hash ‖ author ‖ key.
 fn digest_entry(digest: &Digest, row: &[u8]) -> Vec<u8> {
-    let mut entry = Vec::with_capacity(DIGEST_ENTRY_HEADER + row.len());
+    let mut entry = Vec::with_capacity(DIGEST_ENTRY_HEADER.saturating_add(row.len()));
     entry.extend_from_slice(&digest.0[KEY_HASH_LEN..]);
     entry.extend_from_slice(row);
     entry
@@ -889,7 +890,7 @@ fn apply(txn: &mut dyn WriteTxn, p: &Prepared<'_>, max_losers: usize) -> Result<
 /// Stores the record and its digest, replacing both of any older version.
 fn write_record(txn: &mut dyn WriteTxn, p: &Prepared<'_>) -> Result<(), Error> {
     let record = p.record;
-    let mut stored = Vec::with_capacity(STORED_HEADER + record.value().len());
+    let mut stored = Vec::with_capacity(STORED_HEADER.saturating_add(record.value().len()));
     stored.extend_from_slice(&record.version().to_be_bytes());
     stored.extend_from_slice(record.signature());
     stored.extend_from_slice(record.value());
@@ -1021,7 +1022,7 @@ fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Err
         })();
         match result {
             Ok(()) => {
-                records += 1;
+                records = records.saturating_add(1);
                 true
             }
             Err(e) => {
@@ -1047,7 +1048,7 @@ fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Err
             && seq.len() == 8
             && txn.get(Table::LoserOrder, seq).ok().flatten() == Some(digest);
         if ok {
-            losers += 1;
+            losers = losers.saturating_add(1);
         } else {
             failed = Some(Error::Corrupt("losers and their order disagree".into()));
         }

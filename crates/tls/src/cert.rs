@@ -40,8 +40,8 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         _ => return None,
     };
-    let content = rest.get(..len)?;
-    Some((tag, content, &rest[len..]))
+    let (content, rest) = rest.split_at_checked(len)?;
+    Some((tag, content, rest))
 }
 
 /// The Ed25519 key of an X.509 certificate, or `None` if it holds no
@@ -66,7 +66,7 @@ pub(crate) fn ed25519_key(cert: &[u8]) -> Option<PublicKey> {
     let (SEQUENCE, _, after) = element(tbs)? else {
         return None;
     };
-    let spki = &tbs[..tbs.len() - after.len()];
+    let spki = tbs.get(..tbs.len().checked_sub(after.len())?)?;
     let key = spki.strip_prefix(&ED25519_SPKI_PREFIX)?;
     Some(PublicKey(key.try_into().ok()?))
 }

@@ -15,6 +15,7 @@
 //!
 //! The crypto provider is rustls's `ring` provider: see `docs/transport.md`.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod cert;
 mod key;
