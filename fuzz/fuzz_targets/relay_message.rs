@@ -2,12 +2,21 @@
 //! panics, and what decodes carries its data at the end of the payload.
 //! The input as data signed with a fixed key decodes to the same author,
 //! time and data, and a flipped byte anywhere in that message is refused.
+//!
+//! The codec is `crates/daemon/src/relay.rs` itself, compiled in from its
+//! source: it needs only `bytes`, `ed25519-dalek` and `strata-sync`, while
+//! a dependency on the daemon crate would bring its whole runtime (tokio,
+//! hyper, rustls, clap, …) into every fuzz build and triple its time.
 #![no_main]
 
+#[path = "../../crates/daemon/src/relay.rs"]
+#[allow(dead_code)]
+mod relay;
+
 use bytes::Bytes;
+use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
-use strata_daemon::relay::{TAG_MESSAGE, decode, encode_message};
-use strata_sync::ed25519_dalek::SigningKey;
+use relay::{TAG_MESSAGE, decode, encode_message};
 
 fuzz_target!(|data: &[u8]| {
     let payload = Bytes::copy_from_slice(data);
