@@ -2,7 +2,7 @@
 //!
 //! - `test`: the one test command, used locally and by `.ci/run`. It installs the tools it needs,
 //!   then runs rustfmt, clippy, the workspace tests (which include the layering check of this
-//!   crate), rustdoc and cargo-deny, stopping at the first failure.
+//!   crate), every fuzz target briefly, rustdoc and cargo-deny, stopping at the first failure.
 //! - `bench [--quick]`: runs the criterion benches of `strata-benches` and writes
 //!   `target/bench/summary.json` and `target/bench/summary.md`.
 //! - `fuzz [--seconds N]`: runs every cargo-fuzz target in `fuzz/` for `N` seconds each.
@@ -25,7 +25,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   test                 install missing tools, then run rustfmt, clippy, the workspace
-                       tests, rustdoc and cargo-deny, stopping at the first failure
+                       tests, every fuzz target briefly, rustdoc and cargo-deny,
+                       stopping at the first failure
   bench [--quick]      run the criterion benches of strata-benches and write
                        target/bench/summary.json and target/bench/summary.md;
                        --quick shortens warm-up, measurement and sample size

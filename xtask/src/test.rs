@@ -1,16 +1,18 @@
 //! `cargo xtask test`: the one test command, stopping at the first failing step.
 
+use crate::fuzz;
 use crate::process::{self, cargo};
-use crate::tools::{self, CARGO_DENY, DNSMASQ, MONEROD};
+use crate::tools::{self, CARGO_DENY, CARGO_FUZZ, CXX, DNSMASQ, MONEROD};
 
 /// A step: its heading and what it runs.
 type Step = (&'static str, fn() -> Result<(), String>);
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     ("tools", ensure_tools),
     ("rustfmt", fmt),
     ("clippy", clippy),
     ("tests", tests),
+    ("fuzzing: every target briefly", fuzz),
     ("rustdoc", docs),
     ("cargo-deny: bans, licenses, sources", deny),
 ];
@@ -25,8 +27,9 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 fn ensure_tools() -> Result<(), String> {
-    tools::ensure_apt(&[MONEROD, DNSMASQ])?;
-    tools::ensure_cargo(&CARGO_DENY)
+    tools::ensure_apt(&[MONEROD, DNSMASQ, CXX])?;
+    tools::ensure_cargo(&CARGO_DENY)?;
+    tools::ensure_cargo(&CARGO_FUZZ)
 }
 
 fn fmt() -> Result<(), String> {
@@ -47,6 +50,12 @@ fn clippy() -> Result<(), String> {
 
 fn tests() -> Result<(), String> {
     process::run(&mut cargo(["test", "--workspace", "--locked"]))
+}
+
+/// Every fuzz target for [`fuzz::SHORT_SECONDS`], from its corpus and
+/// regression inputs: a crash fails the step.
+fn fuzz() -> Result<(), String> {
+    fuzz::run(fuzz::SHORT_SECONDS)
 }
 
 fn docs() -> Result<(), String> {
