@@ -307,7 +307,10 @@ impl Harness {
                 self.send(peer, &message);
             }
             GOSSIP => {
-                let peer = self.peer(input).unwrap_or(PeerId(0));
+                // The node hands up gossip from ready peers only.
+                let Some(peer) = self.peer(input) else {
+                    return;
+                };
                 let payload = match input.u8() % 4 {
                     0 => Bytes::from(input.bytes(512)),
                     _ => {
