@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use strata_levin::{Kind, Limits, MessageDecoder};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&control, stream)) = data.split_first() else { return };
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
     let limits = Limits::monerod();
     let mut decoder = MessageDecoder::new(limits.clone());
     if control & 1 == 1 {

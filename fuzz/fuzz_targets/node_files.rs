@@ -15,6 +15,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(anchors) = decode_anchors(data) {
-        assert_eq!(decode_anchors(&encode_anchors(&anchors)).as_deref(), Ok(&anchors[..]));
+        assert_eq!(
+            decode_anchors(&encode_anchors(&anchors)).as_deref(),
+            Ok(&anchors[..])
+        );
     }
 });

@@ -10,7 +10,11 @@ use strata_portable_storage::{Section, from_bytes, from_slice, to_vec};
 fuzz_target!(|data: &[u8]| {
     let borrowed = from_slice::<Section>(data);
     let shared = from_bytes::<Section>(&Bytes::copy_from_slice(data));
-    let encoded = |s: &Result<Section, _>| s.as_ref().map(|s| to_vec(s).expect("a decoded tree encodes")).ok();
+    let encoded = |s: &Result<Section, _>| {
+        s.as_ref()
+            .map(|s| to_vec(s).expect("a decoded tree encodes"))
+            .ok()
+    };
     assert_eq!(encoded(&borrowed), encoded(&shared));
     assert_eq!(borrowed.is_err(), shared.is_err());
     if let Ok(section) = borrowed {

@@ -2,7 +2,7 @@
 //!
 //! - `test`: the one test command, used locally and by `.ci/run`. It installs the tools it needs,
 //!   then runs rustfmt, clippy, the workspace tests (which include the layering check of this
-//!   crate), the Python module's tests and notebooks, rustdoc and cargo-deny, stopping at the
+//!   crate), the Python module's tests and notebooks, every fuzz target briefly, rustdoc and cargo-deny, stopping at the
 //!   first failure.
 //! - `bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...`: the performance
 //!   tracker. Runs the benches of `strata-benches` and the simulator's benchmark (or only the
@@ -31,8 +31,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   test                 install missing tools, then run rustfmt, clippy, the workspace
-                       tests, the Python module's tests and notebooks, rustdoc and
-                       cargo-deny, stopping at the first failure
+                       tests, the Python module's tests and notebooks, every fuzz
+                       target briefly, rustdoc and cargo-deny, stopping at the
+                       first failure
   bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...
                        run the benches of strata-benches (or only the TARGETs)
                        and write summary.md, summary.json, report.html and

@@ -1,13 +1,16 @@
 //! `cargo xtask test`: the one test command, stopping at the first failing step.
 
+use crate::fuzz;
 use crate::process::{self, cargo};
 use crate::python;
-use crate::tools::{self, CARGO_DENY, DNSMASQ, MONEROD, PYTHON_VENV, SYSTEMD_ANALYZE};
+use crate::tools::{
+    self, CARGO_DENY, CARGO_FUZZ, CXX, DNSMASQ, MONEROD, PYTHON_VENV, SYSTEMD_ANALYZE,
+};
 
 /// A step: its heading and what it runs.
 type Step = (&'static str, fn() -> Result<(), String>);
 
-const STEPS: [Step; 7] = [
+const STEPS: [Step; 8] = [
     ("tools", ensure_tools),
     ("rustfmt", fmt),
     ("clippy", clippy),
@@ -16,6 +19,7 @@ const STEPS: [Step; 7] = [
         "python: the strata module, its tests and notebooks",
         python::test,
     ),
+    ("fuzzing: every target briefly", fuzz),
     ("rustdoc", docs),
     ("cargo-deny: bans, licenses, sources", deny),
 ];
@@ -30,9 +34,10 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 fn ensure_tools() -> Result<(), String> {
-    tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE])?;
+    tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE, CXX])?;
     tools::ensure_python(&PYTHON_VENV)?;
-    tools::ensure_cargo(&CARGO_DENY)
+    tools::ensure_cargo(&CARGO_DENY)?;
+    tools::ensure_cargo(&CARGO_FUZZ)
 }
 
 fn fmt() -> Result<(), String> {
@@ -53,6 +58,12 @@ fn clippy() -> Result<(), String> {
 
 fn tests() -> Result<(), String> {
     process::run(&mut cargo(["test", "--workspace", "--locked"]))
+}
+
+/// Every fuzz target for [`fuzz::SHORT_SECONDS`], from its corpus and
+/// regression inputs: a crash fails the step.
+fn fuzz() -> Result<(), String> {
+    fuzz::run(fuzz::SHORT_SECONDS)
 }
 
 fn docs() -> Result<(), String> {

@@ -64,6 +64,12 @@ pub(crate) fn ensure_python(tool: &AptTool) -> Result<(), String> {
     Ok(())
 }
 
+/// A C++ compiler, which `libfuzzer-sys` builds libFuzzer with.
+pub(crate) const CXX: AptTool = AptTool {
+    program: "c++",
+    package: "g++",
+};
+
 /// A cargo subcommand that is installed with `cargo install --locked` when
 /// `cargo <subcommand> --version` fails.
 pub(crate) struct CargoTool {
@@ -79,7 +85,7 @@ pub(crate) const CARGO_DENY: CargoTool = CargoTool {
     krate: "cargo-deny",
 };
 
-/// cargo-fuzz, for `cargo xtask fuzz`.
+/// cargo-fuzz, for `cargo xtask fuzz` and the short fuzzing of `cargo xtask test`.
 pub(crate) const CARGO_FUZZ: CargoTool = CargoTool {
     subcommand: "fuzz",
     krate: "cargo-fuzz",
