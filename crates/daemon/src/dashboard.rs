@@ -661,8 +661,8 @@ mod tests {
         let journal = board.journal();
         assert_eq!(journal.len(), JOURNAL_LEN);
         assert_eq!(journal[0]["text"], format!("event {}", JOURNAL_LEN * 2 - 1));
-        for i in 0..MAX_LISTED_BANS + 10 {
-            board.banned(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]), 60);
+        for i in 0..u32::try_from(MAX_LISTED_BANS).unwrap() + 10 {
+            board.banned(IpAddr::from((10 << 24 | i).to_be_bytes()), 60);
         }
         assert_eq!(board.bans().len(), MAX_LISTED_BANS);
     }
