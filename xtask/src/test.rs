@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the one test command, stopping at the first failing step.
 
 use crate::process::{self, cargo};
-use crate::tools::{self, CARGO_DENY, DNSMASQ, MONEROD, SYSTEMD_ANALYZE};
+use crate::tools::{self, CARGO_DENY, CHROMIUM, DNSMASQ, MONEROD, SYSTEMD_ANALYZE};
 
 /// A step: its heading and what it runs.
 type Step = (&'static str, fn() -> Result<(), String>);
@@ -25,7 +25,7 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 fn ensure_tools() -> Result<(), String> {
-    tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE])?;
+    tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE, CHROMIUM])?;
     tools::ensure_cargo(&CARGO_DENY)
 }
 

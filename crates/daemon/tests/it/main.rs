@@ -10,6 +10,7 @@
 mod admin;
 mod cli;
 mod common;
+mod dashboard;
 mod devnet;
 mod monerod;
 mod network;
