@@ -971,6 +971,7 @@ async fn peers<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Result<Value, ApiE
 fn subscribe<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
     let mut messages = shared.messages.subscribe();
     let mut stop = shared.stop.subscribe();
+    let shared = shared.clone();
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);
     tokio::spawn(async move {
         // A first line, so the client knows the subscription is live.
@@ -986,6 +987,7 @@ fn subscribe<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
                 m = messages.recv() => match m {
                     Ok(m) => serde_json::to_vec(&*m).unwrap_or_default(),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
+                        shared.metrics.relay_dropped.fetch_add(n, Ordering::Relaxed);
                         serde_json::to_vec(&json!({ "lagged": n })).unwrap_or_default()
                     }
                     Err(broadcast::error::RecvError::Closed) => return,

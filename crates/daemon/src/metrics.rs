@@ -69,7 +69,7 @@ pub struct Metrics {
     pub messages_received: AtomicU64,
     /// Confirmations of this node's records, one per confirming node.
     pub receipts_received: AtomicU64,
-    /// Messages dropped because the relay queue was full.
+    /// Messages subscribers missed, for falling too far behind.
     pub relay_dropped: AtomicU64,
     /// Admin API requests served.
     pub api_requests: AtomicU64,
@@ -322,7 +322,7 @@ impl Metrics {
         counter(
             &mut out,
             "strata_relay_dropped_total",
-            "Messages dropped because the relay queue was full.",
+            "Messages subscribers missed, for falling more than the backlog behind.",
             load(&self.relay_dropped),
         );
         let _ = writeln!(
