@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod dashboard;
 mod devnet;
+mod examples;
 mod metrics;
 mod monerod;
 mod network;
