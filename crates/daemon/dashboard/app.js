@@ -5,12 +5,11 @@
 "use strict";
 
 const POLL_MS = 1000;
-const HISTORY = 120;
+const HISTORY = 120; // seconds the server keeps
 const board = document.getElementById("board");
 const $ = (id) => document.getElementById(id);
 let polls = 0;
 let previous = null;
-const arrivals = []; // messages received per second, oldest first
 
 function bytes(n) {
   if (n === null || n === undefined) return "–";
@@ -70,29 +69,61 @@ function svg(tag, attrs, parent) {
   return el;
 }
 
-function bars(target, labels, values) {
+// Bars of `values`, in `slots` places (at least as many as values; the
+// values fill the last ones).
+function bars(target, labels, values, slots) {
   const chart = $(target);
   chart.replaceChildren();
   const max = Math.max(1, ...values);
-  const w = 600 / values.length;
-  values.forEach((v, i) => {
-    const h = (v / max) * 150;
-    const bar = svg("rect", { x: i * w + 2, y: 160 - h, width: Math.max(1, w - 4), height: h, class: "bar" }, chart);
+  const n = Math.max(values.length, slots || 0, 1);
+  const w = 600 / n;
+  const first = n - values.length;
+  values.forEach((v, j) => {
+    const i = first + j;
+    const h = (v / max) * 140;
+    const gap = w > 8 ? 2 : 0.5;
+    const bar = svg("rect", { x: i * w + gap, y: 155 - h, width: Math.max(0.5, w - 2 * gap), height: h, class: "bar" }, chart);
     const title = svg("title", {}, bar);
-    title.textContent = labels[i] + ": " + v;
-    if (labels[i] && (values.length <= 16 || i % 10 === 0)) {
-      const t = svg("text", { x: i * w + w / 2, y: 175, class: "axis" }, chart);
-      t.textContent = labels[i];
+    title.textContent = (labels[j] || "") + " " + v;
+    if (labels[j]) {
+      const t = svg("text", { x: i * w + w / 2, y: 174, class: "axis" }, chart);
+      t.textContent = labels[j];
     }
   });
-  const top = svg("text", { x: 596, y: 10, class: "axis end" }, chart);
-  top.textContent = "highest bar: " + max;
+  const top = svg("text", { x: 4, y: 12, class: "axis start" }, chart);
+  top.textContent = "highest: " + max;
+}
+
+// Per-second differences of a counter in the history, oldest first.
+function perSecond(history, field) {
+  const out = [];
+  for (let i = 1; i < history.length; i++) {
+    const secs = Math.max(0.001, (history[i].at_ms - history[i - 1].at_ms) / 1000);
+    out.push(Math.max(0, (history[i][field] - history[i - 1][field]) / secs));
+  }
+  return out;
+}
+
+function lines(target, series) {
+  const chart = $(target);
+  chart.replaceChildren();
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  for (const s of series) {
+    if (s.values.length < 2) continue;
+    // The last HISTORY seconds, right-aligned.
+    const step = 590 / Math.max(s.values.length - 1, HISTORY - 1);
+    const offset = 595 - step * (s.values.length - 1);
+    const points = s.values.map((v, i) => (offset + i * step).toFixed(1) + "," + (155 - (v / max) * 140).toFixed(1));
+    svg("polyline", { points: points.join(" "), class: "line " + s.cls }, chart);
+  }
+  const top = svg("text", { x: 4, y: 12, class: "axis start" }, chart);
+  top.textContent = "top: " + bytes(Math.round(max)) + "/s";
 }
 
 function drawHistogram(h) {
   const counts = h.cumulative.map((c, i) => c - (i ? h.cumulative[i - 1] : 0));
   counts.push(h.count - (h.cumulative.length ? h.cumulative[h.cumulative.length - 1] : 0));
-  const labels = h.bounds_ms.map((b) => "≤" + (b >= 1000 ? b / 1000 + "s" : b + "ms"));
+  const labels = h.bounds_ms.map((b) => (b >= 1000 ? b / 1000 + "s" : String(b)));
   labels.push(">10s");
   bars("histogram", labels, counts);
 }
@@ -144,13 +175,13 @@ function drawJournal(entries) {
   }
 }
 
-function drawBans(bans) {
+function drawBans(bans, now) {
   const list = $("api-bans");
   list.replaceChildren();
   $("no-api-bans").hidden = bans.length > 0;
   for (const b of bans) {
     const li = document.createElement("li");
-    li.textContent = b.ip + " until " + new Date(b.until_ms).toLocaleTimeString();
+    li.textContent = b.ip + " for another " + duration(Math.max(0, Math.round((b.until_ms - now) / 1000)));
     list.appendChild(li);
   }
 }
@@ -203,13 +234,15 @@ function draw(d) {
   $("rates").className = "big" + (limited ? " warn" : "");
 
   drawHistogram(h);
-  const received = previous ? Math.max(0, d.messages.received - previous.messages.received) : 0;
-  arrivals.push(received);
-  while (arrivals.length > HISTORY) arrivals.shift();
-  bars("rate-chart", arrivals.map(() => ""), arrivals);
+  const perSec = perSecond(d.history, "messages").map((v) => Math.round(v));
+  bars("rate-chart", perSec.map(() => ""), perSec, HISTORY - 1);
+  lines("traffic-chart", [
+    { values: perSecond(d.history, "bytes_out"), cls: "out" },
+    { values: perSecond(d.history, "bytes_in"), cls: "in" },
+  ]);
   drawPeers(d.peers);
   drawJournal(d.journal);
-  drawBans(d.bans.api);
+  drawBans(d.bans.api, d.at_ms);
 
   board.dataset.network = d.network;
   board.dataset.peers = String(ready);

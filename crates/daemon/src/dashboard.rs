@@ -45,6 +45,8 @@ pub const MAX_CODES: usize = 16;
 pub const MAX_SESSIONS: usize = 16;
 /// Events the journal keeps.
 pub const JOURNAL_LEN: usize = 64;
+/// Seconds of history the page's charts show (one sample a second).
+pub const HISTORY_LEN: usize = 120;
 /// Addresses banned through the API that the page lists, at most.
 pub const MAX_LISTED_BANS: usize = 256;
 /// Time between two looks at the peers for the journal.
@@ -128,12 +130,24 @@ struct Entry {
     text: String,
 }
 
+/// One second of the history: counters as they were.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at_ms: u64,
+    messages: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    peers: usize,
+}
+
 /// What the page shows that the node does not keep: logins, the journal
-/// of recent events, the addresses banned through the API.
+/// of recent events, the last minutes' counters, the addresses banned
+/// through the API.
 #[derive(Default)]
 pub struct Board {
     logins: Mutex<Logins>,
     journal: Mutex<VecDeque<Entry>>,
+    history: Mutex<VecDeque<Sample>>,
     /// Banned through the API: until when (ms since the Unix epoch).
     banned: Mutex<HashMap<IpAddr, u64>>,
 }
@@ -225,6 +239,29 @@ impl Board {
     pub fn unbanned(&self, ip: IpAddr) {
         lock(&self.banned).remove(&ip);
         self.note("ban", format!("{ip} unbanned through the API"));
+    }
+
+    fn sample(&self, sample: Sample) {
+        let mut history = lock(&self.history);
+        if history.len() >= HISTORY_LEN {
+            history.pop_front();
+        }
+        history.push_back(sample);
+    }
+
+    fn history(&self) -> Vec<Value> {
+        lock(&self.history)
+            .iter()
+            .map(|s| {
+                json!({
+                    "at_ms": s.at_ms,
+                    "messages": s.messages,
+                    "bytes_in": s.bytes_in,
+                    "bytes_out": s.bytes_out,
+                    "peers": s.peers,
+                })
+            })
+            .collect()
     }
 
     fn journal(&self) -> Vec<Value> {
@@ -457,6 +494,7 @@ pub async fn data<P: Payload + Sync>(shared: &Shared<P>) -> Value {
         },
         "rates": { "upload_rate": upload, "download_rate": download },
         "journal": shared.board.journal(),
+        "history": shared.board.history(),
     })
 }
 
@@ -467,8 +505,8 @@ struct Seen {
 }
 
 /// Looks at the peers every second and notes in the journal who
-/// connected, who left, whose score rose, and bans for misbehaviour; ends
-/// when the daemon stops.
+/// connected, who left, whose score rose, and bans for misbehaviour, and
+/// keeps the history of the counters; ends when the daemon stops.
 pub async fn observe<P: Payload + Sync>(shared: std::sync::Arc<Shared<P>>) {
     let mut stop = shared.stop.subscribe();
     let mut seen: HashMap<PeerId, Seen> = HashMap::new();
@@ -522,6 +560,17 @@ pub async fn observe<P: Payload + Sync>(shared: std::sync::Arc<Shared<P>>) {
             );
         }
         bans = counters.node.bans;
+        let t = &counters.traffic;
+        shared.board.sample(Sample {
+            at_ms: crate::relay::now_us() / 1000,
+            messages: shared
+                .metrics
+                .messages_received
+                .load(std::sync::atomic::Ordering::Relaxed),
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out.iter().sum(),
+            peers: now.len(),
+        });
         seen = now;
         first = false;
         tokio::select! {
@@ -665,5 +714,20 @@ mod tests {
             board.banned(IpAddr::from((10 << 24 | i).to_be_bytes()), 60);
         }
         assert_eq!(board.bans().len(), MAX_LISTED_BANS);
+        for i in 0..HISTORY_LEN as u64 * 2 {
+            board.sample(Sample {
+                at_ms: i,
+                messages: i,
+                bytes_in: 0,
+                bytes_out: 0,
+                peers: 0,
+            });
+        }
+        let history = board.history();
+        assert_eq!(history.len(), HISTORY_LEN);
+        assert_eq!(
+            history[HISTORY_LEN - 1]["at_ms"],
+            HISTORY_LEN as u64 * 2 - 1
+        );
     }
 }
