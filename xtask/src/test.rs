@@ -4,7 +4,7 @@ use crate::fuzz;
 use crate::process::{self, cargo};
 use crate::python;
 use crate::tools::{
-    self, CARGO_DENY, CARGO_FUZZ, CXX, DNSMASQ, MONEROD, PYTHON_VENV, SYSTEMD_ANALYZE,
+    self, CARGO_DENY, CARGO_FUZZ, CHROMIUM, CXX, DNSMASQ, MONEROD, PYTHON_VENV, SYSTEMD_ANALYZE,
 };
 
 /// A step: its heading and what it runs.
@@ -34,7 +34,7 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 fn ensure_tools() -> Result<(), String> {
-    tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE, CXX])?;
+    tools::ensure_apt(&[MONEROD, DNSMASQ, SYSTEMD_ANALYZE, CXX, CHROMIUM])?;
     tools::ensure_python(&PYTHON_VENV)?;
     tools::ensure_cargo(&CARGO_DENY)?;
     tools::ensure_cargo(&CARGO_FUZZ)

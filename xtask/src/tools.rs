@@ -25,6 +25,12 @@ pub(crate) const DNSMASQ: AptTool = AptTool {
     package: "dnsmasq-base",
 };
 
+/// Chromium, the headless browser the dashboard is tested in.
+pub(crate) const CHROMIUM: AptTool = AptTool {
+    program: "chromium",
+    package: "chromium",
+};
+
 /// systemd-analyze, which checks the daemon's systemd unit.
 pub(crate) const SYSTEMD_ANALYZE: AptTool = AptTool {
     program: "systemd-analyze",

@@ -80,6 +80,12 @@ pub struct Config {
     /// New inbound connections each subnet (of the sizes above) may open:
     /// refused past it, before a byte is read. `None`: no limit.
     pub subnet_accept_rate: Option<AcceptRate>,
+    /// The local address dials are made from (port chosen by the system);
+    /// `None`: the system's choice. On one machine, nodes on addresses of
+    /// their own (127.0.0.2, 127.0.0.3, …) dial from them, so that peers see
+    /// each node at its own address, and a ban of it reaches its
+    /// connections both ways.
+    pub dial_from: Option<IpAddr>,
     /// Longest a dial may take to connect.
     pub connect_timeout: Duration,
     /// Longest from accept or connect to a running connection: the first
@@ -123,6 +129,7 @@ impl Default for Config {
             subnet_prefix_v6: 48,
             max_inbound_unfinished: MAX_UNFINISHED,
             subnet_accept_rate: Some(SUBNET_ACCEPT_RATE),
+            dial_from: None,
             connect_timeout: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(5),
@@ -457,6 +464,19 @@ fn nodelay(stream: &TcpStream) {
     }
 }
 
+/// Connects to `addr`, from `from` when given (an address of the other
+/// family than `addr` is not used).
+async fn connect(addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = from.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}
+
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -584,7 +604,7 @@ where
         let stream = clock
             .timeout_at(
                 clock.after(config.connect_timeout),
-                TcpStream::connect(addr),
+                connect(addr, config.dial_from),
             )
             .await
             .map_err(|_| Refusal::TimedOut)??;

@@ -20,12 +20,13 @@ use hyper::body::Incoming as Body;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use strata_node::PeerId;
 use strata_node::wire::Payload;
-use strata_node::{Direction, State};
 use strata_store::{AUTHOR_LEN, Cursor, Record};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, watch};
 
+use crate::dashboard::{self, AccessError};
 use crate::shared::{Error, Shared, lock, until_stopped};
 
 /// Largest request body, in bytes.
@@ -300,6 +301,21 @@ async fn handle<P: Payload + Sync>(
     }
 }
 
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        let status = match e {
+            AccessError::Host | AccessError::Origin => StatusCode::FORBIDDEN,
+            AccessError::NoSession | AccessError::BadCode => StatusCode::UNAUTHORIZED,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+/// Whether the request carries the bearer token.
+fn has_token<P>(shared: &Shared<P>, req: &Request<Body>) -> bool {
+    authorized(shared, req).is_ok()
+}
+
 fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError> {
     let header = req
         .headers()
@@ -312,15 +328,7 @@ fn authorized<P>(shared: &Shared<P>, req: &Request<Body>) -> Result<(), ApiError
         _ => "",
     }
     .as_bytes();
-    let expected = shared.token.as_bytes();
-    // Compare in time independent of where the first difference is.
-    let same = given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if dashboard::same_secret(given, shared.token.as_bytes()) {
         Ok(())
     } else if header.is_empty() {
         Err(ApiError(
@@ -343,6 +351,10 @@ async fn route<P: Payload + Sync>(
 ) -> Result<Response<ResBody>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
+    // The dashboard's pages have access rules of their own.
+    if path == "/dashboard" || path.starts_with("/dashboard/") || path == "/v1/dashboard" {
+        return Ok(dashboard_route(shared, &req, &path).await);
+    }
     // The token first: nothing else is done for a client without it.
     let open = path == "/v1/health" || (path == "/metrics" && !shared.config.api.metrics_auth);
     if !open {
@@ -445,6 +457,73 @@ async fn route<P: Payload + Sync>(
                 "count": d.receipts.len(),
             }))
         }
+        (Method::POST, "/v1/dashboard/login") => {
+            let code = shared.board.mint_code().map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("no random bytes for a login code: {e}"),
+                )
+            })?;
+            let path = format!("/dashboard/login?code={code}");
+            ok(json!({
+                "url": format!("http://{}{path}", dashboard_authority(shared.api)),
+                "path": path,
+                "expires_in_secs": dashboard::CODE_LIFETIME.as_secs(),
+            }))
+        }
+        (Method::POST, "/v1/disconnect") => {
+            let body: DisconnectBody = read_json(req).await?;
+            let found = shared
+                .handle
+                .disconnect(PeerId(body.peer))
+                .await
+                .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            if !found {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no peer {} is connected; `GET /v1/peers` lists them",
+                        body.peer
+                    ),
+                ));
+            }
+            shared.board.note(
+                "peer",
+                format!("peer {} disconnected through the API", body.peer),
+            );
+            ok(json!({ "disconnected": body.peer }))
+        }
+        (Method::GET, "/v1/rates") => ok(rates_json(shared)),
+        (Method::POST, "/v1/rates") => {
+            let body: RatesBody = read_json(req).await?;
+            for (field, rate) in [
+                ("upload_rate", body.upload_rate),
+                ("download_rate", body.download_rate),
+            ] {
+                if let Some(rate) = rate {
+                    crate::config::check_rate(field, rate)
+                        .map_err(|e| ApiError::bad(format!("`{field}`: {}", e.reason)))?;
+                }
+            }
+            shared.rates.set(body.upload_rate, body.download_rate);
+            let (up, down) = shared.rates.get();
+            let show = |r: u64| {
+                if r == 0 {
+                    "none".to_owned()
+                } else {
+                    format!("{r} B/s")
+                }
+            };
+            shared.board.note(
+                "rate",
+                format!(
+                    "rate limits set: upload {}, download {}",
+                    show(up),
+                    show(down)
+                ),
+            );
+            ok(rates_json(shared))
+        }
         (Method::POST, "/v1/ban") => {
             let body: BanBody = read_json(req).await?;
             let secs = body.secs.unwrap_or(shared.config.p2p.ban_secs);
@@ -459,6 +538,7 @@ async fn route<P: Payload + Sync>(
                 .ban(body.ip, Duration::from_secs(secs))
                 .await
                 .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            shared.board.banned(body.ip, secs);
             ok(json!({ "banned": body.ip.to_string(), "secs": secs }))
         }
         (Method::POST, "/v1/unban") => {
@@ -468,6 +548,7 @@ async fn route<P: Payload + Sync>(
                 .unban(body.ip)
                 .await
                 .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            shared.board.unbanned(body.ip);
             ok(json!({ "unbanned": body.ip.to_string() }))
         }
         (Method::POST, "/v1/stop") => {
@@ -504,6 +585,9 @@ const KNOWN: &[&str] = &[
     "/v1/subscribe",
     "/v1/ban",
     "/v1/unban",
+    "/v1/disconnect",
+    "/v1/rates",
+    "/v1/dashboard/login",
     "/v1/stop",
     "/metrics",
 ];
@@ -536,6 +620,147 @@ struct BanBody {
 #[serde(deny_unknown_fields)]
 struct UnbanBody {
     ip: IpAddr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisconnectBody {
+    peer: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatesBody {
+    upload_rate: Option<u64>,
+    download_rate: Option<u64>,
+}
+
+fn rates_json<P>(shared: &Shared<P>) -> Value {
+    let (upload, download) = shared.rates.get();
+    json!({ "upload_rate": upload, "download_rate": download })
+}
+
+/// The host and port a browser on this machine reaches the API at: the
+/// listen address, or loopback when it listens on every address.
+fn dashboard_authority(api: std::net::SocketAddr) -> String {
+    match api.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("127.0.0.1:{}", api.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => format!("[::1]:{}", api.port()),
+        _ => api.to_string(),
+    }
+}
+
+/// A dashboard response: `body` with its type and the security headers.
+fn dashboard_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<ResBody> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", content_type);
+    for (name, value) in dashboard::SECURITY_HEADERS {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Full::new(body).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// A short page saying why the dashboard is not shown.
+fn dashboard_refusal(e: ApiError, page: bool) -> Response<ResBody> {
+    if !page {
+        let mut response = error_response(e);
+        for (name, value) in dashboard::SECURITY_HEADERS {
+            response
+                .headers_mut()
+                .insert(name, hyper::header::HeaderValue::from_static(value));
+        }
+        return response;
+    }
+    // The messages are this crate's own: nothing to escape.
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>stratad dashboard</title>\
+         <body><h1>stratad dashboard</h1><p>{}</p></body></html>\n",
+        e.1
+    );
+    dashboard_response(e.0, "text/html; charset=utf-8", Bytes::from(html))
+}
+
+/// The dashboard's routes: the login link, the page and its files, and
+/// its data. Every request must name a loopback host and come from the
+/// page's own origin; all but the login need a session cookie (or the
+/// bearer token).
+async fn dashboard_route<P: Payload + Sync>(
+    shared: &Arc<Shared<P>>,
+    req: &Request<Body>,
+    path: &str,
+) -> Response<ResBody> {
+    let page = path != "/v1/dashboard";
+    if let Err(e) = dashboard::check_origin(req.headers()) {
+        return dashboard_refusal(e.into(), page);
+    }
+    if req.method() != Method::GET {
+        return dashboard_refusal(
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed on {path}", req.method()),
+            ),
+            page,
+        );
+    }
+    let port = shared.api.port();
+    if path == "/dashboard/login" {
+        let code = parse_query(req.uri().query().unwrap_or(""))
+            .ok()
+            .and_then(|mut q| q.remove("code"))
+            .unwrap_or_default();
+        return match shared.board.redeem(&code) {
+            Ok(session) => {
+                let mut response =
+                    dashboard_response(StatusCode::SEE_OTHER, "text/plain", Bytes::new());
+                let headers = response.headers_mut();
+                headers.insert(
+                    hyper::header::LOCATION,
+                    hyper::header::HeaderValue::from_static("/dashboard"),
+                );
+                if let Ok(cookie) = dashboard::set_cookie(port, &session).parse() {
+                    headers.insert(hyper::header::SET_COOKIE, cookie);
+                }
+                shared
+                    .board
+                    .note("login", "a dashboard session started".to_owned());
+                response
+            }
+            Err(e) => dashboard_refusal(e.into(), true),
+        };
+    }
+    let session = dashboard::session_cookie(req.headers(), port)
+        .is_some_and(|s| shared.board.session_valid(&s));
+    if !session && !has_token(shared, req) {
+        return dashboard_refusal(AccessError::NoSession.into(), page);
+    }
+    let asset = |content_type, text: &'static str| {
+        dashboard_response(
+            StatusCode::OK,
+            content_type,
+            Bytes::from_static(text.as_bytes()),
+        )
+    };
+    match path {
+        "/dashboard" => asset("text/html; charset=utf-8", dashboard::INDEX_HTML),
+        "/dashboard/app.js" => asset("text/javascript; charset=utf-8", dashboard::APP_JS),
+        "/dashboard/style.css" => asset("text/css; charset=utf-8", dashboard::STYLE_CSS),
+        "/v1/dashboard" => {
+            let data = dashboard::data(shared).await;
+            let body = serde_json::to_vec(&data).unwrap_or_default();
+            dashboard_response(StatusCode::OK, "application/json", Bytes::from(body))
+        }
+        _ => dashboard_refusal(
+            ApiError(StatusCode::NOT_FOUND, format!("no page {path}")),
+            page,
+        ),
+    }
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Body>) -> Result<T, ApiError> {
@@ -736,27 +961,7 @@ async fn peers<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Result<Value, ApiE
         .peers()
         .await
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let list: Vec<Value> = peers
-        .iter()
-        .map(|p| {
-            let i = &p.info;
-            json!({
-                "peer": i.id.0,
-                "address": i.remote.to_string(),
-                "direction": match i.direction { Direction::Inbound => "inbound", Direction::Outbound => "outbound" },
-                "kind": i.kind.map(|k| format!("{k:?}").to_lowercase()),
-                "state": match i.state { State::Ready => "ready", State::Handshaking => "handshaking" },
-                "key": i.key.map(hex::encode),
-                "authenticated": i.authenticated,
-                "peer_id": i.node_data.as_ref().map(|d| d.peer_id),
-                "port": i.node_data.as_ref().map(|d| d.my_port),
-                "rtt_ms": i.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                "uptime_secs": i.connected_at.elapsed().as_secs(),
-                "bytes_in": p.bytes_in,
-                "bytes_out": p.bytes_out,
-            })
-        })
-        .collect();
+    let list: Vec<Value> = peers.iter().map(dashboard::peer_json).collect();
     Ok(json!({ "peers": list }))
 }
 
@@ -766,6 +971,7 @@ async fn peers<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Result<Value, ApiE
 fn subscribe<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
     let mut messages = shared.messages.subscribe();
     let mut stop = shared.stop.subscribe();
+    let shared = shared.clone();
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);
     tokio::spawn(async move {
         // A first line, so the client knows the subscription is live.
@@ -781,6 +987,7 @@ fn subscribe<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Response<ResBody> {
                 m = messages.recv() => match m {
                     Ok(m) => serde_json::to_vec(&*m).unwrap_or_default(),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
+                        shared.metrics.relay_dropped.fetch_add(n, Ordering::Relaxed);
                         serde_json::to_vec(&json!({ "lagged": n })).unwrap_or_default()
                     }
                     Err(broadcast::error::RecvError::Closed) => return,

@@ -219,6 +219,30 @@ pub enum Command {
         /// The address.
         ip: IpAddr,
     },
+    /// Close the connection of a peer (its number, as `stratad peers`
+    /// shows it); the node may dial it again: to keep it away, ban it.
+    Disconnect {
+        /// The peer's number.
+        peer: u64,
+    },
+    /// Show the node's rate limits, or change them while it runs.
+    Rate {
+        /// Upload of all connections together, bytes per second (0: no
+        /// limit).
+        #[arg(long, value_name = "BYTES_PER_SEC")]
+        upload: Option<u64>,
+        /// Download of all connections together, bytes per second (0: no
+        /// limit).
+        #[arg(long, value_name = "BYTES_PER_SEC")]
+        download: Option<u64>,
+    },
+    /// Print a one-time login link to the dashboard in a browser on this
+    /// machine.
+    Dashboard {
+        /// Open the link with xdg-open.
+        #[arg(long)]
+        open: bool,
+    },
     /// Print the node key (from the running daemon, else from the data
     /// directory).
     Id,
@@ -623,6 +647,47 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
             .await?;
             println!("unbanned {ip}");
         }
+        Command::Disconnect { peer } => {
+            c.call(
+                Method::POST,
+                "/v1/disconnect",
+                Some(&json!({ "peer": peer })),
+            )
+            .await?;
+            println!("disconnected peer {peer}");
+        }
+        Command::Rate { upload, download } => {
+            let v = if upload.is_none() && download.is_none() {
+                c.call(Method::GET, "/v1/rates", None).await?
+            } else {
+                let mut body = json!({});
+                if let Some(rate) = upload {
+                    body["upload_rate"] = json!(rate);
+                }
+                if let Some(rate) = download {
+                    body["download_rate"] = json!(rate);
+                }
+                c.call(Method::POST, "/v1/rates", Some(&body)).await?
+            };
+            let show = |field: &str| match v[field].as_u64() {
+                Some(0) | None => "no limit".to_owned(),
+                Some(rate) => format!("{rate} bytes/s"),
+            };
+            println!("upload    {}", show("upload_rate"));
+            println!("download  {}", show("download_rate"));
+        }
+        Command::Dashboard { open } => {
+            let v = c.call(Method::POST, "/v1/dashboard/login", None).await?;
+            let url = v["url"].as_str().unwrap_or("");
+            println!("{url}");
+            eprintln!(
+                "a one-time link, valid {} s: open it in a browser on this machine",
+                v["expires_in_secs"]
+            );
+            if *open {
+                open_in_browser(url);
+            }
+        }
         Command::Start(_)
         | Command::Config(_)
         | Command::Devnet(_)
@@ -632,6 +697,19 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
         | Command::Id => {}
     }
     Ok(())
+}
+
+/// Opens `url` with xdg-open when there is one; says so when not.
+fn open_in_browser(url: &str) {
+    let launched = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = launched {
+        eprintln!("cannot run xdg-open ({e}): open the link yourself");
+    }
 }
 
 fn print_status(v: &Value) {
@@ -686,21 +764,25 @@ fn print_status(v: &Value) {
 
 fn print_peers(v: &Value) {
     println!(
-        "{:<22} {:<9} {:>9} {:>8} {:>10} {:>10}  KEY",
-        "ADDRESS", "DIRECTION", "RTT", "UPTIME", "BYTES IN", "BYTES OUT"
+        "{:>5} {:<22} {:<9} {:>9} {:>8} {:>10} {:>10} {:>5}  KEY",
+        "PEER", "ADDRESS", "DIRECTION", "RTT", "UPTIME", "BYTES IN", "BYTES OUT", "SCORE"
     );
     for p in v["peers"].as_array().into_iter().flatten() {
         let rtt = p["rtt_ms"]
             .as_f64()
             .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}ms"));
+        // Numbers as text, so that the widths apply.
+        let n = |field: &str| p[field].to_string();
         println!(
-            "{:<22} {:<9} {:>9} {:>7}s {:>10} {:>10}  {}",
+            "{:>5} {:<22} {:<9} {:>9} {:>7}s {:>10} {:>10} {:>5}  {}",
+            n("peer"),
             p["address"].as_str().unwrap_or(""),
             p["direction"].as_str().unwrap_or(""),
             rtt,
-            p["uptime_secs"],
-            p["bytes_in"],
-            p["bytes_out"],
+            n("uptime_secs"),
+            n("bytes_in"),
+            n("bytes_out"),
+            n("score"),
             match (p["key"].as_str(), p["authenticated"].as_bool()) {
                 (None, _) => "-".to_owned(),
                 (Some(key), Some(true)) => key.to_owned(),

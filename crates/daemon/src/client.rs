@@ -230,26 +230,60 @@ impl Client {
         path: &str,
         mut each: impl FnMut(Value) -> bool,
     ) -> Result<(), ClientError> {
-        let response = self.send(Method::GET, path, None).await?;
-        let mut body = response.into_body();
-        let mut buf = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ClientError::Other(e.to_string()))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            buf.extend_from_slice(&data);
-            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=end).collect();
-                let Ok(value) = serde_json::from_slice::<Value>(&line) else {
-                    continue;
-                };
-                if !each(value) {
-                    return Ok(());
-                }
+        let mut lines = self.stream(path).await?;
+        while let Some(value) = lines.next().await? {
+            if !each(value) {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// A GET whose answer is a stream of JSON lines, read with
+    /// [`Lines::next`].
+    pub async fn stream(&self, path: &str) -> Result<Lines, ClientError> {
+        let response = self.send(Method::GET, path, None).await?;
+        Ok(Lines {
+            body: response.into_body(),
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// The longest line a stream may send: a message of the largest gossip
+/// size (16 MiB) as hex in its JSON object fits.
+pub const MAX_LINE: usize = 40 * 1024 * 1024;
+
+/// A stream of JSON lines from the admin API.
+pub struct Lines {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// The next line that is JSON (others are skipped); `None` when the
+    /// stream ends. A line longer than [`MAX_LINE`] is an error.
+    pub async fn next(&mut self) -> Result<Option<Value>, ClientError> {
+        loop {
+            while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                if let Ok(value) = serde_json::from_slice::<Value>(&line) {
+                    return Ok(Some(value));
+                }
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(ClientError::Other(format!(
+                    "the daemon sent a line of more than {MAX_LINE} bytes"
+                )));
+            }
+            let Some(frame) = self.body.frame().await else {
+                return Ok(None);
+            };
+            let frame = frame.map_err(|e| ClientError::Other(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,11 @@ use strata_node::Network;
 
 /// The longest ban, in seconds (ten years).
 pub const MAX_BAN_SECS: usize = 10 * 365 * 24 * 3600;
+
+/// The slowest rate limit, in bytes per second (0 is no limit).
+pub const MIN_RATE: u64 = 1024;
+/// The fastest rate limit, in bytes per second: 1 TiB/s, beyond any link.
+pub const MAX_RATE: u64 = 1 << 40;
 
 /// Prefix of the environment variables that set configuration fields.
 pub const ENV_PREFIX: &str = "STRATA_";
@@ -90,6 +95,16 @@ pub struct P2p {
     pub push_threshold: usize,
     /// Largest gossip message, in bytes.
     pub max_message: usize,
+    /// Upload of all connections together, in bytes per second; 0: no
+    /// limit.
+    pub upload_rate: u64,
+    /// Download of all connections together, in bytes per second; 0: no
+    /// limit.
+    pub download_rate: u64,
+    /// The local address connections are dialed from; unset: the system's
+    /// choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dial_from: Option<IpAddr>,
 }
 
 /// `[tls]`: who may connect.
@@ -377,6 +392,18 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Largest gossip message, in bytes (1 KiB-16 MiB).",
     ),
     (
+        "p2p.upload_rate",
+        "Upload of all connections together, in bytes per second (1 KiB/s-1 TiB/s); 0: no limit. `stratad rate` changes it while the daemon runs.",
+    ),
+    (
+        "p2p.download_rate",
+        "Download of all connections together, in bytes per second (1 KiB/s-1 TiB/s); 0: no limit. `stratad rate` changes it while the daemon runs.",
+    ),
+    (
+        "p2p.dial_from",
+        "The local IP address connections are dialed from; unset: the system's choice. Nodes sharing a machine on addresses of their own (127.0.0.2, …) set it to their listen address.",
+    ),
+    (
         "tls.allowlist",
         "When not empty, the only node keys (64 hex digits each) that may connect or be dialed: a private network; every connection is then TLS (strata's network).",
     ),
@@ -481,6 +508,9 @@ impl Default for P2p {
             timed_sync_secs: node.timed_sync_interval.as_secs(),
             push_threshold: node.gossip.push_threshold,
             max_message: node.gossip.max_message,
+            upload_rate: 0,
+            download_rate: 0,
+            dial_from: None,
         }
     }
 }
@@ -604,6 +634,8 @@ impl Config {
             3600,
         )?;
         range("p2p.max_message", p.max_message, 1024, 16 * 1024 * 1024)?;
+        check_rate("p2p.upload_rate", p.upload_rate)?;
+        check_rate("p2p.download_rate", p.download_rate)?;
         for name in p.dns_seeds.iter().flatten() {
             if name.is_empty() || name.contains(char::is_whitespace) {
                 return Err(ConfigError::new(
@@ -662,8 +694,15 @@ impl Config {
                     .and_then(toml::Value::as_table)
                     .and_then(|t| t.get(key))
             };
-            let rendered = value.map_or_else(|| "\"\"".to_owned(), toml_inline);
-            let _ = write!(out, "# {doc}\n{key} = {rendered}\n");
+            match value {
+                Some(value) => {
+                    let _ = write!(out, "# {doc}\n{key} = {}\n", toml_inline(value));
+                }
+                // An unset field: shown, commented out.
+                None => {
+                    let _ = write!(out, "# {doc}\n# {key} = (unset)\n");
+                }
+            }
         }
         out
     }
@@ -677,6 +716,20 @@ fn toml_inline(value: &toml::Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A rate limit: 0 (none), or between [`MIN_RATE`] and [`MAX_RATE`].
+pub fn check_rate(field: &str, rate: u64) -> Result<(), ConfigError> {
+    if rate != 0 && !(MIN_RATE..=MAX_RATE).contains(&rate) {
+        return Err(ConfigError::new(
+            field,
+            format!(
+                "{rate} is out of range: 0 (no limit), or between {MIN_RATE} and {MAX_RATE} \
+                 bytes per second"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn range(field: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
@@ -973,6 +1026,28 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.field, "p2p.tls_outbound");
+    }
+
+    #[test]
+    fn rates_and_the_dial_address_parse_and_are_checked() {
+        let config = load(&flags(&[
+            ("p2p.upload_rate", "16384"),
+            ("p2p.dial_from", "127.0.0.7"),
+        ]))
+        .unwrap();
+        assert_eq!(config.p2p.upload_rate, 16384);
+        assert_eq!(config.p2p.download_rate, 0);
+        assert_eq!(config.p2p.dial_from, Some(IpAddr::from([127, 0, 0, 7])));
+        let text = config.to_commented_toml();
+        assert!(text.contains("dial_from = \"127.0.0.7\""), "{text}");
+        for (field, value) in [
+            ("p2p.upload_rate", "10"),
+            ("p2p.download_rate", "18446744073709551615"),
+            ("p2p.dial_from", "localhost"),
+        ] {
+            let err = load(&flags(&[(field, value)])).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
     }
 
     #[test]

@@ -28,11 +28,12 @@ use strata_tls::{NodeKey, Tls};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::{Config, TlsPolicy};
+use crate::dashboard::Board;
 use crate::datadir::{self, RuntimeInfo};
 use crate::delivery::Deliveries;
 use crate::metrics::Metrics;
 pub use crate::shared::until_stopped;
-use crate::shared::{Shared, log_node_event};
+use crate::shared::{Rates, Shared, log_node_event};
 
 /// Most subscribers' backlog of messages before the slowest lose some.
 pub const SUBSCRIBE_BACKLOG: usize = 4096;
@@ -322,6 +323,7 @@ async fn serve<P: Summary>(
             .saturating_add(CONNECTION_SLACK),
         max_per_ip: config.p2p.max_per_ip,
         max_per_subnet: config.p2p.max_per_ip.max(MIN_PER_SUBNET),
+        dial_from: config.p2p.dial_from,
         ..strata_conn::Config::default()
     };
     conn.inbound_tls = config
@@ -372,6 +374,7 @@ async fn serve<P: Summary>(
         store: store.clone(),
         progress_file: dir.join(sync_runtime::PROGRESS_FILE),
     };
+    let rates = Rates::new(config.p2p.upload_rate, config.p2p.download_rate);
     let settings = Settings {
         node,
         listen: listen.clone(),
@@ -383,6 +386,7 @@ async fn serve<P: Summary>(
         upper_caps: Vec::new(),
         event_queue: strata_node::driver::EVENT_QUEUE,
         event_bytes: strata_node::driver::EVENT_BYTES,
+        shared: rates.shared(),
     };
     let running = P::start(settings, sync).await.map_err(StartError::Node)?;
 
@@ -408,7 +412,10 @@ async fn serve<P: Summary>(
         key: public,
         started: Instant::now(),
         listening: running.listening.clone(),
+        api: api_addr,
         token,
+        rates,
+        board: Board::default(),
         metrics: Metrics::default(),
         messages: broadcast::channel(SUBSCRIBE_BACKLOG).0,
         deliveries: Mutex::new(Deliveries::default()),
@@ -420,6 +427,7 @@ async fn serve<P: Summary>(
         Events::Sync(events) => tokio::spawn(sync_loop(shared.clone(), events)),
         Events::Node(events) => tokio::spawn(node_loop(shared.clone(), events)),
     };
+    let observer = tokio::spawn(crate::dashboard::observe(shared.clone()));
     let api_task = tokio::spawn(crate::api::serve(
         shared.clone(),
         api_listener,
@@ -469,6 +477,8 @@ async fn serve<P: Summary>(
     let _ = tokio::time::timeout(API_SHUTDOWN, api_task).await;
     events_task.abort();
     let _ = events_task.await;
+    observer.abort();
+    let _ = observer.await;
     if let Some(path) = &socket_path {
         let _ = std::fs::remove_file(path);
     }

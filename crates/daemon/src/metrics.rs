@@ -27,6 +27,17 @@ impl Histogram {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// Observations at or below each bound of [`LATENCY_BUCKETS_MS`]
+    /// (cumulative, as Prometheus has them), their count and their sum in
+    /// microseconds.
+    pub fn read(&self) -> ([u64; LATENCY_BUCKETS_MS.len()], u64, u64) {
+        (
+            self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed)),
+            self.count.load(Ordering::Relaxed),
+            self.sum_us.load(Ordering::Relaxed),
+        )
+    }
+
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} histogram");
@@ -58,7 +69,7 @@ pub struct Metrics {
     pub messages_received: AtomicU64,
     /// Confirmations of this node's records, one per confirming node.
     pub receipts_received: AtomicU64,
-    /// Messages dropped because the relay queue was full.
+    /// Messages subscribers missed, for falling too far behind.
     pub relay_dropped: AtomicU64,
     /// Admin API requests served.
     pub api_requests: AtomicU64,
@@ -83,10 +94,14 @@ pub struct Snapshot {
     pub book_new: u64,
     /// Address book: tried table.
     pub book_tried: u64,
-    /// Bytes received on current connections.
-    pub conn_bytes_in: u64,
-    /// Bytes sent on current connections.
-    pub conn_bytes_out: u64,
+    /// Bytes queued to peers now, per class: control, relay, bulk.
+    pub queued: [u64; 3],
+    /// The highest misbehaviour score of a connected peer.
+    pub score_max: u32,
+    /// Connected peers with a misbehaviour score above 0.
+    pub scored: u64,
+    /// The upload and download rate limits, bytes per second (0: none).
+    pub rates: (u64, u64),
     /// Gossip counters.
     pub gossip: Option<strata_node::gossip::Stats>,
     /// The node's counters and the frames its driver dropped.
@@ -105,6 +120,16 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(
         out,
         "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+/// One sample per class: control, relay, bulk.
+fn per_class(out: &mut String, name: &str, kind: &str, help: &str, values: [u64; 3]) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n\
+         {name}{{class=\"control\"}} {}\n{name}{{class=\"relay\"}} {}\n{name}{{class=\"bulk\"}} {}",
+        values[0], values[1], values[2]
     );
 }
 
@@ -134,15 +159,100 @@ impl Metrics {
             s.book_new, s.book_tried
         );
         let g = s.gossip.unwrap_or_default();
+        let c = &s.counters;
+        let t = &c.traffic;
+        per_class(
+            &mut out,
+            "strata_sent_bytes_total",
+            "counter",
+            "Bytes sent to peers since start, by class.",
+            t.bytes_out,
+        );
+        per_class(
+            &mut out,
+            "strata_sent_frames_total",
+            "counter",
+            "Frames sent to peers since start, by class.",
+            t.frames_out,
+        );
+        counter(
+            &mut out,
+            "strata_received_bytes_total",
+            "Bytes received from peers since start (the socket does not tell classes apart).",
+            t.bytes_in,
+        );
+        counter(
+            &mut out,
+            "strata_received_frames_total",
+            "Whole frames received from peers since start.",
+            t.frames_in,
+        );
+        per_class(
+            &mut out,
+            "strata_queued_bytes",
+            "gauge",
+            "Bytes queued to peers now, by class.",
+            s.queued,
+        );
         let _ = writeln!(
             out,
-            "# HELP strata_bytes Bytes by class and direction: all traffic of the current \
-             connections, and gossip payloads since start.\n# TYPE strata_bytes gauge\n\
-             strata_bytes{{class=\"connections\",direction=\"in\"}} {}\n\
-             strata_bytes{{class=\"connections\",direction=\"out\"}} {}\n\
-             strata_bytes{{class=\"gossip\",direction=\"in\"}} {}\n\
-             strata_bytes{{class=\"gossip\",direction=\"out\"}} {}",
-            s.conn_bytes_in, s.conn_bytes_out, g.payload_bytes_in, g.payload_bytes_out
+            "# HELP strata_gossip_payload_bytes_total Gossip payload bytes by direction.\n\
+             # TYPE strata_gossip_payload_bytes_total counter\n\
+             strata_gossip_payload_bytes_total{{direction=\"in\"}} {}\n\
+             strata_gossip_payload_bytes_total{{direction=\"out\"}} {}",
+            g.payload_bytes_in, g.payload_bytes_out
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_connections_opened_total Connections that came up, by direction.\n\
+             # TYPE strata_connections_opened_total counter\n\
+             strata_connections_opened_total{{direction=\"inbound\"}} {}\n\
+             strata_connections_opened_total{{direction=\"outbound\"}} {}",
+            c.opened[0], c.opened[1]
+        );
+        counter(
+            &mut out,
+            "strata_connections_closed_total",
+            "Connections that ended.",
+            c.closed,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_connections_refused_total Connections refused before a byte was read: \
+             inbound for a ban, the subnet's rate or the limits; dials for a ban, the limits or a \
+             key without TLS.\n\
+             # TYPE strata_connections_refused_total counter\n\
+             strata_connections_refused_total{{reason=\"banned\"}} {}\n\
+             strata_connections_refused_total{{reason=\"rate\"}} {}\n\
+             strata_connections_refused_total{{reason=\"limit\"}} {}\n\
+             strata_connections_refused_total{{reason=\"dial\"}} {}",
+            c.conn.refused_banned, c.conn.refused_rate, c.conn.refused_limit, c.conn.refused_dials
+        );
+        counter(
+            &mut out,
+            "strata_unfinished_evicted_total",
+            "Inbound connections closed before their handshake finished, to make room.",
+            c.conn.evicted_unfinished,
+        );
+        gauge(
+            &mut out,
+            "strata_peer_score_max",
+            "The highest misbehaviour score of a connected peer's address.",
+            u64::from(s.score_max),
+        );
+        gauge(
+            &mut out,
+            "strata_peers_scored",
+            "Connected peers whose address has a misbehaviour score above 0.",
+            s.scored,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_rate_limit_bytes_per_second The node's rate limits (0: none).\n\
+             # TYPE strata_rate_limit_bytes_per_second gauge\n\
+             strata_rate_limit_bytes_per_second{{direction=\"upload\"}} {}\n\
+             strata_rate_limit_bytes_per_second{{direction=\"download\"}} {}",
+            s.rates.0, s.rates.1
         );
         let _ = writeln!(
             out,
@@ -212,10 +322,9 @@ impl Metrics {
         counter(
             &mut out,
             "strata_relay_dropped_total",
-            "Messages dropped because the relay queue was full.",
+            "Messages subscribers missed, for falling more than the backlog behind.",
             load(&self.relay_dropped),
         );
-        let c = &s.counters;
         let _ = writeln!(
             out,
             "# HELP strata_frames_dropped_total Frames to peers dropped because the peer's queue \
@@ -301,6 +410,12 @@ impl Metrics {
             "strata_sync_catching_up",
             "1 while a catch-up runs, else 0.",
             u64::from(sync.catching_up),
+        );
+        gauge(
+            &mut out,
+            "strata_sync_catchup_spans_left",
+            "Key-hash spans a catch-up has still to fetch.",
+            sync.spans_left as u64,
         );
         gauge(
             &mut out,

@@ -10,14 +10,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
-use strata_node::driver::{CommandError, NodeHandle};
+use strata_node::driver::{CommandError, NodeHandle, PeerSummary};
 use strata_node::{Event, MessageId, Network, PeerId, PropagateError};
+use strata_socket::{RateLimit, TokenBucket};
 use strata_store::{Invalid, Outcome, Record, Store};
 use strata_sync::DeliveryStatus;
 use strata_sync::runtime::SyncHandle;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
+use crate::dashboard::Board;
 use crate::delivery::{Deliveries, Delivery};
 use crate::metrics::{Metrics, Snapshot};
 use crate::relay;
@@ -141,6 +143,76 @@ pub struct Written {
     pub published: bool,
 }
 
+/// The node's rate limits: token buckets shared by all its connections,
+/// changed while it runs.
+#[derive(Debug)]
+pub struct Rates {
+    /// Upload of all connections together.
+    pub upload: Arc<TokenBucket>,
+    /// Download of all connections together.
+    pub download: Arc<TokenBucket>,
+}
+
+/// The bucket setting of a rate in bytes per second: 0 is no limit (a
+/// bucket that always grants), else one second's worth of burst.
+fn rate_limit(bytes_per_sec: u64) -> RateLimit {
+    match bytes_per_sec {
+        0 => RateLimit {
+            bytes_per_sec: u64::MAX,
+            burst: u64::MAX,
+        },
+        rate => RateLimit {
+            bytes_per_sec: rate,
+            burst: rate,
+        },
+    }
+}
+
+/// A bucket's rate in bytes per second, 0 for no limit.
+fn rate_of(bucket: &TokenBucket) -> u64 {
+    match bucket.limit().bytes_per_sec {
+        u64::MAX => 0,
+        rate => rate,
+    }
+}
+
+impl Rates {
+    /// Buckets for an upload and a download rate (0: no limit).
+    pub fn new(upload: u64, download: u64) -> Rates {
+        let now = Instant::now();
+        Rates {
+            upload: Arc::new(TokenBucket::new(rate_limit(upload), now)),
+            download: Arc::new(TokenBucket::new(rate_limit(download), now)),
+        }
+    }
+
+    /// The upload and download rates in force, 0 for no limit.
+    pub fn get(&self) -> (u64, u64) {
+        (rate_of(&self.upload), rate_of(&self.download))
+    }
+
+    /// Changes the rates given (0: no limit); connections follow at their
+    /// next read or write.
+    pub fn set(&self, upload: Option<u64>, download: Option<u64>) {
+        let now = Instant::now();
+        if let Some(rate) = upload {
+            self.upload.set_limit(rate_limit(rate), now);
+        }
+        if let Some(rate) = download {
+            self.download.set_limit(rate_limit(rate), now);
+        }
+    }
+
+    /// The limits to give the node's connections.
+    pub fn shared(&self) -> strata_socket::SharedLimits {
+        strata_socket::SharedLimits {
+            upload: Some(self.upload.clone()),
+            download: Some(self.download.clone()),
+            budget: None,
+        }
+    }
+}
+
 /// Everything the admin API reaches.
 pub struct Shared<P> {
     /// The configuration in effect.
@@ -162,8 +234,14 @@ pub struct Shared<P> {
     pub started: Instant,
     /// The p2p addresses listened on.
     pub listening: Vec<SocketAddr>,
+    /// The admin API's TCP address.
+    pub api: SocketAddr,
     /// The bearer token of the admin API.
     pub token: String,
+    /// The node's rate limits.
+    pub rates: Rates,
+    /// The dashboard's logins and its journal of recent events.
+    pub board: Board,
     /// Counters.
     pub metrics: Metrics,
     /// Messages for subscribers.
@@ -188,6 +266,11 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
     /// Node and store values for metrics and status.
     pub async fn snapshot(&self) -> Snapshot {
         let peers = self.handle.peers().await.unwrap_or_default();
+        self.snapshot_of(peers).await
+    }
+
+    /// As [`Shared::snapshot`], with the peers already read.
+    pub async fn snapshot_of(&self, peers: Vec<PeerSummary>) -> Snapshot {
         let book = self.handle.address_book().await.ok();
         let gossip = self.handle.gossip_stats().await.ok();
         let counters = self.handle.counters().await.unwrap_or_default();
@@ -216,8 +299,10 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
                 .count() as u64,
             book_new: book.map_or(0, |b| b.new as u64),
             book_tried: book.map_or(0, |b| b.tried as u64),
-            conn_bytes_in: peers.iter().map(|p| p.bytes_in).sum(),
-            conn_bytes_out: peers.iter().map(|p| p.bytes_out).sum(),
+            queued: [0, 1, 2].map(|i| peers.iter().map(|p| p.classes[i].queued).sum()),
+            score_max: peers.iter().map(|p| p.score).max().unwrap_or(0),
+            scored: peers.iter().filter(|p| p.score > 0).count() as u64,
+            rates: self.rates.get(),
             gossip,
             counters,
             store_records: records,

@@ -84,6 +84,11 @@ pub struct Settings {
     pub event_queue: usize,
     /// Payload bytes of those events, at most ([`EVENT_BYTES`]).
     pub event_bytes: usize,
+    /// Limits shared by the node's connections; what it lacks comes from
+    /// `conn` (`read_budget`, `total_upload`, `total_download`). A caller
+    /// that keeps the token buckets it puts here can change the node's
+    /// rates while it runs ([`strata_socket::TokenBucket::set_limit`]).
+    pub shared: SharedLimits,
 }
 
 impl Settings {
@@ -115,6 +120,7 @@ impl Settings {
             upper_caps: Vec::new(),
             event_queue: EVENT_QUEUE,
             event_bytes: EVENT_BYTES,
+            shared: SharedLimits::default(),
         }
     }
 
@@ -156,6 +162,50 @@ pub struct PeerSummary {
     pub bytes_in: u64,
     /// Bytes sent.
     pub bytes_out: u64,
+    /// Whole frames received.
+    pub frames_in: u64,
+    /// What was sent and what waits, per class: control, relay, bulk.
+    pub classes: [ClassSummary; 3],
+    /// The misbehaviour score of the peer's address.
+    pub score: u32,
+}
+
+/// One class of a peer's outbound frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassSummary {
+    /// Bytes written to the socket.
+    pub bytes_out: u64,
+    /// Frames written whole.
+    pub frames_out: u64,
+    /// Bytes queued, not yet taken by the writer.
+    pub queued: u64,
+}
+
+/// Traffic of connections, as their sockets count it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Whole frames received.
+    pub frames_in: u64,
+    /// Bytes sent per class: control, relay, bulk.
+    pub bytes_out: [u64; 3],
+    /// Frames sent per class.
+    pub frames_out: [u64; 3],
+}
+
+impl Traffic {
+    /// Adds one connection's counters.
+    fn add(&mut self, stats: &strata_socket::Stats) {
+        self.bytes_in = self.bytes_in.saturating_add(stats.bytes_in());
+        self.frames_in = self.frames_in.saturating_add(stats.frames_in());
+        for class in strata_socket::Class::ALL {
+            let i = class.index();
+            let c = stats.class(class);
+            self.bytes_out[i] = self.bytes_out[i].saturating_add(c.bytes_out());
+            self.frames_out[i] = self.frames_out[i].saturating_add(c.frames_out());
+        }
+    }
 }
 
 /// Sizes of the address book.
@@ -179,6 +229,14 @@ pub struct Counters {
     /// Dials that failed: refused, timed out, or a peer that did not
     /// prove the key pinned for it.
     pub dials_failed: u64,
+    /// Connections that came up, inbound and outbound.
+    pub opened: [u64; 2],
+    /// Connections that ended.
+    pub closed: u64,
+    /// The traffic of every connection since start, closed ones included.
+    pub traffic: Traffic,
+    /// The connection manager's counters: admissions and refusals.
+    pub conn: strata_conn::ManagerStats,
 }
 
 /// Why a command did not run.
@@ -204,6 +262,7 @@ enum Command<P> {
     Ban(IpAddr, Duration),
     Unban(IpAddr),
     AddPeers(Vec<SocketAddr>),
+    Disconnect(PeerId, oneshot::Sender<bool>),
     Report(PeerId, Misbehaviour),
     Shutdown(oneshot::Sender<()>),
 }
@@ -319,6 +378,13 @@ impl<P: Payload> NodeHandle<P> {
             .send(Command::AddPeers(addrs))
             .await
             .map_err(|_| CommandError::Stopped)
+    }
+
+    /// Closes a peer's connection (its queue is flushed first); false when
+    /// no such peer is connected. The node may dial the address again: to
+    /// keep it away, ban it.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, CommandError> {
+        self.ask(|tx| Command::Disconnect(peer, tx)).await
     }
 
     /// Scores a peer for a violation of the layer above's protocol.
@@ -521,7 +587,7 @@ pub async fn start<P: Payload + Sync>(
     let (manager, conn_events) = Manager::new(
         settings.conn,
         settings.tls,
-        SharedLimits::default(),
+        settings.shared,
         clock.clone(),
         move || LevinCodec::new(limits.clone()),
     );
@@ -584,6 +650,9 @@ pub async fn start<P: Payload + Sync>(
         dropped: [0; 3],
         dials_failed: 0,
         drop_warned: None,
+        opened: [0; 2],
+        closed: 0,
+        closed_traffic: Traffic::default(),
     };
     let task = tokio::spawn(task.run(conn_events, command_rx, events_tx));
     Ok(Running {
@@ -610,6 +679,12 @@ struct Task<P: Payload> {
     dials_failed: u64,
     /// When a drop was last logged.
     drop_warned: Option<Instant>,
+    /// Connections that came up, inbound and outbound.
+    opened: [u64; 2],
+    /// Connections that ended.
+    closed: u64,
+    /// The traffic of the connections that ended.
+    closed_traffic: Traffic,
 }
 
 /// The bytes an event carries, as the event channel counts them.
@@ -718,6 +793,8 @@ impl<P: Payload + Sync> Task<P> {
                     strata_conn::Direction::Inbound => Direction::Inbound,
                     strata_conn::Direction::Outbound => Direction::Outbound,
                 };
+                let i = usize::from(direction == Direction::Outbound);
+                self.opened[i] = self.opened[i].saturating_add(1);
                 self.node
                     .handle_connected(id, peer.remote, direction, peer.key.map(|k| k.0), now);
             }
@@ -727,7 +804,10 @@ impl<P: Payload + Sync> Task<P> {
             }
             ConnEvent::Closed(id, why) => {
                 tracing::debug!("connection {} closed: {why:?}", id.0);
-                self.handles.remove(&peer_of(id));
+                if let Some(handle) = self.handles.remove(&peer_of(id)) {
+                    self.closed_traffic.add(handle.stats());
+                }
+                self.closed = self.closed.saturating_add(1);
                 self.node.handle_closed(peer_of(id), now);
             }
         }
@@ -745,10 +825,23 @@ impl<P: Payload + Sync> Task<P> {
                     .peers()
                     .map(|info| {
                         let stats = self.handles.get(&info.id).map(Handle::stats);
+                        let classes = strata_socket::Class::ALL.map(|class| {
+                            stats.map_or_else(ClassSummary::default, |s| {
+                                let c = s.class(class);
+                                ClassSummary {
+                                    bytes_out: c.bytes_out(),
+                                    frames_out: c.frames_out(),
+                                    queued: c.queued(),
+                                }
+                            })
+                        });
                         PeerSummary {
                             info: info.clone(),
                             bytes_in: stats.map_or(0, |s| s.bytes_in()),
                             bytes_out: stats.map_or(0, |s| s.bytes_out()),
+                            frames_in: stats.map_or(0, |s| s.frames_in()),
+                            classes,
+                            score: self.node.score(info.remote.ip()),
                         }
                     })
                     .collect();
@@ -765,10 +858,18 @@ impl<P: Payload + Sync> Task<P> {
                 let _ = tx.send(self.node.gossip_stats());
             }
             Command::Counters(tx) => {
+                let mut traffic = self.closed_traffic;
+                for handle in self.handles.values() {
+                    traffic.add(handle.stats());
+                }
                 let _ = tx.send(Counters {
                     node: self.node.stats(),
                     dropped: self.dropped,
                     dials_failed: self.dials_failed,
+                    opened: self.opened,
+                    closed: self.closed,
+                    traffic,
+                    conn: self.manager.stats(),
                 });
             }
             Command::SendUpper(peer, command, body, class) => {
@@ -782,6 +883,10 @@ impl<P: Payload + Sync> Task<P> {
                 let source = addrs.first().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
                 self.node.add_addresses(&addrs, source, now);
                 self.node.handle_timeout(now);
+            }
+            Command::Disconnect(peer, tx) => {
+                let found = self.handles.get(&peer).inspect(|h| h.close()).is_some();
+                let _ = tx.send(found);
             }
             Command::Report(peer, what) => self.node.report(peer, what),
             Command::Shutdown(_) => {}

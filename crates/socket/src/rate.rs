@@ -22,72 +22,116 @@ pub struct RateLimit {
 /// from shrinking to a few bytes each.
 const MIN_GRANT: u64 = 4096;
 
-/// A token bucket, shareable between connections.
+/// A token bucket, shareable between connections. Its limit can be
+/// changed while connections draw from it ([`TokenBucket::set_limit`]).
 #[derive(Debug)]
 pub struct TokenBucket {
+    state: Mutex<BucketState>,
+}
+
+#[derive(Debug)]
+struct BucketState {
     limit: RateLimit,
-    state: Mutex<(u64, Instant)>,
+    tokens: u64,
+    last: Instant,
+}
+
+/// A rate of 0 is treated as 1 byte/s, a burst of 0 as 1 byte.
+fn sane(limit: RateLimit) -> RateLimit {
+    RateLimit {
+        bytes_per_sec: limit.bytes_per_sec.max(1),
+        burst: limit.burst.max(1),
+    }
 }
 
 impl TokenBucket {
     /// A full bucket for `limit` (a rate of 0 is treated as 1 byte/s, a
     /// burst of 0 as 1 byte).
     pub fn new(limit: RateLimit, now: Instant) -> TokenBucket {
-        let limit = RateLimit {
-            bytes_per_sec: limit.bytes_per_sec.max(1),
-            burst: limit.burst.max(1),
-        };
+        let limit = sane(limit);
         TokenBucket {
-            limit,
-            state: Mutex::new((limit.burst, now)),
+            state: Mutex::new(BucketState {
+                limit,
+                tokens: limit.burst,
+                last: now,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BucketState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The limit in force.
+    pub fn limit(&self) -> RateLimit {
+        self.state().limit
+    }
+
+    /// Replaces the limit from `now` on: tokens accrued so far at the old
+    /// rate are kept, up to the new burst. Connections drawing from the
+    /// bucket follow the new rate at their next read or write.
+    pub fn set_limit(&self, limit: RateLimit, now: Instant) {
+        let limit = sane(limit);
+        let mut state = self.state();
+        state.accrue(now);
+        state.limit = limit;
+        state.tokens = state.tokens.min(limit.burst);
+        if state.tokens == limit.burst {
+            state.last = now;
         }
     }
 
     /// Takes up to `want` tokens at `now`: the number granted, or the
     /// instant when enough will have accrued.
     pub fn take(&self, want: u64, now: Instant) -> Result<u64, Instant> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (tokens, last) = &mut *state;
-        let elapsed = now.saturating_duration_since(*last);
-        // At least 1: `new` made it so.
+        let mut state = self.state();
+        state.accrue(now);
+        let burst = state.limit.burst;
+        // At least 1: `sane` made it so.
+        let rate =
+            NonZeroU128::new(u128::from(state.limit.bytes_per_sec)).unwrap_or(NonZeroU128::MIN);
+        let needed = want.min(MIN_GRANT).min(burst).max(1);
+        if state.tokens >= needed {
+            let granted = want.min(state.tokens);
+            state.tokens = state.tokens.saturating_sub(granted);
+            return Ok(granted);
+        }
+        let missing = needed.saturating_sub(state.tokens);
+        let wait = u128::from(missing)
+            .saturating_mul(NANOS_PER_SEC)
+            .div_ceil(rate.get());
+        Err(saturating_add(state.last, nanos(wait)))
+    }
+
+    /// Gives back tokens taken but not used.
+    pub fn refund(&self, tokens: u64) {
+        let mut state = self.state();
+        state.tokens = state.tokens.saturating_add(tokens).min(state.limit.burst);
+    }
+}
+
+impl BucketState {
+    /// Adds the tokens accrued since `last`, up to the burst.
+    fn accrue(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        // At least 1: `sane` made it so.
         let rate =
             NonZeroU128::new(u128::from(self.limit.bytes_per_sec)).unwrap_or(NonZeroU128::MIN);
         let accrued = u64::try_from(elapsed.as_nanos().saturating_mul(rate.get()) / NANOS_PER_SEC)
             .unwrap_or(u64::MAX);
         if accrued > 0 {
-            *tokens = tokens.saturating_add(accrued).min(self.limit.burst);
+            self.tokens = self.tokens.saturating_add(accrued).min(self.limit.burst);
             // Keep the remainder of a partial token.
-            *last = if *tokens == self.limit.burst {
+            self.last = if self.tokens == self.limit.burst {
                 now
             } else {
                 // Here `accrued` is below the burst, so this cannot overflow.
                 let spent = u128::from(accrued).saturating_mul(NANOS_PER_SEC) / rate;
-                saturating_add(*last, nanos(spent))
+                saturating_add(self.last, nanos(spent))
             };
         }
-        let needed = want.min(MIN_GRANT).min(self.limit.burst).max(1);
-        if *tokens >= needed {
-            let granted = want.min(*tokens);
-            *tokens = tokens.saturating_sub(granted);
-            return Ok(granted);
-        }
-        let missing = needed.saturating_sub(*tokens);
-        let wait = u128::from(missing)
-            .saturating_mul(NANOS_PER_SEC)
-            .div_ceil(rate.get());
-        Err(saturating_add(*last, nanos(wait)))
-    }
-
-    /// Gives back tokens taken but not used.
-    pub fn refund(&self, tokens: u64) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.0 = state.0.saturating_add(tokens).min(self.limit.burst);
     }
 }
 
@@ -134,7 +178,6 @@ impl Pacer {
             },
             None => own,
         };
-        // A bucket grants at most what it is asked for.
         self.refund_own(own.saturating_sub(granted));
         Ok(usize::try_from(granted).unwrap_or(usize::MAX))
     }

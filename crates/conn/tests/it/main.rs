@@ -160,6 +160,59 @@ async fn managers_dial_each_other_over_tls_and_learn_keys() {
 }
 
 #[tokio::test]
+async fn dials_come_from_the_configured_address_and_its_ban_closes_them_both_ways() {
+    within(async {
+        let (a, mut a_events, addr) = listening(Config::default(), None).await;
+        let from = IpAddr::from([127, 0, 0, 9]);
+        let (b, mut b_events) = manager(
+            Config {
+                dial_from: Some(from),
+                ..Config::default()
+            },
+            None,
+        );
+        b.dial(addr, None).await.unwrap();
+        let (b_side, _) = connected(&mut b_events).await;
+        assert_eq!(b_side.remote, addr);
+        let (a_side, _) = connected(&mut a_events).await;
+        assert_eq!(
+            a_side.remote.ip(),
+            from,
+            "the listener sees the dialer's own address"
+        );
+        // A ban of that address at the listener closes the dialer's
+        // connection too.
+        a.ban(from, Duration::from_secs(60));
+        assert!(matches!(
+            a_events.recv().await.unwrap(),
+            Event::Closed(id, _) if id == a_side.id
+        ));
+        assert!(matches!(
+            b_events.recv().await.unwrap(),
+            Event::Closed(id, _) if id == b_side.id
+        ));
+        // An IPv6 dial ignores an IPv4 source rather than failing on it.
+        let (c, _) = manager(
+            Config {
+                dial_from: Some(from),
+                ..Config::default()
+            },
+            None,
+        );
+        if let Ok(v6) = TcpSocket::new_v6()
+            && v6.bind("[::1]:0".parse().unwrap()).is_ok()
+        {
+            let listener = v6.listen(4).unwrap();
+            let at = listener.local_addr().unwrap();
+            c.dial(at, None).await.unwrap();
+            let (_, remote) = listener.accept().await.unwrap();
+            assert!(remote.ip().is_loopback());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_flood_past_the_limits_is_closed_and_a_freed_slot_is_usable() {
     within(async {
         let config = Config {

@@ -10,8 +10,11 @@
 mod admin;
 mod cli;
 mod common;
+mod dashboard;
 mod devnet;
+mod examples;
 mod identity;
+mod metrics;
 mod monerod;
 mod network;
 mod packaging;

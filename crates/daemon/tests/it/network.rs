@@ -176,7 +176,7 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
             "strata_receipts_received_total 2",
             "strata_store_records 1",
             "strata_propagation_seconds_bucket",
-            "strata_bytes{class=\"gossip\",direction=\"out\"}",
+            "strata_gossip_payload_bytes_total{direction=\"out\"}",
         ] {
             assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
         }

@@ -349,9 +349,7 @@ fn a_large_book_is_sampled_without_a_pass_over_it_and_keeps_its_index() {
     // index of entries must follow every insertion and removal.
     for s in 0..200u8 {
         let source = IpAddr::from([9, s, 1, 1]);
-        let addrs: Vec<(SocketAddr, i64)> = (0..100u8)
-            .map(|i| (v4(8, s, i, 1), NOW))
-            .collect();
+        let addrs: Vec<(SocketAddr, i64)> = (0..100u8).map(|i| (v4(8, s, i, 1), NOW)).collect();
         book.add(&addrs, source, 0, NOW, &mut rng);
     }
     assert!(book.len() > 4 * 250, "{}", book.len());
@@ -362,7 +360,11 @@ fn a_large_book_is_sampled_without_a_pass_over_it_and_keeps_its_index() {
     }
     let excluded = v4(8, 0, 0, 1);
     let sample = book.sample(250, NOW, &mut rng, |a| *a == excluded);
-    assert!(sample.len() > 200 && sample.len() <= 250, "{}", sample.len());
+    assert!(
+        sample.len() > 200 && sample.len() <= 250,
+        "{}",
+        sample.len()
+    );
     let distinct: HashSet<SocketAddr> = sample.iter().map(|e| e.addr).collect();
     assert_eq!(distinct.len(), sample.len());
     assert!(!distinct.contains(&excluded));

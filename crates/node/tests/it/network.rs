@@ -279,3 +279,59 @@ async fn a_layer_above_that_falls_behind_delays_events_but_loses_none() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_counts_traffic_per_class_and_connections_and_disconnects_on_request() {
+    within(60, async {
+        let a = start(settings(Vec::new(), None)).await;
+        let b = start(settings(vec![a.addr], None)).await;
+        wait_connected(&[&a, &b], 1).await;
+        publish_and_check(&[&a, &b], 0, Bytes::from_static(b"counted")).await;
+
+        // Handshakes and pings went as control frames, the message as relay.
+        let peers = a.handle.peers().await.unwrap();
+        let peer = &peers[0];
+        assert!(peer.classes[0].frames_out > 0 && peer.classes[0].bytes_out > 0);
+        assert!(peer.classes[1].frames_out > 0, "{:?}", peer.classes);
+        assert_eq!(
+            peer.bytes_out,
+            peer.classes.iter().map(|c| c.bytes_out).sum::<u64>()
+        );
+        assert!(peer.frames_in > 0 && peer.bytes_in > 0);
+        assert_eq!(peer.score, 0);
+        let before = a.handle.counters().await.unwrap();
+        assert_eq!(before.opened.iter().sum::<u64>(), 1, "{before:?}");
+        assert_eq!(before.closed, 0);
+        assert!(before.traffic.bytes_out[1] >= peer.classes[1].bytes_out);
+
+        // Disconnected on request; the traffic of the closed connection
+        // still counts.
+        assert!(a.handle.disconnect(peer.info.id).await.unwrap());
+        until(20, "the connection to close", || async {
+            a.handle.counters().await.unwrap().closed == 1
+        })
+        .await;
+        let after = a.handle.counters().await.unwrap();
+        assert!(after.traffic.bytes_in >= before.traffic.bytes_in);
+        assert!(after.traffic.frames_out[1] >= before.traffic.frames_out[1]);
+        assert!(
+            !a.handle
+                .disconnect(strata_node::PeerId(u64::MAX))
+                .await
+                .unwrap()
+        );
+        // b keeps a as a peer to stay connected to: it dials again.
+        until(30, "b to reconnect", || async {
+            a.handle
+                .counters()
+                .await
+                .unwrap()
+                .opened
+                .iter()
+                .sum::<u64>()
+                == 2
+        })
+        .await;
+    })
+    .await;
+}

@@ -53,6 +53,50 @@ fn small_wants_are_granted_whole() {
     assert_eq!(bucket.take(500, t0), Err(t0 + Duration::from_millis(400)));
 }
 
+#[test]
+fn a_limit_changed_at_run_time_rules_from_then_on() {
+    let t0 = Instant::now();
+    let fast = RateLimit {
+        bytes_per_sec: 1_000_000,
+        burst: 1_000_000,
+    };
+    let bucket = TokenBucket::new(fast, t0);
+    assert_eq!(bucket.take(1_000_000, t0), Ok(1_000_000));
+    let slow = RateLimit {
+        bytes_per_sec: 1_000,
+        burst: 8_192,
+    };
+    bucket.set_limit(slow, t0);
+    assert_eq!(bucket.limit(), slow);
+    // Empty, at 1000 bytes/s: 4096 bytes take 4.096 s.
+    assert_eq!(
+        bucket.take(100_000, t0),
+        Err(t0 + Duration::from_nanos(4_096_000_000))
+    );
+    // A quiet spell fills it only to the new, smaller burst.
+    assert_eq!(
+        bucket.take(100_000, t0 + Duration::from_secs(3600)),
+        Ok(8_192)
+    );
+    // Back to fast: tokens accrue at the fast rate again.
+    let t1 = t0 + Duration::from_secs(3600);
+    bucket.set_limit(fast, t1);
+    assert_eq!(
+        bucket.take(500_000, t1 + Duration::from_millis(500)),
+        Ok(500_000)
+    );
+    // A rate of zero is taken as one byte a second (and a burst of one
+    // byte), never a division by zero.
+    bucket.set_limit(
+        RateLimit {
+            bytes_per_sec: 0,
+            burst: 0,
+        },
+        t1,
+    );
+    assert_eq!(bucket.take(10, t1 + Duration::from_secs(3)), Ok(1));
+}
+
 #[tokio::test]
 async fn uploads_are_paced_by_the_connection_limit() {
     within(async {
