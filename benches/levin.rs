@@ -217,5 +217,51 @@ fn body_sizes(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, headers, monerod_stream, fragments, body_sizes);
+/// Header parse and body split of one real frame, monerod's 435-byte
+/// handshake response, through the public path a connection takes
+/// (`MessageDecoder::decode` on its read buffer). `header` times the
+/// header's decode alone, the floor of the split. The read buffer has had
+/// frames split off before, as a connection's has after its first frame
+/// (its storage is then shared, so a split allocates nothing).
+fn one_frame(c: &mut Criterion) {
+    let frame = strata_benches::monerod_frame("testnet/handshake_response");
+    assert_eq!(frame.len(), 435, "the frame the row names");
+    let decoder = || {
+        let mut d = MessageDecoder::new(Limits::monerod());
+        d.handshake_complete();
+        d
+    };
+    let mut buf = BytesMut::from(&frame[..]);
+    let bucket = decoder().decode(&mut buf).unwrap().unwrap();
+    assert!(buf.is_empty());
+    assert_eq!(&bucket.body[..], &frame[HEADER_LEN..]);
+
+    let mut g = c.benchmark_group("decode/levin-frame-435B");
+    g.throughput(Throughput::Bytes(frame.len() as u64));
+    g.bench_function(STRATA, |b| {
+        b.iter_batched_ref(
+            || {
+                let mut buf = BytesMut::from(&frame[..]);
+                drop(buf.split_to(0));
+                (decoder(), buf)
+            },
+            |(d, buf)| d.decode(buf).unwrap().unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    let raw = *header_bytes(&frame);
+    g.bench_function("header", |b| {
+        b.iter(|| Header::decode(black_box(&raw)).unwrap());
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    headers,
+    monerod_stream,
+    fragments,
+    body_sizes,
+    one_frame
+);
 criterion_main!(benches);

@@ -130,7 +130,9 @@ impl Client {
                     .map_err(|_| unreachable("timed out".into()))?
                     .map_err(|e| unreachable(e.to_string()))?;
                 (
-                    handshake(stream).await.map_err(unreachable)?,
+                    handshake(stream)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?,
                     addr.to_string(),
                 )
             }
@@ -140,7 +142,9 @@ impl Client {
                     .map_err(|_| unreachable("timed out".into()))?
                     .map_err(|e| unreachable(e.to_string()))?;
                 (
-                    handshake(stream).await.map_err(unreachable)?,
+                    handshake(stream)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?,
                     "localhost".to_owned(),
                 )
             }
@@ -290,14 +294,12 @@ impl Lines {
 /// An HTTP/1.1 connection over `stream`, driven on its own task.
 async fn handshake<S>(
     stream: S,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, hyper::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

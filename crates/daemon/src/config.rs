@@ -116,19 +116,30 @@ pub struct TlsSettings {
     pub allowlist: Vec<KeyHex>,
 }
 
+/// A node key or a peer's address that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not 64 hex digits.
+    #[error("`{0}` is not a node key (64 hex digits)")]
+    NotAKey(String),
+    /// Not `IP:PORT` after an optional `KEY@`.
+    #[error("`{0}` is not an address (IP:PORT, or KEY@IP:PORT)")]
+    NotAnAddress(String),
+}
+
 /// A node key written as 64 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyHex(pub [u8; 32]);
 
 impl std::str::FromStr for KeyHex {
-    type Err = String;
+    type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         hex::decode(text.trim())
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .map(KeyHex)
-            .ok_or_else(|| format!("`{text}` is not a node key (64 hex digits)"))
+            .ok_or_else(|| ParseError::NotAKey(text.to_owned()))
     }
 }
 
@@ -162,7 +173,7 @@ pub struct PeerAddr {
 }
 
 impl std::str::FromStr for PeerAddr {
-    type Err = String;
+    type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
@@ -172,7 +183,7 @@ impl std::str::FromStr for PeerAddr {
         };
         let addr = addr
             .parse()
-            .map_err(|_| format!("`{addr}` is not an address (IP:PORT, or KEY@IP:PORT)"))?;
+            .map_err(|_| ParseError::NotAnAddress(addr.to_owned()))?;
         Ok(PeerAddr { key, addr })
     }
 }

@@ -71,7 +71,7 @@ pub enum DevnetError {
         /// What was given.
         text: String,
         /// Why it does not parse.
-        reason: String,
+        reason: FaultError,
     },
     /// A file or folder could not be made, or a process started.
     #[error("{what} {}: {source}", path.display())]
@@ -254,16 +254,49 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
-fn parse_node(text: &str) -> Result<usize, String> {
+/// A fault that does not parse, on the command line or in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// No time before the first `:`.
+    #[error("expected AT:KIND, AT in seconds")]
+    Time,
+    /// A fault with the wrong number of arguments.
+    #[error("`{kind}` takes {want} argument(s)")]
+    Arguments {
+        /// The fault.
+        kind: String,
+        /// How many it takes.
+        want: usize,
+    },
+    /// Not a node's number.
+    #[error("`{0}` is not a node number")]
+    Node(String),
+    /// Not a rate.
+    #[error("`{0}` is not a rate in bytes per second")]
+    Rate(String),
+    /// A scenario's fault without a field it needs.
+    #[error("`{fault}` needs {field}")]
+    Missing {
+        /// The fault.
+        fault: &'static str,
+        /// The field, with an example.
+        field: &'static str,
+    },
+    /// An unknown fault.
+    #[error("no fault `{0}`: crash, restart, partition, heal or slow")]
+    Unknown(String),
+}
+
+fn parse_node(text: &str) -> Result<usize, FaultError> {
     text.trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a node number"))
+        .map_err(|_| FaultError::Node(text.to_owned()))
 }
 
 impl FromStr for Fault {
-    type Err = String;
+    type Err = FaultError;
 
-    fn from_str(text: &str) -> Result<Fault, String> {
+    fn from_str(text: &str) -> Result<Fault, FaultError> {
         let mut parts = text.split(':');
         let at: f64 = parts
             .next()
@@ -271,14 +304,17 @@ impl FromStr for Fault {
             .trim()
             .trim_end_matches('s')
             .parse()
-            .map_err(|_| "expected AT:KIND, AT in seconds".to_owned())?;
+            .map_err(|_| FaultError::Time)?;
         let kind = parts.next().unwrap_or("").trim();
         let args: Vec<&str> = parts.collect();
         let want = |n: usize| {
             if args.len() == n {
                 Ok(())
             } else {
-                Err(format!("`{kind}` takes {n} argument(s)"))
+                Err(FaultError::Arguments {
+                    kind: kind.to_owned(),
+                    want: n,
+                })
             }
         };
         let kind = match kind {
@@ -309,14 +345,10 @@ impl FromStr for Fault {
                     rate: args[1]
                         .trim()
                         .parse()
-                        .map_err(|_| format!("`{}` is not a rate in bytes per second", args[1]))?,
+                        .map_err(|_| FaultError::Rate(args[1].to_owned()))?,
                 }
             }
-            other => {
-                return Err(format!(
-                    "no fault `{other}`: crash, restart, partition, heal or slow"
-                ));
-            }
+            other => return Err(FaultError::Unknown(other.to_owned())),
         };
         Ok(Fault { at, kind })
     }
@@ -364,31 +396,31 @@ struct FaultSpec {
 }
 
 impl FaultSpec {
-    fn fault(&self) -> Result<Fault, String> {
-        let node = || {
-            self.node
-                .ok_or_else(|| format!("`{}` needs `node`", self.fault))
+    fn fault(&self) -> Result<Fault, FaultError> {
+        let node = |fault| {
+            self.node.ok_or(FaultError::Missing {
+                fault,
+                field: "`node`",
+            })
         };
         let kind = match self.fault.as_str() {
-            "crash" => FaultKind::Crash(node()?),
-            "restart" => FaultKind::Restart(node()?),
+            "crash" => FaultKind::Crash(node("crash")?),
+            "restart" => FaultKind::Restart(node("restart")?),
             "heal" => FaultKind::Heal,
-            "partition" => FaultKind::Partition(
-                self.groups
-                    .clone()
-                    .ok_or("`partition` needs `groups`, as [[0, 1], [2, 3]]")?,
-            ),
-            "slow" => FaultKind::Slow {
-                node: node()?,
-                rate: self
-                    .rate
-                    .ok_or("`slow` needs `rate`, bytes per second (0: no limit)")?,
-            },
-            other => {
-                return Err(format!(
-                    "no fault `{other}`: crash, restart, partition, heal or slow"
-                ));
+            "partition" => {
+                FaultKind::Partition(self.groups.clone().ok_or(FaultError::Missing {
+                    fault: "partition",
+                    field: "`groups`, as [[0, 1], [2, 3]]",
+                })?)
             }
+            "slow" => FaultKind::Slow {
+                node: node("slow")?,
+                rate: self.rate.ok_or(FaultError::Missing {
+                    fault: "slow",
+                    field: "`rate`, bytes per second (0: no limit)",
+                })?,
+            },
+            other => return Err(FaultError::Unknown(other.to_owned())),
         };
         Ok(Fault { at: self.at, kind })
     }
@@ -647,7 +679,10 @@ fn plan(s: Scenario) -> Result<Plan, DevnetError> {
     let duration = s.duration_secs as f64;
     let mut faults = Vec::new();
     for spec in &s.faults {
-        faults.push(spec.fault().map_err(DevnetError::Scenario)?);
+        faults.push(
+            spec.fault()
+                .map_err(|e| DevnetError::Scenario(e.to_string()))?,
+        );
     }
     let seed = (s.random_faults > 0).then(|| {
         s.seed.unwrap_or_else(|| {

@@ -87,8 +87,9 @@ pub struct Bucket {
 pub struct BucketDecoder {
     limits: Limits,
     handshake_done: bool,
-    /// The header of the frame whose body is awaited.
-    header: Option<Header>,
+    /// The header of the frame whose body is awaited, and the body's
+    /// length, checked against the limits.
+    header: Option<(Header, usize)>,
 }
 
 impl BucketDecoder {
@@ -141,8 +142,8 @@ impl BucketDecoder {
 
     /// The next whole frame in `buf`, or `None` until more bytes arrive.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bucket>, Error> {
-        let header = match self.header {
-            Some(header) => header,
+        let (header, len) = match self.header {
+            Some(awaited) => awaited,
             None => {
                 if let Some(first8) = buf.first_chunk::<8>() {
                     Header::check_signature(*first8)?;
@@ -151,15 +152,16 @@ impl BucketDecoder {
                     return Ok(None);
                 };
                 let header = Header::decode(raw)?;
-                self.check_body(&header)?;
+                // Bounded by a limit that fits in memory. Limits only rise
+                // later (at the handshake), so the check holds until the
+                // body is in.
+                let len = self.check_body(&header)?;
                 buf.advance(HEADER_LEN);
-                self.header = Some(header);
-                header
+                self.header = Some((header, len));
+                (header, len)
             }
         };
-        // `check_body` bounded the length by a limit that fits in memory.
         // Nothing is reserved for the body: the buffer grows as it arrives.
-        let len = self.check_body(&header)?;
         if buf.len() < len {
             return Ok(None);
         }

@@ -62,14 +62,6 @@ impl<'de> Deserializer<'de> {
     }
 }
 
-/// A [`Bytes`] holding `slice`, which lies inside `source` when there is one.
-pub(crate) fn view(source: Option<&Bytes>, slice: &[u8]) -> Bytes {
-    match source {
-        Some(source) => source.slice_ref(slice),
-        None => Bytes::copy_from_slice(slice),
-    }
-}
-
 /// Feeds a section's entries to `visitor`, then reads past any the visitor
 /// left unread so the cursor ends after the section.
 fn visit_section<'de, V: Visitor<'de>>(de: &mut Deserializer<'de>, visitor: V) -> Result<V::Value> {

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use crate::de::view;
 use crate::reader::{Reader, SectionState};
 use crate::stash::{self, VALUE_TOKEN};
 use crate::{Error, Result, tag};
@@ -202,6 +201,14 @@ fn collect<T>(n: usize, mut item: impl FnMut() -> Result<T>) -> Result<Vec<T>> {
         out.push(item()?);
     }
     Ok(out)
+}
+
+/// A [`Bytes`] holding `slice`, which lies inside `source` when there is one.
+fn view(source: Option<&Bytes>, slice: &[u8]) -> Bytes {
+    match source {
+        Some(source) => source.slice_ref(slice),
+        None => Bytes::copy_from_slice(slice),
+    }
 }
 
 /// Reads a section whose entry count is next.

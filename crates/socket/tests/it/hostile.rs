@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use strata_socket::{Class, Config, FRAME_OVERHEAD, ReadError, Refused, Timeout, WriteError};
+use strata_socket::{Class, Config, ReadError, Refused, Timeout, WriteError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
@@ -233,7 +233,6 @@ async fn a_peer_that_never_reads_holds_the_queue_bound_then_stalls_out() {
             handle.try_send(Class::Control, frame(b"x")),
             Err(Refused::Closed)
         );
-        let _ = FRAME_OVERHEAD;
     })
     .await;
 }
