@@ -1,4 +1,5 @@
-//! The simulator's rows of `cargo xtask bench`: its benchmark binary
+//! The simulator's rows of `cargo xtask bench`: gossip latency against its
+//! physical bound (`strata-sim-latency`), and its benchmark binary
 //! (`strata-sim-bench`, built in release) run on a few networks, each run
 //! writing its rows (speed against real time, events per second, memory
 //! per node) where the summary reads the rows of benches that measure
@@ -70,13 +71,36 @@ const FULL: &[Run] = &[
     ),
 ];
 
-/// Runs the simulator's benchmark and leaves its rows in `extra_dir`.
+/// Messages of the latency run (`strata-sim-latency`: gossip on 50 nodes
+/// against the physical bound), quick and full.
+const LATENCY_MESSAGES: [&str; 2] = ["50", "200"];
+
+/// Runs the simulator's benchmarks and leaves their rows in `extra_dir`.
 pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(extra_dir)
         .map_err(|err| format!("could not create {}: {err}", extra_dir.display()))?;
     let runs = if quick { QUICK } else { FULL };
+    let total = runs.len() + 1;
+    process::heading(1, total, "simulator: gossip latency against its bound");
+    process::run(
+        cargo([
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "strata-sim",
+            "--bin",
+            "strata-sim-latency",
+            "--",
+            "--messages",
+            LATENCY_MESSAGES[usize::from(!quick)],
+            "--rows",
+        ])
+        .arg(extra_dir.join("sim-latency.json")),
+    )?;
     for (index, (label, args)) in runs.iter().enumerate() {
-        process::heading(index + 1, runs.len(), &format!("simulator: {label}"));
+        process::heading(index + 2, total, &format!("simulator: {label}"));
         let rows = extra_dir.join(format!("sim-{label}.json"));
         process::run(
             cargo([
