@@ -5,12 +5,20 @@
 //! writing and reading the same bytes with `write_all` / `read_exact`.
 //! `socket/throughput-64KiB-tls`: the same through framed TLS 1.3.
 //! `socket/frames-256B`: 4,096 frames of 256 bytes through one connection.
-//! `socket/setup`: one TCP connection set up (`tokio-tcp`) against one set
-//! up with strata's TLS handshake on top (`strata`).
+//! `socket/setup`: a connection set up with strata's TLS handshake on top
+//! (`strata`: `Tls::connect_with` and `accept_with`, the peer's key pinned)
+//! against plain tokio-rustls with the same keys and certificates, its
+//! configurations built once (defaults, but no session resumption: a full
+//! handshake each time) and its verifiers checking only the handshake
+//! signatures (`tokio-rustls`), and against bare TCP (`tokio-tcp`). The
+//! keys are made before timing.
 #![allow(missing_docs, clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use strata_io::Clock;
 use strata_socket::{Class, Codec, Config, Handle, Outgoing, SharedLimits, framed};
 use strata_tls::{MaybeTls, NodeKey, Policy, Tls};
@@ -171,10 +179,168 @@ fn throughput(c: &mut Criterion) {
     }
 }
 
+/// The baseline's verifier: any certificate, its handshake signature
+/// checked.
+#[derive(Debug)]
+struct AnyKey(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl AnyKey {
+    fn new() -> Arc<AnyKey> {
+        Arc::new(AnyKey(
+            rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        ))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for AnyKey {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.3 only".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        vec![rustls::SignatureScheme::ED25519]
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyKey {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.3 only".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        vec![rustls::SignatureScheme::ED25519]
+    }
+}
+
+/// A self-signed certificate of `key` and its private key, as strata's
+/// TLS makes them.
+fn certified(key: &NodeKey) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let pair = rcgen::KeyPair::try_from(key.pkcs8()).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["strata".to_owned()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap();
+    (
+        cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8().to_vec())),
+    )
+}
+
 fn setup(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
+    let (server_key, client_key) = (NodeKey::generate().unwrap(), NodeKey::generate().unwrap());
+    let (server, client) = (
+        Tls::new(&server_key, None).unwrap(),
+        Tls::new(&client_key, None).unwrap(),
+    );
+    let strata = || async {
+        let (a, b) = pair().await;
+        let (dialed, accepted) = tokio::join!(
+            client.connect_with(a, Policy::Required, Some(server_key.public())),
+            server.accept_with(b, Policy::Required, Some(strata_tls::TLS_RECORD)),
+        );
+        (dialed.unwrap().0, accepted.unwrap().0)
+    };
+
+    let provider = || Arc::new(rustls::crypto::ring::default_provider());
+    let (server_cert, server_private) = certified(&server_key);
+    let (client_cert, client_private) = certified(&client_key);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_client_cert_verifier(AnyKey::new())
+            .with_single_cert(vec![server_cert], server_private)
+            .unwrap(),
+    ));
+    let mut client_config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(AnyKey::new())
+        .with_client_auth_cert(vec![client_cert], client_private)
+        .unwrap();
+    // A full handshake each time, as strata's dials make: a resumed session
+    // would skip the certificates and their signatures.
+    client_config.resumption = rustls::client::Resumption::disabled();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let name = rustls::pki_types::ServerName::try_from("strata").unwrap();
+    let baseline = || async {
+        let (a, b) = pair().await;
+        let (dialed, accepted) =
+            tokio::join!(connector.connect(name.clone(), a), acceptor.accept(b));
+        (dialed.unwrap(), accepted.unwrap())
+    };
+    // Both set up a working connection.
+    rt.block_on(async {
+        let (mut dialed, mut accepted) = strata().await;
+        dialed.write_all(b"ping").await.unwrap();
+        dialed.flush().await.unwrap();
+        let mut got = [0u8; 4];
+        accepted.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        let (mut dialed, mut accepted) = baseline().await;
+        dialed.write_all(b"ping").await.unwrap();
+        dialed.flush().await.unwrap();
+        accepted.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+    });
+
     let mut g = c.benchmark_group("socket/setup");
-    g.bench_function(STRATA, |b| b.iter(|| rt.block_on(tls_pair())));
+    g.bench_function(STRATA, |b| b.iter(|| rt.block_on(strata())));
+    g.bench_function("tokio-rustls", |b| b.iter(|| rt.block_on(baseline())));
     g.bench_function(TOKIO, |b| b.iter(|| rt.block_on(pair())));
     g.finish();
 }

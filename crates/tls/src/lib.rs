@@ -25,7 +25,7 @@ mod verify;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use key::{NodeKey, PublicKey};
@@ -75,10 +75,12 @@ pub enum Error {
 #[derive(Clone)]
 pub struct Tls {
     key: PublicKey,
-    cert: CertificateDer<'static>,
-    pkcs8: Arc<Vec<u8>>,
     allowlist: Option<Arc<HashSet<PublicKey>>>,
     server: Arc<rustls::ServerConfig>,
+    /// What a dial shows the server: the certificate and its signing key,
+    /// parsed once (a dial builds only its verifier).
+    client_cert: Arc<rustls::sign::SingleCertAndKey>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -99,17 +101,28 @@ impl Tls {
     pub fn new(key: &NodeKey, allowlist: Option<Vec<PublicKey>>) -> Result<Tls, Error> {
         let cert = cert::self_signed(key)?;
         let allowlist = allowlist.map(|keys| Arc::new(keys.into_iter().collect::<HashSet<_>>()));
-        let verifier = Arc::new(PeerVerifier::new(None, allowlist.clone()));
-        let server = rustls::ServerConfig::builder_with_provider(provider())
+        let provider = provider();
+        let verifier = Arc::new(PeerVerifier::new(
+            None,
+            allowlist.clone(),
+            provider.signature_verification_algorithms,
+        ));
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(vec![cert.clone()], private_key(key))?;
+        // Dials never resume a session (each builds its configuration, and
+        // identities are checked in full every time): tickets would be
+        // made, encrypted and sent for nothing.
+        server.send_tls13_tickets = 0;
+        let client_cert =
+            rustls::sign::CertifiedKey::from_der(vec![cert], private_key(key), &provider)?;
         Ok(Tls {
             key: key.public(),
-            cert,
-            pkcs8: Arc::new(key.pkcs8().to_vec()),
             allowlist,
             server: Arc::new(server),
+            client_cert: Arc::new(client_cert.into()),
+            provider,
         })
     }
 
@@ -157,13 +170,17 @@ impl Tls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let verifier = Arc::new(PeerVerifier::new(expected, self.allowlist.clone()));
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.as_ref().clone()));
-        let client = rustls::ClientConfig::builder_with_provider(provider())
+        let verifier = Arc::new(PeerVerifier::new(
+            expected,
+            self.allowlist.clone(),
+            self.provider.signature_verification_algorithms,
+        ));
+        let mut client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(vec![self.cert.clone()], key)?;
+            .with_client_cert_resolver(self.client_cert.clone());
+        client.resumption = rustls::client::Resumption::disabled();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         // Identities are keys, not names: the name is not checked.
         let name = ServerName::try_from("strata").map_err(|e| Error::Key(e.to_string()))?;

@@ -27,11 +27,12 @@ impl PeerVerifier {
     pub(crate) fn new(
         expected: Option<PublicKey>,
         allowlist: Option<Arc<HashSet<PublicKey>>>,
+        algorithms: WebPkiSupportedAlgorithms,
     ) -> Self {
         PeerVerifier {
             expected,
             allowlist,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms,
         }
     }
 
