@@ -23,6 +23,13 @@ pub const MIN_RATE: u64 = 1024;
 /// The fastest rate limit, in bytes per second: 1 TiB/s, beyond any link.
 pub const MAX_RATE: u64 = 1 << 40;
 
+/// Most entries of each seed list (`p2p.seeds`, `p2p.dns_seeds`,
+/// `p2p.fixed_seeds`): each DNS seed is a look-up at start, each seed a dial.
+pub const MAX_SEEDS: usize = 64;
+
+/// The longest DNS name (RFC 1035: 253 characters in text form).
+pub const MAX_HOST_NAME: usize = 253;
+
 /// Prefix of the environment variables that set configuration fields.
 pub const ENV_PREFIX: &str = "STRATA_";
 
@@ -351,15 +358,15 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "p2p.seeds",
-        "Seed nodes: dialed once for addresses, then dropped.",
+        "Seed nodes (at most 64): dialed once for addresses, then dropped.",
     ),
     (
         "p2p.dns_seeds",
-        "DNS seed names, asked for addresses when the address book is small; unset: the network's (monerod's on monero-mainnet, none elsewhere).",
+        "DNS seed names (at most 64), asked for addresses when the address book is small; unset: the network's (monerod's on monero-mainnet, none elsewhere).",
     ),
     (
         "p2p.fixed_seeds",
-        "Addresses of last resort, dialed when the book is still empty a minute after start; unset: the network's (monerod's on Monero's networks, none on strata).",
+        "Addresses of last resort (at most 64), dialed when the book is still empty a minute after start; unset: the network's (monerod's on Monero's networks, none on strata).",
     ),
     ("p2p.outbound", "Full outbound connections to keep (0-64)."),
     (
@@ -647,8 +654,23 @@ impl Config {
         range("p2p.max_message", p.max_message, 1024, 16 * 1024 * 1024)?;
         check_rate("p2p.upload_rate", p.upload_rate)?;
         check_rate("p2p.download_rate", p.download_rate)?;
+        for (field, len) in [
+            ("p2p.seeds", p.seeds.len()),
+            ("p2p.dns_seeds", p.dns_seeds.as_ref().map_or(0, Vec::len)),
+            (
+                "p2p.fixed_seeds",
+                p.fixed_seeds.as_ref().map_or(0, Vec::len),
+            ),
+        ] {
+            if len > MAX_SEEDS {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{len} entries: at most {MAX_SEEDS}"),
+                ));
+            }
+        }
         for name in p.dns_seeds.iter().flatten() {
-            if name.is_empty() || name.contains(char::is_whitespace) {
+            if !is_host_name(name) {
                 return Err(ConfigError::new(
                     "p2p.dns_seeds",
                     format!("`{name}` is not a host name"),
@@ -741,6 +763,23 @@ pub fn check_rate(field: &str, rate: u64) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// Whether `name` is a DNS host name: dot-separated labels of 1 to 63
+/// letters, digits, hyphens and underscores, not starting or ending with a
+/// hyphen, [`MAX_HOST_NAME`] characters at most (a final dot allowed).
+fn is_host_name(name: &str) -> bool {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    !bare.is_empty()
+        && name.len() <= MAX_HOST_NAME
+        && bare.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn range(field: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
@@ -1123,6 +1162,87 @@ mod tests {
         assert_eq!(err.field, "network");
         let err = load(&flags(&[("api.listen", "0.0.0.0:1")])).unwrap_err();
         assert_eq!(err.field, "api.listen");
+    }
+
+    #[test]
+    fn seeds_default_to_the_networks_and_can_be_replaced_or_emptied() {
+        let mut config = load(&flags(&[("network", "monero-mainnet")])).unwrap();
+        config.resolve();
+        let monero = Network::MONERO_MAINNET;
+        let names: Vec<&str> = config
+            .p2p
+            .dns_seeds
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, monero.dns_seeds);
+        assert_eq!(config.p2p.fixed_seeds.as_deref(), Some(monero.fixed_seeds));
+
+        let mut config = load(&flags(&[
+            ("p2p.dns_seeds", "seed.example.net, seed-2.example.org."),
+            ("p2p.fixed_seeds", "203.0.113.10:7710,[2001:db8::10]:7710"),
+        ]))
+        .unwrap();
+        config.resolve();
+        assert_eq!(
+            config.p2p.dns_seeds.as_deref(),
+            Some(
+                &[
+                    "seed.example.net".to_owned(),
+                    "seed-2.example.org.".to_owned()
+                ][..]
+            )
+        );
+        let fixed: Vec<String> = config
+            .p2p
+            .fixed_seeds
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(fixed, ["203.0.113.10:7710", "[2001:db8::10]:7710"]);
+
+        let mut config = load(&flags(&[
+            ("network", "monero-mainnet"),
+            ("p2p.dns_seeds", "[]"),
+            ("p2p.fixed_seeds", "[]"),
+        ]))
+        .unwrap();
+        config.resolve();
+        assert_eq!(config.p2p.dns_seeds.as_deref(), Some(&[][..]));
+        assert_eq!(config.p2p.fixed_seeds.as_deref(), Some(&[][..]));
+    }
+
+    #[test]
+    fn seed_lists_are_bounded_and_dns_seeds_are_host_names() {
+        for name in [
+            "seed..example",
+            "-seed.example",
+            "seed-.example",
+            "seed example",
+            ".",
+            "sëed.example",
+        ] {
+            let e = load(&flags(&[("p2p.dns_seeds", &format!("[{name:?}]"))])).unwrap_err();
+            assert!(e.to_string().contains("p2p.dns_seeds"), "{name}: {e}");
+            assert!(e.to_string().contains("not a host name"), "{name}: {e}");
+        }
+        let long = format!("{}.example", "a.".repeat(MAX_HOST_NAME / 2));
+        assert!(load(&flags(&[("p2p.dns_seeds", &long)])).is_err());
+
+        let names: Vec<String> = (0..=MAX_SEEDS).map(|i| format!("s{i}.example")).collect();
+        let e = load(&flags(&[("p2p.dns_seeds", &names.join(","))])).unwrap_err();
+        assert!(e.to_string().contains("at most 64"), "{e}");
+        let addrs: Vec<String> = (0..=MAX_SEEDS)
+            .map(|i| format!("203.0.113.1:{}", i + 1))
+            .collect();
+        for field in ["p2p.fixed_seeds", "p2p.seeds"] {
+            let e = load(&flags(&[(field, &addrs.join(","))])).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        let fits = &addrs[..MAX_SEEDS];
+        load(&flags(&[("p2p.fixed_seeds", &fits.join(","))])).unwrap();
     }
 
     #[test]

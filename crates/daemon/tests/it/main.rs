@@ -19,3 +19,4 @@ mod monerod;
 mod network;
 mod packaging;
 mod refusals;
+mod tutorial;
