@@ -6,6 +6,7 @@
 //! or by a flag (`--set p2p.outbound=4`, or a dedicated flag such as
 //! `--network`). A value that does not parse or is out of range is an error
 //! that names the field and where the value came from.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -971,7 +972,7 @@ fn file_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
         .and_then(|span| {
             let line_start = text[..span.start.min(text.len())]
                 .rfind('\n')
-                .map_or(0, |i| i + 1);
+                .map_or(0, |i| i.saturating_add(1));
             let section = text[..line_start]
                 .lines()
                 .rev()

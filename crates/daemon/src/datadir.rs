@@ -12,6 +12,7 @@
 //!   peers.dat      the address book
 //!   anchors.dat    the last outbound peers, written at shutdown
 //! ```
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};

@@ -7,6 +7,7 @@
 //! it did: when the daemon reads a record's delivery status (every second
 //! for recent records, when the wanted share is reached, and on
 //! `GET /v1/delivery/{id}`).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::{HashMap, VecDeque};
 
@@ -83,7 +84,7 @@ impl Deliveries {
             delivery.receipts.push((*node, at_us));
             delays.push(at_us.saturating_sub(delivery.published_at_us));
         }
-        self.receipts_total += delays.len() as u64;
+        self.receipts_total = self.receipts_total.saturating_add(delays.len() as u64);
         delays
     }
 

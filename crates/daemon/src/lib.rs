@@ -19,6 +19,9 @@
 //!   and answers every malformed request with a 4xx and a JSON error.
 //! - A signal or `stop` shuts down gracefully: the address book and anchors
 //!   are saved and the store is closed before the process exits.
+//! - Numbers from peers, files and the operator cannot overflow: the
+//!   modules that take them (`relay`, `ping`, `shared`, `delivery`,
+//!   `metrics`, `config`, `datadir`) deny `clippy::arithmetic_side_effects`.
 #![forbid(unsafe_code)]
 
 pub mod api;

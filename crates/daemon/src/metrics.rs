@@ -1,4 +1,5 @@
 //! Counters and histograms, rendered in Prometheus' text format.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,15 +17,21 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// Records one observation, in microseconds.
+    /// Records one observation, in microseconds. A latency comes from a
+    /// send time a peer signed, which may be anything: the sum saturates
+    /// instead of wrapping (an atomic addition would wrap silently).
     pub fn observe_us(&self, us: u64) {
         for (bucket, bound) in self.buckets.iter().zip(LATENCY_BUCKETS_MS) {
-            if us <= bound * 1000 {
+            if us <= bound.saturating_mul(1000) {
                 bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        let _ = self
+            .sum_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
+                Some(sum.saturating_add(us))
+            });
     }
 
     /// Observations at or below each bound of [`LATENCY_BUCKETS_MS`]
@@ -444,5 +451,24 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert_eq!(line.split(' ').count(), 2, "{line}");
         }
+    }
+
+    #[test]
+    fn messages_signed_as_sent_at_the_epoch_do_not_wrap_the_latency_sum() {
+        // Anyone can sign a message "sent" at time zero: each is a latency of
+        // some fifty years, and about ten thousand of them pass u64::MAX µs.
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let message = crate::relay::decode(&crate::relay::encode_message(&key, b"x", 0)).unwrap();
+        let m = Metrics::default();
+        let mut last = 0;
+        for _ in 0..20_000 {
+            m.propagation
+                .observe_us(crate::relay::now_us().saturating_sub(message.sent_at_us));
+            let (_, count, sum) = m.propagation.read();
+            assert!(sum >= last, "the sum went back from {last} to {sum}");
+            last = sum;
+            assert!(count > 0);
+        }
+        assert_eq!(last, u64::MAX);
     }
 }

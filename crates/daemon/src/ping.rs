@@ -1,6 +1,7 @@
 //! `stratad ping`: a Levin PING (command 1003) over a direct TCP
 //! connection, answered by monerod and by strata nodes alike, before any
 //! handshake.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,6 +11,9 @@ use strata_levin::{Header, Kind, Limits, MessageDecoder, command};
 use strata_node::wire::{self, Empty, PingResponse};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+/// Answers room is reserved for before the first ping.
+const RESERVED_PONGS: usize = 64;
 
 /// What a peer answered.
 #[derive(Debug, Clone)]
@@ -92,7 +96,9 @@ pub async fn ping(
     let header = Header::request(command::PING, body.len() as u64).encode();
     let mut decoder = MessageDecoder::new(Limits::monerod());
     let mut buf = BytesMut::with_capacity(4096);
-    let mut pongs = Vec::with_capacity(count);
+    // The count is the operator's, any number: reserve for a few, grow
+    // with what is answered.
+    let mut pongs = Vec::with_capacity(count.clamp(1, RESERVED_PONGS));
     for _ in 0..count.max(1) {
         let sent = Instant::now();
         let mut frame = header.to_vec();
@@ -130,4 +136,37 @@ pub async fn ping(
         });
     }
     Ok(pongs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_ping_count_of_usize_max_reserves_room_for_a_few_answers_only() {
+        // `stratad ping -c 18446744073709551615`: room for that many answers
+        // cannot be reserved; the pings run until the peer stops answering.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut decoder = MessageDecoder::new(Limits::monerod());
+            let mut buf = BytesMut::new();
+            // One request, fully read, then the connection is closed.
+            loop {
+                if let Some(bucket) = decoder.decode(&mut buf).unwrap() {
+                    assert_eq!(bucket.header.command, command::PING);
+                    return;
+                }
+                assert_ne!(stream.read_buf(&mut buf).await.unwrap(), 0);
+            }
+        });
+        let result = ping(addr, usize::MAX, Duration::from_secs(10)).await;
+        peer.await.unwrap();
+        assert!(
+            matches!(result, Err(PingError::Closed(a)) if a == addr),
+            "{result:?}"
+        );
+    }
 }

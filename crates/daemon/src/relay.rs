@@ -13,6 +13,7 @@
 //!
 //! The signature covers `"strata-message-v1" ‖ author ‖ sent_at ‖ data`.
 //! Tag 0x01 is the sync layer's record.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +27,8 @@ const _: () = assert!(TAG_MESSAGE != strata_sync::wire::GOSSIP_RECORD);
 
 const MESSAGE_DOMAIN: &[u8] = b"strata-message-v1";
 const MESSAGE_HEADER: usize = 1 + 32 + 8 + 64;
+/// What the signature covers before the data: domain, author, send time.
+const SIGNED_PREFIX: usize = MESSAGE_DOMAIN.len() + 32 + 8;
 
 /// A signed gossip message.
 #[derive(Debug, Clone)]
@@ -47,7 +50,7 @@ pub fn now_us() -> u64 {
 }
 
 fn message_signed_bytes(author: &[u8; 32], sent_at_us: u64, data: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(MESSAGE_DOMAIN.len() + 40 + data.len());
+    let mut m = Vec::with_capacity(data.len().saturating_add(SIGNED_PREFIX));
     m.extend_from_slice(MESSAGE_DOMAIN);
     m.extend_from_slice(author);
     m.extend_from_slice(&sent_at_us.to_be_bytes());
@@ -59,7 +62,7 @@ fn message_signed_bytes(author: &[u8; 32], sent_at_us: u64, data: &[u8]) -> Vec<
 pub fn encode_message(key: &SigningKey, data: &[u8], sent_at_us: u64) -> Bytes {
     let author = key.verifying_key().to_bytes();
     let signature = key.sign(&message_signed_bytes(&author, sent_at_us, data));
-    let mut out = BytesMut::with_capacity(MESSAGE_HEADER + data.len());
+    let mut out = BytesMut::with_capacity(data.len().saturating_add(MESSAGE_HEADER));
     out.put_u8(TAG_MESSAGE);
     out.put_slice(&author);
     out.put_u64(sent_at_us);

@@ -1,6 +1,7 @@
 //! What the running daemon's parts share: the handles of the node and the
 //! sync layer, the store, counters, subscribers and deliveries, and the
 //! operations the admin API runs on them, with their typed errors.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

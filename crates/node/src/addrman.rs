@@ -28,6 +28,9 @@ pub const NEW_BUCKETS: usize = 1024;
 pub const TRIED_BUCKETS: usize = 256;
 /// Slots per bucket.
 pub const BUCKET_SIZE: usize = 64;
+const NEW_BUCKETS_U64: u64 = NEW_BUCKETS as u64;
+const TRIED_BUCKETS_U64: u64 = TRIED_BUCKETS as u64;
+const BUCKET_SIZE_U64: u64 = BUCKET_SIZE as u64;
 /// Tried buckets one group can reach.
 pub const TRIED_BUCKETS_PER_GROUP: u64 = 8;
 /// New buckets one source group can reach.
@@ -188,16 +191,16 @@ impl Table {
     /// on (wrapping), looking in that bucket from slot `start` on
     /// (wrapping within the bucket).
     fn first_from(&self, first: usize, start: usize) -> Option<Id> {
-        let from = Self::key(first * BUCKET_SIZE);
+        let from = Self::key(first.saturating_mul(BUCKET_SIZE));
         let (&slot, _) = self
             .slots
             .range(from..)
             .next()
             .or_else(|| self.slots.range(..from).next())?;
         let bucket = slot as usize / BUCKET_SIZE;
-        let base = bucket * BUCKET_SIZE;
-        let at = Self::key(base + start);
-        let end = Self::key(base + BUCKET_SIZE);
+        let base = bucket.saturating_mul(BUCKET_SIZE);
+        let at = Self::key(base.saturating_add(start));
+        let end = Self::key(base.saturating_add(BUCKET_SIZE));
         self.slots
             .range(at..end)
             .next()
@@ -228,6 +231,9 @@ pub struct AddrMan {
     new_count: usize,
     tried_count: usize,
     next_id: Id,
+    /// Whether `next_id` has wrapped: from then on an id may still be in
+    /// use, and is checked.
+    ids_wrapped: bool,
     /// Newcomers whose tried slot is taken, with when they collided.
     collisions: BTreeSet<(Id, i64)>,
     /// Last successful connection to anyone: failures count once per outage.
@@ -249,6 +255,7 @@ impl AddrMan {
             new_count: 0,
             tried_count: 0,
             next_id: 0,
+            ids_wrapped: false,
             collisions: BTreeSet::new(),
             last_good: 1,
         }
@@ -323,21 +330,23 @@ impl AddrMan {
         let a = addr_bytes(addr);
         let h1 = self.hash(&[b"tried-1", &a]) % TRIED_BUCKETS_PER_GROUP;
         let h2 = self.hash(&[b"tried-2", group.as_bytes(), &h1.to_le_bytes()]);
-        to_index(h2 % TRIED_BUCKETS as u64)
+        to_index(h2 % TRIED_BUCKETS_U64)
     }
 
     fn new_bucket(&self, group: &NetGroup, source: &NetGroup) -> usize {
         let h1 = self.hash(&[b"new-1", group.as_bytes(), source.as_bytes()])
             % NEW_BUCKETS_PER_SOURCE_GROUP;
         let h2 = self.hash(&[b"new-2", source.as_bytes(), &h1.to_le_bytes()]);
-        to_index(h2 % NEW_BUCKETS as u64)
+        to_index(h2 % NEW_BUCKETS_U64)
     }
 
     fn slot(&self, tried: bool, bucket: usize, addr: SocketAddr) -> usize {
         let a = addr_bytes(addr);
         let table: &[u8] = if tried { b"T" } else { b"N" };
         let h = self.hash(&[b"slot", table, &(bucket as u64).to_le_bytes(), &a]);
-        bucket * BUCKET_SIZE + to_index(h % BUCKET_SIZE as u64)
+        bucket
+            .saturating_mul(BUCKET_SIZE)
+            .saturating_add(to_index(h % BUCKET_SIZE_U64))
     }
 
     /// Source group of an entry: its source's group, or the address's own
@@ -421,8 +430,7 @@ impl AddrMan {
                 if self.entries.len() >= MAX_ENTRIES {
                     return Err(Skip::SlotTaken);
                 }
-                let id = self.next_id;
-                self.next_id = self.next_id.wrapping_add(1);
+                let id = self.fresh_id();
                 self.entries
                     .insert(id, Entry::new(addr, canonical(source), seen));
                 self.by_addr.insert(addr, id);
@@ -459,9 +467,9 @@ impl AddrMan {
         if placed {
             self.new_table.set(slot, id);
             if let Some(entry) = self.entries.get_mut(&id) {
-                entry.refs += 1;
+                entry.refs = entry.refs.saturating_add(1);
                 if entry.refs == 1 {
-                    self.new_count += 1;
+                    self.new_count = self.new_count.saturating_add(1);
                 }
             }
             Ok(fresh)
@@ -488,6 +496,23 @@ impl AddrMan {
                 if !entry.in_tried {
                     self.forget(id);
                 }
+            }
+        }
+    }
+
+    /// An id no entry holds, and not [`EMPTY`]. Ids are handed out in order
+    /// and wrap after 2^32 of them (addresses added, then dropped for a
+    /// taken slot, use one up too); after that, one still in use or the
+    /// empty marker is skipped, at most [`MAX_ENTRIES`] + 1 of them.
+    fn fresh_id(&mut self) -> Id {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            if self.next_id == 0 {
+                self.ids_wrapped = true;
+            }
+            if id != EMPTY && !(self.ids_wrapped && self.entries.contains_key(&id)) {
+                return id;
             }
         }
     }
@@ -519,7 +544,8 @@ impl AddrMan {
             entry.last_try = now;
             if count_failure && entry.last_count_attempt < last_good {
                 entry.last_count_attempt = now;
-                entry.attempts += 1;
+                // Saturating: a restored peers.dat may hold any count.
+                entry.attempts = entry.attempts.saturating_add(1);
             }
         }
     }
@@ -589,14 +615,14 @@ impl AddrMan {
                     self.new_table.set(new_slot, old);
                     if let Some(entry) = self.entries.get_mut(&old) {
                         entry.refs = 1;
-                        self.new_count += 1;
+                        self.new_count = self.new_count.saturating_add(1);
                     }
                 }
                 None => self.forget(old),
             }
         }
         self.tried_table.set(slot, id);
-        self.tried_count += 1;
+        self.tried_count = self.tried_count.saturating_add(1);
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.in_tried = true;
         }
@@ -728,7 +754,7 @@ impl AddrMan {
         let take = max.min(all.len());
         // A partial Fisher–Yates: the first `take` positions.
         for i in 0..take {
-            let j = i + rng.index(all.len() - i);
+            let j = i.saturating_add(rng.index(all.len().saturating_sub(i)));
             all.swap(i, j);
         }
         all.truncate(take);
@@ -812,7 +838,7 @@ impl AddrMan {
                 continue;
             }
             let id = book.next_id;
-            book.next_id += 1;
+            book.next_id = book.next_id.saturating_add(1);
             book.entries.insert(
                 id,
                 Entry {
@@ -825,7 +851,7 @@ impl AddrMan {
             book.by_addr.insert(addr, id);
             book.index(id);
             book.tried_table.set(slot, id);
-            book.tried_count += 1;
+            book.tried_count = book.tried_count.saturating_add(1);
         }
         for entry in new {
             let addr = canonical_addr(entry.addr);

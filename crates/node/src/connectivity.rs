@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::netgroup::NetGroup;
 use crate::peer::{DialKind, Direction};
 use crate::rng::Rng;
+use crate::time::later;
 
 /// How often connectivity is checked when short of outbound peers.
 pub(crate) const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
@@ -89,9 +90,9 @@ impl Connectivity {
         let dns_at = (!config.dns_seeds.is_empty()
             && config.exclusive.is_empty()
             && book.len() < DNS_BOOK_THRESHOLD)
-            .then(|| now + dns_delay);
+            .then(|| later(now, dns_delay));
         let fixed_at = (!config.fixed_seeds.is_empty() && config.exclusive.is_empty())
-            .then(|| now + config.fixed_seed_delay);
+            .then(|| later(now, config.fixed_seed_delay));
         anchors.truncate(MAX_ANCHORS);
         Connectivity {
             pending: HashMap::new(),
@@ -101,7 +102,7 @@ impl Connectivity {
             recent_tries: HashMap::new(),
             self_addrs: HashSet::new(),
             next_connect: now,
-            next_feeler: now + rng.exponential(config.feeler_interval),
+            next_feeler: later(now, rng.exponential(config.feeler_interval)),
             dns_at,
             fixed_at,
         }
@@ -149,10 +150,10 @@ impl Connectivity {
         if now >= self.next_connect {
             book.resolve_collisions(unix);
             self.connect(config, book, links, rng, unix, now, out);
-            self.next_connect = now + CONNECT_INTERVAL;
+            self.next_connect = later(now, CONNECT_INTERVAL);
         }
         if now >= self.next_feeler {
-            self.next_feeler = now + rng.exponential(config.feeler_interval);
+            self.next_feeler = later(now, rng.exponential(config.feeler_interval));
             self.feeler(config, book, links, rng, unix, now, out);
         }
     }
@@ -179,7 +180,7 @@ impl Connectivity {
         let kind = self.pending.remove(&addr);
         self.note_try(addr, now);
         if kind == Some(DialKind::Manual) {
-            self.manual_retry.insert(addr, now + MANUAL_RETRY);
+            self.manual_retry.insert(addr, later(now, MANUAL_RETRY));
         }
     }
 
@@ -189,7 +190,8 @@ impl Connectivity {
             self.note_try(link.remote, now);
         }
         if link.kind == Some(DialKind::Manual) {
-            self.manual_retry.insert(link.remote, now + MANUAL_RETRY);
+            self.manual_retry
+                .insert(link.remote, later(now, MANUAL_RETRY));
         }
         self.connect_soon(now);
     }
@@ -229,7 +231,8 @@ impl Connectivity {
 
     /// Remembers that this run tried `addr` (dialed it, or saw it fail).
     fn note_try(&mut self, addr: SocketAddr, now: Instant) {
-        self.recent_tries.retain(|_, at| now < *at + REDIAL_AFTER);
+        self.recent_tries
+            .retain(|_, at| now < later(*at, REDIAL_AFTER));
         if self.recent_tries.len() < MAX_RECENT_TRIES {
             self.recent_tries.insert(addr, now);
         }
@@ -326,7 +329,7 @@ impl Connectivity {
                 let recently = self
                     .recent_tries
                     .get(&addr)
-                    .is_some_and(|at| now < *at + REDIAL_AFTER);
+                    .is_some_and(|at| now < later(*at, REDIAL_AFTER));
                 if groups.contains(&group)
                     || self.is_connected_or_pending(links, &addr)
                     || recently

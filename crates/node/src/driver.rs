@@ -779,7 +779,7 @@ impl<P: Payload + Sync> Task<P> {
                 Err(e) => tracing::warn!("saving the address book: {e}"),
             }
         }
-        let deadline = self.clock.now() + Duration::from_secs(5);
+        let deadline = self.clock.after(Duration::from_secs(5));
         self.manager.shutdown(deadline).await;
     }
 

@@ -74,6 +74,10 @@ fn protect<T>(candidates: &mut Vec<T>, n: usize) {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "test arithmetic on small constants"
+)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 

@@ -131,7 +131,7 @@ impl<'a> Reader<'a> {
 
 /// Checks magic, version and checksum; returns the body between them.
 fn open<'a>(bytes: &'a [u8], magic: &[u8; 8]) -> Result<&'a [u8], FileError> {
-    if bytes.len() < magic.len() + 1 + CHECKSUM_LEN {
+    if bytes.len() < magic.len().saturating_add(1 + CHECKSUM_LEN) {
         return Err(FileError::Truncated);
     }
     if &bytes[..8] != magic {
@@ -140,8 +140,10 @@ fn open<'a>(bytes: &'a [u8], magic: &[u8; 8]) -> Result<&'a [u8], FileError> {
     if bytes[8] != VERSION {
         return Err(FileError::Version(bytes[8]));
     }
-    let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    if checksum(content) != sum {
+    let Some((content, sum)) = bytes.split_last_chunk::<CHECKSUM_LEN>() else {
+        return Err(FileError::Truncated);
+    };
+    if checksum(content) != *sum {
         return Err(FileError::Checksum);
     }
     Ok(&content[9..])
@@ -157,7 +159,12 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
 pub fn encode_peers(book: &AddrMan) -> Vec<u8> {
     let mut entries: Vec<&Entry> = book.entries().collect();
     entries.sort_by_key(|e| e.addr);
-    let mut out = Vec::with_capacity(9 + 32 + 4 + entries.len() * ENTRY_LEN + CHECKSUM_LEN);
+    let mut out = Vec::with_capacity(
+        entries
+            .len()
+            .saturating_mul(ENTRY_LEN)
+            .saturating_add(9 + 32 + 4 + CHECKSUM_LEN),
+    );
     out.extend_from_slice(PEERS_MAGIC);
     out.push(VERSION);
     out.extend_from_slice(book.key());
@@ -227,7 +234,7 @@ pub fn encode_anchors(anchors: &[SocketAddr]) -> Vec<u8> {
 pub fn decode_anchors(bytes: &[u8]) -> Result<Vec<SocketAddr>, FileError> {
     let mut r = Reader(open(bytes, ANCHORS_MAGIC)?);
     let count = usize::from(r.array::<1>()?[0]);
-    if count > MAX_ANCHORS || r.0.len() != count * ADDR_LEN {
+    if count > MAX_ANCHORS || r.0.len() != count.saturating_mul(ADDR_LEN) {
         return Err(FileError::Count(count));
     }
     (0..count).map(|_| r.addr()).collect()

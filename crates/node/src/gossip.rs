@@ -35,6 +35,7 @@ use bytes::Bytes;
 use std::net::IpAddr;
 
 use crate::peer::PeerId;
+use crate::time::later;
 use crate::wire::{MAX_IDS_PER_MESSAGE, SHORT_ID_LEN};
 
 /// A message id: the Blake2b-256 of the payload.
@@ -328,7 +329,7 @@ impl Gossip {
     }
 
     fn remember(&mut self, id: MessageId, now: Instant) {
-        let expiry = now + self.config.seen_ttl;
+        let expiry = later(now, self.config.seen_ttl);
         self.seen.insert(id, expiry);
         self.seen_order.push_back((expiry, id));
         for peer in self.peers.values_mut() {
@@ -357,13 +358,13 @@ impl Gossip {
         // A copy, so the cache never pins a whole read buffer.
         self.cache.insert(id, Bytes::copy_from_slice(payload));
         self.cache_order.push_back(id);
-        self.cache_size += payload.len();
+        self.cache_size = self.cache_size.saturating_add(payload.len());
         while self.cache_size > self.config.cache_bytes {
             let Some(old) = self.cache_order.pop_front() else {
                 break;
             };
             if let Some(p) = self.cache.remove(&old) {
-                self.cache_size -= p.len();
+                self.cache_size = self.cache_size.saturating_sub(p.len());
             }
         }
     }
@@ -406,18 +407,21 @@ impl Gossip {
         targets.sort();
         for peer in targets {
             if push {
-                self.stats.payload_bytes_out += payload.len() as u64;
+                self.stats.payload_bytes_out = self
+                    .stats
+                    .payload_bytes_out
+                    .saturating_add(payload.len() as u64);
                 out.push(Action::Message(peer, payload.clone()));
             } else if let Some(state) = self.peers.get_mut(&peer) {
                 if state.to_announce.len() >= MAX_ANNOUNCE_QUEUE {
-                    self.stats.overflow += 1;
+                    self.stats.overflow = self.stats.overflow.saturating_add(1);
                     continue;
                 }
                 state.to_announce.push(id);
                 if state.to_announce.len() >= MAX_IDS_PER_MESSAGE {
                     Self::flush(state, peer, &mut self.stats, out);
                 } else if state.flush_at.is_none() {
-                    state.flush_at = Some(now + self.config.announce_delay);
+                    state.flush_at = Some(later(now, self.config.announce_delay));
                 }
             }
         }
@@ -429,12 +433,12 @@ impl Gossip {
             return;
         }
         let ids = std::mem::take(&mut state.to_announce);
-        let mut body = Vec::with_capacity(ids.len() * SHORT_ID_LEN);
+        let mut body = Vec::with_capacity(ids.len().saturating_mul(SHORT_ID_LEN));
         for id in ids {
             let short = state.short(&id);
             state.announced.insert(short, id);
             body.extend_from_slice(&short.to_le_bytes());
-            stats.announced += 1;
+            stats.announced = stats.announced.saturating_add(1);
         }
         out.push(Action::Announce(peer, Bytes::from(body)));
     }
@@ -450,7 +454,10 @@ impl Gossip {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> Option<MessageId> {
-        self.stats.payload_bytes_in += payload.len() as u64;
+        self.stats.payload_bytes_in = self
+            .stats
+            .payload_bytes_in
+            .saturating_add(payload.len() as u64);
         let id = MessageId::of(payload);
         // Whatever was in flight or waiting for this message is settled.
         // Only the peers asked for something need its short id (a keyed
@@ -468,14 +475,14 @@ impl Gossip {
             }
         }
         if self.is_seen(&id) {
-            self.stats.duplicates += 1;
+            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             if settled {
                 self.release_deferred(now, false, out);
             }
             return None;
         }
         self.remember(id, now);
-        self.stats.delivered += 1;
+        self.stats.delivered = self.stats.delivered.saturating_add(1);
         if settled || !self.deferred.is_empty() {
             self.release_deferred(now, false, out);
         }
@@ -493,14 +500,14 @@ impl Gossip {
     ) {
         // A copy, so a waiting message never pins a whole read buffer.
         let payload = Bytes::copy_from_slice(payload);
-        self.pending_bytes += payload.len();
+        self.pending_bytes = self.pending_bytes.saturating_add(payload.len());
         self.pending.insert(
             id,
             Pending {
                 from,
                 ip,
                 payload,
-                deadline: now + self.config.verdict_timeout,
+                deadline: later(now, self.config.verdict_timeout),
             },
         );
         self.pending_order.push_back(id);
@@ -517,8 +524,8 @@ impl Gossip {
     fn drop_oldest_pending(&mut self) -> bool {
         while let Some(id) = self.pending_order.pop_front() {
             if let Some(p) = self.pending.remove(&id) {
-                self.pending_bytes -= p.payload.len();
-                self.stats.verdicts_missed += 1;
+                self.pending_bytes = self.pending_bytes.saturating_sub(p.payload.len());
+                self.stats.verdicts_missed = self.stats.verdicts_missed.saturating_add(1);
                 self.trim_pending_order();
                 return true;
             }
@@ -536,7 +543,7 @@ impl Gossip {
         {
             self.pending_order.pop_front();
         }
-        if self.pending_order.len() > 2 * self.pending.len().max(16) {
+        if self.pending_order.len() > self.pending.len().max(16).saturating_mul(2) {
             let pending = &self.pending;
             self.pending_order.retain(|id| pending.contains_key(id));
         }
@@ -562,7 +569,7 @@ impl Gossip {
         out: &mut Vec<Action>,
     ) -> Option<(PeerId, IpAddr)> {
         let pending = self.pending.remove(&id)?;
-        self.pending_bytes -= pending.payload.len();
+        self.pending_bytes = self.pending_bytes.saturating_sub(pending.payload.len());
         self.trim_pending_order();
         match verdict {
             Verdict::Propagate => {
@@ -571,7 +578,7 @@ impl Gossip {
             }
             Verdict::Drop => None,
             Verdict::Reject => {
-                self.stats.rejected += 1;
+                self.stats.rejected = self.stats.rejected.saturating_add(1);
                 Some((pending.from, pending.ip))
             }
         }
@@ -602,7 +609,7 @@ impl Gossip {
             } else if self.deferred.len() < MAX_DEFERRED {
                 self.deferred.push_back((from, short, now));
             } else {
-                self.stats.overflow += 1;
+                self.stats.overflow = self.stats.overflow.saturating_add(1);
             }
         }
         self.send_requests(from, &request, now, out);
@@ -612,12 +619,12 @@ impl Gossip {
         if shorts.is_empty() {
             return;
         }
-        let mut body = Vec::with_capacity(shorts.len() * SHORT_ID_LEN);
+        let mut body = Vec::with_capacity(shorts.len().saturating_mul(SHORT_ID_LEN));
         for short in shorts {
             self.in_flight
-                .insert((to, *short), now + self.config.request_timeout);
+                .insert((to, *short), later(now, self.config.request_timeout));
             body.extend_from_slice(&short.to_le_bytes());
-            self.stats.requested += 1;
+            self.stats.requested = self.stats.requested.saturating_add(1);
         }
         out.push(Action::Request(to, Bytes::from(body)));
     }
@@ -637,7 +644,7 @@ impl Gossip {
             if state.index.contains_key(&short) || self.in_flight.contains_key(&(peer, short)) {
                 continue;
             }
-            if all || now >= since + self.config.defer {
+            if all || now >= later(since, self.config.defer) {
                 if asked.insert((peer, short)) {
                     batches.entry(peer).or_default().push(short);
                 }
@@ -668,7 +675,10 @@ impl Gossip {
                 continue;
             };
             if let Some(payload) = self.cache.get(id) {
-                self.stats.payload_bytes_out += payload.len() as u64;
+                self.stats.payload_bytes_out = self
+                    .stats
+                    .payload_bytes_out
+                    .saturating_add(payload.len() as u64);
                 out.push(Action::Message(from, payload.clone()));
             }
         }
@@ -696,7 +706,7 @@ impl Gossip {
             || self
                 .deferred
                 .front()
-                .is_some_and(|(_, _, since)| now >= *since + self.config.defer)
+                .is_some_and(|(_, _, since)| now >= later(*since, self.config.defer))
         {
             self.release_deferred(now, timed_out, out);
         }
@@ -714,7 +724,7 @@ impl Gossip {
             if self.seen.get(&id).is_some_and(|e| *e <= now) {
                 self.forget_oldest();
                 if let Some(p) = self.cache.remove(&id) {
-                    self.cache_size -= p.len();
+                    self.cache_size = self.cache_size.saturating_sub(p.len());
                 }
             } else {
                 self.seen_order.pop_front();
@@ -729,7 +739,7 @@ impl Gossip {
         let defer = self
             .deferred
             .front()
-            .map(|(_, _, since)| *since + self.config.defer);
+            .map(|(_, _, since)| later(*since, self.config.defer));
         let expiry = self.seen_order.front().map(|(e, _)| *e);
         let verdict = self.next_verdict_deadline();
         [flush, flight, defer, expiry, verdict]

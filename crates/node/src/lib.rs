@@ -14,11 +14,17 @@
 //!   test-before-evict); [`files`]: peers.dat and anchors.dat.
 //! - [`netgroup`]: network groups, and the local-network setting.
 //! - [`gossip`]: message ids, the seen-set, push and ask-then-send.
+//! - [`later`]: deadlines from durations, saturating instead of overflowing.
 //!
 //! `docs/node.md` documents the protocol states and messages, the
 //! disconnection and banning rules, the address manager and its files, and
 //! the gossip API.
+//!
+//! The crate denies `clippy::arithmetic_side_effects`: counts saturate,
+//! deadlines go through [`later`], sizes and indexes from outside are
+//! checked.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod addrman;
 mod config;
@@ -32,6 +38,7 @@ mod peer;
 mod rate;
 pub mod rng;
 mod score;
+mod time;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
@@ -46,3 +53,4 @@ pub use gossip::{MessageId, Verdict};
 pub use node::{Event, Node, Output, PeerInfo, PropagateError, SUBNET_BAN_FACTOR, State, Stats};
 pub use peer::{Class, DialKind, Direction, PeerId};
 pub use score::{MAX_SCORES, Misbehaviour};
+pub use time::later;

@@ -90,6 +90,8 @@ impl Grouping {
 pub const SUBNET_V4_PREFIX: u8 = 24;
 /// Prefix of the subnet misbehaviour adds up in, for IPv6 (a site).
 pub const SUBNET_V6_PREFIX: u8 = 48;
+const SUBNET_V4_MASK: u32 = u32::MAX << (32 - SUBNET_V4_PREFIX as u32);
+const SUBNET_V6_MASK: u128 = u128::MAX << (128 - SUBNET_V6_PREFIX as u32);
 
 /// The subnet a routable address's misbehaviour also counts against: its
 /// base address and prefix length (/24, or /48 for IPv6). `None` for an
@@ -100,14 +102,14 @@ pub fn subnet(ip: IpAddr) -> Option<(IpAddr, u8)> {
         return None;
     }
     Some(match ip {
-        IpAddr::V4(v4) => {
-            let keep = u32::MAX << (32 - u32::from(SUBNET_V4_PREFIX));
-            (IpAddr::V4((u32::from(v4) & keep).into()), SUBNET_V4_PREFIX)
-        }
-        IpAddr::V6(v6) => {
-            let keep = u128::MAX << (128 - u32::from(SUBNET_V6_PREFIX));
-            (IpAddr::V6((u128::from(v6) & keep).into()), SUBNET_V6_PREFIX)
-        }
+        IpAddr::V4(v4) => (
+            IpAddr::V4((u32::from(v4) & SUBNET_V4_MASK).into()),
+            SUBNET_V4_PREFIX,
+        ),
+        IpAddr::V6(v6) => (
+            IpAddr::V6((u128::from(v6) & SUBNET_V6_MASK).into()),
+            SUBNET_V6_PREFIX,
+        ),
     })
 }
 
@@ -116,13 +118,13 @@ pub fn in_subnet(ip: IpAddr, base: IpAddr, prefix: u8) -> bool {
     match (canonical(ip), base) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let keep = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
+                .checked_shl(32u32.saturating_sub(u32::from(prefix)))
                 .unwrap_or(0);
             u32::from(a) & keep == u32::from(b) & keep
         }
         (IpAddr::V6(a), IpAddr::V6(b)) => {
             let keep = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
+                .checked_shl(128u32.saturating_sub(u32::from(prefix)))
                 .unwrap_or(0);
             u128::from(a) & keep == u128::from(b) & keep
         }

@@ -20,6 +20,7 @@ use crate::peer::{Class, DialKind, Direction, PeerId};
 use crate::rate::Bucket;
 use crate::rng::Rng;
 use crate::score::{Misbehaviour, Scores};
+use crate::time::later;
 use crate::wire::{
     self, Empty, GossipIds, GossipMessage, HandshakeRequest, HandshakeResponse,
     MAX_IDS_PER_MESSAGE, MAX_PEER_LIST, NodeData, PING_OK, Payload, PeerEntry, PingResponse,
@@ -325,7 +326,7 @@ impl<P: Payload> Node<P> {
             subnet_scores: Scores::default(),
             gossip: Gossip::new(config.gossip.clone()),
             out: VecDeque::new(),
-            next_save: now + SAVE_INTERVAL,
+            next_save: later(now, SAVE_INTERVAL),
             learned: Bucket::full(LEARNED_RATE, LEARNED_BURST, now),
             stats: Stats::default(),
             warned_at: None,
@@ -440,7 +441,7 @@ impl<P: Payload> Node<P> {
             .filter_map(|conn| {
                 let liveness = match conn.info.state {
                     State::Handshaking => conn.deadline,
-                    State::Ready => conn.last_recv + self.config.idle_timeout,
+                    State::Ready => later(conn.last_recv, self.config.idle_timeout),
                 };
                 [
                     Some(liveness),
@@ -522,7 +523,7 @@ impl<P: Payload> Node<P> {
             let threshold = self.config.ban_threshold.saturating_mul(SUBNET_BAN_FACTOR);
             if score > threshold {
                 self.subnet_scores.remove(base);
-                self.stats.subnet_bans += 1;
+                self.stats.subnet_bans = self.stats.subnet_bans.saturating_add(1);
                 tracing::info!("banning the subnet {base}/{prefix}: its addresses misbehaved");
                 self.out.push_back(Output::BanSubnet {
                     base,
@@ -548,7 +549,7 @@ impl<P: Payload> Node<P> {
             return false;
         }
         self.scores.remove(ip);
-        self.stats.bans += 1;
+        self.stats.bans = self.stats.bans.saturating_add(1);
         self.out.push_back(Output::Ban {
             ip,
             duration: self.config.ban_duration,
@@ -615,9 +616,9 @@ impl<P: Payload> Node<P> {
                 connected_at: now,
             },
             invokes: InvokeTracker::new(MAX_INVOKES),
-            deadline: now + self.config.handshake_timeout,
+            deadline: later(now, self.config.handshake_timeout),
             last_recv: now,
-            next_sync: now + self.config.timed_sync_interval,
+            next_sync: later(now, self.config.timed_sync_interval),
             addr_tokens: Bucket::full(ADDR_RATE, ADDR_BURST, now),
             sent_addrs: HashSet::new(),
             last_useful: None,
@@ -643,7 +644,10 @@ impl<P: Payload> Node<P> {
                 if inbound > self.config.max_inbound {
                     let victim = self.eviction_victim().unwrap_or(peer);
                     tracing::debug!("inbound slots full: closing {victim:?}");
-                    self.stats.evictions += u64::from(victim != peer);
+                    self.stats.evictions = self
+                        .stats
+                        .evictions
+                        .saturating_add(u64::from(victim != peer));
                     self.close(victim);
                 }
             }
@@ -677,10 +681,12 @@ impl<P: Payload> Node<P> {
     pub fn handle_resolved(&mut self, name: &str, ips: &[IpAddr], now: Instant) {
         let unix = self.unix(now);
         let port = self.config.default_port;
-        let mut added = 0;
+        let mut added = 0usize;
         for ip in ips.iter().take(MAX_DNS_ADDRS) {
             // Stamped three to seven days old, as Bitcoin Core does.
-            let age = 3 * 86_400 + i64::try_from(self.rng.below(4 * 86_400)).unwrap_or(0);
+            let age = i64::try_from(self.rng.below(4 * 86_400))
+                .unwrap_or(0)
+                .saturating_add(3 * 86_400);
             let source = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
             if self.book.add_one(
                 SocketAddr::new(*ip, port),
@@ -691,7 +697,7 @@ impl<P: Payload> Node<P> {
                 &mut self.rng,
             ) == Ok(true)
             {
-                added += 1;
+                added = added.saturating_add(1);
             }
         }
         tracing::info!("DNS seed {name}: {} addresses, {added} new", ips.len());
@@ -736,7 +742,7 @@ impl<P: Payload> Node<P> {
                 continue;
             }
             if conn.info.state == State::Ready {
-                if now >= conn.last_recv + self.config.idle_timeout {
+                if now >= later(conn.last_recv, self.config.idle_timeout) {
                     tracing::debug!("{}: silent for too long", conn.info.remote);
                     self.close(peer);
                     continue;
@@ -744,7 +750,7 @@ impl<P: Payload> Node<P> {
                 if now >= conn.next_sync {
                     let interval = self.config.timed_sync_interval;
                     if let Some(conn) = self.conns.get_mut(&peer) {
-                        conn.next_sync = now + interval;
+                        conn.next_sync = later(now, interval);
                     }
                     let body = TimedSyncRequest {
                         payload_data: self.payload.clone(),
@@ -757,7 +763,7 @@ impl<P: Payload> Node<P> {
         self.apply_gossip();
 
         if now >= self.next_save {
-            self.next_save = now + SAVE_INTERVAL;
+            self.next_save = later(now, SAVE_INTERVAL);
             self.out.push_back(Output::SaveAddressBook);
         }
         let unix = self.unix(now);
@@ -818,7 +824,7 @@ impl<P: Payload> Node<P> {
     }
 
     fn request<T: Encode>(&mut self, peer: PeerId, command: u32, body: &T, now: Instant) {
-        let deadline = now + self.config.request_timeout;
+        let deadline = later(now, self.config.request_timeout);
         let Some(conn) = self.conns.get_mut(&peer) else {
             return;
         };
@@ -851,7 +857,12 @@ impl<P: Payload> Node<P> {
         };
         let rtt = now.saturating_duration_since(deadline.checked_sub(timeout).unwrap_or(now));
         conn.info.rtt = Some(match conn.info.rtt {
-            Some(old) => (old * 7 + rtt) / 8,
+            // A moving average, 7/8 of the old and 1/8 of the new.
+            Some(old) => old
+                .saturating_mul(7)
+                .saturating_add(rtt)
+                .checked_div(8)
+                .unwrap_or(rtt),
             None => rtt,
         });
         let remote = conn.info.remote;
@@ -1146,7 +1157,7 @@ impl<P: Payload> Node<P> {
         }
         conn.info.state = State::Ready;
         conn.info.node_data = Some(data.clone());
-        conn.next_sync = now + self.config.timed_sync_interval;
+        conn.next_sync = later(now, self.config.timed_sync_interval);
         let remote = conn.info.remote;
         let authenticated = conn.info.authenticated.then_some(conn.info.key).flatten();
         let unix = self.unix(now);
@@ -1201,7 +1212,7 @@ impl<P: Payload> Node<P> {
         // connection, however often the peer asks.
         if conn
             .last_peer_list
-            .is_some_and(|at| now < at + PEER_LIST_INTERVAL)
+            .is_some_and(|at| now < later(at, PEER_LIST_INTERVAL))
         {
             return Vec::new();
         }
@@ -1222,7 +1233,7 @@ impl<P: Payload> Node<P> {
         let Some(conn) = self.conns.get_mut(&peer) else {
             return Vec::new();
         };
-        if conn.sent_addrs.len() + entries.len() > MAX_SENT_ADDRS {
+        if conn.sent_addrs.len().saturating_add(entries.len()) > MAX_SENT_ADDRS {
             conn.sent_addrs.clear();
         }
         entries
@@ -1248,7 +1259,7 @@ impl<P: Payload> Node<P> {
             return;
         };
         let take = conn.addr_tokens.take(list.len(), now);
-        let refused = list.len() - take;
+        let refused = list.len().saturating_sub(take);
         let source = conn.info.remote.ip();
         let addrs: Vec<(SocketAddr, i64)> = list
             .iter()
@@ -1272,10 +1283,10 @@ impl<P: Payload> Node<P> {
     /// Counts an address not taken for a rate limit, and says so in the log
     /// at most every [`FLOOD_WARN_INTERVAL`].
     fn refused_address(&mut self, now: Instant) {
-        self.stats.addresses_refused += 1;
+        self.stats.addresses_refused = self.stats.addresses_refused.saturating_add(1);
         if self
             .warned_at
-            .is_none_or(|at| now >= at + FLOOD_WARN_INTERVAL)
+            .is_none_or(|at| now >= later(at, FLOOD_WARN_INTERVAL))
         {
             tracing::warn!(
                 "{} addresses from peers refused so far: more than the rate limits take",

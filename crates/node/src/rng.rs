@@ -36,6 +36,10 @@ impl Rng {
 
     /// A number in `0..n` (`0` when `n` is 0), without modulo bias worth
     /// measuring (Lemire's multiply-shift).
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "the product of two u64 values is below 2^128"
+    )]
     pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
@@ -59,7 +63,7 @@ impl Rng {
     /// Shuffles `items` in place (Fisher–Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
-            let j = self.index(i + 1);
+            let j = self.index(i.saturating_add(1));
             items.swap(i, j);
         }
     }

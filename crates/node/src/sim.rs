@@ -37,6 +37,7 @@ use crate::gossip::{MessageId, Verdict};
 use crate::node::{Event, Node, Output};
 use crate::peer::{Class, Direction, PeerId};
 use crate::rng::Rng;
+use crate::time::later;
 use crate::wire::Payload;
 
 /// How long a dial into a partition takes to fail (the connection
@@ -302,7 +303,7 @@ struct Queue {
 
 impl Queue {
     fn push(&mut self, at: u64, event: Scheduled) {
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = Some(event);
@@ -310,7 +311,7 @@ impl Queue {
             }
             None => {
                 self.slab.push(Some(event));
-                u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
+                u32::try_from(self.slab.len().saturating_sub(1)).unwrap_or(u32::MAX)
             }
         };
         self.heap.push(Reverse(Key {
@@ -554,7 +555,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
     }
 
     fn instant(&self) -> Instant {
-        self.start + Duration::from_nanos(self.now)
+        later(self.start, Duration::from_nanos(self.now))
     }
 
     fn ticks(&self, at: Instant) -> u64 {
@@ -672,7 +673,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
     /// after the link's latency) and nothing reaches it until a restart.
     pub fn crash(&mut self, i: usize) {
         self.hosts[i].up = false;
-        self.hosts[i].life += 1;
+        self.hosts[i].life = self.hosts[i].life.saturating_add(1);
         self.hosts[i].wake = None;
         let mut ends: Vec<(usize, PeerId)> = self
             .links
@@ -714,7 +715,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
 
     /// Runs events for `duration`.
     pub fn run_for(&mut self, duration: Duration) {
-        let until = self.instant() + duration;
+        let until = later(self.instant(), duration);
         self.run_until(until);
     }
 
@@ -747,18 +748,20 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
         {
             return true; // superseded by a later arming
         }
-        self.stats.events += 1;
+        self.stats.events = self.stats.events.saturating_add(1);
         self.mix(i, &event.input);
         let now = self.instant();
         match event.input {
             Input::Frame(conn, header, body) => {
-                let len = (HEADER_LEN + body.len()) as u64;
-                self.stats.frames += 1;
-                self.stats.bytes += len;
+                let len = HEADER_LEN.saturating_add(body.len()) as u64;
+                self.stats.frames = self.stats.frames.saturating_add(1);
+                self.stats.bytes = self.stats.bytes.saturating_add(len);
                 let category = (self.categories)(header.command).min(CATEGORIES - 1);
                 let host = &mut self.hosts[i];
-                host.traffic.recv_bytes[category] += len;
-                host.traffic.recv_frames[category] += 1;
+                host.traffic.recv_bytes[category] =
+                    host.traffic.recv_bytes[category].saturating_add(len);
+                host.traffic.recv_frames[category] =
+                    host.traffic.recv_frames[category].saturating_add(1);
                 if host.upper.speaks_wire() {
                     host.upper
                         .handle_wire(WireIn::Frame { conn, header, body }, now);
@@ -890,9 +893,9 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
 
     fn link(&mut self, from: usize, to: usize) -> (PeerId, PeerId) {
         let a = PeerId(self.next_conn);
-        let b = PeerId(self.next_conn + 1);
-        self.next_conn += 2;
-        self.stats.connections += 1;
+        let b = PeerId(self.next_conn.saturating_add(1));
+        self.next_conn = self.next_conn.saturating_add(2);
+        self.stats.connections = self.stats.connections.saturating_add(1);
         let end = |host, conn, now| End {
             host,
             conn,
@@ -919,7 +922,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             self.schedule(now, key.0, Input::Closed(key.1));
         }
         let delay = self.latency(key.0, end.host);
-        let at = (now + delay).max(end.last_arrival);
+        let at = now.saturating_add(delay).max(end.last_arrival);
         self.schedule(at, end.host, Input::Closed(end.conn));
     }
 
@@ -931,7 +934,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
         if end.queued.is_empty() {
             return;
         }
-        self.stats.stalled += 1;
+        self.stats.stalled = self.stats.stalled.saturating_add(1);
         self.unlink((i, conn), true);
     }
 
@@ -961,8 +964,8 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             .min()
             .map(|t| nanos(t.saturating_duration_since(start)).max(now));
         if wake.is_some() && wake == woke_at {
-            self.stats.stuck_timers += 1;
-            wake = wake.map(|t| t + 1_000);
+            self.stats.stuck_timers = self.stats.stuck_timers.saturating_add(1);
+            wake = wake.map(|t| t.saturating_add(1_000));
         }
         if wake.is_some() && wake != host.wake {
             host.wake = wake;
@@ -974,14 +977,14 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
 
     /// Sends a frame from host `i` on its connection `peer`.
     fn send(&mut self, i: usize, peer: PeerId, class: Class, header: Header, body: Bytes) {
-        let len = (HEADER_LEN + body.len()) as u64;
+        let len = HEADER_LEN.saturating_add(body.len()) as u64;
         let category = (self.categories)(header.command).min(CATEGORIES - 1);
         let Some(to) = self.links.get(&(i, peer)).map(|end| end.host) else {
             return;
         };
         let traffic = &mut self.hosts[i].traffic;
-        traffic.sent_bytes[category] += len;
-        traffic.sent_frames[category] += 1;
+        traffic.sent_bytes[category] = traffic.sent_bytes[category].saturating_add(len);
+        traffic.sent_frames[category] = traffic.sent_frames[category].saturating_add(1);
         let model = self.model();
         let (reachable, loss, bandwidth) = (
             model.reachable(i, to),
@@ -992,7 +995,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             || !reachable
             || (loss > 0.0 && self.rng.chance(loss))
         {
-            self.stats.lost += 1;
+            self.stats.lost = self.stats.lost.saturating_add(1);
             return;
         }
         let delay = self.latency(i, to);
@@ -1005,18 +1008,19 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             // What finished serializing no longer counts against the bounds.
             while end.queued.front().is_some_and(|(done, _, _)| *done <= now) {
                 if let Some((_, c, l)) = end.queued.pop_front() {
-                    end.queued_bytes[usize::from(c)] -= u64::from(l);
+                    end.queued_bytes[usize::from(c)] =
+                        end.queued_bytes[usize::from(c)].saturating_sub(u64::from(l));
                 }
             }
             let class = class_index(class);
             let counted = len.max(FRAME_OVERHEAD);
-            if end.queued_bytes[class] + counted > QUEUE_BYTES[class] {
-                self.stats.dropped += 1;
+            if end.queued_bytes[class].saturating_add(counted) > QUEUE_BYTES[class] {
+                self.stats.dropped = self.stats.dropped.saturating_add(1);
                 return;
             }
             if rate == 0 {
                 // Never serialized: it waits until the sender gives up.
-                end.queued_bytes[class] += counted;
+                end.queued_bytes[class] = end.queued_bytes[class].saturating_add(counted);
                 end.queued.push_back((
                     u64::MAX,
                     u8::try_from(class).unwrap_or(0),
@@ -1024,15 +1028,19 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 ));
                 if !end.stall_armed {
                     end.stall_armed = true;
-                    let at = now + nanos(WRITE_STALL_TIMEOUT);
+                    let at = now.saturating_add(nanos(WRITE_STALL_TIMEOUT));
                     self.schedule(at, i, Input::Stall(peer));
                 }
                 return;
             }
-            let serialize = len.saturating_mul(1_000_000_000) / rate;
+            // `rate` is not zero here.
+            let serialize = len
+                .saturating_mul(1_000_000_000)
+                .checked_div(rate)
+                .unwrap_or(u64::MAX);
             let done = end.busy_until.max(now).saturating_add(serialize);
             end.busy_until = done;
-            end.queued_bytes[class] += counted;
+            end.queued_bytes[class] = end.queued_bytes[class].saturating_add(counted);
             end.queued.push_back((
                 done,
                 u8::try_from(class).unwrap_or(0),
@@ -1064,7 +1072,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 let delay = self.latency(i, j);
                 let (from_key, to_key) = (self.key_of(i), self.key_of(j));
                 self.schedule(
-                    now + delay,
+                    now.saturating_add(delay),
                     j,
                     Input::Connected(Box::new(Connecting {
                         conn: b,
@@ -1076,7 +1084,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                     })),
                 );
                 self.schedule(
-                    now + delay,
+                    now.saturating_add(delay),
                     i,
                     Input::Connected(Box::new(Connecting {
                         conn: a,
@@ -1089,12 +1097,16 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 );
             }
             Some(j) if !self.model().reachable(i, j) => {
-                self.schedule(now + nanos(DIAL_TIMEOUT), i, Input::DialFailed(addr));
+                self.schedule(
+                    now.saturating_add(nanos(DIAL_TIMEOUT)),
+                    i,
+                    Input::DialFailed(addr),
+                );
             }
             Some(j) => {
                 // Refused: the answer takes a round trip.
                 let delay = self.latency(i, j);
-                self.schedule(now + delay, i, Input::DialFailed(addr));
+                self.schedule(now.saturating_add(delay), i, Input::DialFailed(addr));
             }
             None => self.schedule(now, i, Input::DialFailed(addr)),
         }
@@ -1123,9 +1135,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 self.dial(i, from, addr, key);
             }
             Output::Ban { ip, duration } => {
-                let until = now
-                    .checked_add(duration)
-                    .unwrap_or(now + Duration::from_secs(1 << 40));
+                let until = later(now, duration);
                 self.hosts[i].bans.push((ip, until));
             }
             Output::BanSubnet {
@@ -1133,9 +1143,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 prefix,
                 duration,
             } => {
-                let until = now
-                    .checked_add(duration)
-                    .unwrap_or(now + Duration::from_secs(1 << 40));
+                let until = later(now, duration);
                 self.hosts[i].subnet_bans.push((base, prefix, until));
             }
             Output::Resolve(name) => {
@@ -1146,7 +1154,7 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
             }
             Output::SaveAddressBook => {
                 let host = &mut self.hosts[i];
-                host.saves += 1;
+                host.saves = host.saves.saturating_add(1);
                 host.upper.save_address_book(&host.node, now);
             }
             Output::HandshakeDone(_) => {}
@@ -1197,6 +1205,6 @@ fn class_index(class: Class) -> usize {
 fn ephemeral(addr: SocketAddr, conn: PeerId) -> SocketAddr {
     const FIRST: u64 = 32_768;
     const PORTS: u64 = 28_000;
-    let port = u16::try_from(FIRST + conn.0 % PORTS).unwrap_or(u16::MAX);
+    let port = u16::try_from(FIRST.saturating_add(conn.0 % PORTS)).unwrap_or(u16::MAX);
     SocketAddr::new(addr.ip(), port)
 }

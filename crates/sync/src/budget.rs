@@ -42,6 +42,6 @@ impl Budget {
             return self.at;
         }
         let secs = (-self.level / rate).min(strata_node::MAX_DURATION.as_secs_f64());
-        self.at + Duration::from_secs_f64(secs)
+        strata_node::later(self.at, Duration::from_secs_f64(secs))
     }
 }

@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use strata_node::{Class, PeerId};
+use strata_node::{Class, PeerId, later};
 use strata_store::{KEY_HASH_LEN, Record};
 
 use crate::score::Misbehaviour;
@@ -34,6 +34,7 @@ pub const SPANS: usize = 64;
 
 /// First bytes per span.
 const SPAN_WIDTH: usize = 256 / SPANS;
+const SPANS_U64: u64 = SPANS as u64;
 
 /// Failures after which a source is no longer asked during a catch-up.
 pub const MAX_STRIKES: u32 = 3;
@@ -63,7 +64,11 @@ pub fn reencode_progress(bytes: &[u8]) -> Option<Vec<u8>> {
 /// The last key hash of span `i` (inclusive).
 pub(crate) fn span_end(i: usize) -> KeyHashBytes {
     let mut end = [0xff; KEY_HASH_LEN];
-    end[0] = u8::try_from(i * SPAN_WIDTH + SPAN_WIDTH - 1).unwrap_or(0xff);
+    let last = i
+        .saturating_add(1)
+        .saturating_mul(SPAN_WIDTH)
+        .saturating_sub(1);
+    end[0] = u8::try_from(last).unwrap_or(0xff);
     end
 }
 
@@ -236,7 +241,7 @@ impl Catchup {
             else {
                 break;
             };
-            pick.2 += 1;
+            pick.2 = pick.2.saturating_add(1);
             let (peer, claim) = (pick.0, pick.3);
             let request = *next_request;
             *next_request = next_request.wrapping_add(1);
@@ -279,7 +284,8 @@ impl Catchup {
         span.request = Some(request);
         let max_records = limits.batch_records.clamp(1, MAX_BATCH_RECORDS);
         let max_bytes = limits.batch_bytes.clamp(1, MAX_BATCH_BYTES);
-        self.sources.entry(peer).or_default().inflight += 1;
+        let source = self.sources.entry(peer).or_default();
+        source.inflight = source.inflight.saturating_add(1);
         self.asked.insert(
             request,
             Asked {
@@ -289,7 +295,7 @@ impl Catchup {
                 max_records,
                 max_bytes,
                 claim,
-                deadline: now + limits.batch_timeout,
+                deadline: later(now, limits.batch_timeout),
             },
         );
         let message = Message::GetRange {
@@ -357,7 +363,7 @@ impl Catchup {
             return Ok(None);
         };
         let total = span.delivered.saturating_add(count);
-        let expected = asked.claim / SPANS as u64;
+        let expected = asked.claim / SPANS_U64;
         if next.is_none()
             && span.whole
             && expected >= SHORT_SPAN_MIN_EXPECTED
@@ -445,7 +451,7 @@ impl Catchup {
             );
             let source = self.sources.entry(asked.peer).or_default();
             source.inflight = source.inflight.saturating_sub(1);
-            source.slow_until = Some(now + slow_penalty);
+            source.slow_until = Some(later(now, slow_penalty));
             self.strike(asked.peer);
             self.release(asked.span, request);
         }
@@ -487,7 +493,11 @@ impl Catchup {
     /// start, 1: a cursor follows, 2: done) and 16 bytes (zero unless a
     /// cursor).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(PROGRESS_MAGIC.len() + SPANS * (1 + KEY_HASH_LEN));
+        let mut out = Vec::with_capacity(
+            PROGRESS_MAGIC
+                .len()
+                .saturating_add(SPANS * (1 + KEY_HASH_LEN)),
+        );
         out.extend_from_slice(PROGRESS_MAGIC);
         for (i, span) in self.spans.iter().enumerate() {
             let (state, bytes) = if span.done {

@@ -42,7 +42,7 @@ impl Fetch {
         let queue = self.peers.entry(peer).or_default();
         for d in digests {
             if queue.digests.len() >= MAX_FETCH_QUEUE {
-                self.overflow += 1;
+                self.overflow = self.overflow.saturating_add(1);
                 continue;
             }
             queue.digests.push_back(d);
@@ -64,9 +64,9 @@ impl Fetch {
         while queue.inflight < FETCH_INFLIGHT && !queue.digests.is_empty() {
             let n = queue.digests.len().min(MAX_GET_DIGESTS);
             let digests: Vec<Digest> = queue.digests.drain(..n).collect();
-            queue.inflight += 1;
+            queue.inflight = queue.inflight.saturating_add(1);
             let request = *next_request;
-            *next_request += 1;
+            *next_request = next_request.wrapping_add(1);
             out.push(
                 peer,
                 Message::GetRecords {
@@ -80,7 +80,7 @@ impl Fetch {
                 Asked {
                     peer,
                     digests,
-                    deadline: now + timeout,
+                    deadline: strata_node::later(now, timeout),
                 },
             );
         }

@@ -48,7 +48,11 @@
 //!   [`Misbehaviour`], never a panic or unbounded work; the hashes of
 //!   [`riblt`] are stable across platforms and releases (they are a wire
 //!   format).
+//! - No arithmetic can overflow: the crate denies
+//!   `clippy::arithmetic_side_effects`, so counts saturate, deadlines go
+//!   through [`strata_node::later`] and the few exceptions state their bound.
 #![forbid(unsafe_code)]
+#![deny(clippy::arithmetic_side_effects)]
 
 mod budget;
 pub mod catchup;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use strata_node::rng::Rng;
-use strata_node::{Class, MessageId, PeerId, Verdict};
+use strata_node::{Class, MessageId, PeerId, Verdict, later};
 use strata_store::{
     Checked, DIGEST_LEN, Digest, Error as StoreError, Invalid, Outcome, Presence, Record, Verified,
 };
@@ -641,7 +641,7 @@ impl Syncer {
         let after = Duration::from_secs(end.saturating_sub(self.unix_start));
         self.start
             .checked_add(after)
-            .unwrap_or(self.start + Duration::from_secs(EPOCH_SECS))
+            .unwrap_or_else(|| later(self.start, Duration::from_secs(EPOCH_SECS)))
     }
 
     // ----- mutators: the local user -----
@@ -689,7 +689,7 @@ impl Syncer {
 
     fn next_put(&mut self) -> PutId {
         let put = PutId(self.next_put);
-        self.next_put += 1;
+        self.next_put = self.next_put.wrapping_add(1);
         put
     }
 
@@ -743,7 +743,7 @@ impl Syncer {
     pub fn handle_peer_gone(&mut self, peer: PeerId, now: Instant) {
         self.peers.remove(&peer);
         if self.recon.peer_gone(peer) {
-            self.stats.failed_reconciliations += 1;
+            self.stats.failed_reconciliations = self.stats.failed_reconciliations.saturating_add(1);
         }
         self.fetch.peer_gone(peer);
         self.receipts.peer_gone(peer);
@@ -796,8 +796,14 @@ impl Syncer {
     pub fn handle_message(&mut self, peer: PeerId, command: u32, body: &[u8], now: Instant) {
         let len = body.len() as u64;
         match command {
-            command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_received += len,
-            command::GET_RECORDS..=command::RANGE => self.stats.record_bytes_received += len,
+            command::RECON_REQUEST..=command::RECON_DONE => {
+                self.stats.recon_bytes_received =
+                    self.stats.recon_bytes_received.saturating_add(len)
+            }
+            command::GET_RECORDS..=command::RANGE => {
+                self.stats.record_bytes_received =
+                    self.stats.record_bytes_received.saturating_add(len)
+            }
             _ => {}
         }
         if !self.peers.get(&peer).is_some_and(|p| p.ready) {
@@ -830,7 +836,7 @@ impl Syncer {
                     Some(SymbolStatus::Busy)
                 } else if !self.serving.may_serve(peer, now) {
                     // The peer (or everyone) used up what it may be sent.
-                    self.stats.serve_refused += 1;
+                    self.stats.serve_refused = self.stats.serve_refused.saturating_add(1);
                     Some(SymbolStatus::Busy)
                 } else {
                     None
@@ -948,7 +954,10 @@ impl Syncer {
                 self.pump_fetch(peer, now);
             }
             (Pending::SpanCheck { peer, done }, Done::Checked(result)) => {
-                self.stats.catchup_received += result.as_ref().map_or(0, |c| c.len() as u64);
+                self.stats.catchup_received = self
+                    .stats
+                    .catchup_received
+                    .saturating_add(result.as_ref().map_or(0, |c| c.len() as u64));
                 self.on_checked(peer, Origin::Catchup, result, Some(done));
                 self.after_commit(now);
             }
@@ -959,7 +968,7 @@ impl Syncer {
                     for s in spans {
                         if written {
                             catchup.commit(s.span, s.request, s.next);
-                            self.stats.batches += 1;
+                            self.stats.batches = self.stats.batches.saturating_add(1);
                         } else {
                             catchup.release(s.span, s.request);
                         }
@@ -994,7 +1003,7 @@ impl Syncer {
             }
             (_, _) => {
                 tracing::warn!("a store op came back with the result of another kind");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
             }
         }
         self.flush_writes();
@@ -1010,7 +1019,7 @@ impl Syncer {
             self.build_sketch(epoch);
         }
         if self.recon.handle_timeout(now) {
-            self.stats.failed_reconciliations += 1;
+            self.stats.failed_reconciliations = self.stats.failed_reconciliations.saturating_add(1);
         }
         let expired = self.fetch.handle_timeout(now);
         let mut peers: Vec<PeerId> = expired.iter().map(|(peer, _)| *peer).collect();
@@ -1021,7 +1030,7 @@ impl Syncer {
         }
         if let Some(catchup) = self.catchup.as_mut() {
             let stalled = catchup.handle_timeout(now, self.config.slow_penalty);
-            self.stats.stalls += stalled.len() as u64;
+            self.stats.stalls = self.stats.stalls.saturating_add(stalled.len() as u64);
             self.note_late(&stalled);
         }
         self.schedule_catchup(now);
@@ -1063,7 +1072,7 @@ impl Syncer {
             Ok(built) => built,
             Err(e) => {
                 tracing::warn!("building the sketch: {e}");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
                 return;
             }
         };
@@ -1073,7 +1082,8 @@ impl Syncer {
         if self.set.epoch != epoch {
             self.set.epoch = epoch;
             if self.recon.reset() {
-                self.stats.failed_reconciliations += 1;
+                self.stats.failed_reconciliations =
+                    self.stats.failed_reconciliations.saturating_add(1);
             }
         }
         self.set.loaded = true;
@@ -1099,8 +1109,10 @@ impl Syncer {
             }
         }
         match outcome {
-            Outcome::Inserted { .. } => self.set.records += 1,
-            Outcome::Invalid(_) => self.stats.invalid_records += 1,
+            Outcome::Inserted { .. } => self.set.records = self.set.records.saturating_add(1),
+            Outcome::Invalid(_) => {
+                self.stats.invalid_records = self.stats.invalid_records.saturating_add(1)
+            }
             _ => {}
         }
         if outcome.is_stored() {
@@ -1112,7 +1124,7 @@ impl Syncer {
 
     fn store_op(&mut self, op: Op, pending: Pending) {
         let id = OpId(self.next_op);
-        self.next_op += 1;
+        self.next_op = self.next_op.wrapping_add(1);
         self.ops.insert(id, pending);
         self.out.push_back(Output::Store(id, op));
     }
@@ -1145,7 +1157,7 @@ impl Syncer {
                 // Without a check nothing is passed on or stored; the
                 // records come back by reconciliation.
                 tracing::warn!("checking gossiped records failed");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
                 for (_, id) in items {
                     self.out.push_back(Output::Verdict(id, Verdict::Drop));
                 }
@@ -1172,7 +1184,7 @@ impl Syncer {
                     Verdict::Drop
                 }
                 Checked::Invalid(Invalid::BadSignature | Invalid::BadAuthor) => {
-                    self.stats.invalid_records += 1;
+                    self.stats.invalid_records = self.stats.invalid_records.saturating_add(1);
                     Verdict::Reject
                 }
                 Checked::Invalid(why) => {
@@ -1198,7 +1210,7 @@ impl Syncer {
             Ok(checked) => checked,
             Err(e) => {
                 tracing::warn!("checking records: {e}");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
                 if let (Some(s), Some(catchup)) = (span, self.catchup.as_mut()) {
                     catchup.release(s.span, s.request);
                 }
@@ -1206,19 +1218,21 @@ impl Syncer {
             }
         };
         let mut forged = false;
-        let mut new = 0;
+        let mut new = 0usize;
         for c in checked {
             match c {
                 Checked::New { record, .. } => {
                     self.writes_waiting.push((record, origin));
-                    new += 1;
+                    new = new.saturating_add(1);
                 }
                 Checked::Known(_) => {}
                 Checked::Invalid(Invalid::BadSignature | Invalid::BadAuthor) => {
-                    self.stats.invalid_records += 1;
+                    self.stats.invalid_records = self.stats.invalid_records.saturating_add(1);
                     forged = true;
                 }
-                Checked::Invalid(_) => self.stats.invalid_records += 1,
+                Checked::Invalid(_) => {
+                    self.stats.invalid_records = self.stats.invalid_records.saturating_add(1)
+                }
             }
         }
         if forged {
@@ -1235,7 +1249,7 @@ impl Syncer {
         } else if new == 0 {
             if let Some(catchup) = self.catchup.as_mut() {
                 catchup.commit(span.span, span.request, span.next);
-                self.stats.batches += 1;
+                self.stats.batches = self.stats.batches.saturating_add(1);
             }
         } else {
             self.spans_waiting.push((self.writes_waiting.len(), span));
@@ -1260,7 +1274,7 @@ impl Syncer {
                 spans.push(*span);
                 false
             } else {
-                *position -= n;
+                *position = position.saturating_sub(n);
                 true
             }
         });
@@ -1279,7 +1293,7 @@ impl Syncer {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::warn!("writing records: {e}");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
                 // What others sent comes back by reconciliation; the local
                 // user is told.
                 for origin in origins {
@@ -1304,12 +1318,16 @@ impl Syncer {
             match origin {
                 Origin::Gossip(peer, id) => {
                     if outcome.is_stored() {
-                        self.stats.gossip_records += 1;
+                        self.stats.gossip_records = self.stats.gossip_records.saturating_add(1);
                     }
                     self.receipts.accepted(*id, *peer, now);
                 }
-                Origin::Fetch if outcome.is_stored() => self.stats.fetched_records += 1,
-                Origin::Catchup if outcome.is_stored() => self.stats.catchup_records += 1,
+                Origin::Fetch if outcome.is_stored() => {
+                    self.stats.fetched_records = self.stats.fetched_records.saturating_add(1)
+                }
+                Origin::Catchup if outcome.is_stored() => {
+                    self.stats.catchup_records = self.stats.catchup_records.saturating_add(1)
+                }
                 Origin::Fetch | Origin::Catchup => {}
                 Origin::Local(put) => self.local_done(*put, outcome.clone(), now),
             }
@@ -1399,7 +1417,7 @@ impl Syncer {
             Ok(presence) => presence,
             Err(e) => {
                 tracing::warn!("reading what the store has: {e}");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
                 return;
             }
         };
@@ -1440,7 +1458,7 @@ impl Syncer {
     fn serve(&mut self, peer: PeerId, request: u64, op: Op, range: bool, now: Instant) {
         let queued = self.serving.push(peer, Request { request, op, range }, now);
         if let Err(what) = queued {
-            self.stats.serve_refused += 1;
+            self.stats.serve_refused = self.stats.serve_refused.saturating_add(1);
             self.report(peer, what);
             return;
         }
@@ -1479,7 +1497,7 @@ impl Syncer {
             },
             (_, done) => {
                 tracing::warn!("reading records to serve failed: {done:?}");
-                self.stats.store_errors += 1;
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
                 return;
             }
         };
@@ -1527,7 +1545,7 @@ impl Syncer {
     }
 
     fn report(&mut self, peer: PeerId, what: Misbehaviour) {
-        self.stats.reports += 1;
+        self.stats.reports = self.stats.reports.saturating_add(1);
         self.out.push_back(Output::Report { peer, what });
     }
 
@@ -1573,7 +1591,7 @@ impl Syncer {
                 offered,
                 symbols,
             } => {
-                self.stats.reconciliations += 1;
+                self.stats.reconciliations = self.stats.reconciliations.saturating_add(1);
                 let fetched = remote_only.len();
                 if !remote_only.is_empty() {
                     self.look_up(peer, remote_only);
@@ -1585,14 +1603,19 @@ impl Syncer {
                     symbols,
                 }));
             }
-            Symbols::Refused => self.stats.failed_reconciliations += 1,
+            Symbols::Refused => {
+                self.stats.failed_reconciliations =
+                    self.stats.failed_reconciliations.saturating_add(1)
+            }
             Symbols::Bad(peer) => {
-                self.stats.failed_reconciliations += 1;
+                self.stats.failed_reconciliations =
+                    self.stats.failed_reconciliations.saturating_add(1);
                 self.report(peer, Misbehaviour::BadSymbols);
             }
             Symbols::TooLarge => {
                 tracing::debug!("difference too large to reconcile; catching up");
-                self.stats.failed_reconciliations += 1;
+                self.stats.failed_reconciliations =
+                    self.stats.failed_reconciliations.saturating_add(1);
                 self.start_catchup(now);
             }
         }
@@ -1642,7 +1665,7 @@ impl Syncer {
             "catch-up stopped: no peer left to serve it ({spans_left} spans left); it resumes \
              when a peer with more records connects"
         );
-        self.stats.catchup_stopped += 1;
+        self.stats.catchup_stopped = self.stats.catchup_stopped.saturating_add(1);
         self.parked = Some(catchup);
         self.out
             .push_back(Output::Event(Event::CatchupStopped { spans_left }));
@@ -1696,7 +1719,7 @@ impl Syncer {
                 };
                 if records.is_empty() {
                     catchup.commit(span, request, next);
-                    self.stats.batches += 1;
+                    self.stats.batches = self.stats.batches.saturating_add(1);
                     self.after_commit(now);
                 } else {
                     self.store_op(Op::Check(records), Pending::SpanCheck { peer, done });
@@ -1741,9 +1764,15 @@ impl Syncer {
                 self.serving.charge(peer, body.len(), now);
             }
             match message.command() {
-                command::RECON_REQUEST..=command::RECON_DONE => self.stats.recon_bytes_sent += len,
-                command::RECEIPTS => self.receipts.bytes_sent += len,
-                _ => self.stats.record_bytes_sent += len,
+                command::RECON_REQUEST..=command::RECON_DONE => {
+                    self.stats.recon_bytes_sent = self.stats.recon_bytes_sent.saturating_add(len)
+                }
+                command::RECEIPTS => {
+                    self.receipts.bytes_sent = self.receipts.bytes_sent.saturating_add(len)
+                }
+                _ => {
+                    self.stats.record_bytes_sent = self.stats.record_bytes_sent.saturating_add(len)
+                }
             }
             self.out.push_back(Output::Send {
                 peer,
@@ -1755,7 +1784,7 @@ impl Syncer {
         // Nothing worth announcing before the store's sketch is in.
         if self.set.loaded && self.payload_dirty && now >= self.next_payload {
             self.payload_dirty = false;
-            self.next_payload = now + PAYLOAD_INTERVAL;
+            self.next_payload = later(now, PAYLOAD_INTERVAL);
             self.out.push_back(Output::SetPayload(self.summary()));
         }
     }

@@ -74,7 +74,7 @@ struct Tracked {
 impl Tracked {
     fn status(&self, id: MessageId) -> DeliveryStatus {
         let missing: Vec<NodeKey> = self.expected.difference(&self.confirmed).copied().collect();
-        let reached = self.expected.len() - missing.len();
+        let reached = self.expected.len().saturating_sub(missing.len());
         let needed = share_of(self.want, self.expected.len());
         DeliveryStatus {
             id,
@@ -235,24 +235,24 @@ impl Receipts {
         self.parents_order.push_back((id, now));
         if self.pending_len < MAX_PENDING_IDS {
             self.pending.entry(parent).or_default().push(id.0);
-            self.pending_len += 1;
+            self.pending_len = self.pending_len.saturating_add(1);
         }
         self.arm(now);
     }
 
     fn arm(&mut self, now: Instant) {
         if self.next_flush.is_none() {
-            self.next_flush = Some(now + self.interval);
+            self.next_flush = Some(strata_node::later(now, self.interval));
         }
     }
 
     /// A peer is gone: nothing more goes to it.
     pub(crate) fn peer_gone(&mut self, peer: PeerId) {
         if let Some(ids) = self.pending.remove(&peer) {
-            self.pending_len -= ids.len();
+            self.pending_len = self.pending_len.saturating_sub(ids.len());
         }
         if let Some(receipts) = self.forward.remove(&peer) {
-            self.forward_len -= receipts.len();
+            self.forward_len = self.forward_len.saturating_sub(receipts.len());
         }
         self.checks.remove(&peer);
     }
@@ -274,9 +274,9 @@ impl Receipts {
         let mut out = Vec::new();
         for receipt in receipts {
             if self.seen.contains(&mark(&receipt)) {
-                self.replays += 1;
+                self.replays = self.replays.saturating_add(1);
             } else if budget.level(rate, now) < 1.0 {
-                self.over_budget += 1;
+                self.over_budget = self.over_budget.saturating_add(1);
             } else {
                 budget.spend(1, rate, now);
                 out.push(receipt);
@@ -325,7 +325,7 @@ impl Receipts {
                     .entry(target)
                     .or_default()
                     .push(receipt.clone());
-                self.forward_len += 1;
+                self.forward_len = self.forward_len.saturating_add(1);
                 self.arm(now);
             }
         }
@@ -358,7 +358,7 @@ impl Receipts {
                     .key
                     .sign(&Receipt::signed_bytes(&self.own, chunk))
                     .to_bytes();
-                self.receipts_signed += 1;
+                self.receipts_signed = self.receipts_signed.saturating_add(1);
                 per_peer.entry(peer).or_default().push(Receipt {
                     signer: self.own,
                     ids: chunk.to_vec(),

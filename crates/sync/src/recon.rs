@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_node::rng::Rng;
-use strata_node::{Class, PeerId};
+use strata_node::{Class, PeerId, later};
 use strata_store::{DIGEST_LEN, Digest};
 
 use crate::riblt::{CodedSymbol, DecodeError, Decoder, Sketch};
@@ -108,7 +108,7 @@ impl Recon {
     /// The next reconciliation after `interval`, jittered by ±25 %.
     pub(crate) fn reschedule(&mut self, interval: Duration, rng: &mut Rng, now: Instant) {
         let jitter = interval.mul_f64(0.5 * rng.unit());
-        self.next = now + interval.mul_f64(0.75) + jitter;
+        self.next = later(now, interval.mul_f64(0.75).saturating_add(jitter));
     }
 
     /// Whom to reconcile with: a queued peer that is still `eligible`, else
@@ -149,7 +149,7 @@ impl Recon {
             peer,
             session,
             decoder: Decoder::with_sketch(sketch.clone()),
-            deadline: now + timeout,
+            deadline: later(now, timeout),
         });
         let message = Message::ReconRequest {
             session,
@@ -189,7 +189,7 @@ impl Recon {
                 session,
                 sketch: sketch.clone(),
                 sent: 0,
-                deadline: now + SERVE_TIMEOUT,
+                deadline: later(now, SERVE_TIMEOUT),
             },
         );
         self.send_symbols(peer, first, now, out);
@@ -207,7 +207,7 @@ impl Recon {
         let end = start.saturating_add(want).min(len);
         let symbols = serving.sketch.symbols()[start..end].to_vec();
         serving.sent = end;
-        serving.deadline = now + SERVE_TIMEOUT;
+        serving.deadline = later(now, SERVE_TIMEOUT);
         let status = if end >= len {
             SymbolStatus::End
         } else {
@@ -271,7 +271,7 @@ impl Recon {
             self.outgoing = None;
             return Symbols::Refused;
         }
-        outgoing.deadline = now + timeout;
+        outgoing.deadline = later(now, timeout);
         match outgoing.decoder.receive_batch(symbols) {
             Ok(()) => {}
             Err(DecodeError::Inconsistent) => {

@@ -204,6 +204,11 @@ impl Mapping {
         clippy::cast_possible_truncation,
         reason = "`x` is in [0, 2^52), where truncation is exact"
     )]
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "the shifted state is below 2^53, the index at most LAST_INDEX and the gap below \
+                  2^52 + 1: every sum is below 2^54"
+    )]
     fn advance(&mut self) -> u64 {
         let state = (u128::from(self.state[1]) << 64 | u128::from(self.state[0]))
             .wrapping_mul(LCG_MUL)
@@ -265,6 +270,10 @@ impl<const N: usize> CodedSymbol<N> {
 
     /// Longest wire encoding of a symbol.
     pub const MAX_ENCODED_LEN: usize = N + 8 + MAX_COUNT_LEN;
+    /// The sum and the checksum, before the count.
+    const FIXED_LEN: usize = N + 8;
+    /// Shortest wire encoding of a symbol: a count of one byte.
+    const MIN_ENCODED_LEN: usize = N + 9;
 
     /// Whether the symbol holds no elements.
     pub fn is_empty(&self) -> bool {
@@ -281,9 +290,8 @@ impl<const N: usize> CodedSymbol<N> {
 
     /// Length of the wire encoding.
     pub fn encoded_len(&self) -> usize {
-        let zigzag = zigzag(self.count);
-        let bits = 64 - zigzag.leading_zeros() as usize;
-        N + 8 + bits.div_ceil(7).max(1)
+        let bits = u64::BITS.saturating_sub(zigzag(self.count).leading_zeros());
+        Self::FIXED_LEN.saturating_add(bits.div_ceil(7).max(1) as usize)
     }
 
     /// Appends the wire encoding to `out`.
@@ -300,17 +308,21 @@ impl<const N: usize> CodedSymbol<N> {
 
     /// Reads one symbol from the front of `input`, returning it and the bytes
     /// it used.
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "`i` is below MAX_COUNT_LEN (10): shifts stay below 64, the length used below \
+                  N + 19"
+    )]
     pub fn decode(input: &[u8]) -> Result<(Self, usize), WireError> {
-        let fixed = N + 8;
         let Some((sum, rest)) = input.split_first_chunk::<N>() else {
             return Err(WireError::Truncated {
-                needed: fixed + 1,
+                needed: Self::MIN_ENCODED_LEN,
                 available: input.len(),
             });
         };
         let Some((checksum, rest)) = rest.split_first_chunk::<8>() else {
             return Err(WireError::Truncated {
-                needed: fixed + 1,
+                needed: Self::MIN_ENCODED_LEN,
                 available: input.len(),
             });
         };
@@ -330,12 +342,12 @@ impl<const N: usize> CodedSymbol<N> {
                     checksum: u64::from_le_bytes(*checksum),
                     count: unzigzag(value),
                 };
-                return Ok((symbol, fixed + i + 1));
+                return Ok((symbol, Self::FIXED_LEN + i + 1));
             }
         }
         // Fewer than MAX_COUNT_LEN bytes, all with the continuation bit.
         Err(WireError::Truncated {
-            needed: input.len() + 1,
+            needed: input.len().saturating_add(1),
             available: input.len(),
         })
     }
@@ -375,7 +387,8 @@ fn zigzag(count: i64) -> u64 {
 }
 
 fn unzigzag(value: u64) -> i64 {
-    (value >> 1).cast_signed() ^ -(value & 1).cast_signed()
+    // The low bit's negation, 0 or -1, is exact.
+    (value >> 1).cast_signed() ^ (value & 1).cast_signed().wrapping_neg()
 }
 
 /// A symbol that cannot be read off the wire.
@@ -476,7 +489,7 @@ impl<const N: usize> Window<N> {
 
     /// Number of items.
     fn len(&self) -> usize {
-        self.added.len() + self.removed.len()
+        self.added.len().saturating_add(self.removed.len())
     }
 
     /// Adds an item (`delta` = 1) or an item to remove (`delta` = −1), whose
@@ -508,8 +521,9 @@ impl<const N: usize> Window<N> {
         if self.next == self.end {
             self.fill();
         }
-        let offset = self.next - self.start;
-        self.next += 1;
+        // `start` <= `next` <= `end`, and `next` < `end` after a fill.
+        let offset = self.next.saturating_sub(self.start);
+        self.next = self.next.saturating_add(1);
         usize::try_from(offset)
             .ok()
             .and_then(|offset| self.block.get(offset))
@@ -539,7 +553,7 @@ impl<const N: usize> Window<N> {
 
     /// Gives the block its empty symbols.
     fn allocate(&mut self) {
-        let len = usize::try_from(self.end - self.start).unwrap_or(MAX_BLOCK);
+        let len = usize::try_from(self.end.saturating_sub(self.start)).unwrap_or(MAX_BLOCK);
         self.block.resize(len, CodedSymbol::EMPTY);
     }
 }
@@ -832,6 +846,10 @@ impl<const N: usize> Sub<&Sketch<N>> for &Sketch<N> {
     /// # Panics
     ///
     /// If the keys differ: such sketches have nothing in common.
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "symbols subtract by XOR and a wrapping count"
+    )]
     fn sub(self, rhs: &Sketch<N>) -> Sketch<N> {
         assert_eq!(self.key, rhs.key, "subtracting sketches of different keys");
         Sketch {
@@ -851,6 +869,10 @@ impl<const N: usize> Sub for Sketch<N> {
     type Output = Sketch<N>;
 
     /// See `&Sketch - &Sketch`.
+    #[allow(
+        clippy::arithmetic_side_effects,
+        reason = "sketches subtract symbol by symbol, by XOR and a wrapping count"
+    )]
     fn sub(self, rhs: Sketch<N>) -> Sketch<N> {
         &self - &rhs
     }
@@ -880,9 +902,9 @@ struct Candidates {
 
 impl Candidates {
     fn push(&mut self, index: usize) {
-        let stack = (usize::BITS - (index + 1).leading_zeros() - 1) as usize;
+        let stack = index.saturating_add(1).ilog2() as usize;
         if self.stacks.len() <= stack {
-            self.stacks.resize_with(stack + 1, Vec::new);
+            self.stacks.resize_with(stack.saturating_add(1), Vec::new);
         }
         self.stacks[stack].push(index);
         self.filled |= 1 << stack;
@@ -1069,13 +1091,17 @@ impl<const N: usize> Decoder<N> {
                 .get(index)
                 .ok_or(DecodeError::SketchExhausted(sketch.len()))?,
         };
+        #[allow(
+            clippy::arithmetic_side_effects,
+            reason = "symbols subtract by XOR and a wrapping count"
+        )]
         let symbol = *remote - local - self.peeled.next_symbol();
         self.slots.push(Slot {
             symbol,
             queued: false,
         });
         if !symbol.is_empty() {
-            self.non_empty += 1;
+            self.non_empty = self.non_empty.saturating_add(1);
         }
         self.enqueue(index);
         Ok(())
@@ -1269,8 +1295,9 @@ impl<const N: usize> Decoder<N> {
         let element = symbol.sum;
         let checksum = symbol.checksum;
         // Remote elements are counted +1 in the symbols; peeling removes them.
-        let delta = -symbol.count;
-        if self.remote_only.len() + self.local_only.len() >= self.slots.len() {
+        // A pure symbol's count is 1 or -1.
+        let delta: i64 = if symbol.count < 0 { 1 } else { -1 };
+        if self.remote_only.len().saturating_add(self.local_only.len()) >= self.slots.len() {
             return Err(self.fail());
         }
         if self.lane.binary_search(&index).is_err() {
@@ -1286,8 +1313,8 @@ impl<const N: usize> Decoder<N> {
             let was_empty =
                 symbol.count == delta && symbol.checksum == checksum && symbol.sum == element;
             match (was_empty, symbol.is_empty()) {
-                (true, false) => self.non_empty += 1,
-                (false, true) => self.non_empty -= 1,
+                (true, false) => self.non_empty = self.non_empty.saturating_add(1),
+                (false, true) => self.non_empty = self.non_empty.saturating_sub(1),
                 _ => {}
             }
             self.enqueue(at);
@@ -1303,7 +1330,7 @@ impl<const N: usize> Decoder<N> {
             checksum,
             mapping,
         };
-        self.peeled.push(item, -delta);
+        self.peeled.push(item, symbol.count);
         Ok(())
     }
 

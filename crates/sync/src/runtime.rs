@@ -242,7 +242,7 @@ impl SyncHandle {
     ) -> Result<Option<DeliveryStatus>, Error> {
         let (tx, rx) = oneshot::channel();
         self.tell(Command::WaitDelivered(id, tx)).await?;
-        if let Ok(Ok(status)) = self.clock.timeout_at(self.clock.now() + timeout, rx).await {
+        if let Ok(Ok(status)) = self.clock.timeout_at(self.clock.after(timeout), rx).await {
             return Ok(Some(status));
         }
         self.delivery_status(id).await

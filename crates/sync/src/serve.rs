@@ -107,8 +107,8 @@ impl Serve {
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
         let p = self.peers.get_mut(&peer)?;
         let request = p.queue.pop_front()?;
-        p.in_service += 1;
-        self.in_service += 1;
+        p.in_service = p.in_service.saturating_add(1);
+        self.in_service = self.in_service.saturating_add(1);
         Some((peer, request))
     }
 

@@ -110,7 +110,12 @@ pub const RECEIPT_TAG: &[u8; 17] = b"strata-receipt-v1";
 impl Receipt {
     /// The bytes the signature covers: tag ‖ signer ‖ count u16 ‖ ids.
     pub fn signed_bytes(signer: &[u8; NODE_KEY_LEN], ids: &[[u8; ID_LEN]]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(RECEIPT_TAG.len() + NODE_KEY_LEN + 2 + ids.len() * ID_LEN);
+        let mut out = Vec::with_capacity(
+            ids.len()
+                .saturating_mul(ID_LEN)
+                .saturating_add(RECEIPT_TAG.len())
+                .saturating_add(NODE_KEY_LEN + 2),
+        );
         out.extend_from_slice(RECEIPT_TAG);
         out.extend_from_slice(signer);
         out.extend_from_slice(&len16(ids.len()).to_be_bytes());
@@ -122,7 +127,10 @@ impl Receipt {
 
     /// Length of the receipt's encoding.
     pub fn encoded_len(&self) -> usize {
-        NODE_KEY_LEN + 2 + self.ids.len() * ID_LEN + SIGNATURE_LEN
+        self.ids
+            .len()
+            .saturating_mul(ID_LEN)
+            .saturating_add(NODE_KEY_LEN + 2 + SIGNATURE_LEN)
     }
 }
 
@@ -397,7 +405,12 @@ impl Message {
                 status,
                 symbols,
             } => {
-                out.reserve(13 + symbols.len() * (DIGEST_LEN + 10));
+                out.reserve(
+                    symbols
+                        .len()
+                        .saturating_mul(DIGEST_LEN + 10)
+                        .saturating_add(13),
+                );
                 out.extend_from_slice(&session.to_be_bytes());
                 out.push(status.byte());
                 out.extend_from_slice(&len32(symbols.len()).to_be_bytes());
@@ -560,7 +573,7 @@ impl Message {
 }
 
 fn put_digests(out: &mut Vec<u8>, digests: &[Digest]) {
-    out.reserve(4 + digests.len() * DIGEST_LEN);
+    out.reserve(digests.len().saturating_mul(DIGEST_LEN).saturating_add(4));
     out.extend_from_slice(&len32(digests.len()).to_be_bytes());
     for d in digests {
         out.extend_from_slice(&d.0);
@@ -568,7 +581,10 @@ fn put_digests(out: &mut Vec<u8>, digests: &[Digest]) {
 }
 
 fn put_records(out: &mut Vec<u8>, records: &[Record]) {
-    out.reserve(4 + records.iter().map(Record::encoded_len).sum::<usize>());
+    let bytes = records
+        .iter()
+        .fold(4usize, |sum, r| sum.saturating_add(r.encoded_len()));
+    out.reserve(bytes);
     out.extend_from_slice(&len32(records.len()).to_be_bytes());
     for r in records {
         r.encode_into(out);
@@ -590,7 +606,7 @@ pub const GOSSIP_RECORD: u8 = 1;
 
 /// The gossip payload of a record: [`GOSSIP_RECORD`] ‖ wire encoding.
 pub fn gossip_payload(record: &Record) -> Bytes {
-    let mut out = Vec::with_capacity(1 + record.encoded_len());
+    let mut out = Vec::with_capacity(record.encoded_len().saturating_add(1));
     out.push(GOSSIP_RECORD);
     record.encode_into(&mut out);
     Bytes::from(out)
@@ -603,31 +619,26 @@ pub fn gossip_payload(record: &Record) -> Bytes {
 /// record, however large.
 pub fn body_caps(max_value_len: usize) -> Vec<(u32, u64)> {
     const SLACK: u64 = 1024;
+    const SYMBOL: u64 = (DIGEST_LEN + 8 + 10) as u64;
+    const RECEIPT: u64 = (NODE_KEY_LEN + 2 + MAX_IDS_PER_RECEIPT * ID_LEN + SIGNATURE_LEN) as u64;
+    const SYMBOLS: u64 = MAX_SYMBOLS_PER_MESSAGE as u64 * SYMBOL + SLACK;
+    const DONE: u64 = (MAX_DONE_DIGESTS * DIGEST_LEN) as u64 + SLACK;
+    const GET: u64 = (MAX_GET_DIGESTS * DIGEST_LEN) as u64 + SLACK;
+    const RECEIPTS: u64 = MAX_RECEIPTS_PER_MESSAGE as u64 * RECEIPT + SLACK;
     let record = (strata_store::RECORD_OVERHEAD + strata_store::MAX_KEY_LEN)
         .saturating_add(max_value_len) as u64;
-    let batch = (MAX_BATCH_BYTES as u64).max(record);
-    let symbol = (DIGEST_LEN + 8 + 10) as u64;
-    let receipt = (NODE_KEY_LEN + 2 + MAX_IDS_PER_RECEIPT * ID_LEN + SIGNATURE_LEN) as u64;
+    // A batch ends with the record that passes its byte limit.
+    let batch = (MAX_BATCH_BYTES as u64)
+        .max(record)
+        .saturating_add(record)
+        .saturating_add(SLACK);
     vec![
-        (
-            command::RECON_SYMBOLS,
-            MAX_SYMBOLS_PER_MESSAGE as u64 * symbol + SLACK,
-        ),
-        (
-            command::RECON_DONE,
-            (MAX_DONE_DIGESTS * DIGEST_LEN) as u64 + SLACK,
-        ),
-        (
-            command::GET_RECORDS,
-            (MAX_GET_DIGESTS * DIGEST_LEN) as u64 + SLACK,
-        ),
-        // A batch ends with the record that passes its byte limit.
-        (command::RECORDS, batch.saturating_add(record) + SLACK),
-        (command::RANGE, batch.saturating_add(record) + SLACK),
-        (
-            command::RECEIPTS,
-            MAX_RECEIPTS_PER_MESSAGE as u64 * receipt + SLACK,
-        ),
+        (command::RECON_SYMBOLS, SYMBOLS),
+        (command::RECON_DONE, DONE),
+        (command::GET_RECORDS, GET),
+        (command::RECORDS, batch),
+        (command::RANGE, batch),
+        (command::RECEIPTS, RECEIPTS),
     ]
 }
 

@@ -1,3 +1,8 @@
+#![allow(
+    clippy::arithmetic_side_effects,
+    reason = "test arithmetic on small constants"
+)]
+
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -339,6 +344,51 @@ fn absurd_times_from_a_file_or_a_peer_do_not_overflow() {
             let _ = entry.is_terrible(now);
         }
     }
+}
+
+#[test]
+fn a_peers_file_with_attempts_at_the_maximum_does_not_wrap_on_the_next_failure() {
+    // A count from the file stays where it is: wrapping to zero would make
+    // an address that always failed look untried.
+    let addr = v4(8, 1, 2, 3);
+    let mut entry = Entry::restored(addr, "9.9.9.9".parse().unwrap());
+    entry.last_seen = NOW;
+    entry.attempts = u32::MAX;
+    let mut book = AddrMan::restore([7; 32], Grouping::default(), vec![entry]);
+    assert_eq!(book.get(&addr).unwrap().attempts, u32::MAX);
+    book.attempt(addr, true, NOW + 1);
+    assert_eq!(book.get(&addr).unwrap().attempts, u32::MAX);
+    assert!(book.get(&addr).unwrap().is_terrible(NOW + 120));
+}
+
+#[test]
+fn ids_that_wrap_skip_the_empty_marker_and_ids_in_use() {
+    // Every address added uses an id up, kept or not, so a long run of
+    // addresses from peers wraps them: a new address must not take the id
+    // of one still in the book, nor the empty marker.
+    let mut book = book();
+    let mut rng = Rng::new(1);
+    let source = "9.9.9.9".parse().unwrap();
+    let addrs = [
+        v4(8, 1, 1, 1),
+        v4(8, 2, 1, 1),
+        v4(8, 3, 1, 1),
+        v4(8, 4, 1, 1),
+    ];
+    assert_eq!(
+        book.add_one(addrs[0], NOW, source, 0, NOW, &mut rng),
+        Ok(true)
+    );
+    book.next_id = EMPTY - 1;
+    for addr in &addrs[1..] {
+        assert_eq!(book.add_one(*addr, NOW, source, 0, NOW, &mut rng), Ok(true));
+    }
+    assert_eq!((book.len(), book.new_len()), (4, 4));
+    for addr in addrs {
+        assert_eq!(book.get(&addr).map(|e| e.addr), Some(addr));
+    }
+    let ids: HashSet<Id> = book.entries.keys().copied().collect();
+    assert_eq!(ids, HashSet::from([0, EMPTY - 1, 1, 2]));
 }
 
 #[test]

@@ -1,3 +1,8 @@
+#![allow(
+    clippy::arithmetic_side_effects,
+    reason = "test arithmetic on small constants"
+)]
+
 //! The state machine on the in-memory harness ([`crate::sim`]): nodes wired
 //! to each other, time advanced to each wake-up, no sockets.
 #![allow(clippy::cast_possible_truncation)]

@@ -2,6 +2,10 @@
 //! layers wired in memory, memory stores, time advanced to each wake-up; no
 //! sockets, no real time.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    reason = "test arithmetic on small constants"
+)]
 
 use std::net::SocketAddr;
 
