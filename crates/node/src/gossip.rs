@@ -73,7 +73,9 @@ pub struct Config {
     /// Messages up to this size are pushed; larger ones are announced.
     /// `0` announces everything; `usize::MAX` pushes everything.
     pub push_threshold: usize,
-    /// How long announcements gather before a batch is sent.
+    /// Least time between two batches of announcements to one peer: the
+    /// first announcement after a quiet spell goes at once, the ones that
+    /// follow it gather until this long after it.
     pub announce_delay: Duration,
     /// How long a request may go unanswered before another announcer is
     /// asked.
@@ -174,6 +176,8 @@ struct Peer {
     key: [u8; 16],
     to_announce: Vec<MessageId>,
     flush_at: Option<Instant>,
+    /// When the last batch of announcements went to it.
+    flushed_at: Option<Instant>,
     /// Short ids we announced to it, to answer its requests.
     announced: Fifo<u64, MessageId>,
     /// Short ids it announced to us: it has those messages.
@@ -300,6 +304,7 @@ impl Gossip {
             key,
             to_announce: Vec::new(),
             flush_at: None,
+            flushed_at: None,
             announced: Fifo::new(MAX_SHORT_IDS_PER_PEER),
             heard: Fifo::new(MAX_SHORT_IDS_PER_PEER),
             index: HashMap::with_capacity(self.seen.len()),
@@ -419,19 +424,36 @@ impl Gossip {
                 }
                 state.to_announce.push(id);
                 if state.to_announce.len() >= MAX_IDS_PER_MESSAGE {
-                    Self::flush(state, peer, &mut self.stats, out);
+                    Self::flush(state, peer, now, &mut self.stats, out);
                 } else if state.flush_at.is_none() {
-                    state.flush_at = Some(later(now, self.config.announce_delay));
+                    // The first id after a quiet spell goes at once; the
+                    // ones that follow gather until a delay after it, so a
+                    // peer gets at most one batch a delay and a lone
+                    // message waits for none.
+                    match state
+                        .flushed_at
+                        .map(|t| later(t, self.config.announce_delay))
+                    {
+                        Some(next) if next > now => state.flush_at = Some(next),
+                        _ => Self::flush(state, peer, now, &mut self.stats, out),
+                    }
                 }
             }
         }
     }
 
-    fn flush(state: &mut Peer, peer: PeerId, stats: &mut Stats, out: &mut Vec<Action>) {
+    fn flush(
+        state: &mut Peer,
+        peer: PeerId,
+        now: Instant,
+        stats: &mut Stats,
+        out: &mut Vec<Action>,
+    ) {
         state.flush_at = None;
         if state.to_announce.is_empty() {
             return;
         }
+        state.flushed_at = Some(now);
         let ids = std::mem::take(&mut state.to_announce);
         let mut body = Vec::with_capacity(ids.len().saturating_mul(SHORT_ID_LEN));
         for id in ids {
@@ -696,7 +718,7 @@ impl Gossip {
         due.sort();
         for peer in due {
             if let Some(state) = self.peers.get_mut(&peer) {
-                Self::flush(state, peer, &mut self.stats, out);
+                Self::flush(state, peer, now, &mut self.stats, out);
             }
         }
         let before = self.in_flight.len();

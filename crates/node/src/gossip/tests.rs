@@ -186,3 +186,44 @@ fn settled_verdicts_do_not_pile_up_in_the_order() {
         gossip.pending_order.len()
     );
 }
+
+#[test]
+fn a_lone_announcement_goes_at_once_and_the_next_ones_gather() {
+    let now = Instant::now();
+    let delay = Duration::from_millis(5);
+    let mut gossip = Gossip::new(Config {
+        push_threshold: 0,
+        announce_delay: delay,
+        ..Config::default()
+    });
+    gossip.add_peer(PeerId(1), salt(1, 2));
+    let announcements = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::Announce(PeerId(1), _)))
+            .count()
+    };
+    let mut out = Vec::new();
+    gossip.publish(Bytes::from_static(b"first"), now, &mut out);
+    assert_eq!(announcements(&out), 1, "no wait after a quiet spell");
+    // Two more within the delay gather into one batch, sent a delay after
+    // the first.
+    out.clear();
+    let soon = now + Duration::from_millis(1);
+    gossip.publish(Bytes::from_static(b"second"), soon, &mut out);
+    gossip.publish(Bytes::from_static(b"third"), soon, &mut out);
+    assert_eq!(announcements(&out), 0);
+    assert_eq!(gossip.poll_timeout(), Some(now + delay));
+    gossip.on_timeout(now + delay, &mut out);
+    let batches: Vec<usize> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Announce(PeerId(1), body) => Some(body.len() / SHORT_ID_LEN),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches, [2]);
+    // After a quiet spell, the next one goes at once again.
+    out.clear();
+    gossip.publish(Bytes::from_static(b"fourth"), now + delay * 3, &mut out);
+    assert_eq!(announcements(&out), 1);
+}
