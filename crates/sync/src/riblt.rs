@@ -730,15 +730,6 @@ impl<const N: usize> Sketch<N> {
         }
     }
 
-    /// A sketch made of symbols received from a peer.
-    pub fn from_symbols(key: Key, symbols: Vec<CodedSymbol<N>>) -> Self {
-        Sketch {
-            key,
-            hasher: Hasher::new(&key),
-            symbols,
-        }
-    }
-
     /// The key of the sketch.
     pub fn key(&self) -> &Key {
         &self.key
