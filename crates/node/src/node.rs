@@ -174,6 +174,9 @@ const PEER_LIST_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_INVOKES: usize = 8;
 /// How often the address book is saved.
 const SAVE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// When the address book is first saved after start: soon, so a node
+/// killed in its first minutes still finds the peers it learned.
+const FIRST_SAVE: Duration = Duration::from_secs(60);
 /// Most addresses taken from one DNS seed.
 const MAX_DNS_ADDRS: usize = 32;
 /// Addresses learned from inbound handshakes per second, over all peers.
@@ -326,7 +329,7 @@ impl<P: Payload> Node<P> {
             subnet_scores: Scores::default(),
             gossip: Gossip::new(config.gossip.clone()),
             out: VecDeque::new(),
-            next_save: later(now, SAVE_INTERVAL),
+            next_save: later(now, FIRST_SAVE),
             learned: Bucket::full(LEARNED_RATE, LEARNED_BURST, now),
             stats: Stats::default(),
             warned_at: None,

@@ -1157,3 +1157,20 @@ fn a_swarm_of_addresses_in_one_subnet_is_banned_whole() {
         .handle_connected(PeerId(7), other, Direction::Inbound, None, now);
     assert_eq!(net.host(0).node.score(other.ip()), 0);
 }
+
+#[test]
+fn the_address_book_is_saved_a_minute_after_start_then_every_quarter_hour() {
+    let now = Instant::now();
+    let mut n = node(1, config(), LOCAL, now);
+    let mut saved_at = |n: &mut Node<CoreSyncData>, secs: u64| {
+        n.handle_timeout(now + Duration::from_secs(secs));
+        std::iter::from_fn(|| n.poll_output()).any(|o| matches!(o, Output::SaveAddressBook))
+    };
+    assert!(!saved_at(&mut n, 59));
+    assert!(
+        saved_at(&mut n, 60),
+        "a node killed early keeps what it learned"
+    );
+    assert!(!saved_at(&mut n, 60 + 899));
+    assert!(saved_at(&mut n, 60 + 900));
+}
