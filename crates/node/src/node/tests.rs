@@ -1162,7 +1162,7 @@ fn a_swarm_of_addresses_in_one_subnet_is_banned_whole() {
 fn the_address_book_is_saved_a_minute_after_start_then_every_quarter_hour() {
     let now = Instant::now();
     let mut n = node(1, config(), LOCAL, now);
-    let mut saved_at = |n: &mut Node<CoreSyncData>, secs: u64| {
+    let saved_at = |n: &mut Node<CoreSyncData>, secs: u64| {
         n.handle_timeout(now + Duration::from_secs(secs));
         std::iter::from_fn(|| n.poll_output()).any(|o| matches!(o, Output::SaveAddressBook))
     };
