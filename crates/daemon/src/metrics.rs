@@ -262,8 +262,14 @@ impl Metrics {
              strata_gossip_messages_total{{outcome=\"duplicate\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"announced\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"requested\"}} {}\n\
-             strata_gossip_messages_total{{outcome=\"overflow\"}} {}",
-            g.delivered, g.duplicates, g.announced, g.requested, g.overflow
+             strata_gossip_messages_total{{outcome=\"overflow\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"repeat_request\"}} {}",
+            g.delivered,
+            g.duplicates,
+            g.announced,
+            g.requested,
+            g.overflow,
+            g.repeat_requests
         );
         counter(
             &mut out,

@@ -263,8 +263,6 @@ const REQUEST_INTERVAL: Duration = Duration::from_millis(50);
 const COPIES_ALLOWED: usize = 2;
 
 #[test]
-#[ignore = "weakness: a GOSSIP_REQUEST is answered once per short id it lists, repeats \
-            included, every time it is sent; each answer copies the payload on the node task"]
 fn repeated_requests_for_one_gossip_message_are_answered_once() {
     bounded(Duration::from_secs(120), |scope| {
         let root = tempfile::tempdir().unwrap();
