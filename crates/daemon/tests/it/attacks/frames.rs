@@ -102,12 +102,12 @@ const TRICKLERS: usize = 48;
 /// The frame each declares: a RANGE of 8 MiB, under the command's cap.
 const TRICKLED: usize = 8 << 20;
 /// What all of them may make the daemon buffer: the read budget (64 MiB),
-/// one frame let past it, and each connection's own allowance and read
-/// chunk (320 + 16 KiB); plus their handshakes. Without the budget they
-/// would put 48 × 8 MiB = 384 MiB in.
+/// one frame let past it, and each connection's own allowance once ready
+/// and read chunk (64 + 16 KiB); plus their handshakes. Without the budget
+/// they would put 48 × 8 MiB = 384 MiB in.
 fn trickle_buffered() -> u64 {
     let conn = strata_conn::Config::default();
-    let per_connection = conn.socket.read_allowance + conn.socket.read_chunk;
+    let per_connection = conn.socket.ready_allowance + conn.socket.read_chunk;
     (conn.read_budget + TRICKLED + TRICKLERS * per_connection + (1 << 20)) as u64
 }
 
