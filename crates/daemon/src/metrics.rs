@@ -325,6 +325,14 @@ impl Metrics {
             "Confirmations of this node's records, one per confirming node.",
             load(&self.receipts_received),
         );
+        let _ = writeln!(
+            out,
+            "# HELP strata_receipts_dropped_total Receipts from peers dropped unchecked, by reason.\n\
+             # TYPE strata_receipts_dropped_total counter\n\
+             strata_receipts_dropped_total{{reason=\"replay\"}} {}\n\
+             strata_receipts_dropped_total{{reason=\"over_budget\"}} {}",
+            sync.receipts_replayed, sync.receipts_over_budget
+        );
         counter(
             &mut out,
             "strata_relay_dropped_total",

@@ -327,8 +327,10 @@ fn replayed_receipts_are_dropped_and_a_forger_is_banned() {
         });
         legit.assert_ping(&rt, "during a replay of receipts");
         let mut replayer = rt.block_on(replaying).unwrap();
-        // The replayer did nothing wrong but waste its effort: it stays.
+        // The replayer did nothing wrong but waste its effort: it stays,
+        // and its replays are counted.
         assert!(!rt.block_on(replayer.closed_within(Duration::from_millis(500))));
+        await_metric(&node, "strata_receipts_dropped_total{reason=\"replay\"}", 1);
 
         // A forger: a receipt whose signature does not verify, twice.
         let closed = rt.block_on(async {
@@ -487,8 +489,10 @@ fn a_receipt_flood_from_many_peers_does_not_stall_the_node() {
              during a receipt flood from {RECEIPT_SYBILS} peers",
             legit.idle
         );
-        // Receipts valid and within each peer's budget are no offence.
+        // Receipts valid and within each peer's budget are no offence;
+        // those past the total budget are dropped unchecked, and counted.
         assert_eq!(metric(&node, "strata_bans_total"), 0);
+        assert!(metric(&node, "strata_receipts_dropped_total{reason=\"over_budget\"}") > 0);
         assert_up(&mut node);
         legit.assert_served(&rt, &node, lo(0, 251, 14));
     });
