@@ -264,12 +264,7 @@ impl Metrics {
              strata_gossip_messages_total{{outcome=\"requested\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"overflow\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"repeat_request\"}} {}",
-            g.delivered,
-            g.duplicates,
-            g.announced,
-            g.requested,
-            g.overflow,
-            g.repeat_requests
+            g.delivered, g.duplicates, g.announced, g.requested, g.overflow, g.repeat_requests
         );
         counter(
             &mut out,

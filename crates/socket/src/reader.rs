@@ -168,26 +168,26 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                 .len()
                 .saturating_add(grant)
                 .saturating_sub(self.allowance());
-            if let Some(charge) = &mut self.charge {
+            if let Some(charge) = &mut self.charge
+                && !charge.set(wanted)
+            {
+                let budget = charge.budget();
+                let freed = budget.freed();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                // Asked again: bytes given back in between are not missed.
                 if !charge.set(wanted) {
-                    let budget = charge.budget();
-                    let freed = budget.freed();
-                    tokio::pin!(freed);
-                    freed.as_mut().enable();
-                    // Asked again: bytes given back in between are not missed.
-                    if !charge.set(wanted) {
-                        budget.paused();
-                        self.pacer.refund(grant);
-                        tokio::select! {
-                            () = freed => {}
-                            () = self.clock.sleep_until(deadline) => {
-                                if !(timeout == Timeout::Handshake && self.handle.handshake_done()) {
-                                    return Err(ReadError::Timeout(timeout));
-                                }
+                    budget.paused();
+                    self.pacer.refund(grant);
+                    tokio::select! {
+                        () = freed => {}
+                        () = self.clock.sleep_until(deadline) => {
+                            if !(timeout == Timeout::Handshake && self.handle.handshake_done()) {
+                                return Err(ReadError::Timeout(timeout));
                             }
                         }
-                        continue;
                     }
+                    continue;
                 }
             }
             // The buffer grows with what arrives, a read at a time (doubling

@@ -330,7 +330,12 @@ fn repeated_requests_for_one_gossip_message_are_answered_once() {
             "{copies} copies of one {UNREAD_SIZE}-byte message for {asked} bytes of requests"
         );
         // The requests past it are counted.
-        assert!(metric(&node, "strata_gossip_messages_total{outcome=\"repeat_request\"}") > 0);
+        assert!(
+            metric(
+                &node,
+                "strata_gossip_messages_total{outcome=\"repeat_request\"}"
+            ) > 0
+        );
         let bound = super::ping_bound(legit.idle);
         assert!(
             during <= bound,

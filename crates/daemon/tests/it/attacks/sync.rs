@@ -492,7 +492,12 @@ fn a_receipt_flood_from_many_peers_does_not_stall_the_node() {
         // Receipts valid and within each peer's budget are no offence;
         // those past the total budget are dropped unchecked, and counted.
         assert_eq!(metric(&node, "strata_bans_total"), 0);
-        assert!(metric(&node, "strata_receipts_dropped_total{reason=\"over_budget\"}") > 0);
+        assert!(
+            metric(
+                &node,
+                "strata_receipts_dropped_total{reason=\"over_budget\"}"
+            ) > 0
+        );
         assert_up(&mut node);
         legit.assert_served(&rt, &node, lo(0, 251, 14));
     });
