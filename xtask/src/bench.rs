@@ -228,11 +228,12 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     }
     drop(_worktree);
 
-    // The simulator's rows, with this tree's first round (all of the
-    // benches only: a run of named targets leaves it out).
+    // The simulator's and the daemon's rows, with this tree's first round
+    // (all of the benches only: a run of named targets leaves them out).
     if options.benches.is_empty() {
         let extra_dir = round_dir(&runs_dir, Side::Current, 0).join("extra");
         crate::simbench::run(options.quick, &extra_dir)?;
+        crate::attackbench::run(options.quick, &extra_dir)?;
     }
 
     process::section("summary");

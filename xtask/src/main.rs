@@ -5,8 +5,9 @@
 //!   crate), the Python module's tests and notebooks, every fuzz target briefly, rustdoc and cargo-deny, stopping at the
 //!   first failure.
 //! - `bench [--quick] [--against REV [--rounds N]] [--bench TARGET]...`: the performance
-//!   tracker. Runs the benches of `strata-benches` and the simulator's benchmark (or only the
-//!   named targets; interleaved with those of REV, built in a temporary worktree) and
+//!   tracker. Runs the benches of `strata-benches`, the simulator's benchmark and `stratad` under
+//!   attack (or only the named targets; interleaved with those of REV, built in a temporary
+//!   worktree) and
 //!   writes `summary.md`, `summary.json`, `history.jsonl` and `report.html` to `target/bench/`
 //!   (`comparison.md` and `comparison.json` with `--against`).
 //! - `fuzz [--seconds N]`: runs every cargo-fuzz target in `fuzz/` for `N` seconds each.
@@ -16,6 +17,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+mod attackbench;
 mod bench;
 mod fuzz;
 #[cfg(test)]

@@ -103,7 +103,8 @@ pub struct Config {
     /// always fits an empty channel, whatever its size).
     pub event_bytes: usize,
     /// Bytes of partly received frames all connections may buffer together
-    /// beyond each one's `socket.read_allowance` (see [`ReadBudget`]); used
+    /// beyond each one's `socket.read_allowance` (`socket.ready_allowance`
+    /// once ready; see [`ReadBudget`]); used
     /// unless the [`SharedLimits`] given to [`Manager::new`] has a budget.
     pub read_budget: usize,
     /// All connections' upload together (monerod's `--limit-rate-up`); used

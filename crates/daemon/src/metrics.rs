@@ -269,8 +269,9 @@ impl Metrics {
              strata_gossip_messages_total{{outcome=\"duplicate\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"announced\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"requested\"}} {}\n\
-             strata_gossip_messages_total{{outcome=\"overflow\"}} {}",
-            g.delivered, g.duplicates, g.announced, g.requested, g.overflow
+             strata_gossip_messages_total{{outcome=\"overflow\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"repeat_request\"}} {}",
+            g.delivered, g.duplicates, g.announced, g.requested, g.overflow, g.repeat_requests
         );
         counter(
             &mut out,
@@ -325,6 +326,14 @@ impl Metrics {
             "strata_receipts_received_total",
             "Confirmations of this node's records, one per confirming node.",
             load(&self.receipts_received),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_receipts_dropped_total Receipts from peers dropped unchecked, by reason.\n\
+             # TYPE strata_receipts_dropped_total counter\n\
+             strata_receipts_dropped_total{{reason=\"replay\"}} {}\n\
+             strata_receipts_dropped_total{{reason=\"over_budget\"}} {}",
+            sync.receipts_replayed, sync.receipts_over_budget
         );
         counter(
             &mut out,

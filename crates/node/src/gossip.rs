@@ -125,6 +125,11 @@ pub const MAX_ANNOUNCE_QUEUE: usize = 10_000;
 pub const MAX_SHORT_IDS_PER_PEER: usize = 20_000;
 /// Most short ids waiting on requests in flight, over all peers.
 pub const MAX_DEFERRED: usize = 50_000;
+/// Most times one message is sent to a peer that asks for it: once, and
+/// once more for a request that crossed the answer or timed out. Requests
+/// past it (the same id asked for over and over, or many times in one
+/// request) are ignored and counted ([`Stats::repeat_requests`]).
+pub const MAX_ANSWERS_PER_ID: u8 = 2;
 
 /// What the layer above says of a new message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +175,9 @@ pub struct Stats {
     pub verdicts_missed: u64,
     /// Messages the layer above rejected.
     pub rejected: u64,
+    /// Requested short ids not answered: already sent to that peer
+    /// [`MAX_ANSWERS_PER_ID`] times.
+    pub repeat_requests: u64,
 }
 
 struct Peer {
@@ -178,8 +186,9 @@ struct Peer {
     flush_at: Option<Instant>,
     /// When the last batch of announcements went to it.
     flushed_at: Option<Instant>,
-    /// Short ids we announced to it, to answer its requests.
-    announced: Fifo<u64, MessageId>,
+    /// Short ids we announced to it, to answer its requests, and how many
+    /// times each was sent on request.
+    announced: Fifo<u64, (MessageId, u8)>,
     /// Short ids it announced to us: it has those messages.
     heard: Fifo<u64, ()>,
     /// Our seen messages under its salt.
@@ -219,8 +228,8 @@ impl<K: std::hash::Hash + Eq + Copy, V> Fifo<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
+    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key)
     }
 
     fn contains(&self, key: &K) -> bool {
@@ -458,7 +467,7 @@ impl Gossip {
         let mut body = Vec::with_capacity(ids.len().saturating_mul(SHORT_ID_LEN));
         for id in ids {
             let short = state.short(&id);
-            state.announced.insert(short, id);
+            state.announced.insert(short, (id, 0));
             body.extend_from_slice(&short.to_le_bytes());
             stats.announced = stats.announced.saturating_add(1);
         }
@@ -686,16 +695,21 @@ impl Gossip {
 
     /// A request for short ids arrived from `from`: send what we have.
     pub(crate) fn on_request(&mut self, from: PeerId, ids: &[u8], out: &mut Vec<Action>) {
-        let Some(state) = self.peers.get(&from) else {
+        let Some(state) = self.peers.get_mut(&from) else {
             return;
         };
         for chunk in ids.chunks_exact(SHORT_ID_LEN) {
             let mut b = [0u8; 8];
             b.copy_from_slice(chunk);
             let short = u64::from_le_bytes(b);
-            let Some(id) = state.announced.get(&short) else {
+            let Some((id, answers)) = state.announced.get_mut(&short) else {
                 continue;
             };
+            if *answers >= MAX_ANSWERS_PER_ID {
+                self.stats.repeat_requests = self.stats.repeat_requests.saturating_add(1);
+                continue;
+            }
+            *answers = answers.saturating_add(1);
             if let Some(payload) = self.cache.get(id) {
                 self.stats.payload_bytes_out = self
                     .stats

@@ -17,8 +17,16 @@ pub const READ_BUDGET: usize = 64 * 1024 * 1024;
 /// frames never wait for the budget.
 pub const READ_ALLOWANCE: usize = 320 * 1024;
 
+/// Bytes each connection may buffer outside any shared budget once its
+/// handshake is done ([`Config::ready_allowance`](crate::Config::ready_allowance)'s
+/// default): 64 KiB, room for a small frame (a ping, an announcement) and
+/// a read, so that those never wait for the budget, while a thousand
+/// connections trickling big frames hold 64 MiB outside it, not 320.
+pub const READY_ALLOWANCE: usize = 64 * 1024;
+
 /// The bytes of partly received frames all connections sharing it may
-/// buffer beyond their own [`Config::read_allowance`](crate::Config::read_allowance).
+/// buffer beyond their own [`Config::read_allowance`](crate::Config::read_allowance)
+/// (once their handshake is done, [`Config::ready_allowance`](crate::Config::ready_allowance)).
 ///
 /// A connection counts what its read buffer holds beyond its allowance,
 /// plus the read it is about to make. When the budget is spent, reading

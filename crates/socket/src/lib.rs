@@ -22,7 +22,8 @@
 //! - The read buffer grows with the bytes that arrive, a read chunk
 //!   ([`Config::read_chunk`]) at a time, never with the size a frame
 //!   declares. Bytes a connection buffers beyond its
-//!   [`Config::read_allowance`] count against a [`ReadBudget`] shared by
+//!   [`Config::read_allowance`] (once its handshake is done,
+//!   [`Config::ready_allowance`]) count against a [`ReadBudget`] shared by
 //!   many connections ([`SharedLimits::budget`]): when it is spent, reading
 //!   pauses.
 //! - Frame bodies are never copied on the way out.
@@ -42,7 +43,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-pub use budget::{READ_ALLOWANCE, READ_BUDGET, ReadBudget};
+pub use budget::{READ_ALLOWANCE, READ_BUDGET, READY_ALLOWANCE, ReadBudget};
 pub use queue::{Handle, Refused};
 pub use rate::{RateLimit, TokenBucket};
 pub use reader::{FrameReader, ReadError, Timeout};
@@ -127,6 +128,10 @@ pub struct Config {
     /// Bytes of a partly received frame this connection may buffer before
     /// the rest counts against the shared [`ReadBudget`], if there is one.
     pub read_allowance: usize,
+    /// The same once [`Handle::handshake_complete`] was called (at most
+    /// `read_allowance`): smaller, since a ready connection may send frames
+    /// far larger than the allowance and only small ones need never wait.
+    pub ready_allowance: usize,
     /// Bytes the writer gathers into one vectored write, at most (a single
     /// larger frame is written alone).
     pub write_batch: usize,
@@ -150,6 +155,7 @@ impl Default for Config {
             queue_bytes: [256 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024],
             read_chunk: 16 * 1024,
             read_allowance: READ_ALLOWANCE,
+            ready_allowance: READY_ALLOWANCE,
             write_batch: 256 * 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(180),

@@ -51,6 +51,7 @@ pub struct FrameReader<R, C> {
     charge: Option<Charge>,
     /// Bytes buffered outside the shared budget.
     allowance: usize,
+    ready_allowance: usize,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     partial_frame_timeout: Duration,
@@ -89,6 +90,7 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
             handle,
             charge,
             allowance: config.read_allowance,
+            ready_allowance: config.ready_allowance.min(config.read_allowance),
             handshake_timeout: config.handshake_timeout,
             idle_timeout: config.idle_timeout,
             partial_frame_timeout: config.partial_frame_timeout,
@@ -137,9 +139,10 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                 self.last_frame = now;
                 self.partial_since = (!self.buf.is_empty()).then_some(now);
                 self.compact();
+                let beyond = self.buf.len().saturating_sub(self.allowance());
                 if let Some(charge) = &mut self.charge {
                     // Downwards always succeeds.
-                    charge.set(self.buf.len().saturating_sub(self.allowance));
+                    charge.set(beyond);
                 }
                 return Ok(Some((frame, len)));
             }
@@ -158,33 +161,33 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
                     continue;
                 }
             };
-            if let Some(charge) = &mut self.charge {
-                // What the buffer will hold beyond the allowance after this
-                // read, counted before the read is made.
-                let wanted = self
-                    .buf
-                    .len()
-                    .saturating_add(grant)
-                    .saturating_sub(self.allowance);
+            // What the buffer will hold beyond the allowance after this
+            // read, counted before the read is made.
+            let wanted = self
+                .buf
+                .len()
+                .saturating_add(grant)
+                .saturating_sub(self.allowance());
+            if let Some(charge) = &mut self.charge
+                && !charge.set(wanted)
+            {
+                let budget = charge.budget();
+                let freed = budget.freed();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                // Asked again: bytes given back in between are not missed.
                 if !charge.set(wanted) {
-                    let budget = charge.budget();
-                    let freed = budget.freed();
-                    tokio::pin!(freed);
-                    freed.as_mut().enable();
-                    // Asked again: bytes given back in between are not missed.
-                    if !charge.set(wanted) {
-                        budget.paused();
-                        self.pacer.refund(grant);
-                        tokio::select! {
-                            () = freed => {}
-                            () = self.clock.sleep_until(deadline) => {
-                                if !(timeout == Timeout::Handshake && self.handle.handshake_done()) {
-                                    return Err(ReadError::Timeout(timeout));
-                                }
+                    budget.paused();
+                    self.pacer.refund(grant);
+                    tokio::select! {
+                        () = freed => {}
+                        () = self.clock.sleep_until(deadline) => {
+                            if !(timeout == Timeout::Handshake && self.handle.handshake_done()) {
+                                return Err(ReadError::Timeout(timeout));
                             }
                         }
-                        continue;
                     }
+                    continue;
                 }
             }
             // The buffer grows with what arrives, a read at a time (doubling
@@ -225,12 +228,23 @@ impl<R: AsyncRead + Unpin, C: Codec> FrameReader<R, C> {
         }
     }
 
+    /// What the read buffer may hold outside the shared budget: the
+    /// allowance, or once the handshake is done the smaller one for ready
+    /// connections.
+    fn allowance(&self) -> usize {
+        if self.handle.handshake_done() {
+            self.ready_allowance
+        } else {
+            self.allowance
+        }
+    }
+
     /// After a large frame was split off, moves what is left into a small
     /// buffer of its own: the rest of the large allocation would otherwise
     /// stay alive (and, for a view into it, the frame's bytes too) for as
     /// long as this connection keeps reading into it.
     fn compact(&mut self) {
-        let large = self.allowance.max(self.chunk.saturating_mul(4));
+        let large = self.allowance().max(self.chunk.saturating_mul(4));
         if self.buf.capacity() > large && self.buf.len() <= self.chunk {
             let mut fresh = BytesMut::with_capacity(self.chunk);
             fresh.extend_from_slice(&self.buf);

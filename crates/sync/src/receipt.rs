@@ -42,6 +42,10 @@ pub const MAX_SEEN_RECEIPTS: usize = 65_536;
 /// Receipt signatures one peer may make us check per second (a second's
 /// worth may be saved up); a node forwards at most [`MAX_FORWARD`] per flush.
 pub const CHECKS_PER_SEC: usize = 4096;
+/// Receipt signatures all peers together may make us check per second (a
+/// second's worth may be saved up): many peers each within
+/// [`CHECKS_PER_SEC`] cannot keep the sync task checking signatures.
+pub const TOTAL_CHECKS_PER_SEC: usize = 2 * CHECKS_PER_SEC;
 /// Bytes of receipts sent in one message, about (a receipt that does not
 /// fit goes in the next).
 pub const SEND_BYTES: usize = 1024 * 1024;
@@ -130,6 +134,8 @@ pub(crate) struct Receipts {
     seen_order: VecDeque<[u8; 16]>,
     /// Signature checks each peer may make us do.
     checks: HashMap<PeerId, Budget>,
+    /// Signature checks all peers together may make us do.
+    total_checks: Option<Budget>,
     pub(crate) bytes_sent: u64,
     pub(crate) receipts_signed: u64,
     /// Receipts seen before, dropped without a signature check.
@@ -158,6 +164,7 @@ impl Receipts {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             checks: HashMap::new(),
+            total_checks: None,
             bytes_sent: 0,
             receipts_signed: 0,
             replays: 0,
@@ -259,7 +266,8 @@ impl Receipts {
 
     /// The receipts of a frame from `from` worth a signature check: those
     /// not seen before (a replay is dropped unchecked), within `from`'s
-    /// budget of [`CHECKS_PER_SEC`] checks (the rest are dropped, counted).
+    /// budget of [`CHECKS_PER_SEC`] checks and everyone's of
+    /// [`TOTAL_CHECKS_PER_SEC`] (the rest are dropped, counted).
     pub(crate) fn admit(
         &mut self,
         from: PeerId,
@@ -267,18 +275,23 @@ impl Receipts {
         now: Instant,
     ) -> Vec<Receipt> {
         let rate = CHECKS_PER_SEC as f64;
+        let total_rate = TOTAL_CHECKS_PER_SEC as f64;
         let budget = self
             .checks
             .entry(from)
             .or_insert_with(|| Budget::full(rate, now));
+        let total = self
+            .total_checks
+            .get_or_insert_with(|| Budget::full(total_rate, now));
         let mut out = Vec::new();
         for receipt in receipts {
             if self.seen.contains(&mark(&receipt)) {
                 self.replays = self.replays.saturating_add(1);
-            } else if budget.level(rate, now) < 1.0 {
+            } else if budget.level(rate, now) < 1.0 || total.level(total_rate, now) < 1.0 {
                 self.over_budget = self.over_budget.saturating_add(1);
             } else {
                 budget.spend(1, rate, now);
+                total.spend(1, total_rate, now);
                 out.push(receipt);
             }
         }

@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod attacks;
 mod cli;
 mod common;
 mod dashboard;

@@ -162,3 +162,32 @@ async fn frames_within_the_allowance_never_wait_for_the_budget() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn once_ready_a_connection_buffers_only_its_smaller_allowance_outside_the_budget() {
+    within(async {
+        // 32 KiB frames: within the allowance before the handshake, past
+        // the ready allowance after it, where they count against the
+        // budget (spent: each goes past it alone, and still arrives).
+        let (clock, _hand) = Clock::manual(Instant::now());
+        let (shared, budget) = budgeted(0);
+        let config = Config {
+            ready_allowance: 8 * KIB,
+            ..small_reads(64 * KIB)
+        };
+        let (mut peer, ours) = pair().await;
+        let (mut reader, _, _) = framed(ours, LenCodec { max: 4 << 20 }, &config, clock, &shared);
+        peer.write_all(&wire(32 * KIB, 1)).await.unwrap();
+        assert_eq!(reader.next().await.unwrap().unwrap().len(), 32 * KIB);
+        assert_eq!(budget.peak(), 0, "before the handshake: the allowance");
+        reader.handle().handshake_complete();
+        peer.write_all(&wire(32 * KIB, 2)).await.unwrap();
+        assert_eq!(reader.next().await.unwrap().unwrap().len(), 32 * KIB);
+        assert!(
+            budget.peak() >= 16 * KIB,
+            "once ready, a 32 KiB frame counts against the budget past 8 KiB (peak {})",
+            budget.peak()
+        );
+    })
+    .await;
+}

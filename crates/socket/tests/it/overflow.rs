@@ -43,6 +43,7 @@ async fn timeouts_rates_and_bounds_of_any_size_do_not_overflow() {
             queue_bytes: [usize::MAX; 3],
             read_chunk: 64 * 1024,
             read_allowance: usize::MAX,
+            ready_allowance: usize::MAX,
             write_batch: usize::MAX,
             handshake_timeout: Duration::MAX,
             idle_timeout: Duration::MAX,
