@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use strata_io::Clock;
 use strata_socket::{Class, Codec, Config, Handle, Outgoing, SharedLimits, framed};
@@ -190,6 +191,19 @@ impl AnyKey {
             rustls::crypto::ring::default_provider().signature_verification_algorithms,
         ))
     }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+}
+
+fn tls12_refused() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::General("TLS 1.3 only".into()))
 }
 
 impl rustls::client::danger::ServerCertVerifier for AnyKey {
@@ -209,8 +223,8 @@ impl rustls::client::danger::ServerCertVerifier for AnyKey {
         _: &[u8],
         _: &CertificateDer<'_>,
         _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12_refused()
     }
 
     fn verify_tls13_signature(
@@ -218,8 +232,8 @@ impl rustls::client::danger::ServerCertVerifier for AnyKey {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -246,8 +260,8 @@ impl rustls::server::danger::ClientCertVerifier for AnyKey {
         _: &[u8],
         _: &CertificateDer<'_>,
         _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12_refused()
     }
 
     fn verify_tls13_signature(
@@ -255,8 +269,8 @@ impl rustls::server::danger::ClientCertVerifier for AnyKey {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
