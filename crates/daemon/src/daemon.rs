@@ -571,6 +571,8 @@ async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: channel::Rece
                 peer.0
             ),
             SyncEvent::Put { .. } => {}
+            SyncEvent::PeerReady(peer) => shared.peer_ready(peer).await,
+            SyncEvent::PeerGone(peer) => shared.board.peer_gone(peer),
         }
     }
 }
@@ -579,11 +581,16 @@ async fn sync_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: channel::Rece
 /// messages are checked and passed to subscribers, their verdict given back.
 async fn node_loop<P: Summary>(shared: Arc<Shared<P>>, mut events: channel::Receiver<Event<P>>) {
     while let Some(event) = events.recv().await {
-        if let Event::Gossip { peer, id, payload } = &event {
-            let verdict = shared.on_message(*peer, *id, payload);
-            if shared.handle.verdict(*id, verdict).await.is_err() {
-                return;
+        match &event {
+            Event::Gossip { peer, id, payload } => {
+                let verdict = shared.on_message(*peer, *id, payload);
+                if shared.handle.verdict(*id, verdict).await.is_err() {
+                    return;
+                }
             }
+            Event::PeerReady(peer, _) => shared.peer_ready(*peer).await,
+            Event::PeerGone(peer) => shared.board.peer_gone(*peer),
+            _ => {}
         }
         log_node_event(&event);
     }

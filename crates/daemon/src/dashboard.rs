@@ -51,6 +51,9 @@ pub const HISTORY_LEN: usize = 120;
 pub const MAX_LISTED_BANS: usize = 256;
 /// Time between two looks at the peers for the journal.
 const OBSERVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Most ready peers the journal remembers a name for: more than the
+/// connection limits allow.
+const MAX_NAMED_PEERS: usize = 4096;
 /// Bytes of a login code, random (hex: twice as many characters).
 const CODE_BYTES: usize = 16;
 /// Bytes of a session token, random.
@@ -150,6 +153,9 @@ pub struct Board {
     history: Mutex<VecDeque<Sample>>,
     /// Banned through the API: until when (ms since the Unix epoch).
     banned: Mutex<HashMap<IpAddr, u64>>,
+    /// The ready peers, as the journal names them (at most
+    /// [`MAX_NAMED_PEERS`]).
+    peers: Mutex<HashMap<PeerId, String>>,
 }
 
 impl Board {
@@ -215,6 +221,27 @@ impl Board {
             kind,
             text,
         });
+    }
+
+    /// A peer became ready: the journal says who, and remembers the name
+    /// for when it leaves.
+    pub fn peer_ready(&self, peer: PeerId, address: String, direction: Direction) {
+        let direction = match direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        };
+        self.note("peer", format!("{address} connected ({direction})"));
+        let mut peers = lock(&self.peers);
+        if peers.len() < MAX_NAMED_PEERS {
+            peers.insert(peer, address);
+        }
+    }
+
+    /// A ready peer left.
+    pub fn peer_gone(&self, peer: PeerId) {
+        let name = lock(&self.peers).remove(&peer);
+        let name = name.unwrap_or_else(|| format!("peer {}", peer.0));
+        self.note("peer", format!("{name} disconnected"));
     }
 
     /// Notes a ban made through the API.
@@ -498,57 +525,29 @@ pub async fn data<P: Payload + Sync>(shared: &Shared<P>) -> Value {
     })
 }
 
-/// What the observer remembers of a peer between two looks.
-struct Seen {
-    address: String,
-    score: u32,
-}
-
-/// Looks at the peers every second and notes in the journal who
-/// connected, who left, whose score rose, and bans for misbehaviour, and
-/// keeps the history of the counters; ends when the daemon stops.
+/// Looks at the peers every second and notes in the journal whose score
+/// rose and bans for misbehaviour, and keeps the history of the counters;
+/// ends when the daemon stops. Peers coming and going are told, not looked
+/// for: the daemon notes them as their events arrive.
 pub async fn observe<P: Payload + Sync>(shared: std::sync::Arc<Shared<P>>) {
     let mut stop = shared.stop.subscribe();
-    let mut seen: HashMap<PeerId, Seen> = HashMap::new();
+    let mut scores: HashMap<PeerId, u32> = HashMap::new();
     let mut bans = 0u64;
     let mut first = true;
     loop {
         let peers = shared.handle.peers().await.unwrap_or_default();
         let counters = shared.handle.counters().await.unwrap_or_default();
-        let mut now: HashMap<PeerId, Seen> = HashMap::new();
+        let mut now: HashMap<PeerId, u32> = HashMap::new();
         for p in peers.iter().filter(|p| p.info.state == State::Ready) {
-            let address = p.info.remote.to_string();
-            match seen.get(&p.info.id) {
-                None if !first => shared.board.note(
-                    "peer",
-                    format!(
-                        "{address} connected ({})",
-                        match p.info.direction {
-                            Direction::Inbound => "inbound",
-                            Direction::Outbound => "outbound",
-                        }
-                    ),
-                ),
-                Some(before) if p.score > before.score => shared.board.note(
+            if let Some(before) = scores.get(&p.info.id)
+                && p.score > *before
+            {
+                shared.board.note(
                     "misbehaviour",
-                    format!("{address} scored {} (was {})", p.score, before.score),
-                ),
-                _ => {}
+                    format!("{} scored {} (was {before})", p.info.remote, p.score),
+                );
             }
-            now.insert(
-                p.info.id,
-                Seen {
-                    address,
-                    score: p.score,
-                },
-            );
-        }
-        for (id, gone) in &seen {
-            if !now.contains_key(id) {
-                shared
-                    .board
-                    .note("peer", format!("{} disconnected", gone.address));
-            }
+            now.insert(p.info.id, p.score);
         }
         if counters.node.bans > bans && !first {
             shared.board.note(
@@ -571,7 +570,7 @@ pub async fn observe<P: Payload + Sync>(shared: std::sync::Arc<Shared<P>>) {
             bytes_out: t.bytes_out.iter().sum(),
             peers: now.len(),
         });
-        seen = now;
+        scores = now;
         first = false;
         tokio::select! {
             () = tokio::time::sleep(OBSERVE_INTERVAL) => {}
@@ -729,5 +728,24 @@ mod tests {
             history[HISTORY_LEN - 1]["at_ms"],
             HISTORY_LEN as u64 * 2 - 1
         );
+    }
+
+    #[test]
+    fn peers_are_named_when_they_come_and_when_they_go() {
+        let board = Board::default();
+        board.peer_ready(PeerId(7), "127.0.0.2:7710".into(), Direction::Inbound);
+        board.peer_gone(PeerId(7));
+        // A peer the board never named is still told, by its number.
+        board.peer_gone(PeerId(8));
+        let texts: Vec<Value> = board.journal().iter().map(|e| e["text"].clone()).collect();
+        assert_eq!(
+            texts,
+            [
+                "peer 8 disconnected",
+                "127.0.0.2:7710 disconnected",
+                "127.0.0.2:7710 connected (inbound)"
+            ]
+        );
+        assert!(lock(&board.peers).is_empty());
     }
 }

@@ -264,6 +264,15 @@ pub async fn until_stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 impl<P: strata_node::wire::Payload + Sync> Shared<P> {
+    /// A peer's connection became ready: the journal names it.
+    pub async fn peer_ready(&self, peer: PeerId) {
+        let peers = self.handle.peers().await.unwrap_or_default();
+        if let Some(p) = peers.iter().find(|p| p.info.id == peer) {
+            self.board
+                .peer_ready(peer, p.info.remote.to_string(), p.info.direction);
+        }
+    }
+
     /// Node and store values for metrics and status.
     pub async fn snapshot(&self) -> Snapshot {
         let peers = self.handle.peers().await.unwrap_or_default();

@@ -175,6 +175,11 @@ pub struct Put {
 /// What the sync layer reports.
 #[derive(Debug)]
 pub enum Event {
+    /// A peer's connection became ready: the sync layer serves it and
+    /// asks it from now on.
+    PeerReady(PeerId),
+    /// A ready peer's connection ended.
+    PeerGone(PeerId),
     /// A catch-up began (or resumed).
     CatchupStarted,
     /// Every span of the catch-up is done.
@@ -733,15 +738,21 @@ impl Syncer {
     /// a node that receipts are expected from.
     pub fn handle_peer_ready(&mut self, peer: PeerId, key: Option<NodeKey>, now: Instant) {
         let p = self.peers.entry(peer).or_default();
+        let newly = !p.ready;
         p.ready = true;
         p.key = key;
+        if newly {
+            self.out.push_back(Output::Event(Event::PeerReady(peer)));
+        }
         self.consider(peer, now);
         self.finish(now);
     }
 
     /// A peer's connection ended.
     pub fn handle_peer_gone(&mut self, peer: PeerId, now: Instant) {
-        self.peers.remove(&peer);
+        if self.peers.remove(&peer).is_some_and(|p| p.ready) {
+            self.out.push_back(Output::Event(Event::PeerGone(peer)));
+        }
         if self.recon.peer_gone(peer) {
             self.stats.failed_reconciliations = self.stats.failed_reconciliations.saturating_add(1);
         }

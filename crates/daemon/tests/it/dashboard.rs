@@ -168,6 +168,20 @@ fn the_dashboard_shows_live_peers_and_propagation_in_a_browser() {
             let keys = a.peer_keys();
             (keys.contains(&b.key) && keys.contains(&c.key)).then_some(())
         });
+        // Peers coming are in the journal as their events arrive.
+        poll(CONVERGE_TIMEOUT, "a's journal to name b and c", || {
+            let v = a.get_json("/v1/dashboard");
+            let told = v["journal"]
+                .as_array()?
+                .iter()
+                .filter(|e| {
+                    e["text"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with("connected (inbound)"))
+                })
+                .count();
+            (told >= 2).then_some(())
+        });
         b.cli_ok(&["publish", "before the page"]);
         poll(CONVERGE_TIMEOUT, "a message at a", || {
             let v = a.get_json("/v1/dashboard");
