@@ -7,6 +7,11 @@
 //!   (three in four) or replay a TLS client hello (one in four) and hang
 //!   up, divided by its 99th percentile idle, measured just before in the
 //!   same run (1 is no slowdown).
+//! - `daemon/ping-p99-cpu-busy`: the same ping while a thread of this
+//!   process only spins, as the flood's thread may (the flood and the
+//!   peer share this machine's cores with the daemon), over idle; and
+//!   `daemon/ping-p99-flood-vs-busy`, the flood's p99 over it: what the
+//!   flood costs the peer beyond a core taken from the machine.
 //! - `daemon/rss-peak-big-frames`: the daemon's peak resident memory
 //!   (`VmHWM`) while 1,000 connections (8 to a /24, the per-subnet limit)
 //!   each complete a handshake, declare an 8 MiB RANGE and trickle all of
@@ -69,7 +74,7 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
 
-    let (idle, flooded, handshakes) = ping_under_flood(root.path(), window);
+    let (idle, busy, flooded, handshakes) = ping_under_flood(root.path(), window);
     let ratio = flooded.as_secs_f64() / idle.as_secs_f64();
     println!(
         "daemon/ping-p99-handshake-flood: {ratio:.2}× ({flooded:?} during the flood, {idle:?} \
@@ -77,6 +82,18 @@ fn main() {
     );
     rows.push(format!(
         "{{\"group\": \"daemon/ping-p99-handshake-flood\", \"unit\": \"× idle\", \"value\": {ratio:.3}}}"
+    ));
+    let busy_ratio = busy.as_secs_f64() / idle.as_secs_f64();
+    let beyond = flooded.as_secs_f64() / busy.as_secs_f64();
+    println!(
+        "daemon/ping-p99-cpu-busy: {busy_ratio:.2}× ({busy:?} with a spinning thread); \
+         the flood against it: {beyond:.2}×"
+    );
+    rows.push(format!(
+        "{{\"group\": \"daemon/ping-p99-cpu-busy\", \"unit\": \"× idle\", \"value\": {busy_ratio:.3}}}"
+    ));
+    rows.push(format!(
+        "{{\"group\": \"daemon/ping-p99-flood-vs-busy\", \"unit\": \"× busy\", \"value\": {beyond:.3}}}"
     ));
 
     let (peak, held, refused) = rss_under_big_frames(root.path());
@@ -129,9 +146,12 @@ async fn ping_p99(wire: &mut Wire, window: Duration) -> Duration {
     rtts[rtts.len() * 99 / 100]
 }
 
-/// The idle p99, the p99 during the flood, and the handshakes the flood
-/// got answered.
-fn ping_under_flood(root: &std::path::Path, window: Duration) -> (Duration, Duration, u64) {
+/// The idle p99, the p99 while a thread spins, the p99 during the flood,
+/// and the handshakes the flood got answered.
+fn ping_under_flood(
+    root: &std::path::Path,
+    window: Duration,
+) -> (Duration, Duration, Duration, u64) {
     let scope = Scope::default();
     let node = victim(&scope, &root.join("flood"), &[]);
     let rt = runtime();
@@ -140,6 +160,18 @@ fn ping_under_flood(root: &std::path::Path, window: Duration) -> (Duration, Dura
         ping_p99(&mut legit, Duration::from_secs(1)).await;
         ping_p99(&mut legit, window).await
     });
+    let spinning = Arc::new(AtomicBool::new(true));
+    let spinner = {
+        let spinning = spinning.clone();
+        std::thread::spawn(move || {
+            while spinning.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let busy = rt.block_on(ping_p99(&mut legit, window));
+    spinning.store(false, Ordering::Relaxed);
+    spinner.join().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let flooding = flood(node.p2p, stop.clone(), answered.clone());
@@ -149,7 +181,7 @@ fn ping_under_flood(root: &std::path::Path, window: Duration) -> (Duration, Dura
     let flooded = rt.block_on(ping_p99(&mut legit, window));
     stop.store(true, Ordering::Relaxed);
     flooding.join().unwrap();
-    (idle, flooded, answered.load(Ordering::Relaxed))
+    (idle, busy, flooded, answered.load(Ordering::Relaxed))
 }
 
 /// A TLS client's first flight, to replay: it costs the node a key
