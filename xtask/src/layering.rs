@@ -247,19 +247,37 @@ fn dependency_table(metadata: &Value) -> Result<String, String> {
 }
 
 /// A source without its inline test module, which closes the file: the
-/// text before the `#[cfg(test)]` whose item (after any attributes) is
+/// text before the `#[cfg(test)]` whose item, after any attributes, is
 /// `mod tests`.
 fn without_tests(text: &str) -> &str {
     let mut from = 0;
     while let Some(at) = text.get(from..).and_then(|rest| rest.find("#[cfg(test)]")) {
         let start = from + at;
-        let item = text[start..].split('{').next().unwrap_or("");
-        if item.contains("mod tests") {
+        if skip_attributes(&text[start..]).starts_with("mod tests") {
             return &text[..start];
         }
         from = start + 1;
     }
     text
+}
+
+/// `text` after the attributes it starts with (`#[...]`, brackets
+/// balanced, across lines).
+fn skip_attributes(mut text: &str) -> &str {
+    while let Some(rest) = text.trim_start().strip_prefix("#[") {
+        let mut depth = 1usize;
+        let end = rest.char_indices().find_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i + 1)
+        });
+        let Some(end) = end else { return "" };
+        text = &rest[end..];
+    }
+    text.trim_start()
 }
 
 /// The lines of a state machine's source that name what it must not.
@@ -531,6 +549,7 @@ mod tests {
         std::fs::write(
             src.join("machine.rs"),
             "use std::{fs, thread};\n// a comment may say tokio\nfn f() { let _t = Instant::now(); }\n\
+             #[cfg(test)]\nuse std::fs as _;\nfn g() { let _t = Instant::now(); }\n\
              #[cfg(test)]\n#[allow(\n    clippy::unwrap_used,\n)]\nmod tests {\n    fn t() { Instant::now(); }\n}\n",
         )
         .expect("write a scratch source");
@@ -540,7 +559,13 @@ mod tests {
             .iter()
             .filter_map(|p| p.split('`').nth(1))
             .collect();
-        assert_eq!(named, ["thread", "fs", "Instant::now"], "{problems:?}");
+        // A test-only import does not hide the code after it; the test
+        // module, attributes and all, is skipped.
+        assert_eq!(
+            named,
+            ["thread", "fs", "Instant::now", "fs", "Instant::now"],
+            "{problems:?}"
+        );
     }
 
     #[test]
