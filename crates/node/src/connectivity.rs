@@ -19,6 +19,11 @@ use crate::time::later;
 
 /// How often connectivity is checked when short of outbound peers.
 pub(crate) const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time between two checks of the outbound slots, however many
+/// events ask for one sooner: a check draws up to [`SELECT_TRIES`] ×
+/// [`FAST_CANDIDATES`] candidates from the address book, so it must not
+/// run once per event a peer can cause.
+pub(crate) const CONNECT_SPACING: Duration = Duration::from_millis(100);
 /// How long after a failure a manual peer is dialed again.
 pub(crate) const MANUAL_RETRY: Duration = Duration::from_secs(5);
 /// Most candidates drawn for one outbound slot.
@@ -69,6 +74,8 @@ pub(crate) struct Connectivity {
     /// Addresses that turned out to be our own.
     self_addrs: HashSet<SocketAddr>,
     next_connect: Instant,
+    /// When the outbound slots were last checked.
+    last_connect: Option<Instant>,
     next_feeler: Instant,
     dns_at: Option<Instant>,
     fixed_at: Option<Instant>,
@@ -102,6 +109,7 @@ impl Connectivity {
             recent_tries: HashMap::new(),
             self_addrs: HashSet::new(),
             next_connect: now,
+            last_connect: None,
             next_feeler: later(now, rng.exponential(config.feeler_interval)),
             dns_at,
             fixed_at,
@@ -150,6 +158,7 @@ impl Connectivity {
         if now >= self.next_connect {
             book.resolve_collisions(unix);
             self.connect(config, book, links, rng, unix, now, out);
+            self.last_connect = Some(now);
             self.next_connect = later(now, CONNECT_INTERVAL);
         }
         if now >= self.next_feeler {
@@ -158,9 +167,13 @@ impl Connectivity {
         }
     }
 
-    /// Checks the slots at the next timeout rather than on schedule.
+    /// Checks the slots at the next timeout rather than on schedule, but
+    /// no sooner than [`CONNECT_SPACING`] after the last check.
     pub(crate) fn connect_soon(&mut self, now: Instant) {
-        self.next_connect = self.next_connect.min(now);
+        let soonest = self
+            .last_connect
+            .map_or(now, |at| later(at, CONNECT_SPACING).max(now));
+        self.next_connect = self.next_connect.min(soonest);
     }
 
     /// A connection is up; why we dialed it, if we did.
@@ -193,7 +206,13 @@ impl Connectivity {
             self.manual_retry
                 .insert(link.remote, later(now, MANUAL_RETRY));
         }
-        self.connect_soon(now);
+        // An inbound connection ending frees no outbound slot: checking
+        // the slots for it would let anyone who connects and hangs up make
+        // the node draw from its address book at the rate of their
+        // connections.
+        if link.direction == Direction::Outbound {
+            self.connect_soon(now);
+        }
     }
 
     /// An address turned out to be our own: never dialed again.

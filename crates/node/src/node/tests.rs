@@ -1174,3 +1174,43 @@ fn the_address_book_is_saved_a_minute_after_start_then_every_quarter_hour() {
     assert!(!saved_at(&mut n, 60 + 899));
     assert!(saved_at(&mut n, 60 + 900));
 }
+
+#[test]
+fn inbound_peers_that_connect_and_hang_up_do_not_make_the_node_redraw_its_slots() {
+    // A check of the outbound slots draws many candidates from the book.
+    // Inbound connections that open and close as fast as they can must not
+    // each ask for one; an outbound peer closing may, but no sooner than
+    // the spacing after the last check.
+    let now = Instant::now();
+    let mut n = node(0, config(), Grouping::default(), now);
+    let book: Vec<SocketAddr> = (0..60).map(|i| spread(i, 30)).collect();
+    n.add_addresses(&book, IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)), now);
+    n.handle_timeout(now);
+    let dialed: Vec<SocketAddr> = std::iter::from_fn(|| n.poll_output())
+        .filter_map(|o| match o {
+            Output::Dial { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dialed.len(), 3, "the three slots dialed");
+    let next = n.poll_timeout().unwrap();
+    assert!(next > now, "nothing is due right after a check");
+
+    let soon = now + Duration::from_millis(1);
+    for i in 0..500u64 {
+        let remote = SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 40_000));
+        n.handle_connected(PeerId(100 + i), remote, Direction::Inbound, None, soon);
+        n.handle_closed(PeerId(100 + i), soon);
+    }
+    assert_eq!(
+        n.poll_timeout(),
+        Some(next),
+        "inbound peers hanging up pulled the next check in"
+    );
+
+    // An outbound peer closing does ask for a check, after the spacing.
+    n.handle_connected(PeerId(1), dialed[0], Direction::Outbound, None, soon);
+    n.handle_closed(PeerId(1), soon);
+    let due = n.poll_timeout().unwrap();
+    assert_eq!(due, now + crate::connectivity::CONNECT_SPACING);
+}
