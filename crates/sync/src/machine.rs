@@ -453,6 +453,12 @@ pub struct Syncer {
     /// Gossiped records waiting for a check op.
     gossip_waiting: Vec<(PeerId, MessageId, Record)>,
     gossip_checking: bool,
+    /// Catch-up batches received and waiting for a check op: one is checked
+    /// at a time (a check spreads over every core; several at once would
+    /// crowd out the relay's small checks). Bounded by catch-up's requests
+    /// in flight.
+    spans_unchecked: VecDeque<(PeerId, SpanDone, Vec<Record>)>,
+    span_checking: bool,
     /// Verified records waiting for a write op, and the spans committed
     /// with the write that holds their last record (by position).
     writes_waiting: Vec<(Verified, Origin)>,
@@ -523,6 +529,8 @@ impl Syncer {
             next_put: 1,
             gossip_waiting: Vec::new(),
             gossip_checking: false,
+            spans_unchecked: VecDeque::new(),
+            span_checking: false,
             writes_waiting: Vec::new(),
             spans_waiting: Vec::new(),
             writing: false,
@@ -965,6 +973,8 @@ impl Syncer {
                 self.pump_fetch(peer, now);
             }
             (Pending::SpanCheck { peer, done }, Done::Checked(result)) => {
+                self.span_checking = false;
+                self.check_spans();
                 self.stats.catchup_received = self
                     .stats
                     .catchup_received
@@ -1138,6 +1148,18 @@ impl Syncer {
         self.next_op = self.next_op.wrapping_add(1);
         self.ops.insert(id, pending);
         self.out.push_back(Output::Store(id, op));
+    }
+
+    /// Sends the next catch-up batch waiting to a check, unless one runs.
+    fn check_spans(&mut self) {
+        if self.span_checking {
+            return;
+        }
+        let Some((peer, done, records)) = self.spans_unchecked.pop_front() else {
+            return;
+        };
+        self.span_checking = true;
+        self.store_op(Op::Check(records), Pending::SpanCheck { peer, done });
     }
 
     /// Sends the gossiped records waiting to a check, unless one runs.
@@ -1733,7 +1755,8 @@ impl Syncer {
                     self.stats.batches = self.stats.batches.saturating_add(1);
                     self.after_commit(now);
                 } else {
-                    self.store_op(Op::Check(records), Pending::SpanCheck { peer, done });
+                    self.spans_unchecked.push_back((peer, done, records));
+                    self.check_spans();
                 }
             }
             Ok(None) => {}
