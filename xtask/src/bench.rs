@@ -2,7 +2,8 @@
 //!
 //! It builds the bench targets of `strata-benches`, runs them, and writes to `target/bench/`:
 //! `summary.md` and `summary.json` (strata against the baselines of each group, with the
-//! change since the last run on this machine), `history.jsonl` (every row of every run, see
+//! change since the last run on this machine; `summary.md` ends with every goal of
+//! [`goals`], met or missed), `history.jsonl` (every row of every run, see
 //! [`history`]) and `report.html` (plots over time and of the comparison, inline SVG).
 //!
 //! With `--against REV` it also builds REV in a temporary git worktree under `target/bench/`
@@ -22,6 +23,7 @@
 //! lower) and `"spread": [lo, hi]` (the value's spread within the run, such as the
 //! interquartile range of its samples).
 
+mod goals;
 mod history;
 mod report;
 mod stats;
@@ -303,7 +305,8 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         _ => None,
     };
 
-    let markdown = report::summary_markdown(&summary);
+    let mut markdown = report::summary_markdown(&summary);
+    markdown.push_str(&goals::goals_markdown(&summary));
     let mut written = vec![
         write(&out_dir, "summary.json", &report::summary_json(&summary))?,
         write(&out_dir, "summary.md", &markdown)?,
