@@ -318,7 +318,13 @@ pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> 
         .as_secs();
     let seed = u64::from_le_bytes(driver::random_bytes()?);
     let signing = settings.sync.signing_key.clone();
-    let syncer = Syncer::new(settings.sync, progress.as_deref(), unix, seed, clock.now());
+    let mut syncer = Syncer::new(settings.sync, progress.as_deref(), unix, seed, clock.now());
+    // The machine's first output reads the store's sketch. It runs before
+    // the node starts, so that the first handshakes carry the store's true
+    // summary: a peer told of an empty store would not learn otherwise
+    // before its next timed sync, and would neither catch up from us nor
+    // reconcile with us meanwhile.
+    let early = load_set(&mut syncer, &settings.store, &signing, &clock).await;
     let node = driver::start(settings.node, syncer.summary(), clock.clone()).await?;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (events_tx, events) = channel::bounded(settings.event_queue, settings.event_bytes);
@@ -342,13 +348,44 @@ pub async fn start(mut settings: Settings, clock: Clock) -> io::Result<Running> 
         puts: HashMap::new(),
         waiters: VecDeque::new(),
     };
-    let task = tokio::spawn(task.run(node.events, command_rx, events_tx, node.task));
+    let task = tokio::spawn(task.run(early, node.events, command_rx, events_tx, node.task));
     Ok(Running {
         handle,
         events,
         listening: node.listening,
         task,
     })
+}
+
+/// Runs the machine's first output, the read of the store's sketch, and
+/// hands it the result; returns what it asked for besides (nothing, by its
+/// contract), to be carried out once the node runs.
+async fn load_set(
+    syncer: &mut Syncer,
+    store: &Arc<Store>,
+    signing: &SigningKey,
+    clock: &Clock,
+) -> Vec<Output> {
+    let mut early = Vec::new();
+    while let Some(output) = syncer.poll_output() {
+        let Output::Store(id, op) = output else {
+            early.push(output);
+            continue;
+        };
+        if !matches!(op, Op::Sketch { .. }) {
+            early.push(Output::Store(id, op));
+            continue;
+        }
+        let (store, signing) = (store.clone(), signing.clone());
+        match tokio::task::spawn_blocking(move || op.run(&store, &signing)).await {
+            Ok(done) => syncer.handle_store(id, done, clock.now()),
+            // The read panicked: the task's loop would not get it either;
+            // the machine serves nothing until a later sketch.
+            Err(e) => tracing::warn!("reading the store's sketch: {e}"),
+        }
+        break;
+    }
+    early
 }
 
 /// The progress file, if it holds anything; a file that cannot be read is
@@ -401,12 +438,18 @@ struct Task {
 impl Task {
     async fn run(
         mut self,
+        early: Vec<Output>,
         mut node_events: channel::Receiver<NodeEvent<Summary>>,
         mut commands: mpsc::Receiver<Command>,
         events: channel::Sender<Event>,
         node_task: tokio::task::JoinHandle<()>,
     ) {
         let mut shutdown: Option<oneshot::Sender<()>> = None;
+        for output in early {
+            if self.carry_out(output).await.is_err() {
+                break;
+            }
+        }
         loop {
             if self.drain().await.is_err() {
                 break;
@@ -545,51 +588,57 @@ impl Task {
     /// Carries out every output of the machine.
     async fn drain(&mut self) -> Result<(), CommandError> {
         while let Some(output) = self.syncer.poll_output() {
-            match output {
-                Output::Send {
-                    peer,
-                    command,
-                    body,
-                    class,
-                } => self.node.send_upper(peer, command, body, class).await?,
-                Output::Propagate(payload) => match self.node.propagate(payload).await {
-                    // Without peers the record waits for reconciliation.
-                    Ok(_) | Err(CommandError::Propagate(_)) => {}
-                    Err(e) => return Err(e),
-                },
-                Output::Verdict(id, verdict) => self.node.verdict(id, verdict).await?,
-                Output::Report { peer, what } => {
-                    self.node
-                        .report(peer, NodeMisbehaviour::Upper(what.score()))
-                        .await?;
+            self.carry_out(output).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries out one output of the machine.
+    async fn carry_out(&mut self, output: Output) -> Result<(), CommandError> {
+        match output {
+            Output::Send {
+                peer,
+                command,
+                body,
+                class,
+            } => self.node.send_upper(peer, command, body, class).await?,
+            Output::Propagate(payload) => match self.node.propagate(payload).await {
+                // Without peers the record waits for reconciliation.
+                Ok(_) | Err(CommandError::Propagate(_)) => {}
+                Err(e) => return Err(e),
+            },
+            Output::Verdict(id, verdict) => self.node.verdict(id, verdict).await?,
+            Output::Report { peer, what } => {
+                self.node
+                    .report(peer, NodeMisbehaviour::Upper(what.score()))
+                    .await?;
+            }
+            Output::SetPayload(summary) => self.node.set_payload(summary).await?,
+            Output::SaveProgress(progress) => {
+                if self.progress_file.is_some() {
+                    self.writes.push_back(Job::Progress(progress));
+                    self.next_write();
                 }
-                Output::SetPayload(summary) => self.node.set_payload(summary).await?,
-                Output::SaveProgress(progress) => {
-                    if self.progress_file.is_some() {
-                        self.writes.push_back(Job::Progress(progress));
-                        self.next_write();
-                    }
+            }
+            Output::Store(id, op) => match op.lane() {
+                Lane::Write => {
+                    self.writes.push_back(Job::Op(id, op));
+                    self.next_write();
                 }
-                Output::Store(id, op) => match op.lane() {
-                    Lane::Write => {
-                        self.writes.push_back(Job::Op(id, op));
-                        self.next_write();
-                    }
-                    Lane::Read => self.run_read(id, op),
-                },
-                Output::Event(Event::Put { put, result }) => {
-                    if let Some(tx) = self.puts.remove(&put) {
-                        let _ = tx.send(result);
-                    }
+                Lane::Read => self.run_read(id, op),
+            },
+            Output::Event(Event::Put { put, result }) => {
+                if let Some(tx) = self.puts.remove(&put) {
+                    let _ = tx.send(result);
                 }
-                Output::Event(event) => {
-                    if let Event::Delivery(status) = &event
-                        && status.satisfied
-                    {
-                        self.wake_waiters(status);
-                    }
-                    self.backlog.push_back(event);
+            }
+            Output::Event(event) => {
+                if let Event::Delivery(status) = &event
+                    && status.satisfied
+                {
+                    self.wake_waiters(status);
                 }
+                self.backlog.push_back(event);
             }
         }
         Ok(())

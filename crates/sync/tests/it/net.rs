@@ -474,3 +474,22 @@ async fn a_record_at_the_value_limit_is_served_by_catch_up() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_node_tells_its_first_peers_its_true_record_count() {
+    // The first handshakes carry the summary the node starts with: a node
+    // that advertised an empty store until its sketch was read would keep
+    // a peer that connected at once from catching up from it until the
+    // next timed sync.
+    bounded(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path(), Durability::NoSync);
+        store.put_batch(&records(1, "r", 5000)).unwrap();
+        let node = start(store, sync_config(1), vec![]).await;
+        let summary = node.handle.summary().await.unwrap();
+        assert_eq!(summary.records, 5000, "{summary:?}");
+        assert_ne!(summary.fingerprint, 0, "{summary:?}");
+        node.handle.shutdown().await.unwrap();
+    })
+    .await;
+}
