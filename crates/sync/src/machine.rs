@@ -543,6 +543,12 @@ impl Syncer {
             config,
         };
         syncer.build_sketch(epoch);
+        // The first periodic reconciliation comes an interval after start:
+        // a peer that differs when it connects is reconciled with at once
+        // by one end of the link (`consider`), not by both.
+        syncer
+            .recon
+            .reschedule(syncer.config.reconcile_interval, &mut syncer.rng, now);
         match progress.map(Catchup::decode) {
             Some(Some(catchup)) if !catchup.is_done() => {
                 // Resumed as soon as a peer has more records than we do.
@@ -1572,7 +1578,11 @@ impl Syncer {
         let same = summary.records == ours.records
             && summary.epoch == ours.epoch
             && summary.fingerprint == ours.fingerprint;
-        if !same {
+        // Both ends see the difference at once; only the one with the
+        // lower key starts a reconciliation for it, or both would run one
+        // and fetch the same records twice. (The other end still picks
+        // this peer in its periodic reconciliations.)
+        if !same && ours.key <= summary.key {
             self.recon.soon(Some(peer), now);
         }
     }

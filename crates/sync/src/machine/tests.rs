@@ -1096,3 +1096,21 @@ fn a_replayed_receipt_is_dropped_before_its_signature_is_checked() {
     assert_eq!(stats.receipts_replayed, 2, "{stats:?}");
     assert_eq!(net.host(0).node.score(addr(1).ip()), 0);
 }
+
+#[test]
+fn two_nodes_that_differ_when_they_connect_reconcile_once_not_twice() {
+    // Both ends see the difference in the handshake; if both started a
+    // reconciliation each would fetch and offer the same records.
+    let mut net = net(
+        vec![records(1, "left", 40), records(2, "right", 40)],
+        |_, c| c.reconcile_interval = Duration::from_secs(600),
+    );
+    net.connect(0, 1);
+    run_until(&mut net, Duration::from_secs(60), "convergence", |n| {
+        converged(n, &[0, 1])
+    });
+    let (a, b) = (syncer(&net, 0).stats(), syncer(&net, 1).stats());
+    assert_eq!(a.reconciliations + b.reconciliations, 1, "{a:?}\n{b:?}");
+    assert_eq!(a.failed_reconciliations + b.failed_reconciliations, 0);
+    assert_eq!(store(&net, 0).len().unwrap(), 80);
+}
