@@ -1114,3 +1114,45 @@ fn two_nodes_that_differ_when_they_connect_reconcile_once_not_twice() {
     assert_eq!(a.failed_reconciliations + b.failed_reconciliations, 0);
     assert_eq!(store(&net, 0).len().unwrap(), 80);
 }
+
+#[test]
+fn the_same_request_made_twice_is_served_twice() {
+    // A retry or a second reader asks for what was just served: each
+    // request carries its own id and gets its own answer, whatever the
+    // content (nothing like gossip's duplicate suppression applies).
+    let shared = records(1, "r", 3);
+    let mut net = net(vec![shared.clone(), shared.clone()], |_, c| {
+        c.reconcile_interval = Duration::from_secs(600);
+    });
+    net.connect(0, 1);
+    net.settle();
+    let before = syncer(&net, 0).stats();
+    let digests = vec![shared[0].digest(), shared[1].digest()];
+    for request in [900_001, 900_002] {
+        inject(
+            &mut net,
+            0,
+            1,
+            &Message::GetRecords {
+                request,
+                digests: digests.clone(),
+            },
+        );
+        net.settle();
+    }
+    let after = syncer(&net, 0).stats();
+    let one = Message::Records {
+        request: 900_001,
+        truncated: false,
+        records: shared[..2].to_vec(),
+    }
+    .encode()
+    .len() as u64;
+    assert_eq!(
+        after.record_bytes_sent - before.record_bytes_sent,
+        2 * one,
+        "{after:?}"
+    );
+    assert_eq!(after.serve_refused, 0);
+    assert_eq!(after.reports, before.reports);
+}
