@@ -1156,3 +1156,38 @@ fn the_same_request_made_twice_is_served_twice() {
     assert_eq!(after.serve_refused, 0);
     assert_eq!(after.reports, before.reports);
 }
+
+#[test]
+fn a_fresh_record_is_relayed_by_a_node_that_is_catching_up() {
+    // Node 1 catches up from 0 and 2; a record put on 0 meanwhile goes on
+    // through 1 to 2 at once: catching up does not turn fresh gossip away.
+    let all = records(1, "r", 400);
+    let mut net = net(vec![all.clone(), Vec::new(), all], |_, c| {
+        c.reconcile_interval = Duration::from_secs(600);
+    });
+    net.connect(1, 0);
+    net.connect(1, 2);
+    run_until(
+        &mut net,
+        Duration::from_secs(30),
+        "the catch-up to start",
+        |n| syncer(n, 1).is_catching_up(),
+    );
+    let before = syncer(&net, 2).stats().gossip_records;
+    let id = put(&mut net, 0, "fresh", b"news");
+    run_until(
+        &mut net,
+        Duration::from_secs(30),
+        "the fresh record on 2",
+        |n| syncer(n, 2).stats().gossip_records > before,
+    );
+    assert!(
+        syncer(&net, 1).is_catching_up(),
+        "the catch-up ended before the record arrived: the test proves nothing"
+    );
+    let put = put_result(&net, 0, id).unwrap().clone();
+    assert_eq!(
+        store(&net, 2).get(put.record.author(), b"fresh").unwrap(),
+        Some(put.record)
+    );
+}
