@@ -228,6 +228,10 @@ pub struct StoreConfig {
     pub durability: DurabilityName,
     /// Initial LMDB map size, in bytes.
     pub initial_map_size: usize,
+    /// Records one author may have stored.
+    pub max_records_per_author: u64,
+    /// Bytes one author's records may take as stored.
+    pub max_bytes_per_author: u64,
 }
 
 /// `[api]`: the admin API.
@@ -439,6 +443,14 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Initial LMDB map size, in bytes (256 KiB to 1 TiB); the map doubles when full.",
     ),
     (
+        "store.max_records_per_author",
+        "Records one author (signing key) may have in the store; more are refused and not passed on.",
+    ),
+    (
+        "store.max_bytes_per_author",
+        "Bytes one author's records may take in the store (keys, versions, signatures, values); more are refused and not passed on.",
+    ),
+    (
         "api.listen",
         "Admin API address. Port 0 picks a free port; the bound address is written to stratad.json.",
     ),
@@ -540,6 +552,8 @@ impl Default for StoreConfig {
             max_value_len: strata_store::DEFAULT_MAX_VALUE_LEN,
             durability: DurabilityName::Sync,
             initial_map_size: strata_store::DEFAULT_MAP_SIZE,
+            max_records_per_author: strata_store::DEFAULT_MAX_RECORDS_PER_AUTHOR,
+            max_bytes_per_author: strata_store::DEFAULT_MAX_BYTES_PER_AUTHOR,
         }
     }
 }
@@ -691,6 +705,17 @@ impl Config {
             strata_store::MIN_MAP_SIZE,
             usize::try_from(strata_store::MAX_MAP_SIZE).unwrap_or(usize::MAX),
         )?;
+        for (field, quota) in [
+            ("store.max_records_per_author", s.max_records_per_author),
+            ("store.max_bytes_per_author", s.max_bytes_per_author),
+        ] {
+            if quota == 0 {
+                return Err(ConfigError::new(
+                    field,
+                    "0 would refuse every record: at least 1".to_owned(),
+                ));
+            }
+        }
         if !self.api.listen.ip().is_loopback() && !self.api.allow_remote {
             return Err(ConfigError::new(
                 "api.listen",

@@ -232,6 +232,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         max_value_len: config.store.max_value_len,
         durability: config.store.durability.durability(),
         initial_map_size: config.store.initial_map_size,
+        max_records_per_author: config.store.max_records_per_author,
+        max_bytes_per_author: config.store.max_bytes_per_author,
         ..strata_store::Config::default()
     };
     let store = match Store::open(&store_dir, store_config) {

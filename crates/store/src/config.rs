@@ -2,7 +2,8 @@
 
 use crate::error::Error;
 use crate::{
-    DEFAULT_MAP_SIZE, DEFAULT_MAX_LOSERS, DEFAULT_MAX_VALUE_LEN, MAX_VALUE_LEN, MIN_MAP_SIZE,
+    DEFAULT_MAP_SIZE, DEFAULT_MAX_BYTES_PER_AUTHOR, DEFAULT_MAX_LOSERS,
+    DEFAULT_MAX_RECORDS_PER_AUTHOR, DEFAULT_MAX_VALUE_LEN, MAX_VALUE_LEN, MIN_MAP_SIZE,
 };
 
 /// When a write is durable.
@@ -31,6 +32,13 @@ pub struct Config {
     /// Tie losers remembered; the oldest are forgotten first. Zero
     /// remembers none.
     pub max_losers: usize,
+    /// Records one author may have stored; a record over it is
+    /// [`Invalid::OverQuota`](crate::Invalid::OverQuota), neither stored
+    /// nor passed on.
+    pub max_records_per_author: u64,
+    /// Bytes one author's records may take as stored (keys, versions,
+    /// signatures, values); over it likewise.
+    pub max_bytes_per_author: u64,
 }
 
 impl Default for Config {
@@ -40,6 +48,8 @@ impl Default for Config {
             durability: Durability::Sync,
             initial_map_size: DEFAULT_MAP_SIZE,
             max_losers: DEFAULT_MAX_LOSERS,
+            max_records_per_author: DEFAULT_MAX_RECORDS_PER_AUTHOR,
+            max_bytes_per_author: DEFAULT_MAX_BYTES_PER_AUTHOR,
         }
     }
 }

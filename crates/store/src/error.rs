@@ -144,4 +144,14 @@ pub enum Invalid {
     /// Another stored (author, key) has the same key hash.
     #[error("key hash collides with another stored key")]
     KeyHashCollision,
+    /// Storing it would take its author over a quota of the store
+    /// ([`max_records_per_author`](crate::Config::max_records_per_author)
+    /// or [`max_bytes_per_author`](crate::Config::max_bytes_per_author)).
+    #[error("the author's {what} would go over this store's quota of {max}")]
+    OverQuota {
+        /// `"records"` or `"bytes"`.
+        what: &'static str,
+        /// The quota.
+        max: u64,
+    },
 }

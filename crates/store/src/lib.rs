@@ -93,6 +93,11 @@ pub const MAX_TXN_BYTES: usize = 32 * 1024 * 1024;
 
 /// The default number of tie losers remembered ([`Config::max_losers`]).
 pub const DEFAULT_MAX_LOSERS: usize = 65_536;
+/// Records one author may have in a store by default: 2^20.
+pub const DEFAULT_MAX_RECORDS_PER_AUTHOR: u64 = 1 << 20;
+/// Bytes one author's records may take in a store by default (their keys,
+/// versions, signatures and values as stored): 1 GiB.
+pub const DEFAULT_MAX_BYTES_PER_AUTHOR: u64 = 1 << 30;
 
 /// The default size of a new LMDB map, in bytes (64 MiB).
 pub const DEFAULT_MAP_SIZE: usize = 64 * 1024 * 1024;

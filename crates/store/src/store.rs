@@ -1,6 +1,7 @@
 //! The store: latest wins per (author, key), the digest set, tie losers,
 //! and paged reads, over any [`Backend`].
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 
@@ -28,6 +29,15 @@ const META_FORMAT: &[u8] = b"format";
 
 /// `meta` key of the next loser sequence number (u64 BE).
 const META_LOSER_SEQ: &[u8] = b"loser_seq";
+
+/// `meta` key prefix of an author's usage: `author/` ‖ author →
+/// records (u64 BE) ‖ bytes (u64 BE), the bytes as stored in `records`
+/// (row key and stored value).
+const META_USAGE_PREFIX: &[u8] = b"author/";
+
+/// `meta` key present once every author's usage is counted (a store
+/// written before usage was kept is counted once, when opened).
+const META_USAGE_COUNTED: &[u8] = b"usage_counted";
 
 /// Bytes of a stored value before the record's value: version, signature.
 const STORED_HEADER: usize = 8 + SIGNATURE_LEN;
@@ -221,6 +231,14 @@ impl Store {
                 txn.put(Table::Meta, META_FORMAT, &FORMAT_VERSION.to_be_bytes())
             })?,
         }
+        let mut counted = false;
+        backend.read(&mut |txn| {
+            counted = txn.get(Table::Meta, META_USAGE_COUNTED)?.is_some();
+            Ok(())
+        })?;
+        if !counted {
+            backend.write(&mut count_usage)?;
+        }
         Ok(Store { backend, config })
     }
 
@@ -284,7 +302,7 @@ impl Store {
             self.backend.read(&mut |txn| {
                 found.clear();
                 for record in chunk {
-                    found.push(triage_one(txn, record, self.config.max_value_len)?);
+                    found.push(triage_one(txn, record, &self.config)?);
                 }
                 Ok(())
             })?;
@@ -347,12 +365,12 @@ impl Store {
             .iter()
             .map(|r| Prepared::new(r.record(), self.config.max_value_len))
             .collect();
-        let max_losers = self.config.max_losers;
+        let config = &self.config;
         let mut outcomes = Vec::with_capacity(prepared.len());
         self.backend.write(&mut |txn| {
             outcomes.clear();
             for p in &prepared {
-                outcomes.push(apply(txn, p, max_losers)?);
+                outcomes.push(apply(txn, p, config)?);
             }
             Ok(())
         })?;
@@ -373,7 +391,7 @@ impl Store {
     ) -> Result<(Record, Outcome), Error> {
         let author = signing.verifying_key().to_bytes();
         let row = row_key(&author, key);
-        let max_losers = self.config.max_losers;
+        let config = &self.config;
         let mut result = None;
         self.backend.write(&mut |txn| {
             let version = match version {
@@ -388,7 +406,7 @@ impl Store {
             };
             let record = Record::sign(signing, key, version, value)?;
             let p = Prepared::new(&record, self.config.max_value_len);
-            let outcome = apply(txn, &p, max_losers)?;
+            let outcome = apply(txn, &p, config)?;
             result = Some((record, outcome));
             Ok(())
         })?;
@@ -648,12 +666,23 @@ enum Triage {
     Verify { wins: bool },
 }
 
-fn triage_one(txn: &dyn ReadTxn, record: &Record, max_value_len: usize) -> Result<Triage, Error> {
-    let p = Prepared::new(record, max_value_len);
+fn triage_one(txn: &dyn ReadTxn, record: &Record, config: &Config) -> Result<Triage, Error> {
+    let p = Prepared::new(record, config.max_value_len);
     if let Some(why) = p.refused {
         return Ok(Triage::Refused(why));
     }
-    Ok(match against(txn, &p)? {
+    let against = against(txn, &p)?;
+    let replaced = match &against {
+        Against::Empty => Some(None),
+        Against::Older(_) | Against::Tie(..) => Some(Some(stored_len(txn, &p.row)?)),
+        Against::Stale | Against::Duplicate => None,
+    };
+    if let Some(replaced) = replaced
+        && let Some(why) = over_quota(txn, &p, replaced, config)?
+    {
+        return Ok(Triage::Refused(why));
+    }
+    Ok(match against {
         Against::Empty | Against::Older(_) => Triage::Verify { wins: true },
         Against::Stale => Triage::Known(Presence::Superseded),
         Against::Duplicate => Triage::Known(Presence::Stored),
@@ -667,6 +696,111 @@ fn triage_one(txn: &dyn ReadTxn, record: &Record, max_value_len: usize) -> Resul
     })
 }
 
+/// An author's usage: records and bytes as stored.
+fn read_usage(txn: &dyn ReadTxn, author: &[u8]) -> Result<(u64, u64), Error> {
+    match txn.get(Table::Meta, &usage_key(author))? {
+        None => Ok((0, 0)),
+        Some(bytes) => {
+            let bytes: [u8; 16] = bytes
+                .try_into()
+                .map_err(|_| Error::Corrupt("an author's usage is not 16 bytes".into()))?;
+            let (records, stored) = bytes.split_at(8);
+            let u64_of = |b: &[u8]| {
+                b.try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::Corrupt("an author's usage is not 16 bytes".into()))
+            };
+            Ok((u64_of(records)?, u64_of(stored)?))
+        }
+    }
+}
+
+fn write_usage(txn: &mut dyn WriteTxn, author: &[u8], usage: (u64, u64)) -> Result<(), Error> {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&usage.0.to_be_bytes());
+    value[8..].copy_from_slice(&usage.1.to_be_bytes());
+    txn.put(Table::Meta, &usage_key(author), &value)
+}
+
+fn usage_key(author: &[u8]) -> Vec<u8> {
+    [META_USAGE_PREFIX, author].concat()
+}
+
+/// Bytes a record takes as stored: its row key and stored value.
+fn stored_len(txn: &dyn ReadTxn, row: &[u8]) -> Result<u64, Error> {
+    let value = txn.get(Table::Records, row)?.map_or(0, <[u8]>::len);
+    Ok(u64::try_from(row.len().saturating_add(value)).unwrap_or(u64::MAX))
+}
+
+/// Why writing `p` (replacing a stored record of `replaced` bytes, if
+/// any) would take its author over a quota, if it would.
+fn over_quota(
+    txn: &dyn ReadTxn,
+    p: &Prepared<'_>,
+    replaced: Option<u64>,
+    config: &Config,
+) -> Result<Option<Invalid>, Error> {
+    let (records, bytes) = read_usage(txn, p.record.author())?;
+    let records = if replaced.is_some() {
+        records
+    } else {
+        records.saturating_add(1)
+    };
+    let bytes = bytes
+        .saturating_sub(replaced.unwrap_or(0))
+        .saturating_add(p.stored_len());
+    Ok(if records > config.max_records_per_author {
+        Some(Invalid::OverQuota {
+            what: "records",
+            max: config.max_records_per_author,
+        })
+    } else if bytes > config.max_bytes_per_author {
+        Some(Invalid::OverQuota {
+            what: "bytes",
+            max: config.max_bytes_per_author,
+        })
+    } else {
+        None
+    })
+}
+
+/// Counts every author's usage from the records, once: for a store
+/// written before usage was kept.
+fn count_usage(txn: &mut dyn WriteTxn) -> Result<(), Error> {
+    if txn.get(Table::Meta, META_USAGE_COUNTED)?.is_some() {
+        return Ok(());
+    }
+    let usage = tally_usage(&*txn)?;
+    for (author, counts) in usage {
+        write_usage(txn, &author, counts)?;
+    }
+    txn.put(Table::Meta, META_USAGE_COUNTED, &[])
+}
+
+/// Every author's records and bytes, counted from the records table.
+fn tally_usage(txn: &dyn ReadTxn) -> Result<HashMap<[u8; AUTHOR_LEN], (u64, u64)>, Error> {
+    let mut usage: HashMap<[u8; AUTHOR_LEN], (u64, u64)> = HashMap::new();
+    let mut failed = None;
+    txn.range(Table::Records, Bound::Unbounded, &mut |row, stored| {
+        let Some(author) = row
+            .get(..AUTHOR_LEN)
+            .and_then(|a| <[u8; AUTHOR_LEN]>::try_from(a).ok())
+        else {
+            failed = Some(Error::Corrupt(format!("record key of {} bytes", row.len())));
+            return false;
+        };
+        let len = u64::try_from(row.len().saturating_add(stored.len())).unwrap_or(u64::MAX);
+        let entry = usage.entry(author).or_default();
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = entry.1.saturating_add(len);
+        true
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(usage),
+    }
+}
+
 /// A record with what the store derives from it.
 struct Prepared<'a> {
     record: &'a Record,
@@ -678,6 +812,16 @@ struct Prepared<'a> {
 }
 
 impl<'a> Prepared<'a> {
+    /// Bytes it takes as stored: row key, version, signature, value.
+    fn stored_len(&self) -> u64 {
+        let len = self
+            .row
+            .len()
+            .saturating_add(STORED_HEADER)
+            .saturating_add(self.record.value().len());
+        u64::try_from(len).unwrap_or(u64::MAX)
+    }
+
     fn new(record: &'a Record, max_value_len: usize) -> Prepared<'a> {
         let len = record.value().len();
         let refused = (len > max_value_len).then_some(Invalid::ValueTooLong {
@@ -850,10 +994,11 @@ fn against(txn: &dyn ReadTxn, p: &Prepared<'_>) -> Result<Against, Error> {
 ///
 /// The order of the decisions is the contract: too long for this store,
 /// then stale, then duplicate, then latest wins and ties.
-fn apply(txn: &mut dyn WriteTxn, p: &Prepared<'_>, max_losers: usize) -> Result<Outcome, Error> {
+fn apply(txn: &mut dyn WriteTxn, p: &Prepared<'_>, config: &Config) -> Result<Outcome, Error> {
     if let Some(e) = &p.refused {
         return Ok(Outcome::Invalid(e.clone()));
     }
+    let max_losers = config.max_losers;
     match against(txn, p)? {
         Against::Stale => Ok(Outcome::Stale),
         Against::Duplicate => Ok(Outcome::Duplicate),
@@ -865,16 +1010,27 @@ fn apply(txn: &mut dyn WriteTxn, p: &Prepared<'_>, max_losers: usize) -> Result<
                 }
                 return Ok(Outcome::Invalid(Invalid::KeyHashCollision));
             }
-            write_record(txn, p)?;
+            if let Some(why) = over_quota(&*txn, p, None, config)? {
+                return Ok(Outcome::Invalid(why));
+            }
+            write_counted(txn, p, None)?;
             Ok(Outcome::Inserted { digest: p.digest })
         }
         Against::Older(old) => {
-            write_record(txn, p)?;
+            let replaced = stored_len(&*txn, &p.row)?;
+            if let Some(why) = over_quota(&*txn, p, Some(replaced), config)? {
+                return Ok(Outcome::Invalid(why));
+            }
+            write_counted(txn, p, Some(replaced))?;
             Ok(Outcome::Replaced { old, new: p.digest })
         }
         Against::Tie(stored_id, old) => {
             if p.record.id() < stored_id {
-                write_record(txn, p)?;
+                let replaced = stored_len(&*txn, &p.row)?;
+                if let Some(why) = over_quota(&*txn, p, Some(replaced), config)? {
+                    return Ok(Outcome::Invalid(why));
+                }
+                write_counted(txn, p, Some(replaced))?;
                 remember_loser(txn, &old, max_losers)?;
                 Ok(Outcome::Replaced { old, new: p.digest })
             } else {
@@ -885,6 +1041,27 @@ fn apply(txn: &mut dyn WriteTxn, p: &Prepared<'_>, max_losers: usize) -> Result<
             }
         }
     }
+}
+
+/// [`write_record`], and the author's usage with it: one more record, or
+/// the bytes of the one `replaced`.
+fn write_counted(
+    txn: &mut dyn WriteTxn,
+    p: &Prepared<'_>,
+    replaced: Option<u64>,
+) -> Result<(), Error> {
+    let author = p.record.author();
+    let (records, bytes) = read_usage(&*txn, author)?;
+    let records = if replaced.is_some() {
+        records
+    } else {
+        records.saturating_add(1)
+    };
+    let bytes = bytes
+        .saturating_sub(replaced.unwrap_or(0))
+        .saturating_add(p.stored_len());
+    write_record(txn, p)?;
+    write_usage(txn, author, (records, bytes))
 }
 
 /// Stores the record and its digest, replacing both of any older version.
@@ -1035,6 +1212,17 @@ fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Err
         return Err(e);
     }
     verify(&mut unverified)?;
+    if txn.get(Table::Meta, META_USAGE_COUNTED)?.is_none() {
+        return Err(Error::Corrupt("authors' usage was never counted".into()));
+    }
+    for (author, counted) in tally_usage(txn)? {
+        let kept = read_usage(txn, &author)?;
+        if kept != counted {
+            return Err(Error::Corrupt(format!(
+                "an author's usage is kept as {kept:?} (records, bytes) but is {counted:?}"
+            )));
+        }
+    }
     let digests = txn.count(Table::Digests)?;
     if digests != records {
         return Err(Error::Corrupt(format!(

@@ -305,7 +305,7 @@ pub struct Stats {
     pub receipt_bytes_sent: u64,
     /// Receipts signed.
     pub receipts_signed: u64,
-    /// Records refused as invalid.
+    /// Records refused: invalid, or over their author's quota in this store.
     pub invalid_records: u64,
     /// Misbehaviour reports made.
     pub reports: u64,
@@ -1228,6 +1228,7 @@ impl Syncer {
                 }
                 Checked::Invalid(why) => {
                     tracing::debug!("gossip from peer {}: {why}", peer.0);
+                    self.stats.invalid_records = self.stats.invalid_records.saturating_add(1);
                     Verdict::Drop
                 }
             };

@@ -278,3 +278,38 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         assert_eq!(put["version"], 2);
     });
 }
+
+#[test]
+fn a_record_over_its_authors_quota_is_refused_with_the_quota_named() {
+    bounded(Duration::from_secs(60), |scope| {
+        let root = tempfile::tempdir().unwrap();
+        let a = Daemon::start(
+            &scope,
+            "a",
+            &root.path().join("a"),
+            "127.0.0.1:0",
+            &["--set".into(), "store.max_records_per_author=2".into()],
+        );
+        for key in ["one", "two"] {
+            let body = format!("{{\"key\":\"{key}\",\"value\":\"v\"}}");
+            let (code, answer) = a.api("POST", "/v1/records", Some(&body));
+            assert_eq!(code, 200, "{answer}");
+        }
+        let (code, answer) = a.api(
+            "POST",
+            "/v1/records",
+            Some("{\"key\":\"three\",\"value\":\"v\"}"),
+        );
+        assert_eq!(code, 400, "{answer}");
+        assert!(answer.contains("quota of 2"), "{answer}");
+        // A newer version of a stored key is no new record.
+        let (code, answer) = a.api(
+            "POST",
+            "/v1/records",
+            Some("{\"key\":\"one\",\"value\":\"w\"}"),
+        );
+        assert_eq!(code, 200, "{answer}");
+        let status = a.get_json("/v1/status");
+        assert_eq!(status["store"]["records"], 2, "{status}");
+    });
+}

@@ -332,3 +332,77 @@ fn put_own_picks_the_next_version_inside_the_write() {
         Err(Error::VersionExhausted)
     ));
 }
+
+fn quota_store(max_records: u64, max_bytes: u64) -> Store {
+    Store::in_memory(Config {
+        max_records_per_author: max_records,
+        max_bytes_per_author: max_bytes,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_author_over_its_record_quota_is_refused_and_others_are_not() {
+    let s = quota_store(3, u64::MAX);
+    let put = |author: u8, key: &str, version: u64| {
+        let r = Record::sign(&signer(author), key.as_bytes(), version, b"v").unwrap();
+        s.put(&r).unwrap()
+    };
+    for key in ["a", "b", "c"] {
+        assert!(put(1, key, 1).is_stored());
+    }
+    let over = Outcome::Invalid(Invalid::OverQuota {
+        what: "records",
+        max: 3,
+    });
+    assert_eq!(put(1, "d", 1), over);
+    // The check before a write says the same, so nothing over quota is
+    // passed on either.
+    let d = Record::sign(&signer(1), b"d", 1, b"v").unwrap();
+    assert!(matches!(
+        s.check(vec![d]).unwrap().as_slice(),
+        [Checked::Invalid(Invalid::OverQuota {
+            what: "records",
+            ..
+        })]
+    ));
+    // A newer version of a stored key adds no record.
+    assert!(put(1, "a", 2).is_stored());
+    // Another author has a quota of its own.
+    assert!(put(2, "a", 1).is_stored());
+    assert_eq!(s.len().unwrap(), 4);
+    s.check_integrity(false).unwrap();
+}
+
+#[test]
+fn an_author_over_its_byte_quota_is_refused_even_by_a_replacement() {
+    let small = Record::sign(&signer(1), b"k", 1, &[0; 10]).unwrap();
+    // Room for the small value and 100 bytes more, not for 1,000.
+    let room = {
+        let s = quota_store(u64::MAX, u64::MAX);
+        s.put(&small).unwrap();
+        let mut out = 0;
+        s.backend
+            .read(&mut |txn| {
+                out = read_usage(txn, small.author())?.1;
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let s = quota_store(u64::MAX, room + 100);
+    assert!(s.put(&small).unwrap().is_stored());
+    let grown = Record::sign(&signer(1), b"k", 2, &[0; 1000]).unwrap();
+    assert_eq!(
+        s.put(&grown).unwrap(),
+        Outcome::Invalid(Invalid::OverQuota {
+            what: "bytes",
+            max: room + 100
+        })
+    );
+    let modest = Record::sign(&signer(1), b"k", 3, &[0; 100]).unwrap();
+    assert!(s.put(&modest).unwrap().is_stored());
+    assert_eq!(s.get(small.author(), b"k").unwrap(), Some(modest));
+    s.check_integrity(false).unwrap();
+}

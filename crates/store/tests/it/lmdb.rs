@@ -1,9 +1,11 @@
 //! The LMDB backend: the lock, map growth, reopening, durability, format
 //! checks.
 
+use std::ops::Bound;
+
 use strata_store::{
-    Backend, Config, Durability, Error, FORMAT_VERSION, LmdbBackend, MIN_MAP_SIZE, Record, Store,
-    Table,
+    Backend, Config, Durability, Error, FORMAT_VERSION, Invalid, LmdbBackend, MIN_MAP_SIZE,
+    Outcome, Record, Store, Table,
 };
 
 use crate::common::{lines_with, record, spawn_self};
@@ -180,4 +182,54 @@ fn the_directory_holds_the_documented_files() {
         .collect();
     names.sort();
     assert_eq!(names, ["LOCK", "data.mdb", "lock.mdb"]);
+}
+
+#[test]
+fn a_store_written_before_quotas_is_counted_when_opened() {
+    // Usage per author lives in `meta`; a store that has none (written
+    // before usage was kept) is counted once when opened, so its authors'
+    // quotas hold from the start.
+    let dir = tempfile::tempdir().unwrap();
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let config = Config {
+        max_records_per_author: 5,
+        ..Config::default()
+    };
+    {
+        let store = Store::open(dir.path(), config.clone()).unwrap();
+        for k in 0..5u8 {
+            let r = Record::sign(&signing, &[k], 1, b"v").unwrap();
+            assert!(store.put(&r).unwrap().is_stored());
+        }
+    }
+    {
+        // Forget every usage entry, as an older build would have none.
+        let backend = LmdbBackend::open(dir.path(), &config).unwrap();
+        backend
+            .write(&mut |txn| {
+                let mut keys = Vec::new();
+                txn.range(Table::Meta, Bound::Unbounded, &mut |k, _| {
+                    if k.starts_with(b"author/") || k == b"usage_counted" {
+                        keys.push(k.to_vec());
+                    }
+                    true
+                })?;
+                assert_eq!(keys.len(), 2, "one author and the marker");
+                for k in keys {
+                    txn.delete(Table::Meta, &k)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let store = Store::open(dir.path(), config).unwrap();
+    store.check_integrity(false).unwrap();
+    let sixth = Record::sign(&signing, b"six", 1, b"v").unwrap();
+    assert_eq!(
+        store.put(&sixth).unwrap(),
+        Outcome::Invalid(Invalid::OverQuota {
+            what: "records",
+            max: 5
+        })
+    );
 }

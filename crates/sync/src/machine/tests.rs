@@ -1191,3 +1191,43 @@ fn a_fresh_record_is_relayed_by_a_node_that_is_catching_up() {
         Some(put.record)
     );
 }
+
+#[test]
+fn a_record_over_its_authors_quota_is_neither_stored_nor_passed_on() {
+    // Node 1 lets an author have one record; node 0's second record stops
+    // there: node 2, behind node 1 only, never hears of it.
+    let now = Instant::now();
+    let mut net = Sim::new(now, 3);
+    for i in 0..3 {
+        let config = StoreConfig {
+            max_records_per_author: if i == 1 { 1 } else { 1 << 20 },
+            ..StoreConfig::default()
+        };
+        let store = Arc::new(Store::in_memory(config).unwrap());
+        let mut c = sync_config(i);
+        c.reconcile_interval = Duration::from_secs(600);
+        let (node, upper) = host(i, c, store, None, 0, now);
+        net.add(addr(i), node, upper);
+    }
+    net.settle();
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.settle();
+    put(&mut net, 0, "first", b"v");
+    net.run_for(Duration::from_secs(2));
+    put(&mut net, 0, "second", b"v");
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(store(&net, 0).len().unwrap(), 2);
+    assert_eq!(store(&net, 1).len().unwrap(), 1);
+    assert_eq!(
+        store(&net, 2).len().unwrap(),
+        1,
+        "the record over quota was passed on"
+    );
+    assert!(syncer(&net, 1).stats().invalid_records >= 1);
+    assert_eq!(
+        syncer(&net, 1).stats().reports,
+        0,
+        "a quota is no misbehaviour"
+    );
+}
