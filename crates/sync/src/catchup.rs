@@ -250,6 +250,14 @@ impl Catchup {
         any
     }
 
+    /// The peers no longer asked, after [`MAX_STRIKES`] failures.
+    pub(crate) fn dropped_sources(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.sources
+            .iter()
+            .filter(|(_, s)| s.dropped())
+            .map(|(peer, _)| *peer)
+    }
+
     /// Batches asked for or being written.
     pub(crate) fn in_flight(&self) -> usize {
         self.spans.iter().filter(|s| s.request.is_some()).count()

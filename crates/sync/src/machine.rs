@@ -331,6 +331,10 @@ struct PeerState {
     /// The key the connection authenticated, if it did.
     key: Option<NodeKey>,
     summary: Option<Summary>,
+    /// Dropped as a catch-up source (it failed `MAX_STRIKES`
+    /// times): for the rest of the connection it is asked for no catch-up,
+    /// and its claim starts none.
+    spent: bool,
 }
 
 /// The set of digests, as the machine knows it.
@@ -1572,7 +1576,9 @@ impl Syncer {
             self.config.catchup_gap
         };
         if summary.records > self.set.records.saturating_add(gap) {
-            self.start_catchup(now);
+            if !p.spent {
+                self.start_catchup(now);
+            }
             return;
         }
         let ours = self.summary();
@@ -1719,10 +1725,15 @@ impl Syncer {
         let Some(catchup) = self.catchup.as_mut() else {
             return;
         };
+        for peer in catchup.dropped_sources() {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.spent = true;
+            }
+        }
         let mut sources: Vec<(PeerId, u64)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.ready)
+            .filter(|(_, p)| p.ready && !p.spent)
             .filter_map(|(id, p)| p.summary.as_ref().map(|s| (*id, s.records)))
             .collect();
         sources.sort();

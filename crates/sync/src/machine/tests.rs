@@ -1231,3 +1231,34 @@ fn a_record_over_its_authors_quota_is_neither_stored_nor_passed_on() {
         "a quota is no misbehaviour"
     );
 }
+
+#[test]
+fn a_silent_catchup_liar_once_dropped_never_pulls_the_node_back_into_catch_up() {
+    // Node 1 claims a million records and serves none; node 2 is honest.
+    // Once node 0 has dropped the liar it takes what node 2 has and is
+    // done; the liar's claim, repeated at every timed sync, must not start
+    // a fresh catch-up that asks it again (and keeps node 0 out of
+    // reconciliation while it stalls).
+    let mut net = net(
+        vec![Vec::new(), Vec::new(), records(2, "h", 10)],
+        |_, _| {},
+    );
+    net.hold(1, command::RANGE, true);
+    claim(&mut net, 1, 1_000_000);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.settle();
+    run_until(&mut net, Duration::from_secs(600), "the honest records", |n| {
+        store(n, 0).len().unwrap() == 10 && !syncer(n, 0).is_catching_up()
+    });
+    let started = |n: &Net| {
+        events(n, 0)
+            .iter()
+            .filter(|e| matches!(e, Event::CatchupStarted))
+            .count()
+    };
+    let before = started(&net);
+    net.run_for(Duration::from_secs(900));
+    assert!(!syncer(&net, 0).is_catching_up());
+    assert_eq!(started(&net), before, "the dropped liar started another catch-up");
+}
