@@ -1239,18 +1239,18 @@ fn a_silent_catchup_liar_once_dropped_never_pulls_the_node_back_into_catch_up() 
     // done; the liar's claim, repeated at every timed sync, must not start
     // a fresh catch-up that asks it again (and keeps node 0 out of
     // reconciliation while it stalls).
-    let mut net = net(
-        vec![Vec::new(), Vec::new(), records(2, "h", 10)],
-        |_, _| {},
-    );
+    let mut net = net(vec![Vec::new(), Vec::new(), records(2, "h", 10)], |_, _| {});
     net.hold(1, command::RANGE, true);
     claim(&mut net, 1, 1_000_000);
     net.connect(0, 1);
     net.connect(0, 2);
     net.settle();
-    run_until(&mut net, Duration::from_secs(600), "the honest records", |n| {
-        store(n, 0).len().unwrap() == 10 && !syncer(n, 0).is_catching_up()
-    });
+    run_until(
+        &mut net,
+        Duration::from_secs(600),
+        "the honest records",
+        |n| store(n, 0).len().unwrap() == 10 && !syncer(n, 0).is_catching_up(),
+    );
     let started = |n: &Net| {
         events(n, 0)
             .iter()
@@ -1260,5 +1260,9 @@ fn a_silent_catchup_liar_once_dropped_never_pulls_the_node_back_into_catch_up() 
     let before = started(&net);
     net.run_for(Duration::from_secs(900));
     assert!(!syncer(&net, 0).is_catching_up());
-    assert_eq!(started(&net), before, "the dropped liar started another catch-up");
+    assert_eq!(
+        started(&net),
+        before,
+        "the dropped liar started another catch-up"
+    );
 }
