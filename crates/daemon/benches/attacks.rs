@@ -47,7 +47,7 @@ mod common;
 mod wire;
 
 use common::{Daemon, Scope};
-use wire::{Identity, Wire, lo};
+use wire::{Identity, Wire, client_hello, lo};
 
 /// Loops of the handshake flood.
 const FLOOD_LOOPS: usize = 16;
@@ -178,25 +178,6 @@ fn ping_under_flood(
     drop(decoy);
     let (flooded, answered) = under(node.p2p, &mut legit);
     (idle, elsewhere, flooded, answered)
-}
-
-/// A TLS client's first flight, to replay: it costs the node a key
-/// exchange and a signature per connection, and the flood nothing.
-fn client_hello() -> Vec<u8> {
-    runtime().block_on(async {
-        let key = strata_tls::NodeKey::generate().unwrap();
-        let tls = strata_tls::Tls::new(&key, None).unwrap();
-        let (client, mut server) = tokio::io::duplex(64 * 1024);
-        let connecting = tokio::spawn(async move { tls.connect(client, None).await });
-        let mut head = [0u8; 5];
-        server.read_exact(&mut head).await.unwrap();
-        let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
-        let mut record = head.to_vec();
-        record.resize(5 + len, 0);
-        server.read_exact(&mut record[5..]).await.unwrap();
-        connecting.abort();
-        record
-    })
 }
 
 /// The handshake flood, until `stop`, on a thread of its own.

@@ -12,7 +12,7 @@ use strata_levin::{Header, command};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::task::JoinSet;
 
-use super::wire::{self, Got, Identity, Wire, lo, runtime};
+use super::wire::{self, Got, Identity, Wire, client_hello, lo, runtime};
 use super::{Legit, assert_logged, assert_up, metric, pid, victim};
 use crate::common::{Daemon, bounded, rss_kib};
 
@@ -97,25 +97,6 @@ const WIDE_FLOOD_SUBNETS: usize = 64;
 /// addresses learned from inbound handshakes (100) and their rate (0.1 a
 /// second) over the test, with room to spare.
 const BOOK_AFTER_FLOOD: u64 = 120;
-
-/// A TLS client's first flight, to replay: it costs the node a key
-/// exchange and a signature per connection, and the flood nothing.
-fn client_hello() -> Vec<u8> {
-    runtime().block_on(async {
-        let key = strata_tls::NodeKey::generate().unwrap();
-        let tls = strata_tls::Tls::new(&key, None).unwrap();
-        let (client, mut server) = tokio::io::duplex(64 * 1024);
-        let connecting = tokio::spawn(async move { tls.connect(client, None).await });
-        let mut head = [0u8; 5];
-        server.read_exact(&mut head).await.unwrap();
-        let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
-        let mut record = head.to_vec();
-        record.resize(5 + len, 0);
-        server.read_exact(&mut record[5..]).await.unwrap();
-        connecting.abort();
-        record
-    })
-}
 
 /// What a flood did.
 #[derive(Default)]

@@ -34,6 +34,25 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A TLS client's first flight, to replay: it costs the node a key
+/// exchange and a signature per connection, and the flood nothing.
+pub fn client_hello() -> Vec<u8> {
+    runtime().block_on(async {
+        let key = strata_tls::NodeKey::generate().unwrap();
+        let tls = strata_tls::Tls::new(&key, None).unwrap();
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let connecting = tokio::spawn(async move { tls.connect(client, None).await });
+        let mut head = [0u8; 5];
+        server.read_exact(&mut head).await.unwrap();
+        let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
+        let mut record = head.to_vec();
+        record.resize(5 + len, 0);
+        server.read_exact(&mut record[5..]).await.unwrap();
+        connecting.abort();
+        record
+    })
+}
+
 /// The loopback address 127.`a`.`b`.`c`.
 pub fn lo(a: u8, b: u8, c: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, a, b, c)
