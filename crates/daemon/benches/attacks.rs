@@ -32,11 +32,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use strata_levin::Header;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinSet;
 
 #[allow(dead_code)]
@@ -47,7 +47,7 @@ mod common;
 mod wire;
 
 use common::{Daemon, Scope};
-use wire::{Identity, Wire, client_hello, lo};
+use wire::{FloodCount, Identity, Wire, flood, lo};
 
 /// Loops of the handshake flood.
 const FLOOD_LOOPS: usize = 16;
@@ -164,66 +164,20 @@ fn ping_under_flood(
     });
     let under = |to: SocketAddr, legit: &mut Wire| {
         let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicU64::new(0));
-        let flooding = flood(to, stop.clone(), answered.clone());
+        let count = Arc::new(FloodCount::default());
+        let flooding = flood(to, FLOOD_LOOPS, FLOOD_SUBNETS, stop.clone(), count.clone());
         common::poll(Duration::from_secs(30), "the flood to get going", || {
-            (answered.load(Ordering::Relaxed) > 100).then_some(())
+            (count.answered.load(Ordering::Relaxed) > 100).then_some(())
         });
         let p99 = rt.block_on(ping_p99(legit, window));
         stop.store(true, Ordering::Relaxed);
         flooding.join().unwrap();
-        (p99, answered.load(Ordering::Relaxed))
+        (p99, count.answered.load(Ordering::Relaxed))
     };
     let (elsewhere, _) = under(decoy.p2p, &mut legit);
     drop(decoy);
     let (flooded, answered) = under(node.p2p, &mut legit);
     (idle, elsewhere, flooded, answered)
-}
-
-/// The handshake flood, until `stop`, on a thread of its own.
-fn flood(
-    to: SocketAddr,
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<()> {
-    let hello = Arc::new(client_hello());
-    std::thread::spawn(move || {
-        runtime().block_on(async move {
-            let mut tasks = JoinSet::new();
-            for l in 0..FLOOD_LOOPS {
-                let (hello, stop, answered) = (hello.clone(), stop.clone(), answered.clone());
-                tasks.spawn(async move {
-                    let mut n = l;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += FLOOD_LOOPS;
-                        let from = lo(
-                            0,
-                            20 + (n % FLOOD_SUBNETS) as u8,
-                            1 + (n / FLOOD_SUBNETS % 250) as u8,
-                        );
-                        let Ok(mut wire) = Wire::connect(from, to).await else {
-                            continue;
-                        };
-                        if n % 4 == 0 {
-                            if wire.write(&hello).await.is_ok() {
-                                let mut byte = [0u8; 1];
-                                let read = wire.stream().read(&mut byte);
-                                let _ = tokio::time::timeout(wire::ANSWER_TIMEOUT, read).await;
-                            }
-                            continue;
-                        }
-                        let mut identity = Identity::fresh();
-                        identity.port = 20_000 + (n % 40_000) as u32;
-                        if wire.handshake(&identity).await.is_some() {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let _ = wire.stream().shutdown().await;
-                    }
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-        });
-    })
 }
 
 /// The soft limit of open files of this process (inherited by the

@@ -5,14 +5,13 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use strata_levin::{Header, command};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::task::JoinSet;
 
-use super::wire::{self, Got, Identity, Wire, client_hello, lo, runtime};
+use super::wire::{self, FloodCount, Got, Identity, Wire, flood, lo, runtime};
 use super::{Legit, assert_logged, assert_up, metric, pid, victim};
 use crate::common::{Daemon, bounded, rss_kib};
 
@@ -98,65 +97,6 @@ const WIDE_FLOOD_SUBNETS: usize = 64;
 /// second) over the test, with room to spare.
 const BOOK_AFTER_FLOOD: u64 = 120;
 
-/// What a flood did.
-#[derive(Default)]
-struct FloodCount {
-    attempts: AtomicU64,
-    answered: AtomicU64,
-}
-
-/// The handshake flood, until `stop`, on a thread and a runtime of its
-/// own: each loop connects from one of `subnets` /24s, and either
-/// completes a handshake that advertises a listening port (three times in
-/// four) or replays a TLS client hello, then hangs up and starts over.
-fn flood(
-    to: std::net::SocketAddr,
-    subnets: usize,
-    stop: Arc<AtomicBool>,
-    count: Arc<FloodCount>,
-) -> std::thread::JoinHandle<()> {
-    let hello = Arc::new(client_hello());
-    let loops = FLOOD_LOOPS;
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut tasks = JoinSet::new();
-            for l in 0..loops {
-                let (hello, stop, count) = (hello.clone(), stop.clone(), count.clone());
-                tasks.spawn(async move {
-                    let mut n = l;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += loops;
-                        count.attempts.fetch_add(1, Ordering::Relaxed);
-                        let from = lo(0, 20 + (n % subnets) as u8, 1 + (n / subnets % 250) as u8);
-                        let Ok(mut wire) = Wire::connect(from, to).await else {
-                            continue;
-                        };
-                        if n % 4 == 0 {
-                            if wire.write(&hello).await.is_ok() {
-                                let mut byte = [0u8; 1];
-                                let read = wire.stream().read(&mut byte);
-                                let _ = tokio::time::timeout(wire::ANSWER_TIMEOUT, read).await;
-                            }
-                            continue;
-                        }
-                        let mut identity = Identity::fresh();
-                        identity.port = 20_000 + (n % 40_000) as u32;
-                        if wire.handshake(&identity).await.is_some() {
-                            count.answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let _ = wire.stream().shutdown().await;
-                    }
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-        });
-    })
-}
-
 #[test]
 fn a_handshake_flood_neither_slows_a_peer_nor_fills_the_address_book() {
     handshake_flood(FLOOD_SUBNETS, true);
@@ -180,7 +120,7 @@ fn handshake_flood(subnets: usize, past_rate: bool) {
         let mut legit = Legit::join(&rt, &node);
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(FloodCount::default());
-        let flooding = flood(node.p2p, subnets, stop.clone(), count.clone());
+        let flooding = flood(node.p2p, FLOOD_LOOPS, subnets, stop.clone(), count.clone());
         crate::common::poll(Duration::from_secs(30), "the flood to get going", || {
             (count.attempts.load(Ordering::Relaxed) > 500).then_some(())
         });

@@ -5,6 +5,8 @@
 //! optional on strata's network.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +19,7 @@ use strata_sync::Summary;
 use strata_sync::wire::Message;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinSet;
 
 /// Time between two pings of [`Wire::ping_window`].
 pub const PING_SPACING: Duration = Duration::from_millis(50);
@@ -500,4 +503,66 @@ pub async fn refused(from: Ipv4Addr, to: SocketAddr) -> bool {
         return true;
     }
     matches!(wire.next(ANSWER_TIMEOUT).await, Got::Closed)
+}
+
+/// What a flood did.
+#[derive(Default)]
+pub struct FloodCount {
+    /// Connections tried.
+    pub attempts: AtomicU64,
+    /// Handshakes answered.
+    pub answered: AtomicU64,
+}
+
+/// The handshake flood, until `stop`, on a thread and a runtime of its
+/// own: each of `loops` loops connects from one of `subnets` /24s
+/// (127.0.20.0/24 on), and either
+/// completes a handshake that advertises a listening port (three times in
+/// four) or replays a TLS client hello, then hangs up and starts over.
+pub fn flood(
+    to: SocketAddr,
+    loops: usize,
+    subnets: usize,
+    stop: Arc<AtomicBool>,
+    count: Arc<FloodCount>,
+) -> std::thread::JoinHandle<()> {
+    let hello = Arc::new(client_hello());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut tasks = JoinSet::new();
+            for l in 0..loops {
+                let (hello, stop, count) = (hello.clone(), stop.clone(), count.clone());
+                tasks.spawn(async move {
+                    let mut n = l;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += loops;
+                        count.attempts.fetch_add(1, Ordering::Relaxed);
+                        let from = lo(0, 20 + (n % subnets) as u8, 1 + (n / subnets % 250) as u8);
+                        let Ok(mut wire) = Wire::connect(from, to).await else {
+                            continue;
+                        };
+                        if n % 4 == 0 {
+                            if wire.write(&hello).await.is_ok() {
+                                let mut byte = [0u8; 1];
+                                let read = wire.stream().read(&mut byte);
+                                let _ = tokio::time::timeout(ANSWER_TIMEOUT, read).await;
+                            }
+                            continue;
+                        }
+                        let mut identity = Identity::fresh();
+                        identity.port = 20_000 + (n % 40_000) as u32;
+                        if wire.handshake(&identity).await.is_some() {
+                            count.answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = wire.stream().shutdown().await;
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+    })
 }
