@@ -674,8 +674,12 @@ fn triage_one(txn: &dyn ReadTxn, record: &Record, config: &Config) -> Result<Tri
     let against = against(txn, &p)?;
     let replaced = match &against {
         Against::Empty => Some(None),
-        Against::Older(_) | Against::Tie(..) => Some(Some(stored_len(txn, &p.row)?)),
-        Against::Stale | Against::Duplicate => None,
+        Against::Older(_) => Some(Some(stored_len(txn, &p.row)?)),
+        // Only a winner replaces the stored record; a loser takes no room.
+        Against::Tie(stored_id, _) if record.id() < *stored_id => {
+            Some(Some(stored_len(txn, &p.row)?))
+        }
+        Against::Tie(..) | Against::Stale | Against::Duplicate => None,
     };
     if let Some(replaced) = replaced
         && let Some(why) = over_quota(txn, &p, replaced, config)?

@@ -406,3 +406,33 @@ fn an_author_over_its_byte_quota_is_refused_even_by_a_replacement() {
     assert_eq!(s.get(small.author(), b"k").unwrap(), Some(modest));
     s.check_integrity(false).unwrap();
 }
+
+#[test]
+fn a_tie_loser_is_no_quota_matter() {
+    // A record that loses its tie takes no room, so it is checked as the
+    // loser it is, not refused for a quota a winner would break.
+    let short = Record::sign(&signer(1), b"k", 5, &[1]).unwrap();
+    let long = (0..=255u8)
+        .map(|i| Record::sign(&signer(1), b"k", 5, &[i; 200]).unwrap())
+        .find(|r| r.id() > short.id())
+        .unwrap();
+    let room = {
+        let s = quota_store(u64::MAX, u64::MAX);
+        s.put(&short).unwrap();
+        let mut out = 0;
+        s.backend
+            .read(&mut |txn| {
+                out = read_usage(txn, short.author())?.1;
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let s = quota_store(u64::MAX, room);
+    assert!(s.put(&short).unwrap().is_stored());
+    assert!(matches!(
+        s.check(vec![long.clone()]).unwrap().as_slice(),
+        [Checked::New { wins: false, .. }]
+    ));
+    assert_eq!(s.put(&long).unwrap(), Outcome::LostTie);
+}
