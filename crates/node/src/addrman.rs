@@ -82,6 +82,9 @@ pub struct Entry {
     pub in_tried: bool,
     /// New buckets holding it.
     refs: u8,
+    /// Where its id is in the book's draw order (in the struct's padding:
+    /// it costs no memory).
+    at: u32,
 }
 
 impl Entry {
@@ -97,6 +100,7 @@ impl Entry {
             rtt_us: 0,
             in_tried: false,
             refs: 0,
+            at: 0,
         }
     }
 
@@ -219,21 +223,22 @@ const SAMPLE_PROBES: usize = 4;
 #[derive(Debug, Clone)]
 pub struct AddrMan {
     key: [u8; 32],
+    /// The hash keyed with `key`, its key block already compressed: each
+    /// hash starts from a copy of it.
+    keyed: Keyed,
     grouping: Grouping,
-    entries: HashMap<Id, Entry>,
-    by_addr: HashMap<SocketAddr, Id>,
-    /// Every entry's id, in no particular but deterministic order, and
-    /// where each is: random entries are drawn from it in constant time.
+    entries: Slab,
+    /// Entries by address, in 18 bytes ([`addr_key`]) where a
+    /// `SocketAddr` takes 32.
+    by_addr: HashMap<AddrKey, Id>,
+    /// Every entry's id, in no particular but deterministic order (each
+    /// entry knows where it is): random entries are drawn from it in
+    /// constant time.
     order: Vec<Id>,
-    position: HashMap<Id, usize>,
     new_table: Table,
     tried_table: Table,
     new_count: usize,
     tried_count: usize,
-    next_id: Id,
-    /// Whether `next_id` has wrapped: from then on an id may still be in
-    /// use, and is checked.
-    ids_wrapped: bool,
     /// Newcomers whose tried slot is taken, with when they collided.
     collisions: BTreeSet<(Id, i64)>,
     /// Last successful connection to anyone: failures count once per outage.
@@ -245,17 +250,15 @@ impl AddrMan {
     pub fn new(key: [u8; 32], grouping: Grouping) -> AddrMan {
         AddrMan {
             key,
+            keyed: Keyed::new(&key),
             grouping,
-            entries: HashMap::new(),
+            entries: Slab::default(),
             by_addr: HashMap::new(),
             order: Vec::new(),
-            position: HashMap::new(),
             new_table: Table::new(NEW_BUCKETS),
             tried_table: Table::new(TRIED_BUCKETS),
             new_count: 0,
             tried_count: 0,
-            next_id: 0,
-            ids_wrapped: false,
             collisions: BTreeSet::new(),
             last_good: 1,
         }
@@ -294,7 +297,7 @@ impl AddrMan {
     /// What the book knows of `addr`.
     pub fn get(&self, addr: &SocketAddr) -> Option<&Entry> {
         self.by_addr
-            .get(&canonical_addr(*addr))
+            .get(&addr_key(*addr))
             .and_then(|id| self.entries.get(id))
     }
 
@@ -314,8 +317,7 @@ impl AddrMan {
     }
 
     fn hash(&self, parts: &[&[u8]]) -> u64 {
-        let mut mac = <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable_key());
+        let mut mac = self.keyed.0.clone();
         for part in parts {
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part);
@@ -399,7 +401,7 @@ impl AddrMan {
             seen = now.saturating_sub(5 * DAY);
         }
         let seen = seen.saturating_sub(penalty).max(1);
-        let (id, fresh) = match self.by_addr.get(&addr) {
+        let (id, fresh) = match self.by_addr.get(&addr_key(addr)) {
             Some(&id) => {
                 let Some(entry) = self.entries.get_mut(&id) else {
                     return Err(Skip::Known);
@@ -430,10 +432,10 @@ impl AddrMan {
                 if self.entries.len() >= MAX_ENTRIES {
                     return Err(Skip::SlotTaken);
                 }
-                let id = self.fresh_id();
-                self.entries
-                    .insert(id, Entry::new(addr, canonical(source), seen));
-                self.by_addr.insert(addr, id);
+                let id = self
+                    .entries
+                    .insert(Entry::new(addr, canonical(source), seen));
+                self.by_addr.insert(addr_key(addr), id);
                 self.index(id);
                 (id, true)
             }
@@ -500,37 +502,28 @@ impl AddrMan {
         }
     }
 
-    /// An id no entry holds, and not [`EMPTY`]. Ids are handed out in order
-    /// and wrap after 2^32 of them (addresses added, then dropped for a
-    /// taken slot, use one up too); after that, one still in use or the
-    /// empty marker is skipped, at most [`MAX_ENTRIES`] + 1 of them.
-    fn fresh_id(&mut self) -> Id {
-        loop {
-            let id = self.next_id;
-            self.next_id = self.next_id.wrapping_add(1);
-            if self.next_id == 0 {
-                self.ids_wrapped = true;
-            }
-            if id != EMPTY && !(self.ids_wrapped && self.entries.contains_key(&id)) {
-                return id;
-            }
-        }
-    }
-
     /// Adds `id` to the order entries are drawn from.
     fn index(&mut self, id: Id) {
-        self.position.insert(id, self.order.len());
+        // At most MAX_ENTRIES ids are in the order.
+        let at = u32::try_from(self.order.len()).unwrap_or(u32::MAX);
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.at = at;
+        }
         self.order.push(id);
     }
 
     fn forget(&mut self, id: Id) {
-        if let Some(entry) = self.entries.remove(&id) {
-            self.by_addr.remove(&entry.addr);
-        }
-        if let Some(at) = self.position.remove(&id) {
+        let Some(entry) = self.entries.remove(&id) else {
+            return;
+        };
+        self.by_addr.remove(&addr_key(entry.addr));
+        let at = entry.at as usize;
+        if self.order.get(at) == Some(&id) {
             self.order.swap_remove(at);
-            if let Some(moved) = self.order.get(at) {
-                self.position.insert(*moved, at);
+            if let Some(moved) = self.order.get(at)
+                && let Some(e) = self.entries.get_mut(moved)
+            {
+                e.at = entry.at;
             }
         }
         self.collisions.retain(|(c, _)| *c != id);
@@ -557,7 +550,7 @@ impl AddrMan {
     pub fn good(&mut self, addr: SocketAddr, now: i64) {
         self.last_good = now;
         let addr = canonical_addr(addr);
-        let Some(&id) = self.by_addr.get(&addr) else {
+        let Some(&id) = self.by_addr.get(&addr_key(addr)) else {
             return;
         };
         let Some(entry) = self.entries.get_mut(&id) else {
@@ -647,7 +640,7 @@ impl AddrMan {
     }
 
     fn entry_mut(&mut self, addr: SocketAddr) -> Option<&mut Entry> {
-        let id = *self.by_addr.get(&canonical_addr(addr))?;
+        let id = *self.by_addr.get(&addr_key(addr))?;
         self.entries.get_mut(&id)
     }
 
@@ -681,7 +674,7 @@ impl AddrMan {
                 .entries
                 .iter()
                 .filter(|(_, e)| if use_tried { e.in_tried } else { e.refs > 0 })
-                .map(|(id, _)| *id)
+                .map(|(id, _)| id)
                 .collect();
             ids.sort_unstable();
             for _ in 0..MAX_SELECT_ROUNDS {
@@ -830,25 +823,20 @@ impl AddrMan {
             let Some(group) = book.grouping.addr_group(addr) else {
                 continue;
             };
-            if book.by_addr.contains_key(&addr) {
+            if book.by_addr.contains_key(&addr_key(addr)) {
                 continue;
             }
             let slot = book.slot(true, book.tried_bucket(addr, &group), addr);
             if book.tried_table.get(slot) != EMPTY {
                 continue;
             }
-            let id = book.next_id;
-            book.next_id = book.next_id.saturating_add(1);
-            book.entries.insert(
-                id,
-                Entry {
-                    refs: 0,
-                    in_tried: true,
-                    addr,
-                    ..entry
-                },
-            );
-            book.by_addr.insert(addr, id);
+            let id = book.entries.insert(Entry {
+                refs: 0,
+                in_tried: true,
+                addr,
+                ..entry
+            });
+            book.by_addr.insert(addr_key(addr), id);
             book.index(id);
             book.tried_table.set(slot, id);
             book.tried_count = book.tried_count.saturating_add(1);
@@ -874,9 +862,105 @@ impl AddrMan {
     }
 }
 
-fn unreachable_key() -> blake2::Blake2bMac<U32> {
-    // A 32-byte key is always valid for Blake2b (keys up to 64 bytes).
-    <blake2::Blake2bMac<U32> as KeyInit>::new(&Default::default())
+/// The book's entries, each in the slot its id names; the slot of a
+/// forgotten entry is taken by the next new one. Ids stay below
+/// [`MAX_ENTRIES`] plus the tried table's slots, far from [`EMPTY`].
+/// The slots grow by an eighth at a time rather than doubling: a full book
+/// of a network of thousands is most of what a node holds.
+#[derive(Debug, Clone, Default)]
+struct Slab {
+    slots: Vec<Option<Entry>>,
+    free: Vec<Id>,
+    len: usize,
+}
+
+impl Slab {
+    fn get(&self, id: &Id) -> Option<&Entry> {
+        self.slots.get(*id as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: &Id) -> Option<&mut Entry> {
+        self.slots.get_mut(*id as usize)?.as_mut()
+    }
+
+    fn insert(&mut self, entry: Entry) -> Id {
+        self.len = self.len.saturating_add(1);
+        if let Some(id) = self.free.pop()
+            && let Some(slot) = self.slots.get_mut(id as usize)
+        {
+            *slot = Some(entry);
+            return id;
+        }
+        if self.slots.len() == self.slots.capacity() {
+            self.slots.reserve_exact((self.slots.len() / 8).max(16));
+        }
+        // Below MAX_ENTRIES plus the tried slots (the caller's bounds).
+        let id = Id::try_from(self.slots.len()).unwrap_or(EMPTY);
+        self.slots.push(Some(entry));
+        id
+    }
+
+    fn remove(&mut self, id: &Id) -> Option<Entry> {
+        let entry = self.slots.get_mut(*id as usize)?.take()?;
+        self.len = self.len.saturating_sub(1);
+        self.free.push(*id);
+        Some(entry)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().flatten()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Id, &Entry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((Id::try_from(i).ok()?, e.as_ref()?)))
+    }
+}
+
+/// Blake2b keyed with the book's secret.
+#[derive(Clone)]
+struct Keyed(blake2::Blake2bMac<U32>);
+
+impl Keyed {
+    fn new(key: &[u8; 32]) -> Keyed {
+        // A 32-byte key is always valid for Blake2b (keys up to 64 bytes).
+        Keyed(
+            <blake2::Blake2bMac<U32> as KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| <blake2::Blake2bMac<U32> as KeyInit>::new(&Default::default())),
+        )
+    }
+}
+
+impl std::fmt::Debug for Keyed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyed(..)")
+    }
+}
+
+/// An address as a key of the book's index: its IPv6 form (IPv4 mapped)
+/// and its port.
+type AddrKey = [u8; 18];
+
+fn addr_key(addr: SocketAddr) -> AddrKey {
+    let addr = canonical_addr(addr);
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let mut out = [0u8; 18];
+    out[..16].copy_from_slice(&ip.octets());
+    out[16..].copy_from_slice(&addr.port().to_be_bytes());
+    out
 }
 
 fn to_index(v: u64) -> usize {

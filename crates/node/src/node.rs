@@ -3,7 +3,7 @@
 //! and eviction (whom to drop) are parts of their own. The contract is
 //! written on [`Node`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -208,9 +208,9 @@ struct Conn<P> {
     last_recv: Instant,
     next_sync: Instant,
     addr_tokens: Bucket,
-    /// Fingerprints ([`Node::addr_mark`]) of the addresses sent to the
-    /// peer or heard from it: 8 bytes each where an address takes 32.
-    sent_addrs: HashSet<u64>,
+    /// Fingerprints ([`addr_mark`]) of the addresses sent to the peer or
+    /// heard from it.
+    sent_addrs: AddrMarks,
     last_useful: Option<Instant>,
     last_peer_list: Option<Instant>,
     payload: Option<P>,
@@ -623,7 +623,7 @@ impl<P: Payload> Node<P> {
             last_recv: now,
             next_sync: later(now, self.config.timed_sync_interval),
             addr_tokens: Bucket::full(ADDR_RATE, ADDR_BURST, now),
-            sent_addrs: HashSet::new(),
+            sent_addrs: AddrMarks::default(),
             last_useful: None,
             last_peer_list: None,
             payload: None,
@@ -1228,7 +1228,7 @@ impl<P: Payload> Node<P> {
         let entries: Vec<SocketAddr> = self
             .book
             .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| {
-                sent.contains(&addr_mark(mark, a)) || *a == remote || Some(*a) == listens
+                sent.contains(addr_mark(mark, a)) || *a == remote || Some(*a) == listens
             })
             .into_iter()
             .map(|e| e.addr)
@@ -1239,15 +1239,14 @@ impl<P: Payload> Node<P> {
         if conn.sent_addrs.len().saturating_add(entries.len()) > MAX_SENT_ADDRS {
             conn.sent_addrs.clear();
         }
+        conn.sent_addrs
+            .extend(entries.iter().map(|addr| addr_mark(mark, addr)));
         entries
             .into_iter()
-            .map(|addr| {
-                conn.sent_addrs.insert(addr_mark(mark, &addr));
-                PeerEntry {
-                    adr: addr.into(),
-                    id: 0,
-                    ..PeerEntry::default()
-                }
+            .map(|addr| PeerEntry {
+                adr: addr.into(),
+                id: 0,
+                ..PeerEntry::default()
             })
             .collect()
     }
@@ -1271,11 +1270,14 @@ impl<P: Payload> Node<P> {
             .collect();
         // Addresses a peer relays count as sent on that connection: never
         // sent back to it.
-        for (addr, _) in &addrs {
-            if conn.sent_addrs.len() < MAX_SENT_ADDRS {
-                conn.sent_addrs.insert(addr_mark(self.mark_key, addr));
-            }
-        }
+        let room = MAX_SENT_ADDRS.saturating_sub(conn.sent_addrs.len());
+        let mark = self.mark_key;
+        conn.sent_addrs.extend(
+            addrs
+                .iter()
+                .take(room)
+                .map(|(addr, _)| addr_mark(mark, addr)),
+        );
         self.book
             .add(&addrs, source, RELAY_PENALTY, unix, &mut self.rng);
         for _ in 0..refused {
@@ -1351,11 +1353,42 @@ impl<P: Payload> Node<P> {
     }
 }
 
-/// A keyed 64-bit fingerprint of an address, for the sets of addresses
-/// sent on a connection: two addresses share one with odds of about 2⁻⁶⁴
-/// (then one is not sent on that connection), and the key, taken from the
-/// book's secret, keeps anyone from planning such pairs.
-fn addr_mark(key: u64, addr: &SocketAddr) -> u64 {
+/// The addresses sent on a connection or heard from it, as fingerprints
+/// ([`addr_mark`]) in a sorted list: 4 bytes each, at most
+/// [`MAX_SENT_ADDRS`] of them (8 KiB), where a hash set of 64-bit
+/// fingerprints took 36 KiB when full. A connection holds one and a node
+/// hundreds of connections, so this is a large share of what a node costs
+/// in a network of thousands.
+#[derive(Debug, Default)]
+struct AddrMarks(Vec<u32>);
+
+impl AddrMarks {
+    fn contains(&self, mark: u32) -> bool {
+        self.0.binary_search(&mark).is_ok()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Adds marks, a list at a time (one sort for all of them).
+    fn extend(&mut self, marks: impl IntoIterator<Item = u32>) {
+        self.0.extend(marks);
+        self.0.sort_unstable();
+        self.0.dedup();
+    }
+}
+
+/// A keyed 32-bit fingerprint of an address, for the sets of addresses
+/// sent on a connection: two addresses share one with odds of about 2⁻³²
+/// (then one is not sent on that connection, or sent once more), and the
+/// key, taken from the book's secret, keeps anyone from planning such
+/// pairs.
+fn addr_mark(key: u64, addr: &SocketAddr) -> u32 {
     let ip = match crate::addrman::canonical_addr(*addr).ip() {
         IpAddr::V4(v4) => u128::from(u32::from_be_bytes(v4.octets())),
         IpAddr::V6(v6) => u128::from_be_bytes(v6.octets()) ^ (1 << 127),
@@ -1368,9 +1401,10 @@ fn addr_mark(key: u64, addr: &SocketAddr) -> u64 {
     };
     #[expect(clippy::cast_possible_truncation, reason = "taking the two words")]
     let words = [ip as u64, (ip >> 64) as u64, u64::from(addr.port())];
-    words.iter().fold(mix(key), |h, w| {
+    let h = words.iter().fold(mix(key), |h, w| {
         mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15))
-    })
+    });
+    (h >> 32) as u32
 }
 
 #[cfg(test)]

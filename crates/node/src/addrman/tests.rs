@@ -362,33 +362,36 @@ fn a_peers_file_with_attempts_at_the_maximum_does_not_wrap_on_the_next_failure()
 }
 
 #[test]
-fn ids_that_wrap_skip_the_empty_marker_and_ids_in_use() {
-    // Every address added uses an id up, kept or not, so a long run of
-    // addresses from peers wraps them: a new address must not take the id
-    // of one still in the book, nor the empty marker.
+fn the_slot_of_a_forgotten_entry_is_taken_by_the_next_one() {
+    // An address dropped for a taken slot frees its id at once: a long run
+    // of addresses from peers reuses ids instead of counting them up.
     let mut book = book();
     let mut rng = Rng::new(1);
     let source = "9.9.9.9".parse().unwrap();
-    let addrs = [
-        v4(8, 1, 1, 1),
-        v4(8, 2, 1, 1),
-        v4(8, 3, 1, 1),
-        v4(8, 4, 1, 1),
-    ];
-    assert_eq!(
-        book.add_one(addrs[0], NOW, source, 0, NOW, &mut rng),
-        Ok(true)
+    let kept = v4(8, 1, 1, 1);
+    assert_eq!(book.add_one(kept, NOW, source, 0, NOW, &mut rng), Ok(true));
+    let mut taken = 0;
+    for i in 0..=255u8 {
+        for j in 0..8u8 {
+            if book.add_one(v4(8, 2, i, j), NOW, source, 0, NOW, &mut rng) == Err(Skip::SlotTaken) {
+                taken += 1;
+            }
+        }
+    }
+    assert!(taken > 0, "one source group fills its buckets");
+    assert_eq!(book.entries.len(), book.len());
+    assert_eq!(book.order.len(), book.len());
+    // Ids are slots: no more of them than entries held at the most.
+    assert!(
+        book.entries.slots.len() <= 64 * BUCKET_SIZE + 1,
+        "{}",
+        book.entries.slots.len()
     );
-    book.next_id = EMPTY - 1;
-    for addr in &addrs[1..] {
-        assert_eq!(book.add_one(*addr, NOW, source, 0, NOW, &mut rng), Ok(true));
+    assert!(book.entries.iter().all(|(id, _)| id != EMPTY));
+    for (at, id) in book.order.iter().enumerate() {
+        assert_eq!(book.entries.get(id).map(|e| e.at as usize), Some(at));
     }
-    assert_eq!((book.len(), book.new_len()), (4, 4));
-    for addr in addrs {
-        assert_eq!(book.get(&addr).map(|e| e.addr), Some(addr));
-    }
-    let ids: HashSet<Id> = book.entries.keys().copied().collect();
-    assert_eq!(ids, HashSet::from([0, EMPTY - 1, 1, 2]));
+    assert_eq!(book.get(&kept).map(|e| e.addr), Some(kept));
 }
 
 #[test]
@@ -405,8 +408,7 @@ fn a_large_book_is_sampled_without_a_pass_over_it_and_keeps_its_index() {
     assert!(book.len() > 4 * 250, "{}", book.len());
     assert_eq!(book.order.len(), book.entries.len());
     for (at, id) in book.order.iter().enumerate() {
-        assert_eq!(book.position[id], at);
-        assert!(book.entries.contains_key(id));
+        assert_eq!(book.entries.get(id).map(|e| e.at as usize), Some(at));
     }
     let excluded = v4(8, 0, 0, 1);
     let sample = book.sample(250, NOW, &mut rng, |a| *a == excluded);

@@ -360,7 +360,7 @@ fn peer_exchange_spreads_addresses_without_resending() {
     let node = &net.host(0).node;
     let sent = &node.conns[&b].sent_addrs;
     let mark = |a: &SocketAddr| super::addr_mark(node.mark_key, a);
-    assert!(sent.contains(&mark(&addr(2))) && sent.contains(&mark(&far)));
+    assert!(sent.contains(mark(&addr(2))) && sent.contains(mark(&far)));
     assert!(
         net.host_mut(0)
             .node

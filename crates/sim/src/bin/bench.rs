@@ -129,6 +129,7 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
     let rows = net.node_rows();
     let delivered: u64 = rows.iter().map(|r| r.delivered).sum();
     let duplicates: u64 = rows.iter().map(|r| r.duplicates).sum();
+    let book_mean = rows.iter().map(|r| r.book as f64).sum::<f64>() / rows.len().max(1) as f64;
     if let Some(path) = &a.rows {
         let per_node = after.saturating_sub(before) / a.nodes.max(1) as u64;
         let mut rows = vec![("memory-per-node", "bytes", per_node as f64)];
@@ -153,7 +154,7 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
         "{{\"nodes\":{},\"sim_seconds\":{},\"warmup_seconds\":{},\"build_seconds\":{:.3},\
          \"warmup_wall_seconds\":{:.3},\"wall_seconds\":{:.3},\"speedup\":{:.1},\"events\":{},\
          \"events_per_second\":{:.0},\"frames\":{},\"connections\":{},\"messages\":{},\
-         \"deliveries\":{},\"delivered\":{},\"duplicates\":{},\"rss_bytes\":{},\
+         \"deliveries\":{},\"delivered\":{},\"duplicates\":{},\"book_mean\":{:.0},\"rss_bytes\":{},\
          \"bytes_per_node\":{},\"trace\":\"{:016x}\"}}",
         a.nodes,
         a.seconds,
@@ -174,6 +175,7 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
         m.deliveries.node.len(),
         delivered,
         duplicates,
+        book_mean,
         after,
         after.saturating_sub(before) / a.nodes.max(1) as u64,
         net.trace_hash(),
