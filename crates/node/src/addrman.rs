@@ -228,9 +228,13 @@ pub struct AddrMan {
     keyed: Keyed,
     grouping: Grouping,
     entries: Slab,
-    /// Entries by address, in 18 bytes ([`addr_key`]) where a
-    /// `SocketAddr` takes 32.
-    by_addr: HashMap<AddrKey, Id>,
+    /// The key of [`mark`](Self::mark), from `key`.
+    mark_key: u64,
+    /// Entries by the keyed fingerprint of their address
+    /// ([`mark`](Self::mark)), 8 bytes where a `SocketAddr` takes 32: an
+    /// address whose fingerprint another holds (odds of 2⁻⁶⁴ a pair, and
+    /// not to be planned without the key) is not taken.
+    by_addr: HashMap<u64, Id>,
     /// Every entry's id, in no particular but deterministic order (each
     /// entry knows where it is): random entries are drawn from it in
     /// constant time.
@@ -251,6 +255,11 @@ impl AddrMan {
         AddrMan {
             key,
             keyed: Keyed::new(&key),
+            mark_key: {
+                let mut first = [0u8; 8];
+                first.copy_from_slice(&key[..8]);
+                u64::from_le_bytes(first)
+            },
             grouping,
             entries: Slab::default(),
             by_addr: HashMap::new(),
@@ -296,9 +305,7 @@ impl AddrMan {
 
     /// What the book knows of `addr`.
     pub fn get(&self, addr: &SocketAddr) -> Option<&Entry> {
-        self.by_addr
-            .get(&addr_key(*addr))
-            .and_then(|id| self.entries.get(id))
+        self.id_of(*addr).and_then(|id| self.entries.get(&id))
     }
 
     /// Every entry, in no particular order.
@@ -314,6 +321,34 @@ impl AddrMan {
     /// The group of a peer's address, under this book's grouping.
     pub fn addr_group(&self, addr: SocketAddr) -> Option<NetGroup> {
         self.grouping.addr_group(addr)
+    }
+
+    /// A keyed 64-bit fingerprint of an address (IPv4-mapped addresses as
+    /// IPv4): the book's index, and what a node remembers of addresses
+    /// sent on a connection.
+    pub fn mark(&self, addr: &SocketAddr) -> u64 {
+        let ip = match canonical_addr(*addr).ip() {
+            IpAddr::V4(v4) => u128::from(u32::from_be_bytes(v4.octets())),
+            IpAddr::V6(v6) => u128::from_be_bytes(v6.octets()) ^ (1 << 127),
+        };
+        // splitmix64's finalizer over the words, keyed.
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        #[expect(clippy::cast_possible_truncation, reason = "taking the two words")]
+        let words = [ip as u64, (ip >> 64) as u64, u64::from(addr.port())];
+        words.iter().fold(mix(self.mark_key), |h, w| {
+            mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15))
+        })
+    }
+
+    /// The id of `addr`'s entry.
+    fn id_of(&self, addr: SocketAddr) -> Option<Id> {
+        let addr = canonical_addr(addr);
+        let id = *self.by_addr.get(&self.mark(&addr))?;
+        (self.entries.get(&id)?.addr == addr).then_some(id)
     }
 
     fn hash(&self, parts: &[&[u8]]) -> u64 {
@@ -401,11 +436,16 @@ impl AddrMan {
             seen = now.saturating_sub(5 * DAY);
         }
         let seen = seen.saturating_sub(penalty).max(1);
-        let (id, fresh) = match self.by_addr.get(&addr_key(addr)) {
+        let mark = self.mark(&addr);
+        let (id, fresh) = match self.by_addr.get(&mark) {
             Some(&id) => {
                 let Some(entry) = self.entries.get_mut(&id) else {
                     return Err(Skip::Known);
                 };
+                if entry.addr != addr {
+                    // Another address holds this fingerprint.
+                    return Err(Skip::SlotTaken);
+                }
                 // Refresh the time if much newer (an hour, or a day for
                 // addresses heard of within the day).
                 let interval = if now.saturating_sub(seen) < DAY {
@@ -435,7 +475,7 @@ impl AddrMan {
                 let id = self
                     .entries
                     .insert(Entry::new(addr, canonical(source), seen));
-                self.by_addr.insert(addr_key(addr), id);
+                self.by_addr.insert(mark, id);
                 self.index(id);
                 (id, true)
             }
@@ -516,7 +556,7 @@ impl AddrMan {
         let Some(entry) = self.entries.remove(&id) else {
             return;
         };
-        self.by_addr.remove(&addr_key(entry.addr));
+        self.by_addr.remove(&self.mark(&entry.addr));
         let at = entry.at as usize;
         if self.order.get(at) == Some(&id) {
             self.order.swap_remove(at);
@@ -550,7 +590,7 @@ impl AddrMan {
     pub fn good(&mut self, addr: SocketAddr, now: i64) {
         self.last_good = now;
         let addr = canonical_addr(addr);
-        let Some(&id) = self.by_addr.get(&addr_key(addr)) else {
+        let Some(id) = self.id_of(addr) else {
             return;
         };
         let Some(entry) = self.entries.get_mut(&id) else {
@@ -640,7 +680,7 @@ impl AddrMan {
     }
 
     fn entry_mut(&mut self, addr: SocketAddr) -> Option<&mut Entry> {
-        let id = *self.by_addr.get(&addr_key(addr))?;
+        let id = self.id_of(addr)?;
         self.entries.get_mut(&id)
     }
 
@@ -823,7 +863,8 @@ impl AddrMan {
             let Some(group) = book.grouping.addr_group(addr) else {
                 continue;
             };
-            if book.by_addr.contains_key(&addr_key(addr)) {
+            let mark = book.mark(&addr);
+            if book.by_addr.contains_key(&mark) {
                 continue;
             }
             let slot = book.slot(true, book.tried_bucket(addr, &group), addr);
@@ -836,7 +877,7 @@ impl AddrMan {
                 addr,
                 ..entry
             });
-            book.by_addr.insert(addr_key(addr), id);
+            book.by_addr.insert(mark, id);
             book.index(id);
             book.tried_table.set(slot, id);
             book.tried_count = book.tried_count.saturating_add(1);
@@ -945,22 +986,6 @@ impl std::fmt::Debug for Keyed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keyed(..)")
     }
-}
-
-/// An address as a key of the book's index: its IPv6 form (IPv4 mapped)
-/// and its port.
-type AddrKey = [u8; 18];
-
-fn addr_key(addr: SocketAddr) -> AddrKey {
-    let addr = canonical_addr(addr);
-    let ip = match addr.ip() {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    };
-    let mut out = [0u8; 18];
-    out[..16].copy_from_slice(&ip.octets());
-    out[16..].copy_from_slice(&addr.port().to_be_bytes());
-    out
 }
 
 fn to_index(v: u64) -> usize {

@@ -289,9 +289,6 @@ pub struct Node<P: Payload> {
     warned_at: Option<Instant>,
     /// Scratch: what gossip asks for, turned into frames.
     actions: Vec<Action>,
-    /// The key of the fingerprints of sent addresses, from the book's
-    /// secret key.
-    mark_key: u64,
 }
 
 impl<P: Payload> Node<P> {
@@ -312,11 +309,7 @@ impl<P: Payload> Node<P> {
         let mut rng = Rng::new(seed);
         let peer_id = rng.next_u64();
         let connectivity = Connectivity::new(&config, &book, anchors, &mut rng, now);
-        let mut key = [0u8; 8];
-        key.copy_from_slice(&book.key()[..8]);
-        let mark_key = u64::from_le_bytes(key);
         Node {
-            mark_key,
             peer_id,
             payload,
             book,
@@ -1224,11 +1217,10 @@ impl<P: Payload> Node<P> {
         let remote = conn.info.remote;
         let listens = conn.link().listens;
         let sent = &conn.sent_addrs;
-        let mark = self.mark_key;
-        let entries: Vec<SocketAddr> = self
-            .book
+        let book = &self.book;
+        let entries: Vec<SocketAddr> = book
             .sample(MAX_PEER_LIST, unix, &mut self.rng, |a| {
-                sent.contains(addr_mark(mark, a)) || *a == remote || Some(*a) == listens
+                sent.contains(addr_mark(book, a)) || *a == remote || Some(*a) == listens
             })
             .into_iter()
             .map(|e| e.addr)
@@ -1240,7 +1232,7 @@ impl<P: Payload> Node<P> {
             conn.sent_addrs.clear();
         }
         conn.sent_addrs
-            .extend(entries.iter().map(|addr| addr_mark(mark, addr)));
+            .extend(entries.iter().map(|addr| addr_mark(&self.book, addr)));
         entries
             .into_iter()
             .map(|addr| PeerEntry {
@@ -1271,12 +1263,12 @@ impl<P: Payload> Node<P> {
         // Addresses a peer relays count as sent on that connection: never
         // sent back to it.
         let room = MAX_SENT_ADDRS.saturating_sub(conn.sent_addrs.len());
-        let mark = self.mark_key;
+        let book = &self.book;
         conn.sent_addrs.extend(
             addrs
                 .iter()
                 .take(room)
-                .map(|(addr, _)| addr_mark(mark, addr)),
+                .map(|(addr, _)| addr_mark(book, addr)),
         );
         self.book
             .add(&addrs, source, RELAY_PENALTY, unix, &mut self.rng);
@@ -1383,28 +1375,13 @@ impl AddrMarks {
     }
 }
 
-/// A keyed 32-bit fingerprint of an address, for the sets of addresses
-/// sent on a connection: two addresses share one with odds of about 2⁻³²
-/// (then one is not sent on that connection, or sent once more), and the
-/// key, taken from the book's secret, keeps anyone from planning such
-/// pairs.
-fn addr_mark(key: u64, addr: &SocketAddr) -> u32 {
-    let ip = match crate::addrman::canonical_addr(*addr).ip() {
-        IpAddr::V4(v4) => u128::from(u32::from_be_bytes(v4.octets())),
-        IpAddr::V6(v6) => u128::from_be_bytes(v6.octets()) ^ (1 << 127),
-    };
-    // splitmix64's finalizer over the words, keyed.
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    #[expect(clippy::cast_possible_truncation, reason = "taking the two words")]
-    let words = [ip as u64, (ip >> 64) as u64, u64::from(addr.port())];
-    let h = words.iter().fold(mix(key), |h, w| {
-        mix(h ^ w.wrapping_add(0x9e37_79b9_7f4a_7c15))
-    });
-    (h >> 32) as u32
+/// The 32-bit fingerprint of an address in a connection's [`AddrMarks`]:
+/// the high half of the book's keyed one ([`AddrMan::mark`]). Two
+/// addresses share one with odds of about 2⁻³² (then one is not sent on
+/// that connection, or sent once more), and the key, the book's secret,
+/// keeps anyone from planning such pairs.
+fn addr_mark(book: &AddrMan, addr: &SocketAddr) -> u32 {
+    (book.mark(addr) >> 32) as u32
 }
 
 #[cfg(test)]

@@ -421,3 +421,23 @@ fn a_large_book_is_sampled_without_a_pass_over_it_and_keeps_its_index() {
     assert_eq!(distinct.len(), sample.len());
     assert!(!distinct.contains(&excluded));
 }
+
+#[test]
+fn an_address_whose_fingerprint_another_holds_is_not_taken_for_it() {
+    let mut book = book();
+    let mut rng = Rng::new(1);
+    let source = "9.9.9.9".parse().unwrap();
+    let (a, b) = (v4(8, 1, 1, 1), v4(8, 2, 1, 1));
+    assert_eq!(book.add_one(a, NOW, source, 0, NOW, &mut rng), Ok(true));
+    // Make `b`'s fingerprint point at `a`'s entry, as a collision would.
+    let id = book.by_addr[&book.mark(&a)];
+    let mark_b = book.mark(&b);
+    book.by_addr.insert(mark_b, id);
+    assert_eq!(book.get(&b), None);
+    assert_eq!(
+        book.add_one(b, NOW, source, 0, NOW, &mut rng),
+        Err(Skip::SlotTaken)
+    );
+    book.good(b, NOW);
+    assert_eq!(book.get(&a).map(|e| (e.addr, e.in_tried)), Some((a, false)));
+}

@@ -359,7 +359,7 @@ fn peer_exchange_spreads_addresses_without_resending() {
     let b = net.conn_of(0, 1).unwrap();
     let node = &net.host(0).node;
     let sent = &node.conns[&b].sent_addrs;
-    let mark = |a: &SocketAddr| super::addr_mark(node.mark_key, a);
+    let mark = |a: &SocketAddr| super::addr_mark(&node.book, a);
     assert!(sent.contains(mark(&addr(2))) && sent.contains(mark(&far)));
     assert!(
         net.host_mut(0)

@@ -5,8 +5,11 @@
 //! ```text
 //! strata-sim-bench [--nodes N] [--seconds T] [--gossip-rate R] [--gossip-size B]
 //!                  [--record-rate R] [--record-size B] [--push | --ask] [--seed S]
-//!                  [--warmup T] [--idle]
+//!                  [--warmup T] [--idle] [--progress T]
 //! ```
+//!
+//! `--progress T` prints a line to stderr every `T` simulated seconds:
+//! simulated and wall time, resident set and the mean address book.
 //!
 //! `--idle` builds the network and runs it without publishers, for memory
 //! per node. Memory is the growth of the process's resident set while the
@@ -29,6 +32,7 @@ struct Args {
     record_size: usize,
     push_threshold: Option<usize>,
     seed: u64,
+    progress: Option<f64>,
     rows: Option<String>,
     label: String,
 }
@@ -44,6 +48,7 @@ fn parse() -> Result<Args, String> {
         record_size: 128,
         push_threshold: None,
         seed: 1,
+        progress: None,
         rows: None,
         label: "run".to_owned(),
     };
@@ -76,6 +81,13 @@ fn parse() -> Result<Args, String> {
             }
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--rows" => a.rows = Some(value()?),
+            "--progress" => {
+                let every: f64 = value()?.parse().map_err(|e| format!("--progress: {e}"))?;
+                if every.is_nan() || every <= 0.0 {
+                    return Err("--progress: must be above 0".to_owned());
+                }
+                a.progress = Some(every);
+            }
             "--label" => a.label = value()?,
             "--push" => a.push_threshold = Some(usize::MAX),
             "--ask" => a.push_threshold = Some(0),
@@ -120,7 +132,22 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
     if a.record_rate > 0.0 {
         net.add_publisher(a.record_rate, a.record_size, true)?;
     }
-    net.run_until(a.warmup + a.seconds)?;
+    let end = a.warmup + a.seconds;
+    if let Some(every) = a.progress {
+        let mut t = a.warmup;
+        while t < end {
+            t = (t + every).min(end);
+            net.run_until(t)?;
+            let rows = net.node_rows();
+            let book = rows.iter().map(|r| r.book as f64).sum::<f64>() / rows.len().max(1) as f64;
+            eprintln!(
+                "t={t:.0}s wall={:.1}s rss={:.2}GB book_mean={book:.0}",
+                net.wall().as_secs_f64(),
+                rss() as f64 / 1e9
+            );
+        }
+    }
+    net.run_until(end)?;
     let after = rss();
     let stats = net.stats();
     let wall = (net.wall() - warm_wall).as_secs_f64();
