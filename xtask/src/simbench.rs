@@ -34,7 +34,7 @@ const QUICK: &[Run] = &[(
 /// seconds (when every connection exchanges its first peer lists), and
 /// memory at a hundred thousand nodes as built. Ten thousand nodes for an
 /// hour is not among them: past their first minutes such a network holds
-/// more than 1.5 MB per node (address books of the network's size and the
+/// about 2 MB per node (address books of the network's size and the
 /// addresses sent on each connection), beyond a 24 GB machine.
 const FULL: &[Run] = &[
     (
