@@ -15,7 +15,7 @@
 //! the caller's [`Rng`]. Nothing here reads a clock or does I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use blake2::digest::{FixedOutput, KeyInit, Update, consts::U32};
 
@@ -59,49 +59,109 @@ const REPLACEMENT: i64 = 4 * HOUR;
 /// A collision left untested this long replaces the occupant anyway.
 const TEST_WINDOW: i64 = 40 * 60;
 
-/// What the book knows of one address.
+/// What the book knows of one address, in 64 bytes: a full book of a
+/// network of thousands is most of what a node holds. Addresses are kept
+/// in their IPv6 form (IPv4 mapped), times in seconds since 1970 in 32 bits
+/// (as Bitcoin's address messages carry them: until 2106), clamped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The address.
-    pub addr: SocketAddr,
-    /// Who told us of it.
-    pub source: IpAddr,
-    /// When it was last heard of (penalised for relays).
-    pub last_seen: i64,
-    /// Last connection attempt.
-    pub last_try: i64,
-    /// Last counted failed attempt.
-    pub last_count_attempt: i64,
-    /// Last successful connection.
-    pub last_success: i64,
+    ip: [u8; 16],
+    source: [u8; 16],
+    last_seen: u32,
+    last_try: u32,
+    last_count_attempt: u32,
+    last_success: u32,
     /// Failed attempts since the last success.
     pub attempts: u32,
     /// Last round-trip time measured, in microseconds (0: never measured).
     pub rtt_us: u32,
+    /// Where its id is in the book's draw order.
+    at: u32,
+    port: u16,
     /// In the tried table.
     pub in_tried: bool,
     /// New buckets holding it.
     refs: u8,
-    /// Where its id is in the book's draw order (in the struct's padding:
-    /// it costs no memory).
-    at: u32,
+}
+
+/// A time as kept in an entry: clamped to 32 bits.
+fn secs(t: i64) -> u32 {
+    u32::try_from(t.max(0)).unwrap_or(u32::MAX)
+}
+
+fn v6(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
 }
 
 impl Entry {
     fn new(addr: SocketAddr, source: IpAddr, last_seen: i64) -> Entry {
         Entry {
-            addr,
-            source,
-            last_seen,
+            ip: v6(addr.ip()),
+            source: v6(source),
+            last_seen: secs(last_seen),
             last_try: 0,
             last_count_attempt: 0,
             last_success: 0,
             attempts: 0,
             rtt_us: 0,
+            at: 0,
+            port: addr.port(),
             in_tried: false,
             refs: 0,
-            at: 0,
         }
+    }
+
+    /// The address (IPv4-mapped addresses as IPv4).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(Ipv6Addr::from(self.ip).to_canonical(), self.port)
+    }
+
+    /// Who told us of it.
+    pub fn source(&self) -> IpAddr {
+        Ipv6Addr::from(self.source).to_canonical()
+    }
+
+    /// When it was last heard of (penalised for relays).
+    pub fn last_seen(&self) -> i64 {
+        i64::from(self.last_seen)
+    }
+
+    /// Last connection attempt (0: never).
+    pub fn last_try(&self) -> i64 {
+        i64::from(self.last_try)
+    }
+
+    /// Last counted failed attempt (0: never).
+    pub fn last_count_attempt(&self) -> i64 {
+        i64::from(self.last_count_attempt)
+    }
+
+    /// Last successful connection (0: never).
+    pub fn last_success(&self) -> i64 {
+        i64::from(self.last_success)
+    }
+
+    /// Sets when it was last heard of.
+    pub fn set_last_seen(&mut self, t: i64) {
+        self.last_seen = secs(t);
+    }
+
+    /// Sets the last connection attempt.
+    pub fn set_last_try(&mut self, t: i64) {
+        self.last_try = secs(t);
+    }
+
+    /// Sets the last counted failed attempt.
+    pub fn set_last_count_attempt(&mut self, t: i64) {
+        self.last_count_attempt = secs(t);
+    }
+
+    /// Sets the last successful connection.
+    pub fn set_last_success(&mut self, t: i64) {
+        self.last_success = secs(t);
     }
 
     /// An entry read back from a file; the caller fills in the fields.
@@ -111,21 +171,21 @@ impl Entry {
 
     /// Whether the address is not worth keeping: Bitcoin Core's rules.
     pub fn is_terrible(&self, now: i64) -> bool {
-        if self.last_try != 0 && self.last_try >= now.saturating_sub(60) {
+        if self.last_try() != 0 && self.last_try() >= now.saturating_sub(60) {
             return false; // tried in the last minute: never terrible
         }
-        self.last_seen > now.saturating_add(10 * 60)
-            || self.last_seen == 0
-            || now.saturating_sub(self.last_seen) > HORIZON
-            || (self.last_success == 0 && self.attempts >= RETRIES)
-            || (now.saturating_sub(self.last_success) > MIN_FAIL && self.attempts >= MAX_FAILURES)
+        self.last_seen() > now.saturating_add(10 * 60)
+            || self.last_seen() == 0
+            || now.saturating_sub(self.last_seen()) > HORIZON
+            || (self.last_success() == 0 && self.attempts >= RETRIES)
+            || (now.saturating_sub(self.last_success()) > MIN_FAIL && self.attempts >= MAX_FAILURES)
     }
 
     /// The relative chance of choosing it: lower after recent tries and
     /// failures.
     fn chance(&self, now: i64) -> f64 {
         let mut chance = 1.0;
-        if now.saturating_sub(self.last_try) < 10 * 60 {
+        if now.saturating_sub(self.last_try()) < 10 * 60 {
             chance *= 0.01;
         }
         chance * 0.66f64.powi(self.attempts.min(8) as i32)
@@ -348,7 +408,7 @@ impl AddrMan {
     fn id_of(&self, addr: SocketAddr) -> Option<Id> {
         let addr = canonical_addr(addr);
         let id = *self.by_addr.get(&self.mark(&addr))?;
-        (self.entries.get(&id)?.addr == addr).then_some(id)
+        (self.entries.get(&id)?.addr() == addr).then_some(id)
     }
 
     fn hash(&self, parts: &[&[u8]]) -> u64 {
@@ -391,8 +451,8 @@ impl AddrMan {
     /// from a local address, say).
     fn source_group(&self, entry: &Entry) -> Option<NetGroup> {
         self.grouping
-            .group(entry.source)
-            .or_else(|| self.grouping.addr_group(entry.addr))
+            .group(entry.source())
+            .or_else(|| self.grouping.addr_group(entry.addr()))
     }
 
     /// Adds addresses heard of from `source`, their times reduced by
@@ -442,7 +502,7 @@ impl AddrMan {
                 let Some(entry) = self.entries.get_mut(&id) else {
                     return Err(Skip::Known);
                 };
-                if entry.addr != addr {
+                if entry.addr() != addr {
                     // Another address holds this fingerprint.
                     return Err(Skip::SlotTaken);
                 }
@@ -453,10 +513,10 @@ impl AddrMan {
                 } else {
                     DAY
                 };
-                if entry.last_seen < seen.saturating_sub(interval) {
-                    entry.last_seen = seen;
+                if entry.last_seen() < seen.saturating_sub(interval) {
+                    entry.set_last_seen(seen);
                 }
-                if seen <= entry.last_seen && entry.in_tried {
+                if seen <= entry.last_seen() && entry.in_tried {
                     return Err(Skip::Known);
                 }
                 if entry.in_tried || entry.refs >= MAX_NEW_REFS {
@@ -556,7 +616,7 @@ impl AddrMan {
         let Some(entry) = self.entries.remove(&id) else {
             return;
         };
-        self.by_addr.remove(&self.mark(&entry.addr));
+        self.by_addr.remove(&self.mark(&entry.addr()));
         let at = entry.at as usize;
         if self.order.get(at) == Some(&id) {
             self.order.swap_remove(at);
@@ -574,9 +634,9 @@ impl AddrMan {
     pub fn attempt(&mut self, addr: SocketAddr, count_failure: bool, now: i64) {
         let last_good = self.last_good;
         if let Some(entry) = self.entry_mut(addr) {
-            entry.last_try = now;
-            if count_failure && entry.last_count_attempt < last_good {
-                entry.last_count_attempt = now;
+            entry.set_last_try(now);
+            if count_failure && entry.last_count_attempt() < last_good {
+                entry.set_last_count_attempt(now);
                 // Saturating: a restored peers.dat may hold any count.
                 entry.attempts = entry.attempts.saturating_add(1);
             }
@@ -596,8 +656,8 @@ impl AddrMan {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        entry.last_success = now;
-        entry.last_try = now;
+        entry.set_last_success(now);
+        entry.set_last_try(now);
         entry.attempts = 0;
         if entry.in_tried {
             return;
@@ -633,9 +693,9 @@ impl AddrMan {
             self.tried_count = self.tried_count.saturating_sub(1);
             // The evicted occupant goes back to new, in its own bucket.
             let placement = self.entries.get(&old).and_then(|e| {
-                let group = self.grouping.addr_group(e.addr)?;
+                let group = self.grouping.addr_group(e.addr())?;
                 let source = self.source_group(e)?;
-                Some((e.addr, group, source))
+                Some((e.addr(), group, source))
             });
             if let Some(entry) = self.entries.get_mut(&old) {
                 entry.in_tried = false;
@@ -666,9 +726,9 @@ impl AddrMan {
     /// minutes.
     pub fn connected(&mut self, addr: SocketAddr, now: i64) {
         if let Some(entry) = self.entry_mut(addr)
-            && now.saturating_sub(entry.last_seen) > 20 * 60
+            && now.saturating_sub(entry.last_seen()) > 20 * 60
         {
-            entry.last_seen = now;
+            entry.set_last_seen(now);
         }
     }
 
@@ -771,7 +831,7 @@ impl AddrMan {
                 }
                 if let Some(e) = self.entries.get(&id)
                     && !e.is_terrible(now)
-                    && !exclude(&e.addr)
+                    && !exclude(&e.addr())
                 {
                     out.push(e);
                 }
@@ -781,9 +841,9 @@ impl AddrMan {
         let mut all: Vec<&Entry> = self
             .entries
             .values()
-            .filter(|e| !e.is_terrible(now) && !exclude(&e.addr))
+            .filter(|e| !e.is_terrible(now) && !exclude(&e.addr()))
             .collect();
-        all.sort_by_key(|e| e.addr);
+        all.sort_by_key(|e| e.addr());
         let take = max.min(all.len());
         // A partial Fisher–Yates: the first `take` positions.
         for i in 0..take {
@@ -804,7 +864,7 @@ impl AddrMan {
                 self.collisions.remove(&(id, since));
                 continue;
             };
-            let addr = entry.addr;
+            let addr = entry.addr();
             let Some(group) = self.grouping.addr_group(addr) else {
                 self.collisions.remove(&(id, since));
                 continue;
@@ -815,13 +875,13 @@ impl AddrMan {
                 self.make_tried(id, slot);
                 continue;
             };
-            if now.saturating_sub(old.last_success) < REPLACEMENT {
+            if now.saturating_sub(old.last_success()) < REPLACEMENT {
                 // The occupant is fine: the newcomer stays in new.
                 self.collisions.remove(&(id, since));
-            } else if now.saturating_sub(old.last_try) < REPLACEMENT {
+            } else if now.saturating_sub(old.last_try()) < REPLACEMENT {
                 // Tested since its last success and failed, unless the test
                 // is still running (within a minute).
-                if now.saturating_sub(old.last_try) > 60 {
+                if now.saturating_sub(old.last_try()) > 60 {
                     self.make_tried(id, slot);
                 }
             } else if now.saturating_sub(since) > TEST_WINDOW {
@@ -838,11 +898,11 @@ impl AddrMan {
         let pick = rng.index(self.collisions.len());
         let (id, _) = self.collisions.iter().nth(pick)?;
         let entry = self.entries.get(id)?;
-        let group = self.grouping.addr_group(entry.addr)?;
-        let slot = self.slot(true, self.tried_bucket(entry.addr, &group), entry.addr);
+        let group = self.grouping.addr_group(entry.addr())?;
+        let slot = self.slot(true, self.tried_bucket(entry.addr(), &group), entry.addr());
         self.entries
             .get(&self.tried_table.get(slot))
-            .map(|e| e.addr)
+            .map(|e| e.addr())
     }
 
     /// Newcomers waiting on a collision.
@@ -859,7 +919,7 @@ impl AddrMan {
         ]));
         let (tried, new): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.in_tried);
         for entry in tried {
-            let addr = canonical_addr(entry.addr);
+            let addr = canonical_addr(entry.addr());
             let Some(group) = book.grouping.addr_group(addr) else {
                 continue;
             };
@@ -874,7 +934,8 @@ impl AddrMan {
             let id = book.entries.insert(Entry {
                 refs: 0,
                 in_tried: true,
-                addr,
+                ip: v6(addr.ip()),
+                port: addr.port(),
                 ..entry
             });
             book.by_addr.insert(mark, id);
@@ -883,20 +944,20 @@ impl AddrMan {
             book.tried_count = book.tried_count.saturating_add(1);
         }
         for entry in new {
-            let addr = canonical_addr(entry.addr);
-            let seen = entry.last_seen;
-            let now = seen.max(entry.last_try).max(entry.last_success);
+            let addr = canonical_addr(entry.addr());
+            let seen = entry.last_seen();
+            let now = seen.max(entry.last_try()).max(entry.last_success());
             if book
-                .add_one(addr, seen, entry.source, 0, now, &mut rng)
+                .add_one(addr, seen, entry.source(), 0, now, &mut rng)
                 .is_ok()
                 && let Some(restored) = book.entry_mut(addr)
             {
-                restored.last_try = entry.last_try;
-                restored.last_count_attempt = entry.last_count_attempt;
-                restored.last_success = entry.last_success;
+                restored.set_last_try(entry.last_try());
+                restored.set_last_count_attempt(entry.last_count_attempt());
+                restored.set_last_success(entry.last_success());
                 restored.attempts = entry.attempts;
                 restored.rtt_us = entry.rtt_us;
-                restored.last_seen = entry.last_seen;
+                restored.set_last_seen(entry.last_seen());
             }
         }
         book

@@ -334,7 +334,7 @@ impl Connectivity {
                 let candidate = if fast {
                     fast_candidate(book, rng, unix)
                 } else {
-                    book.select(false, unix, rng).map(|e| e.addr)
+                    book.select(false, unix, rng).map(|e| e.addr())
                 };
                 let Some(addr) = candidate else {
                     break;
@@ -389,7 +389,7 @@ impl Connectivity {
         }
         let candidate = book
             .collision_to_test(rng)
-            .or_else(|| book.select(true, unix, rng).map(|e| e.addr));
+            .or_else(|| book.select(true, unix, rng).map(|e| e.addr()));
         if let Some(addr) = candidate
             && !self.is_connected_or_pending(links, &addr)
         {
@@ -412,7 +412,7 @@ fn fast_candidate(book: &mut AddrMan, rng: &mut Rng, unix: i64) -> Option<Socket
             entry.rtt_us
         };
         if best.is_none_or(|(b, _)| rtt < b) {
-            best = Some((rtt, entry.addr));
+            best = Some((rtt, entry.addr()));
         }
     }
     best.map(|(_, addr)| addr)

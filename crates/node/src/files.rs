@@ -158,7 +158,7 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
 /// Encodes the address book as peers.dat.
 pub fn encode_peers(book: &AddrMan) -> Vec<u8> {
     let mut entries: Vec<&Entry> = book.entries().collect();
-    entries.sort_by_key(|e| e.addr);
+    entries.sort_by_key(|e| e.addr());
     let mut out = Vec::with_capacity(
         entries
             .len()
@@ -175,13 +175,13 @@ pub fn encode_peers(book: &AddrMan) -> Vec<u8> {
             .to_le_bytes(),
     );
     for e in entries {
-        put_addr(&mut out, e.addr);
-        put_ip(&mut out, e.source);
+        put_addr(&mut out, e.addr());
+        put_ip(&mut out, e.source());
         for t in [
-            e.last_seen,
-            e.last_try,
-            e.last_count_attempt,
-            e.last_success,
+            e.last_seen(),
+            e.last_try(),
+            e.last_count_attempt(),
+            e.last_success(),
         ] {
             out.extend_from_slice(&t.to_le_bytes());
         }
@@ -205,10 +205,10 @@ pub fn decode_peers(bytes: &[u8], grouping: Grouping) -> Result<AddrMan, FileErr
         let addr = r.addr()?;
         let source = r.ip()?;
         let mut entry = Entry::restored(addr, source);
-        entry.last_seen = r.i64()?;
-        entry.last_try = r.i64()?;
-        entry.last_count_attempt = r.i64()?;
-        entry.last_success = r.i64()?;
+        entry.set_last_seen(r.i64()?);
+        entry.set_last_try(r.i64()?);
+        entry.set_last_count_attempt(r.i64()?);
+        entry.set_last_success(r.i64()?);
         entry.attempts = r.u32()?;
         entry.rtt_us = r.u32()?;
         entry.in_tried = r.array::<1>()?[0] != 0;

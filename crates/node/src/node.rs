@@ -1223,7 +1223,7 @@ impl<P: Payload> Node<P> {
                 sent.contains(addr_mark(book, a)) || *a == remote || Some(*a) == listens
             })
             .into_iter()
-            .map(|e| e.addr)
+            .map(|e| e.addr())
             .collect();
         let Some(conn) = self.conns.get_mut(&peer) else {
             return Vec::new();

@@ -36,7 +36,7 @@ fn added_addresses_go_to_new_and_good_moves_them_to_tried() {
     assert_eq!((book.new_len(), book.tried_len()), (0, 1));
     assert!(book.get(&v4(8, 1, 2, 3)).unwrap().in_tried);
     // Good does not change the time heard of.
-    assert_eq!(book.get(&v4(8, 1, 2, 3)).unwrap().last_seen, NOW);
+    assert_eq!(book.get(&v4(8, 1, 2, 3)).unwrap().last_seen(), NOW);
 }
 
 #[test]
@@ -111,14 +111,14 @@ fn terrible_rules() {
     assert!(!fresh.is_terrible(NOW));
     assert!(
         Entry {
-            last_seen: NOW + 11 * 60,
+            last_seen: super::secs(NOW + 11 * 60),
             ..fresh.clone()
         }
         .is_terrible(NOW)
     );
     assert!(
         Entry {
-            last_seen: NOW - 31 * DAY,
+            last_seen: super::secs(NOW - 31 * DAY),
             ..fresh.clone()
         }
         .is_terrible(NOW)
@@ -131,7 +131,7 @@ fn terrible_rules() {
         .is_terrible(NOW)
     );
     let succeeded = Entry {
-        last_success: NOW - 8 * DAY,
+        last_success: super::secs(NOW - 8 * DAY),
         ..fresh.clone()
     };
     assert!(
@@ -152,7 +152,7 @@ fn terrible_rules() {
     assert!(
         !Entry {
             attempts: 3,
-            last_try: NOW - 30,
+            last_try: super::secs(NOW - 30),
             ..fresh
         }
         .is_terrible(NOW)
@@ -187,11 +187,14 @@ fn relayed_addresses_get_the_penalty_and_absurd_times_are_reset() {
         &mut rng,
     );
     assert_eq!(
-        book.get(&v4(8, 1, 1, 1)).unwrap().last_seen,
+        book.get(&v4(8, 1, 1, 1)).unwrap().last_seen(),
         NOW - RELAY_PENALTY
     );
     book.add(&[(v4(8, 2, 1, 1), NOW + DAY)], source, 0, NOW, &mut rng);
-    assert_eq!(book.get(&v4(8, 2, 1, 1)).unwrap().last_seen, NOW - 5 * DAY);
+    assert_eq!(
+        book.get(&v4(8, 2, 1, 1)).unwrap().last_seen(),
+        NOW - 5 * DAY
+    );
 }
 
 #[test]
@@ -210,12 +213,12 @@ fn select_prefers_reachable_addresses_and_finds_both_tables() {
     book.good(v4(8, 1, 1, 1), NOW);
     let mut seen = HashSet::new();
     for _ in 0..200 {
-        seen.insert(book.select(false, NOW + 3600, &mut rng).unwrap().addr);
+        seen.insert(book.select(false, NOW + 3600, &mut rng).unwrap().addr());
     }
     assert_eq!(seen.len(), 2);
     for _ in 0..50 {
         assert_eq!(
-            book.select(true, NOW, &mut rng).unwrap().addr,
+            book.select(true, NOW, &mut rng).unwrap().addr(),
             v4(8, 2, 1, 1)
         );
     }
@@ -337,9 +340,9 @@ fn absurd_times_from_a_file_or_a_peer_do_not_overflow() {
         SocketAddr::from(([127, 0, 0, 1], 9)).ip(),
     );
     for t in [i64::MIN, i64::MAX] {
-        entry.last_seen = t;
-        entry.last_try = t;
-        entry.last_success = t;
+        entry.set_last_seen(t);
+        entry.set_last_try(t);
+        entry.set_last_success(t);
         for now in [i64::MIN, i64::MAX] {
             let _ = entry.is_terrible(now);
         }
@@ -352,7 +355,7 @@ fn a_peers_file_with_attempts_at_the_maximum_does_not_wrap_on_the_next_failure()
     // an address that always failed look untried.
     let addr = v4(8, 1, 2, 3);
     let mut entry = Entry::restored(addr, "9.9.9.9".parse().unwrap());
-    entry.last_seen = NOW;
+    entry.set_last_seen(NOW);
     entry.attempts = u32::MAX;
     let mut book = AddrMan::restore([7; 32], Grouping::default(), vec![entry]);
     assert_eq!(book.get(&addr).unwrap().attempts, u32::MAX);
@@ -391,7 +394,7 @@ fn the_slot_of_a_forgotten_entry_is_taken_by_the_next_one() {
     for (at, id) in book.order.iter().enumerate() {
         assert_eq!(book.entries.get(id).map(|e| e.at as usize), Some(at));
     }
-    assert_eq!(book.get(&kept).map(|e| e.addr), Some(kept));
+    assert_eq!(book.get(&kept).map(|e| e.addr()), Some(kept));
 }
 
 #[test]
@@ -417,7 +420,7 @@ fn a_large_book_is_sampled_without_a_pass_over_it_and_keeps_its_index() {
         "{}",
         sample.len()
     );
-    let distinct: HashSet<SocketAddr> = sample.iter().map(|e| e.addr).collect();
+    let distinct: HashSet<SocketAddr> = sample.iter().map(|e| e.addr()).collect();
     assert_eq!(distinct.len(), sample.len());
     assert!(!distinct.contains(&excluded));
 }
@@ -439,5 +442,30 @@ fn an_address_whose_fingerprint_another_holds_is_not_taken_for_it() {
         Err(Skip::SlotTaken)
     );
     book.good(b, NOW);
-    assert_eq!(book.get(&a).map(|e| (e.addr, e.in_tried)), Some((a, false)));
+    assert_eq!(
+        book.get(&a).map(|e| (e.addr(), e.in_tried)),
+        Some((a, false))
+    );
+}
+
+#[test]
+fn an_entry_takes_64_bytes_and_gives_back_what_it_was_given() {
+    assert_eq!(std::mem::size_of::<Entry>(), 64);
+    for (addr, source) in [
+        (v4(8, 1, 2, 3), "9.9.9.9".parse().unwrap()),
+        (
+            "[2001:db8::1]:18080".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        ),
+    ] {
+        let mut e = Entry::restored(addr, source);
+        e.set_last_seen(NOW);
+        e.set_last_try(i64::MAX);
+        e.set_last_success(-5);
+        assert_eq!((e.addr(), e.source()), (addr, source));
+        assert_eq!(
+            (e.last_seen(), e.last_try(), e.last_success()),
+            (NOW, u32::MAX.into(), 0)
+        );
+    }
 }

@@ -353,7 +353,7 @@ fn peer_exchange_spreads_addresses_without_resending() {
     net.connect(1, 0);
     net.settle();
     let learned = net.host(1).node.address_book().get(&addr(2)).cloned();
-    let learned = learned.expect("node 1 learned of node 2").last_seen;
+    let learned = learned.expect("node 1 learned of node 2").last_seen();
     assert!(learned <= UNIX - crate::addrman::RELAY_PENALTY);
     // Node 0 sends no address twice on a connection, however often asked.
     let b = net.conn_of(0, 1).unwrap();
