@@ -36,7 +36,7 @@ use strata_node::driver::{self, CommandError, NodeHandle};
 use strata_node::{
     Class, Event as NodeEvent, MessageId, Misbehaviour as NodeMisbehaviour, Verdict,
 };
-use strata_store::{AUTHOR_LEN, Error as StoreError, Record, Store};
+use strata_store::{AUTHOR_LEN, Durability, Error as StoreError, Record, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::machine::{Config, Event, Output, Put, PutId, Stats, Summary, Syncer};
@@ -57,6 +57,9 @@ const MAX_WAITERS: usize = 1024;
 /// Most records of a check run on the driver's task rather than on the
 /// blocking pool: about 50 µs of signature checking each.
 pub const INLINE_CHECK_RECORDS: usize = 4;
+/// Most records of a write run on the driver's task, into a store that
+/// does not wait for the disk ([`Durability::NoSync`]).
+pub const INLINE_WRITE_RECORDS: usize = 4;
 /// The progress file's name in the data directory.
 pub const PROGRESS_FILE: &str = "catchup.dat";
 
@@ -631,8 +634,14 @@ impl Task {
             }
             Output::Store(id, op) => match op.lane() {
                 Lane::Write => {
-                    self.writes.push_back(Job::Op(id, op));
-                    self.next_write();
+                    if self.writes_inline(&op) {
+                        let done = op.run(&self.store, &self.signing);
+                        let now = self.clock.now();
+                        self.syncer.handle_store(id, done, now);
+                    } else {
+                        self.writes.push_back(Job::Op(id, op));
+                        self.next_write();
+                    }
                 }
                 Lane::Read => match op {
                     Op::Check(records) if records.len() <= INLINE_CHECK_RECORDS => {
@@ -658,6 +667,22 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// Whether `op` of the write lane runs on the task: a write of at most
+    /// [`INLINE_WRITE_RECORDS`] records or a put of the local user, into a
+    /// store that does not wait for the disk, while the lane is idle (so
+    /// the lane's order holds and no other write holds the store's lock).
+    fn writes_inline(&self, op: &Op) -> bool {
+        let small = match op {
+            Op::Write(records) => records.len() <= INLINE_WRITE_RECORDS,
+            Op::PutOwn { .. } => true,
+            _ => false,
+        };
+        small
+            && !self.writing
+            && self.writes.is_empty()
+            && self.store.config().durability == Durability::NoSync
     }
 
     fn wake_waiters(&mut self, status: &DeliveryStatus) {
