@@ -9,9 +9,12 @@
 //! - Store ops of the write lane run one at a time, in order, each after
 //!   the one before finished; read ops run at once. The machine bounds how
 //!   many ops it has in flight.
-//! - A check of at most [`INLINE_CHECK_RECORDS`] records (a gossiped or
-//!   inserted record on its way through) runs on the task itself: a few
-//!   signature checks and index reads cost less than a hand-off to the
+//! - The ops of a record on its way through run on the task itself: a
+//!   check of at most [`INLINE_CHECK_RECORDS`] records, and, into a store
+//!   that does not wait for the disk and while the write lane is idle, a
+//!   write of at most [`INLINE_WRITE_RECORDS`] or a put of the local user;
+//!   at most [`INLINE_BYTES`] of records either way. A few signature checks
+//!   and index reads or a small commit cost less than a hand-off to the
 //!   pool, whose threads wait for a core when the machine is busy (as it is
 //!   during a catch-up), and every hop of a relayed record would pay that
 //!   wait.
@@ -60,6 +63,21 @@ pub const INLINE_CHECK_RECORDS: usize = 4;
 /// Most records of a write run on the driver's task, into a store that
 /// does not wait for the disk ([`Durability::NoSync`]).
 pub const INLINE_WRITE_RECORDS: usize = 4;
+/// Most encoded bytes of the records of a check or write run on the
+/// driver's task: hashing them stays well under a millisecond whatever the
+/// largest value the store is configured to take.
+pub const INLINE_BYTES: usize = 64 * 1024;
+
+/// Whether `records` are few and small enough to handle on the task.
+fn fits_inline<'a>(records: impl ExactSizeIterator<Item = &'a Record>, most: usize) -> bool {
+    records.len() <= most
+        && records
+            .map(Record::encoded_len)
+            .try_fold(0usize, |sum, len| {
+                sum.checked_add(len).filter(|s| *s <= INLINE_BYTES)
+            })
+            .is_some()
+}
 /// The progress file's name in the data directory.
 pub const PROGRESS_FILE: &str = "catchup.dat";
 
@@ -644,7 +662,7 @@ impl Task {
                     }
                 }
                 Lane::Read => match op {
-                    Op::Check(records) if records.len() <= INLINE_CHECK_RECORDS => {
+                    Op::Check(records) if fits_inline(records.iter(), INLINE_CHECK_RECORDS) => {
                         let done = Op::Check(records).run(&self.store, &self.signing);
                         let now = self.clock.now();
                         self.syncer.handle_store(id, done, now);
@@ -670,13 +688,17 @@ impl Task {
     }
 
     /// Whether `op` of the write lane runs on the task: a write of at most
-    /// [`INLINE_WRITE_RECORDS`] records or a put of the local user, into a
+    /// [`INLINE_WRITE_RECORDS`] records, or a put of the local user, of at
+    /// most [`INLINE_BYTES`], into a
     /// store that does not wait for the disk, while the lane is idle (so
     /// the lane's order holds and no other write holds the store's lock).
     fn writes_inline(&self, op: &Op) -> bool {
         let small = match op {
-            Op::Write(records) => records.len() <= INLINE_WRITE_RECORDS,
-            Op::PutOwn { .. } => true,
+            Op::Write(records) => fits_inline(
+                records.iter().map(strata_store::Verified::record),
+                INLINE_WRITE_RECORDS,
+            ),
+            Op::PutOwn { key, value, .. } => key.len().saturating_add(value.len()) <= INLINE_BYTES,
             _ => false,
         };
         small
@@ -773,5 +795,23 @@ fn save_progress(path: &std::path::Path, progress: Option<&[u8]>) -> io::Result<
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_few_small_records_are_handled_on_the_task() {
+        let signing = SigningKey::from_bytes(&[3; 32]);
+        let record = |len: usize| Record::sign(&signing, b"k", 1, &vec![7; len]).unwrap();
+        let small: Vec<Record> = (0..5).map(|_| record(100)).collect();
+        assert!(fits_inline(small[..4].iter(), INLINE_CHECK_RECORDS));
+        assert!(!fits_inline(small.iter(), INLINE_CHECK_RECORDS));
+        let big = [record(INLINE_BYTES)];
+        assert!(!fits_inline(big.iter(), INLINE_CHECK_RECORDS));
+        let halves = [record(INLINE_BYTES / 2), record(INLINE_BYTES / 2)];
+        assert!(!fits_inline(halves.iter(), INLINE_CHECK_RECORDS));
     }
 }
