@@ -769,16 +769,14 @@ impl AddrMan {
         let mut factor = 1.0f64;
         if count < SPARSE {
             // Few entries: draw among them directly instead of probing
-            // mostly empty buckets. Sorted, so the choice follows the seed.
-            let mut ids: Vec<Id> = self
-                .entries
-                .iter()
-                .filter(|(_, e)| if use_tried { e.in_tried } else { e.refs > 0 })
-                .map(|(id, _)| id)
-                .collect();
+            // mostly empty buckets. They are read off the table's used
+            // slots (at most 8 a new entry), not the whole book, whose other
+            // table may be full. Sorted, so the choice follows the seed.
+            let mut ids: Vec<Id> = table.slots.values().copied().collect();
             ids.sort_unstable();
+            ids.dedup();
             for _ in 0..MAX_SELECT_ROUNDS {
-                let entry = self.entries.get(&ids[rng.index(ids.len())])?;
+                let entry = self.entries.get(ids.get(rng.index(ids.len()))?)?;
                 if rng.unit() < factor * entry.chance(now) {
                     return Some(entry);
                 }
@@ -1019,13 +1017,6 @@ impl Slab {
 
     fn values(&self) -> impl Iterator<Item = &Entry> {
         self.slots.iter().flatten()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (Id, &Entry)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| Some((Id::try_from(i).ok()?, e.as_ref()?)))
     }
 }
 

@@ -390,7 +390,7 @@ fn the_slot_of_a_forgotten_entry_is_taken_by_the_next_one() {
         "{}",
         book.entries.slots.len()
     );
-    assert!(book.entries.iter().all(|(id, _)| id != EMPTY));
+    assert!(book.order.iter().all(|id| *id != EMPTY));
     for (at, id) in book.order.iter().enumerate() {
         assert_eq!(book.entries.get(id).map(|e| e.at as usize), Some(at));
     }
@@ -468,4 +468,37 @@ fn an_entry_takes_64_bytes_and_gives_back_what_it_was_given() {
             (NOW, u32::MAX.into(), 0)
         );
     }
+}
+
+#[test]
+fn a_sparse_tried_table_beside_a_large_new_one_is_drawn_from_its_own_slots() {
+    // A book whose new table an attacker's addresses filled and whose tried
+    // table holds a few peers: draws from tried read the tried table's
+    // slots, not a pass over every entry, and still find only those peers.
+    let mut book = book();
+    let mut rng = Rng::new(5);
+    for s in 0..40u8 {
+        let addrs: Vec<(SocketAddr, i64)> = (0..100u8).map(|i| (v4(8, s, i, 1), NOW)).collect();
+        book.add(&addrs, IpAddr::from([9, s, 1, 1]), 0, NOW, &mut rng);
+    }
+    let tried = [v4(8, 0, 0, 1), v4(8, 1, 0, 1), v4(8, 2, 0, 1)];
+    for addr in tried {
+        book.good(addr, NOW);
+    }
+    assert_eq!(book.tried_len(), 3);
+    assert!(book.new_len() > 1000, "{}", book.new_len());
+    let (mut from_tried, mut from_new) = (0, 0);
+    for _ in 0..400 {
+        let entry = book.select(false, NOW + 3600, &mut rng).expect("a draw");
+        if entry.in_tried {
+            assert!(tried.contains(&entry.addr()));
+            from_tried += 1;
+        } else {
+            from_new += 1;
+        }
+    }
+    assert!(
+        from_tried > 100 && from_new > 100,
+        "{from_tried} {from_new}"
+    );
 }
