@@ -744,15 +744,7 @@ fn over_quota(
     replaced: Option<u64>,
     config: &Config,
 ) -> Result<Option<Invalid>, Error> {
-    let (records, bytes) = read_usage(txn, p.record.author())?;
-    let records = if replaced.is_some() {
-        records
-    } else {
-        records.saturating_add(1)
-    };
-    let bytes = bytes
-        .saturating_sub(replaced.unwrap_or(0))
-        .saturating_add(p.stored_len());
+    let (records, bytes) = usage_after(txn, p, replaced)?;
     Ok(if records > config.max_records_per_author {
         Some(Invalid::OverQuota {
             what: "records",
@@ -1054,8 +1046,19 @@ fn write_counted(
     p: &Prepared<'_>,
     replaced: Option<u64>,
 ) -> Result<(), Error> {
-    let author = p.record.author();
-    let (records, bytes) = read_usage(&*txn, author)?;
+    let usage = usage_after(&*txn, p, replaced)?;
+    write_record(txn, p)?;
+    write_usage(txn, p.record.author(), usage)
+}
+
+/// The author's usage (records, bytes) once `p` is stored, replacing a
+/// record of `replaced` bytes if any.
+fn usage_after(
+    txn: &dyn ReadTxn,
+    p: &Prepared<'_>,
+    replaced: Option<u64>,
+) -> Result<(u64, u64), Error> {
+    let (records, bytes) = read_usage(txn, p.record.author())?;
     let records = if replaced.is_some() {
         records
     } else {
@@ -1064,8 +1067,7 @@ fn write_counted(
     let bytes = bytes
         .saturating_sub(replaced.unwrap_or(0))
         .saturating_add(p.stored_len());
-    write_record(txn, p)?;
-    write_usage(txn, author, (records, bytes))
+    Ok((records, bytes))
 }
 
 /// Stores the record and its digest, replacing both of any older version.
