@@ -68,16 +68,6 @@ pub const INLINE_WRITE_RECORDS: usize = 4;
 /// largest value the store is configured to take.
 pub const INLINE_BYTES: usize = 64 * 1024;
 
-/// Whether `records` are few and small enough to handle on the task.
-fn fits_inline<'a>(records: impl ExactSizeIterator<Item = &'a Record>, most: usize) -> bool {
-    records.len() <= most
-        && records
-            .map(Record::encoded_len)
-            .try_fold(0usize, |sum, len| {
-                sum.checked_add(len).filter(|s| *s <= INLINE_BYTES)
-            })
-            .is_some()
-}
 /// The progress file's name in the data directory.
 pub const PROGRESS_FILE: &str = "catchup.dat";
 
@@ -780,6 +770,17 @@ impl Task {
             }
         }
     }
+}
+
+/// Whether `records` are few and small enough to handle on the task.
+fn fits_inline<'a>(records: impl ExactSizeIterator<Item = &'a Record>, most: usize) -> bool {
+    records.len() <= most
+        && records
+            .map(Record::encoded_len)
+            .try_fold(0usize, |sum, len| {
+                sum.checked_add(len).filter(|s| *s <= INLINE_BYTES)
+            })
+            .is_some()
 }
 
 /// Writes the progress file through a temporary file and a rename, or
