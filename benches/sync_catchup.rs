@@ -13,6 +13,12 @@
 //! - `sync/propagation-p99` (ms) without and with a peer catching up, and
 //!   `sync/propagation-p99-ratio` (goal ≤ 1.5): a record put on A until it is
 //!   stored on C, over A - B - C, while D catches up from A and B.
+//! - `sync/shares/*`: fair shares between catching-up and synchronized
+//!   peers. A - B - C hold the N records, and A serves at most 12.5 MB/s
+//!   (a 100 Mbit/s uplink); the propagation p99 from A to C idle and while
+//!   three fresh nodes catch up all N from A alone, their ratio (goal ≤
+//!   1.5), the slowest and fastest of the three catch-up rates, and the
+//!   fastest over the slowest (goal ≤ 1.2).
 //! - `sync/reconcile-d10k-bytes` (bytes) and `sync/reconcile-d10k-time`
 //!   (ms): two nodes that each wrote 5,000 records while apart, until their
 //!   stores are equal.
@@ -171,16 +177,24 @@ async fn wait(mut check: impl FnMut() -> bool, limit: Duration) {
     }
 }
 
-/// A fresh node catching up `n` records from three peers: records/s.
-async fn catchup(all: &[Record]) -> f64 {
-    let source = TempDir::new("source");
+/// `count` directories whose stores hold `all`.
+fn seeded(all: &[Record], name: &str, count: usize) -> Vec<TempDir> {
+    let source = TempDir::new(&format!("{name}-source"));
     let store = open(&source.0);
     store.put_batch(all).unwrap();
     drop(store);
-    let dirs: Vec<TempDir> = (0..3).map(|i| TempDir::new(&format!("peer{i}"))).collect();
+    let dirs: Vec<TempDir> = (0..count)
+        .map(|i| TempDir::new(&format!("{name}{i}")))
+        .collect();
     for d in &dirs {
         std::fs::copy(source.0.join("data.mdb"), d.0.join("data.mdb")).unwrap();
     }
+    dirs
+}
+
+/// A fresh node catching up `n` records from three peers: records/s.
+async fn catchup(all: &[Record]) -> f64 {
+    let dirs = seeded(all, "peer", 3);
     let mut peers = Vec::new();
     let mut addrs = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
@@ -239,29 +253,81 @@ async fn propagation(bulk: &[Record], samples: usize, catching: bool) -> f64 {
     } else {
         None
     };
-    let fresh = records(8, &format!("p{catching}"), samples);
-    let mut latencies = Vec::with_capacity(samples);
-    for r in fresh {
-        let t = Instant::now();
-        a.handle.insert(r.clone()).await.unwrap();
-        let digest = r.digest();
-        let store = stores[2].clone();
-        wait(
-            || store.get_by_digest(&digest).unwrap().is_some(),
-            Duration::from_secs(30),
-        )
-        .await;
-        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    latencies.sort_by(f64::total_cmp);
-    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    let latency = p99(&a, &stores[2], &format!("p{catching}"), samples).await;
     if let Some(d) = d {
         d.handle.shutdown().await.unwrap();
     }
     for node in [a, b, c] {
         node.handle.shutdown().await.unwrap();
     }
-    p99
+    latency
+}
+
+/// p99, in ms, of `samples` records put on `a` until stored on `c`.
+async fn p99(a: &Node, c: &Store, tag: &str, samples: usize) -> f64 {
+    let mut latencies = Vec::with_capacity(samples);
+    for r in records(8, tag, samples) {
+        let t = Instant::now();
+        a.handle.insert(r.clone()).await.unwrap();
+        let digest = r.digest();
+        wait(
+            || c.get_by_digest(&digest).unwrap().is_some(),
+            Duration::from_secs(30),
+        )
+        .await;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
+}
+
+/// Fair shares: A - B - C hold `all`; propagation p99 from A to C idle,
+/// then while three fresh nodes catch up `all` from A alone; and the
+/// catch-up rate of each of the three, in records/s.
+async fn shares(all: &[Record], samples: usize) -> (f64, f64, Vec<f64>) {
+    let dirs = seeded(all, "share", 3);
+    let stores: Vec<Arc<Store>> = dirs.iter().map(|d| open(&d.0)).collect();
+    // A serves from a 100 Mbit/s uplink.
+    let mut serving = sync_config(90);
+    serving.serve_total_rate = 12_500_000;
+    let a = start(stores[0].clone(), serving, vec![]).await;
+    let b = start(stores[1].clone(), sync_config(91), vec![a.listening[0]]).await;
+    let c = start(stores[2].clone(), sync_config(92), vec![b.listening[0]]).await;
+    // The first records also wait for the handshakes.
+    p99(&a, &stores[2], "share-warm", 10).await;
+    let idle = p99(&a, &stores[2], "share-idle", samples).await;
+    let fresh_dirs: Vec<TempDir> = (0..3)
+        .map(|i| TempDir::new(&format!("share-fresh{i}")))
+        .collect();
+    let fresh: Vec<Arc<Store>> = fresh_dirs.iter().map(|d| open(&d.0)).collect();
+    let t = Instant::now();
+    let mut catching = Vec::new();
+    for (i, store) in fresh.iter().enumerate() {
+        let mut config = sync_config(93 + u8::try_from(i).unwrap());
+        config.catchup_gap = 100;
+        catching.push(start(store.clone(), config, vec![a.listening[0]]).await);
+    }
+    let busy = p99(&a, &stores[2], "share-busy", samples).await;
+    // Each fresh node's time to hold every record of A's at the start.
+    let n = all.len() as u64;
+    let mut done: Vec<Option<f64>> = vec![None; fresh.len()];
+    wait(
+        || {
+            for (store, done) in fresh.iter().zip(done.iter_mut()) {
+                if done.is_none() && store.len().unwrap() >= n {
+                    *done = Some(t.elapsed().as_secs_f64());
+                }
+            }
+            done.iter().all(Option::is_some)
+        },
+        Duration::from_secs(1800),
+    )
+    .await;
+    let rates = done.into_iter().map(|s| n as f64 / s.unwrap()).collect();
+    for node in catching.into_iter().chain([a, b, c]) {
+        node.handle.shutdown().await.unwrap();
+    }
+    (idle, busy, rates)
 }
 
 /// Two nodes that wrote 5,000 records each while apart: bytes of sync
@@ -357,6 +423,40 @@ fn main() {
         group: "sync/propagation-p99-ratio".into(),
         unit: "ratio",
         value: busy / calm,
+    });
+
+    let (idle, busy, rates) = runtime.block_on(shares(&all, samples));
+    let slowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let fastest = rates.iter().copied().fold(0.0, f64::max);
+    rows.push(Row {
+        group: "sync/shares/propagation-p99/idle".into(),
+        unit: "ms",
+        value: idle,
+    });
+    rows.push(Row {
+        group: "sync/shares/propagation-p99/three-catching-up".into(),
+        unit: "ms",
+        value: busy,
+    });
+    rows.push(Row {
+        group: "sync/shares/propagation-p99-ratio".into(),
+        unit: "ratio",
+        value: busy / idle,
+    });
+    rows.push(Row {
+        group: format!("sync/shares/catchup-rate-slowest/n={n}"),
+        unit: "records/s",
+        value: slowest,
+    });
+    rows.push(Row {
+        group: format!("sync/shares/catchup-rate-fastest/n={n}"),
+        unit: "records/s",
+        value: fastest,
+    });
+    rows.push(Row {
+        group: "sync/shares/catchup-rate-spread".into(),
+        unit: "ratio",
+        value: fastest / slowest,
     });
 
     let base = &all[..if quick { 10_000 } else { 100_000 }];

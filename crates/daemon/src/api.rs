@@ -938,6 +938,8 @@ async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
             "state": sync_state,
             "records": s.store_records,
             "catchup_spans_left": sync.spans_left,
+            "relay_busy": sync.relay_busy,
+            "serve_waiting": sync.serve_waiting,
             "stored": {
                 "gossip": sync.gossip_records,
                 "reconciliation": sync.fetched_records,

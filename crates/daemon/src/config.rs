@@ -50,6 +50,8 @@ pub struct Config {
     pub p2p: P2p,
     /// Record store settings.
     pub store: StoreConfig,
+    /// Replication settings.
+    pub sync: SyncSection,
     /// TLS settings.
     pub tls: TlsSettings,
     /// Admin API settings.
@@ -232,6 +234,19 @@ pub struct StoreConfig {
     pub max_records_per_author: u64,
     /// Bytes one author's records may take as stored.
     pub max_bytes_per_author: u64,
+}
+
+/// `[sync]`: replication, and what serving peers may take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// Bytes per second one peer may have served (catch-up, fetches,
+    /// reconciliation).
+    pub serve_rate: u64,
+    /// Bytes per second served over all peers.
+    pub serve_total_rate: u64,
+    /// Percent of serving and of catching up kept while relay has work.
+    pub relay_busy_share: u8,
 }
 
 /// `[api]`: the admin API.
@@ -451,6 +466,18 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Bytes one author's records may take in the store (keys, versions, signatures, values); more are refused and not passed on.",
     ),
     (
+        "sync.serve_rate",
+        "Bytes per second one peer may have served: catch-up batches, fetched records, reconciliation symbols (1 KiB/s-1 TiB/s).",
+    ),
+    (
+        "sync.serve_total_rate",
+        "Bytes per second served to all peers together (1 KiB/s-1 TiB/s): the share of the upload given to serving.",
+    ),
+    (
+        "sync.relay_busy_share",
+        "While fresh records are being relayed, the percent (1-100) of the serving rates, of the reads in service and of this node's own catch-up batches in flight that serving and catching up keep; all of them once relay is idle.",
+    ),
+    (
         "api.listen",
         "Admin API address. Port 0 picks a free port; the bound address is written to stratad.json.",
     ),
@@ -512,6 +539,7 @@ impl Default for Config {
             p2p: P2p::default(),
             tls: TlsSettings::default(),
             store: StoreConfig::default(),
+            sync: SyncSection::default(),
             api: Api::default(),
             log: Log::default(),
         }
@@ -554,6 +582,16 @@ impl Default for StoreConfig {
             initial_map_size: strata_store::DEFAULT_MAP_SIZE,
             max_records_per_author: strata_store::DEFAULT_MAX_RECORDS_PER_AUTHOR,
             max_bytes_per_author: strata_store::DEFAULT_MAX_BYTES_PER_AUTHOR,
+        }
+    }
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            serve_rate: strata_sync::DEFAULT_SERVE_RATE,
+            serve_total_rate: strata_sync::DEFAULT_SERVE_TOTAL_RATE,
+            relay_busy_share: strata_sync::DEFAULT_RELAY_BUSY_SHARE,
         }
     }
 }
@@ -716,6 +754,26 @@ impl Config {
                 ));
             }
         }
+        let sync = &self.sync;
+        for (field, rate) in [
+            ("sync.serve_rate", sync.serve_rate),
+            ("sync.serve_total_rate", sync.serve_total_rate),
+        ] {
+            if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "{rate} is out of range: between {MIN_RATE} and {MAX_RATE} bytes per second"
+                    ),
+                ));
+            }
+        }
+        range(
+            "sync.relay_busy_share",
+            usize::from(sync.relay_busy_share),
+            1,
+            100,
+        )?;
         if !self.api.listen.ip().is_loopback() && !self.api.allow_remote {
             return Err(ConfigError::new(
                 "api.listen",
@@ -1109,8 +1167,11 @@ mod tests {
         let config = load(&flags(&[
             ("p2p.upload_rate", "16384"),
             ("p2p.dial_from", "127.0.0.7"),
+            ("sync.relay_busy_share", "25"),
         ]))
         .unwrap();
+        assert_eq!(config.sync.relay_busy_share, 25);
+        assert_eq!(config.sync.serve_rate, strata_sync::DEFAULT_SERVE_RATE);
         assert_eq!(config.p2p.upload_rate, 16384);
         assert_eq!(config.p2p.download_rate, 0);
         assert_eq!(config.p2p.dial_from, Some(IpAddr::from([127, 0, 0, 7])));
@@ -1120,6 +1181,11 @@ mod tests {
             ("p2p.upload_rate", "10"),
             ("p2p.download_rate", "18446744073709551615"),
             ("p2p.dial_from", "localhost"),
+            ("sync.serve_rate", "0"),
+            ("sync.serve_total_rate", "18446744073709551615"),
+            ("sync.relay_busy_share", "0"),
+            ("sync.relay_busy_share", "101"),
+            ("sync.relay_busy_share", "256"),
         ] {
             let err = load(&flags(&[(field, value)])).unwrap_err();
             assert_eq!(err.field, field, "{err}");

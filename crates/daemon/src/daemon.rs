@@ -370,6 +370,9 @@ async fn serve<P: Summary>(
 
     let mut sync_config = strata_sync::Config::new(signing.clone());
     sync_config.max_value_len = config.store.max_value_len;
+    sync_config.serve_rate = config.sync.serve_rate;
+    sync_config.serve_total_rate = config.sync.serve_total_rate;
+    sync_config.relay_busy_share = config.sync.relay_busy_share;
     let sync = SyncSettings {
         network,
         config: sync_config,

@@ -435,6 +435,18 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "strata_sync_relay_busy",
+            "1 while relay has work and serving and catching up keep their busy share, else 0.",
+            u64::from(sync.relay_busy),
+        );
+        gauge(
+            &mut out,
+            "strata_sync_serve_waiting",
+            "Requests of peers waiting to be served.",
+            sync.serve_waiting as u64,
+        );
+        gauge(
+            &mut out,
             "strata_uptime_seconds",
             "Seconds since the daemon started.",
             s.uptime_secs,

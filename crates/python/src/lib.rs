@@ -39,7 +39,7 @@ fn seconds(ns: &[u64]) -> Vec<f64> {
 ///         bootstrap=16, outbound=8, fast_slots=4, max_inbound=64,
 ///         gossip="push", push_threshold=None, timed_sync_interval=60,
 ///         sketch_len=512, reconcile_interval=30, catchup_gap=256,
-///         batch_timeout=30, sample_interval=10)
+///         batch_timeout=30, relay_busy_share=10, sample_interval=10)
 ///
 /// `latency` is "regions" (seven world regions), "uniform" (between
 /// latency_min_ms and latency_max_ms) or "coordinates" (points in a unit
@@ -60,7 +60,8 @@ impl Network {
         loss = 0.0, subnets = None, subnets_per_as = 4, bootstrap = 16, outbound = 8,
         fast_slots = 4, max_inbound = 64, gossip = "push", push_threshold = None,
         timed_sync_interval = 60.0, sketch_len = 512, reconcile_interval = 30.0,
-        catchup_gap = 256, batch_timeout = 30.0, sample_interval = 10.0
+        catchup_gap = 256, batch_timeout = 30.0, relay_busy_share = 10,
+        sample_interval = 10.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -87,6 +88,7 @@ impl Network {
         reconcile_interval: f64,
         catchup_gap: u64,
         batch_timeout: f64,
+        relay_busy_share: u8,
         sample_interval: f64,
     ) -> PyResult<Network> {
         let mut p = Params::new(nodes);
@@ -135,6 +137,7 @@ impl Network {
         p.reconcile_interval = reconcile_interval;
         p.catchup_gap = catchup_gap;
         p.batch_timeout = batch_timeout;
+        p.relay_busy_share = relay_busy_share;
         p.sample_interval = sample_interval;
         let inner = strata_sim::Network::new(p).map_err(err)?;
         Ok(Network { inner })

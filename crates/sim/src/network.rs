@@ -379,6 +379,7 @@ impl Network {
         sc.reconcile_interval = Duration::from_secs_f64(self.params.reconcile_interval);
         sc.catchup_gap = self.params.catchup_gap;
         sc.batch_timeout = Duration::from_secs_f64(self.params.batch_timeout);
+        sc.relay_busy_share = self.params.relay_busy_share;
         let (store, book, anchors, progress) = match saved {
             Some(s) => {
                 let book = s

@@ -89,6 +89,9 @@ pub struct Params {
     pub catchup_gap: u64,
     /// How long a catch-up batch may take, in seconds.
     pub batch_timeout: f64,
+    /// Percent of serving and of catching up kept while relay has work
+    /// (1 to 100).
+    pub relay_busy_share: u8,
     /// Time between metric samples (outbound shares, convergence), in
     /// seconds.
     pub sample_interval: f64,
@@ -116,6 +119,7 @@ impl Params {
             reconcile_interval: 30.0,
             catchup_gap: 256,
             batch_timeout: 30.0,
+            relay_busy_share: strata_sync::DEFAULT_RELAY_BUSY_SHARE,
             sample_interval: 10.0,
         }
     }
@@ -149,6 +153,7 @@ impl Params {
         seconds("reconcile_interval", self.reconcile_interval, 1.0, 86_400.0)?;
         count_u64("catchup_gap", self.catchup_gap, 1, u64::MAX)?;
         seconds("batch_timeout", self.batch_timeout, 1.0, 3_600.0)?;
+        count_u64("relay_busy_share", u64::from(self.relay_busy_share), 1, 100)?;
         seconds("sample_interval", self.sample_interval, 0.1, 86_400.0)?;
         match self.latency {
             LatencyModel::Regions => {}

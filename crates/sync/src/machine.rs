@@ -45,6 +45,16 @@ pub const MAX_CHECK_RECORDS: usize = 1024;
 pub const LATE_ANSWERS: usize = 1024;
 /// Records in one write op, at most.
 pub const MAX_WRITE_RECORDS: usize = 4096;
+/// Bytes per second one peer may have served, by default.
+pub const DEFAULT_SERVE_RATE: u64 = 32 * 1024 * 1024;
+/// Bytes per second served over all peers, by default.
+pub const DEFAULT_SERVE_TOTAL_RATE: u64 = 128 * 1024 * 1024;
+/// The percent of serving and catching up kept while relay has work, by
+/// default.
+pub const DEFAULT_RELAY_BUSY_SHARE: u8 = 10;
+/// How long relay counts as having work after its last fresh record (one
+/// gossiped to us, or put or inserted here).
+pub const RELAY_LINGER: Duration = Duration::from_millis(250);
 
 /// The sync layer's `payload_data`, sent in handshakes and timed syncs.
 #[derive(
@@ -107,6 +117,12 @@ pub struct Config {
     pub serve_rate: u64,
     /// Bytes per second served over all peers.
     pub serve_total_rate: u64,
+    /// While relay has work (a fresh record within [`RELAY_LINGER`]), the
+    /// share, in percent (1 to 100), of the serving budgets and reads in
+    /// service, and of the catch-up batches in flight, that serving and
+    /// catching up keep; the rest is left to relay. All of them while relay
+    /// is idle.
+    pub relay_busy_share: u8,
 }
 
 impl Config {
@@ -126,8 +142,9 @@ impl Config {
             per_peer_inflight: 2,
             slow_penalty: Duration::from_secs(120),
             receipt_interval: Duration::from_millis(200),
-            serve_rate: 32 * 1024 * 1024,
-            serve_total_rate: 128 * 1024 * 1024,
+            serve_rate: DEFAULT_SERVE_RATE,
+            serve_total_rate: DEFAULT_SERVE_TOTAL_RATE,
+            relay_busy_share: DEFAULT_RELAY_BUSY_SHARE,
         }
     }
 
@@ -146,13 +163,16 @@ impl Config {
         self
     }
 
-    fn limits(&self) -> Limits {
+    /// How catch-up asks, with `share` percent of the batches in flight
+    /// (at least one).
+    fn limits(&self, share: u8) -> Limits {
+        let scaled = |cap: usize| (cap.saturating_mul(usize::from(share)) / 100).max(1);
         Limits {
             batch_records: self.batch_records,
             batch_bytes: self.batch_bytes,
             batch_timeout: self.batch_timeout,
-            max_inflight: self.max_inflight,
-            per_peer_inflight: self.per_peer_inflight,
+            max_inflight: scaled(self.max_inflight),
+            per_peer_inflight: scaled(self.per_peer_inflight),
         }
     }
 }
@@ -281,6 +301,9 @@ pub struct Stats {
     pub catchup_records: u64,
     /// Records received in catch-up batches, stored or not.
     pub catchup_received: u64,
+    /// Catch-up batches in flight now (asked for, or being checked and
+    /// written).
+    pub catchup_in_flight: usize,
     /// Catch-up batches stored.
     pub batches: u64,
     /// Batches that timed out and were asked of another peer.
@@ -319,6 +342,9 @@ pub struct Stats {
     pub serve_refused: u64,
     /// Requests waiting to be served.
     pub serve_waiting: usize,
+    /// Whether relay has work now: serving and catch-up keep
+    /// `relay_busy_share` of what they may take.
+    pub relay_busy: bool,
     /// Digests to fetch that did not fit the queue.
     pub fetch_overflow: u64,
     /// Store ops that failed.
@@ -444,6 +470,8 @@ pub struct Syncer {
     fetch: Fetch,
     catchup: Option<Catchup>,
     serving: Serve,
+    /// Until when relay counts as having work, while it does.
+    relay_until: Option<Instant>,
     /// Requests that timed out, newest last (at most [`LATE_ANSWERS`]).
     late: VecDeque<(PeerId, u64)>,
     /// A catch-up that stopped unfinished for want of a source (or was read
@@ -524,6 +552,7 @@ impl Syncer {
             fetch: Fetch::default(),
             catchup: None,
             serving: Serve::new(config.serve_rate, config.serve_total_rate, now),
+            relay_until: None,
             parked: None,
             late: VecDeque::new(),
             receipts,
@@ -616,6 +645,8 @@ impl Syncer {
             receipts_over_budget: self.receipts.over_budget,
             fetch_overflow: self.fetch.overflow,
             serve_waiting: self.serving.waiting(),
+            relay_busy: self.relay_until.is_some(),
+            catchup_in_flight: self.catchup.as_ref().map_or(0, Catchup::in_flight),
             ..self.stats.clone()
         }
     }
@@ -646,6 +677,7 @@ impl Syncer {
             self.catchup.as_ref().and_then(Catchup::poll_timeout),
             self.receipts.poll_timeout(),
             self.serving.poll_timeout(),
+            self.relay_until,
             (self.set.loaded && self.payload_dirty).then_some(self.next_payload),
             Some(self.epoch_end()),
         ]
@@ -703,6 +735,7 @@ impl Syncer {
     /// as [`publish`](Self::publish) does when `track` is given. The outcome
     /// comes as [`Event::Put`].
     pub fn insert(&mut self, record: Record, track: Track, now: Instant) -> PutId {
+        self.relay_work(now);
         let put = self.next_put();
         self.inserts.insert(put, (record.clone(), track));
         self.store_op(Op::Check(vec![record]), Pending::InsertCheck { put });
@@ -724,6 +757,7 @@ impl Syncer {
         track: Track,
         now: Instant,
     ) -> PutId {
+        self.relay_work(now);
         let put = self.next_put();
         self.store_op(
             Op::PutOwn {
@@ -810,6 +844,7 @@ impl Syncer {
         }
         match decode_gossip(&payload, self.config.max_value_len) {
             Ok(record) => {
+                self.relay_work(now);
                 self.gossip_waiting.push((peer, id, record));
                 self.check_gossip();
             }
@@ -1044,6 +1079,12 @@ impl Syncer {
     /// Timers: reconciliations, stalled batches, receipts, serving, the
     /// epoch.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.relay_until.is_some_and(|until| until <= now) {
+            // Relay is idle: serving and catch-up take everything again.
+            self.relay_until = None;
+            self.serving.set_share(100, now);
+            self.schedule_catchup(now);
+        }
         self.pump_serving(now);
         let epoch = self.unix(now) / EPOCH_SECS;
         if epoch != self.set.epoch && self.set.building.is_none() {
@@ -1499,6 +1540,25 @@ impl Syncer {
 
     // ----- serving -----
 
+    /// A fresh record came to relay: serving and catch-up keep their busy
+    /// share until relay has been idle for [`RELAY_LINGER`].
+    fn relay_work(&mut self, now: Instant) {
+        if self.relay_until.is_none() {
+            self.serving.set_share(self.config.relay_busy_share, now);
+        }
+        self.relay_until = Some(later(now, RELAY_LINGER));
+    }
+
+    /// The share in force, in percent, of what serving and catch-up may
+    /// take.
+    fn share(&self) -> u8 {
+        if self.relay_until.is_some() {
+            self.config.relay_busy_share
+        } else {
+            100
+        }
+    }
+
     fn serve(&mut self, peer: PeerId, request: u64, op: Op, range: bool, now: Instant) {
         let queued = self.serving.push(peer, Request { request, op, range }, now);
         if let Err(what) = queued {
@@ -1722,6 +1782,7 @@ impl Syncer {
     }
 
     fn schedule_catchup(&mut self, now: Instant) {
+        let limits = self.config.limits(self.share());
         let Some(catchup) = self.catchup.as_mut() else {
             return;
         };
@@ -1739,7 +1800,7 @@ impl Syncer {
         sources.sort();
         let any = catchup.schedule(
             &sources,
-            &self.config.limits(),
+            &limits,
             &mut self.next_request,
             now,
             &mut self.outbox,

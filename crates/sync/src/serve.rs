@@ -11,7 +11,14 @@
 //! not in debt. Every bulk frame sent to a peer (batches, records, coded
 //! symbols) is charged to both budgets, which refill at their rates; among
 //! the peers that may start, the one with the most budget left goes first,
-//! so peers that ask alike are served alike.
+//! and of those alike the one that started longest ago, so peers that ask
+//! alike are served alike.
+//!
+//! While relay has work the machine sets a share below 100 %: both budgets
+//! refill at that share of their rates (and save up that share of a
+//! second), and the reads in service, in all and per peer, are that share
+//! of their caps (at least one), so serving leaves the rest of the node's
+//! upload and of its cores to relay.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -43,6 +50,8 @@ struct PeerServe {
     queue: VecDeque<Request>,
     in_service: usize,
     budget: Budget,
+    /// When it last had a read started, by the count of starts.
+    started: u64,
 }
 
 /// The serving side of every peer.
@@ -53,6 +62,16 @@ pub(crate) struct Serve {
     total: Budget,
     rate: f64,
     total_rate: f64,
+    /// The share of the rates and caps in force, in percent: 100 while
+    /// relay is idle.
+    share: u8,
+    /// Reads started so far.
+    starts: u64,
+}
+
+/// `cap` scaled by `share` percent, at least one.
+fn scaled(cap: usize, share: u8) -> usize {
+    (cap.saturating_mul(usize::from(share)) / 100).max(1)
 }
 
 impl Serve {
@@ -65,15 +84,40 @@ impl Serve {
             total: Budget::full(total_rate, now),
             rate,
             total_rate,
+            share: 100,
+            starts: 0,
         }
     }
 
+    /// The per-peer rate in force.
+    fn rate(&self) -> f64 {
+        self.rate * f64::from(self.share) / 100.0
+    }
+
+    /// The total rate in force.
+    fn total_rate(&self) -> f64 {
+        self.total_rate * f64::from(self.share) / 100.0
+    }
+
+    /// Sets the share of the rates and caps in force, in percent (clamped
+    /// to 1..=100); what the budgets saved up to now counts at the old
+    /// rates.
+    pub(crate) fn set_share(&mut self, share: u8, now: Instant) {
+        let (rate, total_rate) = (self.rate(), self.total_rate());
+        for p in self.peers.values_mut() {
+            p.budget.refill(rate, now);
+        }
+        self.total.refill(total_rate, now);
+        self.share = share.clamp(1, 100);
+    }
+
     fn peer(&mut self, peer: PeerId, now: Instant) -> &mut PeerServe {
-        let rate = self.rate;
+        let rate = self.rate();
         self.peers.entry(peer).or_insert_with(|| PeerServe {
             queue: VecDeque::new(),
             in_service: 0,
             budget: Budget::full(rate, now),
+            started: 0,
         })
     }
 
@@ -94,20 +138,25 @@ impl Serve {
 
     /// The next request that may start now, marked in service.
     pub(crate) fn next(&mut self, now: Instant) -> Option<(PeerId, Request)> {
-        if self.in_service >= MAX_SERVE || self.total.level(self.total_rate, now) < 0.0 {
+        if self.in_service >= scaled(MAX_SERVE, self.share)
+            || self.total.level(self.total_rate(), now) < 0.0
+        {
             return None;
         }
-        let rate = self.rate;
-        let (peer, _) = self
+        let (rate, per_peer) = (self.rate(), scaled(MAX_SERVE_PER_PEER, self.share));
+        let (peer, ..) = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.queue.is_empty() && p.in_service < MAX_SERVE_PER_PEER)
-            .map(|(id, p)| (*id, p.budget.level(rate, now)))
-            .filter(|(_, level)| *level >= 0.0)
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+            .filter(|(_, p)| !p.queue.is_empty() && p.in_service < per_peer)
+            .map(|(id, p)| (*id, p.budget.level(rate, now), p.started))
+            .filter(|(_, level, _)| *level >= 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)).then(b.0.cmp(&a.0)))?;
+        self.starts = self.starts.saturating_add(1);
+        let started = self.starts;
         let p = self.peers.get_mut(&peer)?;
         let request = p.queue.pop_front()?;
         p.in_service = p.in_service.saturating_add(1);
+        p.started = started;
         self.in_service = self.in_service.saturating_add(1);
         Some((peer, request))
     }
@@ -122,9 +171,9 @@ impl Serve {
 
     /// `bytes` were sent to `peer` on its behalf.
     pub(crate) fn charge(&mut self, peer: PeerId, bytes: usize, now: Instant) {
-        let rate = self.rate;
+        let (rate, total_rate) = (self.rate(), self.total_rate());
         self.peer(peer, now).budget.spend(bytes, rate, now);
-        self.total.spend(bytes, self.total_rate, now);
+        self.total.spend(bytes, total_rate, now);
     }
 
     /// Whether `peer` may be given work now (a reconciliation to serve).
@@ -132,8 +181,8 @@ impl Serve {
         let own = self
             .peers
             .get(&peer)
-            .is_none_or(|p| p.budget.level(self.rate, now) >= 0.0);
-        own && self.total.level(self.total_rate, now) >= 0.0
+            .is_none_or(|p| p.budget.level(self.rate(), now) >= 0.0);
+        own && self.total.level(self.total_rate(), now) >= 0.0
     }
 
     /// Forgets a peer that left; what it had in service still counts until
@@ -147,13 +196,14 @@ impl Serve {
 
     /// When a waiting request could start for want of budget, if any waits.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let per_peer = scaled(MAX_SERVE_PER_PEER, self.share);
         let waiting = self
             .peers
             .values()
-            .filter(|p| !p.queue.is_empty() && p.in_service < MAX_SERVE_PER_PEER)
-            .map(|p| p.budget.clear_at(self.rate))
+            .filter(|p| !p.queue.is_empty() && p.in_service < per_peer)
+            .map(|p| p.budget.clear_at(self.rate()))
             .min()?;
-        Some(waiting.max(self.total.clear_at(self.total_rate)))
+        Some(waiting.max(self.total.clear_at(self.total_rate())))
     }
 
     /// Requests waiting, over all peers.
@@ -198,5 +248,62 @@ mod tests {
         s.push(b, read(), now).unwrap();
         assert_eq!(s.next(now).map(|(p, _)| p), Some(b));
         assert_eq!(s.next(at).map(|(p, _)| p), Some(a));
+    }
+
+    #[test]
+    fn peers_that_ask_alike_are_served_alike_and_a_busy_share_caps_what_is_served() {
+        let start = Instant::now();
+        let mut s = Serve::new(1_000_000, 10_000, start);
+        let peers = [PeerId(1), PeerId(2), PeerId(3)];
+        let mut served = [0usize; 3];
+        let mut now = start;
+        // Three peers that always have a read waiting, each read 1,000
+        // bytes, served over ten seconds at a total of 10,000 bytes/s.
+        let fill = |s: &mut Serve, now| {
+            for p in peers {
+                while s.peers.get(&p).is_none_or(|q| q.queue.len() < 2) {
+                    s.push(p, read(), now).unwrap();
+                }
+            }
+        };
+        for _ in 0..1000 {
+            fill(&mut s, now);
+            while let Some((p, _)) = s.next(now) {
+                s.charge(p, 1000, now);
+                s.done(p);
+                served[usize::try_from(p.0).unwrap() - 1] += 1000;
+            }
+            now += Duration::from_millis(10);
+        }
+        let (least, most) = (served.iter().min().unwrap(), served.iter().max().unwrap());
+        assert!(most - least <= 2000, "{served:?}");
+        let total: usize = served.iter().sum();
+        assert!((100_000..=112_000).contains(&total), "{total}");
+        // At a tenth: one read in service at a time, a tenth of the rate.
+        s.set_share(10, now);
+        let before = total;
+        let mut in_service = 0;
+        let mut total = before;
+        for _ in 0..1000 {
+            fill(&mut s, now);
+            while let Some((p, _)) = s.next(now) {
+                in_service += 1;
+                assert_eq!(in_service, 1);
+                s.charge(p, 1000, now);
+                total += 1000;
+            }
+            for p in peers {
+                if s.peers[&p].in_service > 0 {
+                    s.done(p);
+                    in_service -= 1;
+                }
+            }
+            now += Duration::from_millis(10);
+        }
+        assert!(
+            (9_000..=12_000).contains(&(total - before)),
+            "{}",
+            total - before
+        );
     }
 }

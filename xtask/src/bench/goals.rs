@@ -185,6 +185,22 @@ const GOALS: &[Goal] = &[
         profile: "relay-during-catch-up",
     },
     Goal {
+        target: "relay p99 while three peers catch up from one node, against idle",
+        measure: Measure::Value("sync/shares/propagation-p99-ratio"),
+        side: Side::AtMost,
+        threshold: 1.5,
+        unit: "ratio",
+        profile: "fair-shares",
+    },
+    Goal {
+        target: "catch-up rates of three peers served by one node, fastest over slowest",
+        measure: Measure::Value("sync/shares/catchup-rate-spread"),
+        side: Side::AtMost,
+        threshold: 1.2,
+        unit: "ratio",
+        profile: "fair-shares",
+    },
+    Goal {
         target: "peak memory of stratad with 1,000 connections holding 8 MiB frames",
         measure: Measure::Value("daemon/rss-peak-big-frames"),
         side: Side::AtMost,

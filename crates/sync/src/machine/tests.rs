@@ -1192,6 +1192,59 @@ fn a_fresh_record_is_relayed_by_a_node_that_is_catching_up() {
     );
 }
 
+/// Node 1 catches up 400 records from node 0, which serves 8,000 bytes a
+/// second in all, while a record is put on node 0 every 100 ms for 4 s:
+/// the records node 1 received by then, and the most catch-up batches it
+/// had in flight meanwhile.
+fn catch_up_beside_relay(share: u8) -> (u64, usize) {
+    let all = records(1, "r", 400);
+    let mut net = net(vec![all, Vec::new()], |i, c| {
+        c.relay_busy_share = share;
+        c.reconcile_interval = Duration::from_secs(600);
+        if i == 0 {
+            c.serve_total_rate = 8_000;
+        }
+    });
+    net.connect(1, 0);
+    run_until(
+        &mut net,
+        Duration::from_secs(30),
+        "the catch-up to start",
+        |n| syncer(n, 1).is_catching_up(),
+    );
+    let mut in_flight = 0;
+    for k in 0..40 {
+        put(&mut net, 0, &format!("fresh{k}"), b"news");
+        for _ in 0..10 {
+            let until = net.now() + Duration::from_millis(10);
+            net.run_until(until);
+            in_flight = in_flight.max(syncer(&net, 1).stats().catchup_in_flight);
+        }
+        assert!(syncer(&net, 0).stats().relay_busy || share == 100);
+    }
+    let received = syncer(&net, 1).stats().catchup_received;
+    // Once relay is idle the catch-up finishes at the full rate.
+    run_until(&mut net, Duration::from_secs(120), "the catch-up", |n| {
+        !syncer(n, 1).is_catching_up() && converged(n, &[0, 1])
+    });
+    assert!(!syncer(&net, 0).stats().relay_busy);
+    (received, in_flight)
+}
+
+#[test]
+fn while_relay_has_work_catch_up_keeps_its_share_of_serving_and_of_batches_in_flight() {
+    let (full, full_in_flight) = catch_up_beside_relay(100);
+    let (share, share_in_flight) = catch_up_beside_relay(10);
+    // At 8,000 bytes a second node 0 serves about 170 records in 4 s; a
+    // tenth of that while relay has work.
+    assert!(full >= 100, "{full}");
+    assert!(share > 0 && share * 4 <= full, "{share} of {full}");
+    // The catching-up node relays too: it keeps one batch in flight, not
+    // its usual eight.
+    assert!(full_in_flight > 1, "{full_in_flight}");
+    assert_eq!(share_in_flight, 1);
+}
+
 #[test]
 fn a_record_over_its_authors_quota_is_neither_stored_nor_passed_on() {
     // Node 1 lets an author have one record; node 0's second record stops

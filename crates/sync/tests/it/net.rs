@@ -493,3 +493,59 @@ async fn a_started_node_tells_its_first_peers_its_true_record_count() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_relays_serves_catch_up_only_its_busy_share() {
+    // A serves 200,000 bytes a second in all, and keeps a tenth of that for
+    // catch-up while it relays fresh records; a fresh node catching up
+    // from A meanwhile gets about 20,000 bytes a second: some 300 records
+    // in two seconds, not 2,600. Once relay is idle it gets everything.
+    bounded(Duration::from_secs(120), async {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        stores[0].put_batch(&records(1, "old", 4000)).unwrap();
+        let mut serving = sync_config(10);
+        serving.serve_total_rate = 200_000;
+        let a = start(stores[0].clone(), serving, vec![]).await;
+        // Relay: a fresh record every 50 ms.
+        let relay = {
+            let handle = a.handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                for r in records(2, "fresh", 60) {
+                    tick.tick().await;
+                    handle.insert(r).await.unwrap();
+                }
+            })
+        };
+        let mut catching = sync_config(11);
+        catching.catchup_gap = 100;
+        catching.batch_records = 100;
+        let t = std::time::Instant::now();
+        let b = start(stores[1].clone(), catching, vec![a.listening[0]]).await;
+        eventually("the catch-up to start", Duration::from_secs(30), || async {
+            b.handle.stats().await.unwrap().catching_up
+        })
+        .await;
+        assert!(a.handle.stats().await.unwrap().relay_busy);
+        // Two seconds in, while relay still has work.
+        tokio::time::sleep(Duration::from_secs(2).saturating_sub(t.elapsed())).await;
+        let held = stores[1].len().unwrap();
+        let relaying = !relay.is_finished();
+        assert!(relaying, "relay ended first: the test proves nothing");
+        assert!(held < 1000, "{held} records served in 2 s");
+        relay.await.unwrap();
+        eventually("the catch-up", Duration::from_secs(60), || async {
+            stores[1].len().unwrap() >= 4060
+        })
+        .await;
+        assert!(!a.handle.stats().await.unwrap().relay_busy);
+        for node in [a, b] {
+            node.handle.shutdown().await.unwrap();
+        }
+    })
+    .await;
+}
