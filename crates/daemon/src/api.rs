@@ -31,6 +31,11 @@ use crate::shared::{Error, Shared, lock, until_stopped};
 
 /// Largest request body, in bytes.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// How long `POST /v1/delivery/{id}/verify` waits for proofs by default, in
+/// milliseconds.
+pub const DEFAULT_VERIFY_WAIT_MS: u64 = 5_000;
+/// How long it may be asked to wait, at most, in milliseconds.
+pub const MAX_VERIFY_WAIT_MS: u64 = 60_000;
 /// Most records one list request returns.
 pub const MAX_LIST: usize = 1000;
 /// Longest a client may take to send its request head.
@@ -430,32 +435,20 @@ async fn route<P: Payload + Sync>(
             ok(serde_json::to_value(&sent).unwrap_or_default())
         }
         (Method::GET, "/v1/subscribe") => Ok(subscribe(shared)),
+        (Method::POST, p) if p.starts_with("/v1/delivery/") && p.ends_with("/verify") => {
+            let id = record_id(&p["/v1/delivery/".len()..p.len() - "/verify".len()])?;
+            let wait = match query.get("wait_ms") {
+                Some(n) => n
+                    .parse::<u64>()
+                    .map_err(|_| ApiError::bad("`wait_ms` is not a number"))?,
+                None => DEFAULT_VERIFY_WAIT_MS,
+            }
+            .min(MAX_VERIFY_WAIT_MS);
+            ok(verify(shared, id, Duration::from_millis(wait)).await?)
+        }
         (Method::GET, p) if p.starts_with("/v1/delivery/") => {
-            let id = &p["/v1/delivery/".len()..];
-            let id: [u8; 32] = hex::decode(id)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| ApiError::bad("the record id is 64 hex digits"))?;
-            let deliveries = lock(&shared.deliveries);
-            let Some(d) = deliveries.get(&id) else {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    "this node has not published that record since it started".into(),
-                ));
-            };
-            ok(json!({
-                "record": hex::encode(id),
-                "key": String::from_utf8_lossy(&d.key),
-                "key_hex": hex::encode(&d.key),
-                "version": d.version,
-                "published_at_us": d.published_at_us,
-                "receipts": d.receipts.iter().map(|(k, at)| json!({
-                    "receiver": hex::encode(k),
-                    "at_us": at,
-                    "after_ms": at.saturating_sub(d.published_at_us) as f64 / 1000.0,
-                })).collect::<Vec<_>>(),
-                "count": d.receipts.len(),
-            }))
+            let id = record_id(&p["/v1/delivery/".len()..])?;
+            ok(delivery_json(shared, &id)?)
         }
         (Method::POST, "/v1/dashboard/login") => {
             let code = shared.board.mint_code().map_err(|e| {
@@ -761,6 +754,94 @@ async fn dashboard_route<P: Payload + Sync>(
             page,
         ),
     }
+}
+
+/// A record id in a path: 64 hex digits.
+fn record_id(text: &str) -> Result<[u8; 32], ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad("the record id is 64 hex digits"))
+}
+
+/// What is known of the delivery of a record this node published.
+fn delivery_json<P>(shared: &Shared<P>, id: &[u8; 32]) -> Result<Value, ApiError> {
+    let deliveries = lock(&shared.deliveries);
+    let Some(d) = deliveries.get(id) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this node has not published that record since it started".into(),
+        ));
+    };
+    let receivers: Vec<[u8; 32]> = d.receipts.iter().map(|(k, _)| *k).collect();
+    Ok(json!({
+        "record": hex::encode(id),
+        "key": String::from_utf8_lossy(&d.key),
+        "key_hex": hex::encode(&d.key),
+        "version": d.version,
+        "published_at_us": d.published_at_us,
+        "receipts": d.receipts.iter().map(|(k, at)| json!({
+            "receiver": hex::encode(k),
+            "at_us": at,
+            "after_ms": at.saturating_sub(d.published_at_us) as f64 / 1000.0,
+        })).collect::<Vec<_>>(),
+        "count": d.receipts.len(),
+        "challenged": d.challenged,
+        "proved": d.proved.iter().map(hex::encode).collect::<Vec<_>>(),
+        "unproved": receivers
+            .iter()
+            .filter(|k| !d.proved.contains(k))
+            .map(hex::encode)
+            .collect::<Vec<_>>(),
+    }))
+}
+
+/// Challenges the holders of a record this node published to prove they
+/// hold it, and waits up to `wait` for every node that confirmed it to
+/// prove it: the delivery as it then stands.
+async fn verify<P: Payload + Sync>(
+    shared: &Arc<Shared<P>>,
+    id: [u8; 32],
+    wait: Duration,
+) -> Result<Value, ApiError> {
+    let Some(sync) = &shared.sync else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("{} keeps no replicated records", shared.network.name),
+        ));
+    };
+    let message = lock(&shared.deliveries).get(&id).map(|d| d.message);
+    let Some(message) = message else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this node has not published that record since it started".into(),
+        ));
+    };
+    let unavailable =
+        |e: strata_sync::runtime::Error| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    if !sync.challenge(message).await.map_err(unavailable)? {
+        return Err(ApiError(
+            StatusCode::GONE,
+            "the sync layer no longer tracks that record (tracking lasts 10 minutes)".into(),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Registered before the check, so a status that lands between the
+        // two still wakes us.
+        let woken = shared.proofs.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let done = lock(&shared.deliveries).get(&id).is_some_and(|d| {
+            d.challenged
+                && !d.receipts.is_empty()
+                && d.receipts.iter().all(|(k, _)| d.proved.contains(k))
+        });
+        if done || tokio::time::timeout_at(deadline, woken).await.is_err() {
+            break;
+        }
+    }
+    delivery_json(shared, &id)
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Body>) -> Result<T, ApiError> {

@@ -202,6 +202,14 @@ pub enum Command {
     Delivery {
         /// The record's id (hex, as `put` prints it).
         id: String,
+        /// Challenge the nodes that hold it to prove they hold its bytes
+        /// now, and show who did.
+        #[arg(long)]
+        verify: bool,
+        /// With --verify, how long to wait for proofs, in seconds (at most
+        /// 60).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=60))]
+        wait: u64,
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
@@ -603,14 +611,28 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
             })
             .await?;
         }
-        Command::Delivery { id, json } => {
-            let v = c
-                .call(
+        Command::Delivery {
+            id,
+            verify,
+            wait,
+            json,
+        } => {
+            let v = if *verify {
+                let ms = wait.saturating_mul(1000);
+                c.call(
+                    Method::POST,
+                    &format!("/v1/delivery/{}/verify?wait_ms={ms}", encode_query(id)),
+                    None,
+                )
+                .await?
+            } else {
+                c.call(
                     Method::GET,
                     &format!("/v1/delivery/{}", encode_query(id)),
                     None,
                 )
-                .await?;
+                .await?
+            };
             if *json {
                 print_json(&v);
             } else {
@@ -621,12 +643,27 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
                     v["version"],
                     v["count"]
                 );
+                let proved: Vec<&str> = v["proved"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let challenged = v["challenged"].as_bool().unwrap_or(false);
                 for r in v["receipts"].as_array().into_iter().flatten() {
+                    let receiver = r["receiver"].as_str().unwrap_or("");
+                    let mark = match (challenged, proved.contains(&receiver)) {
+                        (false, _) => "",
+                        (true, true) => "  proved",
+                        (true, false) => "  not proved",
+                    };
                     println!(
-                        "  {}  after {:.1} ms",
-                        r["receiver"].as_str().unwrap_or(""),
+                        "  {receiver}  after {:.1} ms{mark}",
                         r["after_ms"].as_f64().unwrap_or(0.0)
                     );
+                }
+                if challenged {
+                    println!("{} of them proved holding it", proved.len());
                 }
             }
         }

@@ -424,6 +424,7 @@ async fn serve<P: Summary>(
         metrics: Metrics::default(),
         messages: broadcast::channel(SUBSCRIBE_BACKLOG).0,
         deliveries: Mutex::new(Deliveries::default()),
+        proofs: tokio::sync::Notify::new(),
         stop,
         config,
     });

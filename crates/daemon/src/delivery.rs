@@ -31,6 +31,10 @@ pub struct Delivery {
     pub message: MessageId,
     /// Confirming nodes and when the daemon learnt of them (µs).
     pub receipts: Vec<([u8; 32], u64)>,
+    /// Whether its holders were challenged to prove they hold it.
+    pub challenged: bool,
+    /// Nodes that proved holding it since the last challenge.
+    pub proved: Vec<[u8; 32]>,
 }
 
 /// The records this node wrote, by record id, bounded.
@@ -88,6 +92,20 @@ impl Deliveries {
         delays
     }
 
+    /// Notes the nodes that proved holding a message's record since the
+    /// last challenge (the whole list, which replaces the one before).
+    pub fn proved(&mut self, message: &MessageId, challenged: bool, nodes: &[[u8; 32]]) {
+        let Some(delivery) = self
+            .by_message
+            .get(message)
+            .and_then(|id| self.by_id.get_mut(id))
+        else {
+            return;
+        };
+        delivery.challenged = challenged;
+        delivery.proved = nodes.iter().take(MAX_RECEIPTS).copied().collect();
+    }
+
     /// The messages of the records published at or after `since_us`, newest
     /// first, at most `n`.
     pub fn recent(&self, since_us: u64, n: usize) -> Vec<MessageId> {
@@ -133,6 +151,8 @@ mod tests {
                 published_at_us: 10,
                 message,
                 receipts: Vec::new(),
+                challenged: false,
+                proved: Vec::new(),
             },
         );
         assert_eq!(d.confirmed(&message, &[[2; 32]], 15), vec![5]);

@@ -23,7 +23,10 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 /// Tag of a message.
 pub const TAG_MESSAGE: u8 = 2;
 // Messages and the sync layer's records share the gossip.
-const _: () = assert!(TAG_MESSAGE != strata_sync::wire::GOSSIP_RECORD);
+const _: () = assert!(
+    TAG_MESSAGE != strata_sync::wire::GOSSIP_RECORD
+        && TAG_MESSAGE != strata_sync::wire::GOSSIP_CHALLENGE
+);
 
 const MESSAGE_DOMAIN: &[u8] = b"strata-message-v1";
 const MESSAGE_HEADER: usize = 1 + 32 + 8 + 64;

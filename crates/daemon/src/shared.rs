@@ -249,6 +249,9 @@ pub struct Shared<P> {
     pub messages: broadcast::Sender<Arc<Received>>,
     /// Our records' receipts.
     pub deliveries: Mutex<Deliveries>,
+    /// Woken when a delivery status arrives (proofs of possession among
+    /// them).
+    pub proofs: tokio::sync::Notify,
     /// Set to ask the daemon to stop.
     pub stop: watch::Sender<bool>,
 }
@@ -378,6 +381,8 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
                 published_at_us: relay::now_us(),
                 message,
                 receipts: Vec::new(),
+                challenged: false,
+                proved: Vec::new(),
             },
         );
         let published = self.handle.peers().await.is_ok_and(|peers| {
@@ -396,7 +401,12 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
             .filter(|k| **k != self.key)
             .copied()
             .collect();
-        let delays = lock(&self.deliveries).confirmed(&status.id, &others, relay::now_us());
+        let delays = {
+            let mut deliveries = lock(&self.deliveries);
+            deliveries.proved(&status.id, status.challenge.is_some(), &status.proved);
+            deliveries.confirmed(&status.id, &others, relay::now_us())
+        };
+        self.proofs.notify_waiters();
         for delay in delays {
             self.metrics
                 .receipts_received

@@ -18,14 +18,16 @@ use strata_store::{
 use crate::catchup::{Batch, Catchup, KeyHashBytes, Limits};
 use crate::fetch::Fetch;
 use crate::ops::{Done, Op, OpId};
-use crate::receipt::{DeliveryStatus, NodeKey, Receipts, verify_receipt};
+use crate::receipt::{
+    DeliveryStatus, NodeKey, ProofRouted, Receipts, verify_challenge, verify_receipt,
+};
 use crate::recon::{Recon, Symbols};
 use crate::riblt::{KEY_LEN, Key, Sketch};
 use crate::score::Misbehaviour;
 use crate::serve::{Request, Serve};
 use crate::wire::{
-    MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Message, Outbox, SymbolStatus, command, decode_gossip,
-    gossip_payload, is_record,
+    Challenge, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Message, NONCE_LEN, Outbox, SymbolStatus,
+    command, decode_gossip, gossip_payload, is_challenge, is_record,
 };
 
 /// Coded symbols in the sketch each node keeps up to date, by default:
@@ -349,6 +351,14 @@ pub struct Stats {
     pub fetch_overflow: u64,
     /// Store ops that failed.
     pub store_errors: u64,
+    /// Challenges posed on records we published.
+    pub challenges_posed: u64,
+    /// Challenges of others answered with a proof.
+    pub proofs_sent: u64,
+    /// Challenges of others dropped, past `receipt::CHALLENGES_PER_SEC`.
+    pub challenges_over_budget: u64,
+    /// Proofs that did not match the record's bytes.
+    pub proofs_wrong: u64,
 }
 
 #[derive(Debug, Default)]
@@ -427,6 +437,16 @@ enum Pending {
         peer: PeerId,
         request: u64,
         range: bool,
+    },
+    /// The record of a message we published, to challenge its holders.
+    Pose {
+        id: MessageId,
+    },
+    /// The record a challenge of another node names, to answer it.
+    Answer {
+        peer: PeerId,
+        id: MessageId,
+        challenge: Challenge,
     },
 }
 
@@ -643,6 +663,10 @@ impl Syncer {
             receipts_signed: self.receipts.receipts_signed,
             receipts_replayed: self.receipts.replays,
             receipts_over_budget: self.receipts.over_budget,
+            challenges_posed: self.receipts.challenges_posed,
+            proofs_sent: self.receipts.proofs_sent,
+            challenges_over_budget: self.receipts.challenges_over_budget,
+            proofs_wrong: self.receipts.proofs_wrong,
             fetch_overflow: self.fetch.overflow,
             serve_waiting: self.serving.waiting(),
             relay_busy: self.relay_until.is_some(),
@@ -778,6 +802,28 @@ impl Syncer {
         self.finish(now);
     }
 
+    /// Challenges the holders of the record of a message we published to
+    /// prove they hold its bytes now: a fresh nonce goes out by gossip, and
+    /// each holder answers with the keyed hash of the record's bytes and
+    /// its key, which travels back as receipts do. [`Event::Delivery`]
+    /// tells of each proof; [`DeliveryStatus::proved`] lists them. Returns
+    /// whether the message is tracked.
+    pub fn challenge(&mut self, id: MessageId, now: Instant) -> bool {
+        let Some(digest) = self.receipts.digest_of(&id) else {
+            return false;
+        };
+        self.store_op(
+            Op::Records {
+                digests: vec![digest],
+                max_records: 1,
+                max_bytes: usize::MAX,
+            },
+            Pending::Pose { id },
+        );
+        self.finish(now);
+        true
+    }
+
     /// Reconciles with `peer` (or a random ready peer) as soon as possible.
     pub fn reconcile_now(&mut self, peer: Option<PeerId>, now: Instant) {
         self.recon.soon(peer, now);
@@ -837,6 +883,11 @@ impl Syncer {
     /// verdict follows the check); anything else goes up as
     /// [`Event::Gossip`].
     pub fn handle_gossip(&mut self, peer: PeerId, id: MessageId, payload: Bytes, now: Instant) {
+        if is_challenge(&payload) {
+            self.on_challenge(peer, id, &payload, now);
+            self.finish(now);
+            return;
+        }
         if !is_record(&payload) {
             self.out
                 .push_back(Output::Event(Event::Gossip { peer, id, payload }));
@@ -986,6 +1037,16 @@ impl Syncer {
                 next,
                 records,
             } => self.on_range(peer, request, next, records, now),
+            Message::Proof(proof) => match self.receipts.on_proof(peer, &proof, now) {
+                ProofRouted::Proved(status) => {
+                    self.out.push_back(Output::Event(Event::Delivery(status)));
+                }
+                ProofRouted::Forward(parent) => {
+                    self.outbox
+                        .push(parent, Message::Proof(proof), Class::Relay);
+                }
+                ProofRouted::Nothing => {}
+            },
             Message::Receipts(receipts) => {
                 let receipts = self.receipts.admit(peer, receipts, now);
                 if !receipts.iter().all(verify_receipt) {
@@ -1067,6 +1128,25 @@ impl Syncer {
                 self.on_served(peer, request, range, done);
                 self.pump_serving(now);
             }
+            (Pending::Pose { id }, Done::Records(Ok((records, _)))) => {
+                if let Some(record) = records.first() {
+                    let nonce = self.nonce();
+                    if let Some(payload) = self.receipts.pose(id, record, nonce) {
+                        self.out.push_back(Output::Propagate(payload));
+                        if let Some(status) = self.receipts.status(&id) {
+                            self.out.push_back(Output::Event(Event::Delivery(status)));
+                        }
+                    }
+                }
+            }
+            (
+                Pending::Answer {
+                    peer,
+                    id,
+                    challenge,
+                },
+                Done::Records(Ok((records, _))),
+            ) => self.on_answer(peer, id, &challenge, records.first()),
             (_, _) => {
                 tracing::warn!("a store op came back with the result of another kind");
                 self.stats.store_errors = self.stats.store_errors.saturating_add(1);
@@ -1434,7 +1514,8 @@ impl Syncer {
             let id = MessageId::of(&payload);
             self.out.push_back(Output::Propagate(payload));
             if let Some((want, expected)) = track {
-                self.receipts.track(id, want, expected, now);
+                self.receipts
+                    .track(id, record.digest(), want, expected, now);
             }
             id
         });
@@ -1536,6 +1617,80 @@ impl Syncer {
             Op::Presence(digests.clone()),
             Pending::Missing { peer, digests },
         );
+    }
+
+    // ----- challenges -----
+
+    /// A fresh nonce: unpredictable without the node key, reproducible in
+    /// a simulation from its seed.
+    fn nonce(&mut self) -> [u8; NONCE_LEN] {
+        let mut h = blake2::Blake2b512::new();
+        h.update(b"strata-nonce-v1");
+        h.update(self.config.signing_key.to_bytes());
+        h.update(self.rng.next_u64().to_be_bytes());
+        h.update(self.receipts.challenges_posed.to_be_bytes());
+        h.finalize().into()
+    }
+
+    /// A challenge of another node, gossiped to us: checked, then the
+    /// record it names read to answer it. Over the budget of answers it is
+    /// dropped; a forged one is rejected.
+    fn on_challenge(&mut self, peer: PeerId, id: MessageId, payload: &[u8], now: Instant) {
+        let challenge = match Challenge::decode(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("challenge from peer {}: {e}", peer.0);
+                self.out.push_back(Output::Verdict(id, Verdict::Reject));
+                return;
+            }
+        };
+        if !self.receipts.may_answer(now) {
+            self.out.push_back(Output::Verdict(id, Verdict::Drop));
+            return;
+        }
+        if !verify_challenge(&challenge) {
+            self.out.push_back(Output::Verdict(id, Verdict::Reject));
+            return;
+        }
+        self.receipts.remember(id, peer, now);
+        let digest = Digest(challenge.digest);
+        self.store_op(
+            Op::Records {
+                digests: vec![digest],
+                max_records: 1,
+                max_bytes: usize::MAX,
+            },
+            Pending::Answer {
+                peer,
+                id,
+                challenge,
+            },
+        );
+    }
+
+    /// The record a challenge names, if we hold it: a proof to the peer
+    /// the challenge came from, and the challenge passed on. A challenge
+    /// about a record of another author than its challenger is dropped.
+    fn on_answer(
+        &mut self,
+        peer: PeerId,
+        id: MessageId,
+        challenge: &Challenge,
+        record: Option<&Record>,
+    ) {
+        let verdict = match record {
+            Some(r) if *r.author() != challenge.challenger => Verdict::Drop,
+            Some(r) => {
+                let proof = self.receipts.prove(challenge, id, r);
+                if self.peers.contains_key(&peer) {
+                    self.outbox.push(peer, Message::Proof(proof), Class::Relay);
+                }
+                Verdict::Propagate
+            }
+            // Others may hold it.
+            None => Verdict::Propagate,
+        };
+        self.out.push_back(Output::Verdict(id, verdict));
     }
 
     // ----- serving -----

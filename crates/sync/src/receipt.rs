@@ -14,11 +14,18 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use blake2::Blake2bMac;
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac as _};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use strata_node::{MessageId, PeerId};
+use strata_store::{Digest, Record};
 
 use crate::budget::Budget;
-use crate::wire::{ID_LEN, MAX_IDS_PER_RECEIPT, MAX_RECEIPTS_PER_MESSAGE, NODE_KEY_LEN, Receipt};
+use crate::wire::{
+    Challenge, ID_LEN, MAX_IDS_PER_RECEIPT, MAX_RECEIPTS_PER_MESSAGE, NODE_KEY_LEN, NONCE_LEN,
+    PROOF_LEN, Proof, Receipt,
+};
 
 /// A node key.
 pub type NodeKey = [u8; NODE_KEY_LEN];
@@ -49,6 +56,9 @@ pub const TOTAL_CHECKS_PER_SEC: usize = 2 * CHECKS_PER_SEC;
 /// Bytes of receipts sent in one message, about (a receipt that does not
 /// fit goes in the next).
 pub const SEND_BYTES: usize = 1024 * 1024;
+/// Challenges of others a node answers per second (a second's worth may
+/// be saved up); past it a challenge is neither answered nor passed on.
+pub const CHALLENGES_PER_SEC: usize = 16;
 
 /// What a publisher knows of a message's delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +76,12 @@ pub struct DeliveryStatus {
     pub missing: Vec<NodeKey>,
     /// Whether the confirmed expected nodes reach the share wanted.
     pub satisfied: bool,
+    /// The message id of the last challenge to the holders to prove they
+    /// hold the record, if one was posed.
+    pub challenge: Option<MessageId>,
+    /// Nodes that proved, since the last challenge, that they hold the
+    /// record's bytes.
+    pub proved: Vec<NodeKey>,
 }
 
 struct Tracked {
@@ -73,6 +89,32 @@ struct Tracked {
     expected: BTreeSet<NodeKey>,
     confirmed: BTreeSet<NodeKey>,
     at: Instant,
+    /// The record's digest, for a challenge.
+    digest: Option<Digest>,
+    challenge: Option<Posed>,
+}
+
+/// A challenge we posed: the keyed hash state after the record's bytes,
+/// which each proof's signer finishes.
+struct Posed {
+    id: MessageId,
+    state: Blake2bMac<U32>,
+    proved: BTreeSet<NodeKey>,
+}
+
+/// The keyed hash state of a proof of `record` under `nonce`, before the
+/// signer's key.
+pub(crate) fn proof_state(nonce: &[u8; NONCE_LEN], record: &Record) -> Blake2bMac<U32> {
+    // The nonce is a whole Blake2b key (64 bytes).
+    let mut state = <Blake2bMac<U32> as KeyInit>::new(nonce.into());
+    state.update(&record.to_bytes());
+    state
+}
+
+/// The proof of `signer` from a [`proof_state`].
+pub(crate) fn finish_proof(mut state: Blake2bMac<U32>, signer: &NodeKey) -> [u8; PROOF_LEN] {
+    state.update(signer);
+    state.finalize().into_bytes().into()
 }
 
 impl Tracked {
@@ -87,6 +129,12 @@ impl Tracked {
             confirmed: self.confirmed.iter().copied().collect(),
             missing,
             satisfied: reached >= needed,
+            challenge: self.challenge.as_ref().map(|c| c.id),
+            proved: self
+                .challenge
+                .iter()
+                .flat_map(|c| c.proved.iter().copied())
+                .collect(),
         }
     }
 }
@@ -115,6 +163,18 @@ pub(crate) struct Routed {
     pub(crate) changed: Vec<DeliveryStatus>,
 }
 
+/// What a proof's arrival asks of the caller.
+#[derive(Debug, PartialEq)]
+pub(crate) enum ProofRouted {
+    /// It proved a holder of a record we published: the status now.
+    Proved(DeliveryStatus),
+    /// To pass on toward the challenger.
+    Forward(PeerId),
+    /// Nothing: seen before, over budget, not ours and no way on, or
+    /// wrong (counted).
+    Nothing,
+}
+
 /// Receipts: the publisher's ledger and the relay toward parents.
 pub(crate) struct Receipts {
     key: SigningKey,
@@ -123,6 +183,18 @@ pub(crate) struct Receipts {
     next_flush: Option<Instant>,
     tracked: HashMap<MessageId, Tracked>,
     tracked_order: VecDeque<(MessageId, Instant)>,
+    /// Our challenges' message ids, to the message each is about.
+    posed: HashMap<MessageId, MessageId>,
+    /// Challenges of others we may still answer.
+    answers: Option<Budget>,
+    /// Challenges posed.
+    pub(crate) challenges_posed: u64,
+    /// Challenges answered with a proof.
+    pub(crate) proofs_sent: u64,
+    /// Challenges of others dropped over [`CHALLENGES_PER_SEC`].
+    pub(crate) challenges_over_budget: u64,
+    /// Proofs that did not match the record's bytes.
+    pub(crate) proofs_wrong: u64,
     parents: HashMap<MessageId, (PeerId, Instant)>,
     parents_order: VecDeque<(MessageId, Instant)>,
     pending: HashMap<PeerId, Vec<[u8; ID_LEN]>>,
@@ -154,6 +226,12 @@ impl Receipts {
             next_flush: None,
             tracked: HashMap::new(),
             tracked_order: VecDeque::new(),
+            posed: HashMap::new(),
+            answers: None,
+            challenges_posed: 0,
+            proofs_sent: 0,
+            challenges_over_budget: 0,
+            proofs_wrong: 0,
             parents: HashMap::new(),
             parents_order: VecDeque::new(),
             pending: HashMap::new(),
@@ -197,6 +275,7 @@ impl Receipts {
     pub(crate) fn track(
         &mut self,
         id: MessageId,
+        digest: Digest,
         want: f64,
         expected: Option<Vec<NodeKey>>,
         now: Instant,
@@ -209,7 +288,7 @@ impl Receipts {
             let Some((old, _)) = self.tracked_order.pop_front() else {
                 break;
             };
-            self.tracked.remove(&old);
+            self.forget(&old);
         }
         self.tracked.insert(
             id,
@@ -218,6 +297,8 @@ impl Receipts {
                 expected,
                 confirmed: BTreeSet::new(),
                 at: now,
+                digest: Some(digest),
+                challenge: None,
             },
         );
         self.tracked_order.push_back((id, now));
@@ -227,10 +308,123 @@ impl Receipts {
         self.tracked.get(id).map(|t| t.status(*id))
     }
 
-    /// A message accepted from `parent`: confirm it at the next flush.
-    pub(crate) fn accepted(&mut self, id: MessageId, parent: PeerId, now: Instant) {
+    fn forget(&mut self, id: &MessageId) {
+        if let Some(c) = self.tracked.remove(id).and_then(|t| t.challenge) {
+            self.posed.remove(&c.id);
+        }
+    }
+
+    /// The digest of the record of a message we track, to challenge its
+    /// holders.
+    pub(crate) fn digest_of(&self, id: &MessageId) -> Option<Digest> {
+        self.tracked.get(id).and_then(|t| t.digest)
+    }
+
+    /// Poses a challenge on the tracked message `id` about `record`: the
+    /// gossip payload to publish. Proofs of an earlier challenge on it no
+    /// longer count.
+    pub(crate) fn pose(
+        &mut self,
+        id: MessageId,
+        record: &Record,
+        nonce: [u8; NONCE_LEN],
+    ) -> Option<bytes::Bytes> {
+        let digest = self.tracked.get(&id)?.digest?;
+        let signature = self
+            .key
+            .sign(&Challenge::signed_bytes(&digest.0, &nonce))
+            .to_bytes();
+        let payload = Challenge {
+            digest: digest.0,
+            nonce,
+            challenger: self.own,
+            signature,
+        }
+        .payload();
+        let posed = Posed {
+            id: MessageId::of(&payload),
+            state: proof_state(&nonce, record),
+            proved: BTreeSet::new(),
+        };
+        self.posed.insert(posed.id, id);
+        let tracked = self.tracked.get_mut(&id)?;
+        if let Some(old) = tracked.challenge.replace(posed) {
+            self.posed.remove(&old.id);
+        }
+        self.challenges_posed = self.challenges_posed.saturating_add(1);
+        Some(payload)
+    }
+
+    /// Whether a challenge of another node may be answered now (within
+    /// [`CHALLENGES_PER_SEC`]); counts one that may not.
+    pub(crate) fn may_answer(&mut self, now: Instant) -> bool {
+        let rate = CHALLENGES_PER_SEC as f64;
+        let budget = self.answers.get_or_insert_with(|| Budget::full(rate, now));
+        if budget.level(rate, now) < 1.0 {
+            self.challenges_over_budget = self.challenges_over_budget.saturating_add(1);
+            return false;
+        }
+        budget.spend(1, rate, now);
+        true
+    }
+
+    /// Our proof for the challenge `id` about `record`, signed.
+    pub(crate) fn prove(&mut self, challenge: &Challenge, id: MessageId, record: &Record) -> Proof {
+        let proof = finish_proof(proof_state(&challenge.nonce, record), &self.own);
+        let signature = self
+            .key
+            .sign(&Proof::signed_bytes(&self.own, &id.0, &proof))
+            .to_bytes();
+        self.proofs_sent = self.proofs_sent.saturating_add(1);
+        Proof {
+            signer: self.own,
+            challenge: id.0,
+            proof,
+            signature,
+        }
+    }
+
+    /// A proof from `from`: checked if it answers our challenge, passed on
+    /// toward the challenger otherwise. Its signature is checked within
+    /// `from`'s budget of signature checks.
+    pub(crate) fn on_proof(&mut self, from: PeerId, proof: &Proof, now: Instant) -> ProofRouted {
+        let id = MessageId(proof.challenge);
+        let ours = self.posed.get(&id).copied();
+        let parent = self
+            .parents
+            .get(&id)
+            .map(|(p, _)| *p)
+            .filter(|p| *p != from);
+        if ours.is_none() && parent.is_none() {
+            return ProofRouted::Nothing;
+        }
+        if !self.admit_checks(from, 1, now) || !verify_proof(proof) {
+            return ProofRouted::Nothing;
+        }
+        let Some(message) = ours else {
+            return parent.map_or(ProofRouted::Nothing, ProofRouted::Forward);
+        };
+        let Some(tracked) = self.tracked.get_mut(&message) else {
+            return ProofRouted::Nothing;
+        };
+        let Some(posed) = tracked.challenge.as_mut() else {
+            return ProofRouted::Nothing;
+        };
+        if finish_proof(posed.state.clone(), &proof.signer) != proof.proof {
+            self.proofs_wrong = self.proofs_wrong.saturating_add(1);
+            return ProofRouted::Nothing;
+        }
+        if !posed.proved.insert(proof.signer) {
+            return ProofRouted::Nothing;
+        }
+        ProofRouted::Proved(tracked.status(message))
+    }
+
+    /// Remembers that `id` came from `parent`, to pass what answers it
+    /// back that way.
+    pub(crate) fn remember(&mut self, id: MessageId, parent: PeerId, now: Instant) -> bool {
         if self.tracked.contains_key(&id) || self.parents.contains_key(&id) {
-            return;
+            return false;
         }
         while self.parents.len() >= MAX_PARENTS {
             let Some((old, _)) = self.parents_order.pop_front() else {
@@ -240,6 +434,14 @@ impl Receipts {
         }
         self.parents.insert(id, (parent, now));
         self.parents_order.push_back((id, now));
+        true
+    }
+
+    /// A message accepted from `parent`: confirm it at the next flush.
+    pub(crate) fn accepted(&mut self, id: MessageId, parent: PeerId, now: Instant) {
+        if !self.remember(id, parent, now) {
+            return;
+        }
         if self.pending_len < MAX_PENDING_IDS {
             self.pending.entry(parent).or_default().push(id.0);
             self.pending_len = self.pending_len.saturating_add(1);
@@ -274,6 +476,20 @@ impl Receipts {
         receipts: Vec<Receipt>,
         now: Instant,
     ) -> Vec<Receipt> {
+        let mut out = Vec::new();
+        for receipt in receipts {
+            if self.seen.contains(&mark(&receipt)) {
+                self.replays = self.replays.saturating_add(1);
+            } else if self.admit_checks(from, 1, now) {
+                out.push(receipt);
+            }
+        }
+        out
+    }
+
+    /// Spends `n` signature checks of `from`'s budget and everyone's, if
+    /// both have them; counts a refusal.
+    fn admit_checks(&mut self, from: PeerId, n: usize, now: Instant) -> bool {
         let rate = CHECKS_PER_SEC as f64;
         let total_rate = TOTAL_CHECKS_PER_SEC as f64;
         let budget = self
@@ -283,19 +499,14 @@ impl Receipts {
         let total = self
             .total_checks
             .get_or_insert_with(|| Budget::full(total_rate, now));
-        let mut out = Vec::new();
-        for receipt in receipts {
-            if self.seen.contains(&mark(&receipt)) {
-                self.replays = self.replays.saturating_add(1);
-            } else if budget.level(rate, now) < 1.0 || total.level(total_rate, now) < 1.0 {
-                self.over_budget = self.over_budget.saturating_add(1);
-            } else {
-                budget.spend(1, rate, now);
-                total.spend(1, total_rate, now);
-                out.push(receipt);
-            }
+        let need = n as f64;
+        if budget.level(rate, now) < need || total.level(total_rate, now) < need {
+            self.over_budget = self.over_budget.saturating_add(1);
+            return false;
         }
-        out
+        budget.spend(n, rate, now);
+        total.spend(n, total_rate, now);
+        true
     }
 
     /// Receipts received from `from`, whose signatures the caller checked.
@@ -414,7 +625,7 @@ impl Receipts {
             }
             self.tracked_order.pop_front();
             if self.tracked.get(&id).is_some_and(|t| t.at == at) {
-                self.tracked.remove(&id);
+                self.forget(&id);
             }
         }
         while let Some((id, at)) = self.parents_order.front().copied() {
@@ -446,6 +657,35 @@ pub fn verify_receipt(receipt: &Receipt) -> bool {
         &signature,
     )
     .is_ok()
+}
+
+/// Checks a proof's signature (strict Ed25519, weak keys refused).
+fn verify_proof(proof: &Proof) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(&proof.signer) else {
+        return false;
+    };
+    !key.is_weak()
+        && key
+            .verify_strict(
+                &Proof::signed_bytes(&proof.signer, &proof.challenge, &proof.proof),
+                &Signature::from_bytes(&proof.signature),
+            )
+            .is_ok()
+}
+
+/// Checks a challenge's signature by its challenger (strict Ed25519, weak
+/// keys refused).
+pub(crate) fn verify_challenge(challenge: &Challenge) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(&challenge.challenger) else {
+        return false;
+    };
+    !key.is_weak()
+        && key
+            .verify_strict(
+                &Challenge::signed_bytes(&challenge.digest, &challenge.nonce),
+                &Signature::from_bytes(&challenge.signature),
+            )
+            .is_ok()
 }
 
 /// What marks a receipt as seen: the start of its signature.

@@ -141,6 +141,7 @@ enum Command {
     Verdict(MessageId, Verdict),
     Status(MessageId, oneshot::Sender<Option<DeliveryStatus>>),
     WaitDelivered(MessageId, oneshot::Sender<DeliveryStatus>),
+    Challenge(MessageId, oneshot::Sender<bool>),
     Stats(oneshot::Sender<Stats>),
     Summary(oneshot::Sender<Summary>),
     KnownKeys(oneshot::Sender<Vec<NodeKey>>),
@@ -266,6 +267,13 @@ impl SyncHandle {
             return Ok(Some(status));
         }
         self.delivery_status(id).await
+    }
+
+    /// Challenges the holders of a message we published to prove they
+    /// hold its record now ([`Syncer::challenge`]); false if the message
+    /// is not tracked. Proofs arrive as [`Event::Delivery`].
+    pub async fn challenge(&self, id: MessageId) -> Result<bool, Error> {
+        self.ask(|tx| Command::Challenge(id, tx)).await
     }
 
     /// Counters.
@@ -578,6 +586,9 @@ impl Task {
             Command::Verdict(id, verdict) => self.syncer.verdict(id, verdict, now),
             Command::Status(id, tx) => {
                 let _ = tx.send(self.syncer.delivery_status(&id));
+            }
+            Command::Challenge(id, tx) => {
+                let _ = tx.send(self.syncer.challenge(id, now));
             }
             Command::WaitDelivered(id, tx) => match self.syncer.delivery_status(&id) {
                 Some(status) if status.satisfied => {

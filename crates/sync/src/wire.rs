@@ -33,6 +33,8 @@ pub mod command {
     pub const RANGE: u32 = 3107;
     /// Signed delivery receipts, travelling toward publishers.
     pub const RECEIPTS: u32 = 3108;
+    /// A signed proof of possession, travelling toward its challenger.
+    pub const PROOF: u32 = 3109;
 }
 
 /// Most coded symbols in one RECON_SYMBOLS (about 400 KB of 40-byte
@@ -210,6 +212,110 @@ pub enum Message {
     },
     /// 3108.
     Receipts(Vec<Receipt>),
+    /// 3109.
+    Proof(Proof),
+}
+
+/// A publisher's challenge to the nodes holding one of its records: each
+/// answers with a [`Proof`] that only the record's bytes let it compute.
+/// Gossiped as [`GOSSIP_CHALLENGE`] ‖ digest ‖ nonce ‖ challenger ‖
+/// signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The record's digest.
+    pub digest: [u8; DIGEST_LEN],
+    /// A fresh key for the proofs.
+    pub nonce: [u8; NONCE_LEN],
+    /// The challenger's node key: the record's author.
+    pub challenger: [u8; NODE_KEY_LEN],
+    /// Signature over [`Challenge::signed_bytes`].
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+/// Domain tag of the bytes a challenge's signature covers.
+pub const CHALLENGE_TAG: &[u8; 19] = b"strata-challenge-v1";
+/// Length of a challenge's nonce: a whole Blake2b key.
+pub const NONCE_LEN: usize = 64;
+const CHALLENGE_SIGNED_LEN: usize = CHALLENGE_TAG.len() + DIGEST_LEN + NONCE_LEN;
+/// Length of a challenge's gossip payload.
+pub const CHALLENGE_LEN: usize = 1 + DIGEST_LEN + NONCE_LEN + NODE_KEY_LEN + SIGNATURE_LEN;
+
+impl Challenge {
+    /// The bytes the signature covers: tag ‖ digest ‖ nonce.
+    pub fn signed_bytes(digest: &[u8; DIGEST_LEN], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CHALLENGE_SIGNED_LEN);
+        out.extend_from_slice(CHALLENGE_TAG);
+        out.extend_from_slice(digest);
+        out.extend_from_slice(nonce);
+        out
+    }
+
+    /// Its gossip payload.
+    pub fn payload(&self) -> Bytes {
+        let mut out = Vec::with_capacity(CHALLENGE_LEN);
+        out.push(GOSSIP_CHALLENGE);
+        out.extend_from_slice(&self.digest);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.challenger);
+        out.extend_from_slice(&self.signature);
+        Bytes::from(out)
+    }
+
+    /// Reads a gossip payload of [`GOSSIP_CHALLENGE`]; the signature is not
+    /// checked here.
+    pub fn decode(payload: &[u8]) -> Result<Challenge, GossipError> {
+        let Some((&GOSSIP_CHALLENGE, rest)) = payload.split_first() else {
+            return Err(GossipError::UnknownType);
+        };
+        if payload.len() != CHALLENGE_LEN {
+            return Err(GossipError::Length(payload.len()));
+        }
+        let mut r = Reader { bytes: rest };
+        let short = |_| GossipError::Length(payload.len());
+        Ok(Challenge {
+            digest: r.array("digest").map_err(short)?,
+            nonce: r.array("nonce").map_err(short)?,
+            challenger: r.array("challenger").map_err(short)?,
+            signature: r.array("signature").map_err(short)?,
+        })
+    }
+}
+
+/// A node's answer to a [`Challenge`]: the keyed Blake2b of the record's
+/// bytes and its own key, signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The proving node's key.
+    pub signer: [u8; NODE_KEY_LEN],
+    /// The message id of the challenge answered.
+    pub challenge: [u8; ID_LEN],
+    /// Blake2b-256 keyed with the nonce, over the record's encoding ‖
+    /// `signer`.
+    pub proof: [u8; PROOF_LEN],
+    /// Signature over [`Proof::signed_bytes`].
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+/// Domain tag of the bytes a proof's signature covers.
+pub const PROOF_TAG: &[u8; 15] = b"strata-proof-v1";
+/// Length of a proof's hash.
+pub const PROOF_LEN: usize = 32;
+const PROOF_SIGNED_LEN: usize = PROOF_TAG.len() + NODE_KEY_LEN + ID_LEN + PROOF_LEN;
+
+impl Proof {
+    /// The bytes the signature covers: tag ‖ signer ‖ challenge ‖ proof.
+    pub fn signed_bytes(
+        signer: &[u8; NODE_KEY_LEN],
+        challenge: &[u8; ID_LEN],
+        proof: &[u8; PROOF_LEN],
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROOF_SIGNED_LEN);
+        out.extend_from_slice(PROOF_TAG);
+        out.extend_from_slice(signer);
+        out.extend_from_slice(challenge);
+        out.extend_from_slice(proof);
+        out
+    }
 }
 
 /// A body that cannot be read.
@@ -383,6 +489,7 @@ impl Message {
             Message::GetRange { .. } => command::GET_RANGE,
             Message::Range { .. } => command::RANGE,
             Message::Receipts(_) => command::RECEIPTS,
+            Message::Proof(_) => command::PROOF,
         }
     }
 
@@ -471,6 +578,12 @@ impl Message {
                     }
                     out.extend_from_slice(&r.signature);
                 }
+            }
+            Message::Proof(p) => {
+                out.extend_from_slice(&p.signer);
+                out.extend_from_slice(&p.challenge);
+                out.extend_from_slice(&p.proof);
+                out.extend_from_slice(&p.signature);
             }
         }
         Bytes::from(out)
@@ -565,6 +678,12 @@ impl Message {
                 }
                 Message::Receipts(receipts)
             }
+            command::PROOF => Message::Proof(Proof {
+                signer: r.array("signer")?,
+                challenge: r.array("challenge")?,
+                proof: r.array("proof")?,
+                signature: r.array("signature")?,
+            }),
             other => return Err(WireError::UnknownCommand(other)),
         };
         r.finish()?;
@@ -603,6 +722,9 @@ fn put_option(out: &mut Vec<u8>, value: Option<&[u8; KEY_HASH_LEN]>) {
 
 /// The first byte of a gossip payload of this layer: a record follows.
 pub const GOSSIP_RECORD: u8 = 1;
+/// The first byte of a gossip payload of this layer: a [`Challenge`]
+/// follows.
+pub const GOSSIP_CHALLENGE: u8 = 3;
 
 /// The gossip payload of a record: [`GOSSIP_RECORD`] ‖ wire encoding.
 pub fn gossip_payload(record: &Record) -> Bytes {
@@ -642,9 +764,14 @@ pub fn body_caps(max_value_len: usize) -> Vec<(u32, u64)> {
     ]
 }
 
-/// Whether a gossip payload is this layer's (a record).
+/// Whether a gossip payload is a record.
 pub fn is_record(payload: &[u8]) -> bool {
     payload.first() == Some(&GOSSIP_RECORD)
+}
+
+/// Whether a gossip payload is a challenge.
+pub fn is_challenge(payload: &[u8]) -> bool {
+    payload.first() == Some(&GOSSIP_CHALLENGE)
 }
 
 /// Why a gossip payload is not a record.
@@ -656,6 +783,9 @@ pub enum GossipError {
     /// The record does not decode.
     #[error("record: {0}")]
     Decode(#[from] strata_store::DecodeError),
+    /// A challenge of another length than [`CHALLENGE_LEN`].
+    #[error("challenge: {0} bytes, not {CHALLENGE_LEN}")]
+    Length(usize),
 }
 
 /// Decodes the record of a gossip payload (values up to `max_value_len`).

@@ -119,6 +119,25 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
             delivery.contains(&b.key) && delivery.contains(&c.key),
             "{delivery}"
         );
+        // Challenged, both prove they hold the record's bytes.
+        let verified: Value = serde_json::from_str(
+            &a.cli_ok(&["delivery", &record_id, "--verify", "--wait", "30", "--json"]),
+        )
+        .unwrap();
+        assert_eq!(verified["challenged"], true, "{verified}");
+        let mut proved: Vec<&str> = verified["proved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        proved.sort_unstable();
+        let mut holders = vec![b.key.as_str(), c.key.as_str()];
+        holders.sort_unstable();
+        assert_eq!(proved, holders, "{verified}");
+        assert_eq!(verified["unproved"], serde_json::json!([]), "{verified}");
+        let shown = a.cli_ok(&["delivery", &record_id]);
+        assert!(shown.contains("2 of them proved holding it"), "{shown}");
 
         // A message published on one node reaches a subscriber on another.
         let mut subscriber = Command::new(STRATAD)

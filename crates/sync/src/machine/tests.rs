@@ -19,7 +19,8 @@ use strata_store::{Config as StoreConfig, Store};
 use super::*;
 use crate::riblt::Encoder;
 use crate::sim::SyncUpper;
-use crate::wire::Receipt;
+use crate::wire::{Proof, Receipt};
+use ed25519_dalek::Signer as _;
 
 type Net = Sim<Summary, SyncUpper>;
 
@@ -443,6 +444,122 @@ fn receipts_reach_the_publisher_and_a_silent_node_is_missing() {
         bytes / 2 / 3 < 1024,
         "{bytes} receipt bytes for two messages"
     );
+}
+
+/// Publishes a record on node `i`, tracked with the share `want`.
+fn publish(net: &mut Net, i: usize, key: &str, want: f64) -> PutId {
+    let now = net.now();
+    let host = net.host_mut(i);
+    let id = host.upper.syncer.publish(
+        key.as_bytes().to_vec(),
+        b"x".to_vec(),
+        None,
+        want,
+        None,
+        now,
+    );
+    host.upper.drain(&mut host.node, now);
+    net.flush(i);
+    id
+}
+
+#[test]
+fn a_challenge_is_proved_by_the_nodes_that_hold_the_record_and_by_no_other() {
+    let mut net = net(empty(4), |_, c| {
+        c.receipt_interval = Duration::from_millis(100);
+        c.reconcile_interval = Duration::from_secs(600);
+    });
+    // A line 0 - 1 - 2 - 3; 3 never gets the record.
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.connect(2, 3);
+    net.settle();
+    net.hold(2, strata_node::wire::command::GOSSIP_MESSAGE, true);
+    let put = publish(&mut net, 0, "news", 1.0);
+    net.settle();
+    let id = put_result(&net, 0, put).unwrap().id.unwrap();
+    run_until(&mut net, Duration::from_secs(10), "two receipts", |n| {
+        syncer(n, 0).delivery_status(&id).unwrap().confirmed.len() == 2
+    });
+    net.hold(2, strata_node::wire::command::GOSSIP_MESSAGE, false);
+    let now = net.now();
+    let host = net.host_mut(0);
+    assert!(host.upper.syncer.challenge(id, now));
+    assert!(!host.upper.syncer.challenge(MessageId([9; 32]), now));
+    host.upper.drain(&mut host.node, now);
+    net.flush(0);
+    run_until(&mut net, Duration::from_secs(10), "two proofs", |n| {
+        syncer(n, 0).delivery_status(&id).unwrap().proved.len() == 2
+    });
+    net.run_for(Duration::from_secs(5));
+    let key = |i: usize| syncer(&net, i).summary().key;
+    let status = syncer(&net, 0).delivery_status(&id).unwrap();
+    assert_eq!(key_set(&status.proved), key_set(&[key(1), key(2)]));
+    // Node 3 had the challenge but not the record: no proof from it.
+    assert!(store(&net, 3).is_empty().unwrap());
+    assert_eq!(syncer(&net, 2).stats().proofs_sent, 1);
+    assert_eq!(syncer(&net, 3).stats().proofs_sent, 0);
+    assert!(
+        syncer(&net, 3).stats().challenges_over_budget == 0
+            && net.host(3).node.gossip_stats().delivered >= 1,
+        "the challenge never reached node 3: the test proves nothing"
+    );
+    // A proof that is not the hash of the record's bytes under the nonce
+    // (here: any other bytes, validly signed by another key) counts for
+    // nothing.
+    let liar = signer(77);
+    let challenge = status.challenge.unwrap();
+    let value = [7u8; 32];
+    let signed = Proof::signed_bytes(&liar.verifying_key().to_bytes(), &challenge.0, &value);
+    let forged = Proof {
+        signer: liar.verifying_key().to_bytes(),
+        challenge: challenge.0,
+        proof: value,
+        signature: liar.sign(&signed).to_bytes(),
+    };
+    inject(&mut net, 0, 1, &Message::Proof(forged));
+    net.settle();
+    let status = syncer(&net, 0).delivery_status(&id).unwrap();
+    assert_eq!(status.proved.len(), 2);
+    assert_eq!(syncer(&net, 0).stats().proofs_wrong, 1);
+}
+
+#[test]
+fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
+    // Node 0 holds a record of author 1; the author's key signs 100
+    // challenges about it at once. Node 0 answers CHALLENGES_PER_SEC of
+    // them and drops the rest unanswered.
+    let held = records(1, "r", 1);
+    let mut net = net(vec![held.clone(), Vec::new()], |_, _| {});
+    net.connect(0, 1);
+    net.settle();
+    let from = peer(&net, 0, 1);
+    let author = signer(1);
+    let digest = held[0].digest();
+    let now = net.now();
+    let host = net.host_mut(0);
+    for n in 0..100u8 {
+        let nonce = [n; NONCE_LEN];
+        let payload = Challenge {
+            digest: digest.0,
+            nonce,
+            challenger: author.verifying_key().to_bytes(),
+            signature: author
+                .sign(&Challenge::signed_bytes(&digest.0, &nonce))
+                .to_bytes(),
+        }
+        .payload();
+        let id = MessageId::of(&payload);
+        host.upper.syncer.handle_gossip(from, id, payload, now);
+    }
+    host.upper.drain(&mut host.node, now);
+    net.settle();
+    let stats = syncer(&net, 0).stats();
+    let budget = crate::receipt::CHALLENGES_PER_SEC as u64;
+    assert_eq!(stats.proofs_sent, budget);
+    assert_eq!(stats.challenges_over_budget, 100 - budget);
+    // Node 1 passes the proofs on to nobody (it posed none) and is fine.
+    assert_eq!(syncer(&net, 1).stats().proofs_wrong, 0);
 }
 
 #[test]

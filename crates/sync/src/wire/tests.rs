@@ -73,6 +73,42 @@ fn every_message_round_trips() {
         ids: vec![[2; 32]; 3],
         signature: [3; 64],
     }]));
+    roundtrip(&Message::Proof(Proof {
+        signer: [1; 32],
+        challenge: [2; 32],
+        proof: [3; 32],
+        signature: [4; 64],
+    }));
+}
+
+#[test]
+fn a_challenge_reads_back_and_one_of_another_length_is_refused() {
+    let challenge = Challenge {
+        digest: [1; DIGEST_LEN],
+        nonce: [2; NONCE_LEN],
+        challenger: [3; 32],
+        signature: [4; 64],
+    };
+    let payload = challenge.payload();
+    assert_eq!(payload.len(), CHALLENGE_LEN);
+    assert!(is_challenge(&payload) && !is_record(&payload));
+    assert_eq!(Challenge::decode(&payload), Ok(challenge));
+    for len in [1, CHALLENGE_LEN - 1] {
+        assert_eq!(
+            Challenge::decode(&payload[..len]),
+            Err(GossipError::Length(len))
+        );
+    }
+    let mut long = payload.to_vec();
+    long.push(0);
+    assert_eq!(
+        Challenge::decode(&long),
+        Err(GossipError::Length(CHALLENGE_LEN + 1))
+    );
+    assert_eq!(
+        Challenge::decode(&gossip_payload(&record(1, b"a", b"b"))),
+        Err(GossipError::UnknownType)
+    );
 }
 
 #[test]
