@@ -10,7 +10,8 @@
 //!   sync layer's own decoder under the same command, and fits the body cap
 //!   the node's decoder applies to that command;
 //! - what it propagates is a record with a valid signature, and stored;
-//!   every gossiped record got its verdict once its check ran; a saved
+//!   every gossiped record got its verdict once its check ran; a challenge
+//!   it gossips is its own; a saved
 //!   progress file reads back to the same bytes;
 //! - its record count and the fingerprint it advertises are those of the
 //!   store: a sketch built afresh from the store's digests agrees;
@@ -31,7 +32,8 @@ use strata_store::{Config as StoreConfig, DIGEST_LEN, Digest, KEY_HASH_LEN, Reco
 use strata_sync::ed25519_dalek::{Signer as _, SigningKey};
 use strata_sync::riblt::Sketch;
 use strata_sync::wire::{
-    self, Message, Receipt, SymbolStatus, body_caps, command, decode_gossip, gossip_payload,
+    self, Challenge, Message, Proof, Receipt, SymbolStatus, body_caps, command, decode_gossip,
+    gossip_payload,
 };
 use strata_sync::{Config, Done, EPOCH_SECS, Event, Op, Output, Summary, Syncer, epoch_key};
 
@@ -62,7 +64,8 @@ const VERDICT: u8 = 9;
 const WAIT: u8 = 10;
 const TIMER: u8 = 11;
 const RECONCILE: u8 = 12;
-const OPS: u8 = 13;
+const CHALLENGE: u8 = 13;
+const OPS: u8 = 14;
 
 /// The fuzz input, read front to back; past its end every read is zero.
 struct Input<'a>(&'a [u8]);
@@ -313,8 +316,9 @@ impl Harness {
                 let Some(peer) = self.peer(input) else {
                     return;
                 };
-                let payload = match input.u8() % 4 {
+                let payload = match input.u8() % 5 {
                     0 => Bytes::from(input.bytes(512)),
+                    1 => self.challenge(input),
                     _ => {
                         let record = self.record(input);
                         gossip_payload(&record)
@@ -372,6 +376,13 @@ impl Harness {
             RECONCILE => {
                 let peer = self.peer(input);
                 self.syncer.reconcile_now(peer, now);
+            }
+            CHALLENGE => {
+                let id = match input.pick(self.published.len()) {
+                    Some(i) => self.published[i],
+                    None => MessageId(input.array()),
+                };
+                self.syncer.challenge(id, now);
             }
             _ => unreachable!(),
         }
@@ -521,7 +532,7 @@ impl Harness {
             Some(i) if input.u8() & 1 == 0 => h.world[i].digest(),
             _ => Digest(input.array()),
         };
-        match input.u8() % 9 {
+        match input.u8() % 10 {
             0 => Message::ReconRequest {
                 session: input.u64(),
                 epoch: if input.u8() & 1 == 0 {
@@ -571,7 +582,56 @@ impl Harness {
                     records,
                 }
             }
+            8 => Message::Proof(self.proof(input)),
             _ => Message::Receipts((0..input.u8() % 3).map(|_| self.receipt(input)).collect()),
+        }
+    }
+
+    /// A challenge's gossip payload about a record of the world, signed
+    /// by an author (its own or another, or badly).
+    fn challenge(&mut self, input: &mut Input<'_>) -> Bytes {
+        let digest = match input.pick(self.world.len()) {
+            Some(i) => self.world[i].digest().0,
+            None => input.array(),
+        };
+        let nonce: [u8; wire::NONCE_LEN] = input.array();
+        let author = &self.authors[usize::from(input.u8() % 3)];
+        let mut signature = author
+            .sign(&Challenge::signed_bytes(&digest, &nonce))
+            .to_bytes();
+        if input.u8() & 7 == 0 {
+            signature[0] ^= 1;
+        }
+        Challenge {
+            digest,
+            nonce,
+            challenger: author.verifying_key().to_bytes(),
+            signature,
+        }
+        .payload()
+    }
+
+    /// A proof for an id of ours or another, signed by an author (or
+    /// badly), of any value.
+    fn proof(&mut self, input: &mut Input<'_>) -> Proof {
+        let author = &self.authors[usize::from(input.u8() % 3)];
+        let signer = author.verifying_key().to_bytes();
+        let challenge = match input.pick(self.published.len()) {
+            Some(i) => self.published[i].0,
+            None => input.array(),
+        };
+        let proof = input.array();
+        let mut signature = author
+            .sign(&Proof::signed_bytes(&signer, &challenge, &proof))
+            .to_bytes();
+        if input.u8() & 7 == 0 {
+            signature[0] ^= 1;
+        }
+        Proof {
+            signer,
+            challenge,
+            proof,
+            signature,
         }
     }
 
@@ -633,6 +693,14 @@ impl Harness {
                         body.len()
                     );
                     remember(&mut self.asked, (peer, message));
+                }
+                Output::Propagate(payload) if wire::is_challenge(&payload) => {
+                    let challenge = Challenge::decode(&payload).expect("a challenge");
+                    assert_eq!(
+                        challenge.challenger,
+                        self.signing.verifying_key().to_bytes(),
+                        "a challenge of another key"
+                    );
                 }
                 Output::Propagate(payload) => {
                     let record = decode_gossip(&payload, MAX_VALUE_LEN).expect("a record");

@@ -1,4 +1,4 @@
-//! Any body under every command of the sync range (3100–3108): decoding
+//! Any body under every command of the sync range (3100–3109): decoding
 //! never panics, and the format is canonical: what decodes encodes back to
 //! exactly the input bytes, and the encoding decodes to the same message.
 //! A command outside the range is refused whatever the body.
@@ -11,7 +11,7 @@ use strata_sync::wire::{Message, WireError, command};
 const MAX_VALUE_LEN: usize = 1024;
 
 fuzz_target!(|body: &[u8]| {
-    for command in command::RECON_REQUEST..=command::RECEIPTS {
+    for command in command::RECON_REQUEST..=command::PROOF {
         let Ok(message) = Message::decode(command, body, MAX_VALUE_LEN) else {
             continue;
         };
@@ -24,7 +24,7 @@ fuzz_target!(|body: &[u8]| {
         let again = Message::decode(command, &encoded, MAX_VALUE_LEN).expect("an encoding decodes");
         assert_eq!(again, message);
     }
-    for outside in [command::RECON_REQUEST - 1, command::RECEIPTS + 1] {
+    for outside in [command::RECON_REQUEST - 1, command::PROOF + 1] {
         assert_eq!(
             Message::decode(outside, body, MAX_VALUE_LEN),
             Err(WireError::UnknownCommand(outside))
