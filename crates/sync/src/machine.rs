@@ -526,6 +526,30 @@ pub struct Syncer {
     stats: Stats,
 }
 
+/// A read to serve with `share` percent of the records and bytes it asks
+/// for (at least one record): while relay has work, answers come in
+/// smaller pieces, which their receivers check in shorter turns.
+fn shrink(op: Op, share: u8) -> Op {
+    if share >= 100 {
+        return op;
+    }
+    let scaled = |n: usize| (n.saturating_mul(usize::from(share)) / 100).max(1);
+    match op {
+        Op::Range {
+            after,
+            end,
+            max_records,
+            max_bytes,
+        } => Op::Range {
+            after,
+            end,
+            max_records: scaled(max_records),
+            max_bytes: scaled(max_bytes),
+        },
+        other => other,
+    }
+}
+
 /// The sketch key of an epoch.
 pub fn epoch_key(epoch: u64) -> Key {
     let mut h = blake2::Blake2b::<blake2::digest::consts::U32>::new();
@@ -1705,7 +1729,7 @@ impl Syncer {
     }
 
     /// The share in force, in percent, of what serving and catch-up may
-    /// take.
+    /// take (and of the records one read serves).
     fn share(&self) -> u8 {
         if self.relay_until.is_some() {
             self.config.relay_busy_share
@@ -1726,9 +1750,10 @@ impl Syncer {
 
     /// Starts the reads that may start.
     fn pump_serving(&mut self, now: Instant) {
+        let share = self.share();
         while let Some((peer, r)) = self.serving.next(now) {
             self.store_op(
-                r.op,
+                shrink(r.op, share),
                 Pending::Serve {
                     peer,
                     request: r.request,
