@@ -247,6 +247,8 @@ pub struct SyncSection {
     pub serve_total_rate: u64,
     /// Percent of serving and of catching up kept while relay has work.
     pub relay_busy_share: u8,
+    /// Pass gossiped records on before their signature check.
+    pub quick_verify: bool,
 }
 
 /// `[api]`: the admin API.
@@ -478,6 +480,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "While fresh records are being relayed, the percent (1-100) of the serving rates, of the reads in service and of this node's own catch-up batches in flight that serving and catching up keep; all of them once relay is idle.",
     ),
     (
+        "sync.quick_verify",
+        "Pass a gossiped record on as soon as it decodes, before its signature is checked; a forgery is retracted after its check. Records are stored only once checked either way.",
+    ),
+    (
         "api.listen",
         "Admin API address. Port 0 picks a free port; the bound address is written to stratad.json.",
     ),
@@ -592,6 +598,7 @@ impl Default for SyncSection {
             serve_rate: strata_sync::DEFAULT_SERVE_RATE,
             serve_total_rate: strata_sync::DEFAULT_SERVE_TOTAL_RATE,
             relay_busy_share: strata_sync::DEFAULT_RELAY_BUSY_SHARE,
+            quick_verify: false,
         }
     }
 }

@@ -373,6 +373,7 @@ async fn serve<P: Summary>(
     sync_config.serve_rate = config.sync.serve_rate;
     sync_config.serve_total_rate = config.sync.serve_total_rate;
     sync_config.relay_busy_share = config.sync.relay_busy_share;
+    sync_config.quick_verify = config.sync.quick_verify;
     let sync = SyncSettings {
         network,
         config: sync_config,

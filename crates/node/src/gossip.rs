@@ -132,6 +132,13 @@ pub const MAX_DEFERRED: usize = 50_000;
 pub const MAX_ANSWERS_PER_ID: u8 = 2;
 
 /// What the layer above says of a new message.
+///
+/// A message given [`Provisional`](Verdict::Provisional) passed a cheap
+/// check and is passed on at once; the layer's final verdict follows by
+/// the same call when its full check is done: `Propagate` confirms it,
+/// `Drop` retracts it without blame and `Reject` retracts it and scores its
+/// sender. A retracted message is no longer announced or served. Without a
+/// final verdict within the verdict timeout it stands as confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Valid: pass it on.
@@ -140,6 +147,8 @@ pub enum Verdict {
     Drop,
     /// Invalid: drop it and score the sender.
     Reject,
+    /// Passed a quick check: pass it on now; the final verdict follows.
+    Provisional,
 }
 
 /// What gossip asks the node to do.
@@ -178,6 +187,13 @@ pub struct Stats {
     /// Requested short ids not answered: already sent to that peer
     /// [`MAX_ANSWERS_PER_ID`] times.
     pub repeat_requests: u64,
+    /// Messages passed on on a provisional verdict.
+    pub provisional: u64,
+    /// Provisional messages retracted by their final verdict.
+    pub retracted: u64,
+    /// Provisional messages whose final verdict did not come in time (they
+    /// stand as confirmed), or that more recent ones pushed out.
+    pub unsettled: u64,
 }
 
 struct Peer {
@@ -266,6 +282,13 @@ struct Pending {
     deadline: Instant,
 }
 
+/// A message passed on before its full check, until its final verdict.
+struct Provisional {
+    from: PeerId,
+    ip: IpAddr,
+    deadline: Instant,
+}
+
 /// The gossip state of one node.
 pub(crate) struct Gossip {
     config: Config,
@@ -281,6 +304,10 @@ pub(crate) struct Gossip {
     /// Pending ids, oldest first (with entries already settled).
     pending_order: VecDeque<MessageId>,
     pending_bytes: usize,
+    /// Messages passed on provisionally, at most `max_pending`.
+    provisional: HashMap<MessageId, Provisional>,
+    /// Their ids, oldest first (with entries already settled).
+    provisional_order: VecDeque<MessageId>,
     pub(crate) stats: Stats,
 }
 
@@ -298,6 +325,8 @@ impl Gossip {
             deferred: VecDeque::new(),
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
+            provisional: HashMap::new(),
+            provisional_order: VecDeque::new(),
             pending_bytes: 0,
             stats: Stats::default(),
         }
@@ -599,11 +628,46 @@ impl Gossip {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> Option<(PeerId, IpAddr)> {
+        if let Some(p) = self.provisional.remove(&id) {
+            // The final verdict on a message passed on provisionally.
+            self.trim_provisional_order();
+            return match verdict {
+                Verdict::Propagate | Verdict::Provisional => None,
+                Verdict::Drop => {
+                    self.retract(&id);
+                    None
+                }
+                Verdict::Reject => {
+                    self.retract(&id);
+                    self.stats.rejected = self.stats.rejected.saturating_add(1);
+                    Some((p.from, p.ip))
+                }
+            };
+        }
         let pending = self.pending.remove(&id)?;
         self.pending_bytes = self.pending_bytes.saturating_sub(pending.payload.len());
         self.trim_pending_order();
         match verdict {
             Verdict::Propagate => {
+                self.fan_out(id, pending.payload, Some(pending.from), now, out);
+                None
+            }
+            Verdict::Provisional => {
+                self.stats.provisional = self.stats.provisional.saturating_add(1);
+                while self.provisional.len() >= self.config.max_pending.max(1) {
+                    if !self.settle_oldest_provisional() {
+                        break;
+                    }
+                }
+                self.provisional.insert(
+                    id,
+                    Provisional {
+                        from: pending.from,
+                        ip: pending.ip,
+                        deadline: later(now, self.config.verdict_timeout),
+                    },
+                );
+                self.provisional_order.push_back(id);
                 self.fan_out(id, pending.payload, Some(pending.from), now, out);
                 None
             }
@@ -613,6 +677,57 @@ impl Gossip {
                 Some((pending.from, pending.ip))
             }
         }
+    }
+
+    /// Stops passing on a message: no longer announced, nor served from
+    /// the cache. What was pushed already is gone.
+    fn retract(&mut self, id: &MessageId) {
+        self.stats.retracted = self.stats.retracted.saturating_add(1);
+        if let Some(p) = self.cache.remove(id) {
+            self.cache_size = self.cache_size.saturating_sub(p.len());
+        }
+        for state in self.peers.values_mut() {
+            state.to_announce.retain(|queued| queued != id);
+        }
+    }
+
+    /// Lets the oldest provisional message stand without its final
+    /// verdict; false when none is left.
+    fn settle_oldest_provisional(&mut self) -> bool {
+        while let Some(id) = self.provisional_order.pop_front() {
+            if self.provisional.remove(&id).is_some() {
+                self.stats.unsettled = self.stats.unsettled.saturating_add(1);
+                self.trim_provisional_order();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Keeps the front of the order a provisional message, and the order
+    /// no longer than twice the set.
+    fn trim_provisional_order(&mut self) {
+        while self
+            .provisional_order
+            .front()
+            .is_some_and(|id| !self.provisional.contains_key(id))
+        {
+            self.provisional_order.pop_front();
+        }
+        if self.provisional_order.len() > self.provisional.len().max(16).saturating_mul(2) {
+            let provisional = &self.provisional;
+            self.provisional_order
+                .retain(|id| provisional.contains_key(id));
+        }
+    }
+
+    /// When the oldest provisional message stands without its final
+    /// verdict.
+    fn next_provisional_deadline(&self) -> Option<Instant> {
+        self.provisional_order
+            .front()
+            .and_then(|id| self.provisional.get(id))
+            .map(|p| p.deadline)
     }
 
     /// An announcement of short ids arrived from `from`.
@@ -749,6 +864,9 @@ impl Gossip {
         while self.next_verdict_deadline().is_some_and(|d| d <= now) {
             self.drop_oldest_pending();
         }
+        while self.next_provisional_deadline().is_some_and(|d| d <= now) {
+            self.settle_oldest_provisional();
+        }
         while self
             .seen_order
             .front()
@@ -778,7 +896,8 @@ impl Gossip {
             .map(|(_, _, since)| later(*since, self.config.defer));
         let expiry = self.seen_order.front().map(|(e, _)| *e);
         let verdict = self.next_verdict_deadline();
-        [flush, flight, defer, expiry, verdict]
+        let provisional = self.next_provisional_deadline();
+        [flush, flight, defer, expiry, verdict, provisional]
             .into_iter()
             .flatten()
             .min()

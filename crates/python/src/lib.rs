@@ -39,7 +39,8 @@ fn seconds(ns: &[u64]) -> Vec<f64> {
 ///         bootstrap=16, outbound=8, fast_slots=4, max_inbound=64,
 ///         gossip="push", push_threshold=None, timed_sync_interval=60,
 ///         sketch_len=512, reconcile_interval=30, catchup_gap=256,
-///         batch_timeout=30, relay_busy_share=10, sample_interval=10)
+///         batch_timeout=30, relay_busy_share=10, check_cost=0,
+///         quick_verify=False, sample_interval=10)
 ///
 /// `latency` is "regions" (seven world regions), "uniform" (between
 /// latency_min_ms and latency_max_ms) or "coordinates" (points in a unit
@@ -61,7 +62,7 @@ impl Network {
         fast_slots = 4, max_inbound = 64, gossip = "push", push_threshold = None,
         timed_sync_interval = 60.0, sketch_len = 512, reconcile_interval = 30.0,
         catchup_gap = 256, batch_timeout = 30.0, relay_busy_share = 10,
-        sample_interval = 10.0
+        check_cost = 0.0, quick_verify = false, sample_interval = 10.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -89,6 +90,8 @@ impl Network {
         catchup_gap: u64,
         batch_timeout: f64,
         relay_busy_share: u8,
+        check_cost: f64,
+        quick_verify: bool,
         sample_interval: f64,
     ) -> PyResult<Network> {
         let mut p = Params::new(nodes);
@@ -138,6 +141,8 @@ impl Network {
         p.catchup_gap = catchup_gap;
         p.batch_timeout = batch_timeout;
         p.relay_busy_share = relay_busy_share;
+        p.check_cost = check_cost;
+        p.quick_verify = quick_verify;
         p.sample_interval = sample_interval;
         let inner = strata_sim::Network::new(p).map_err(err)?;
         Ok(Network { inner })

@@ -380,6 +380,7 @@ impl Network {
         sc.catchup_gap = self.params.catchup_gap;
         sc.batch_timeout = Duration::from_secs_f64(self.params.batch_timeout);
         sc.relay_busy_share = self.params.relay_busy_share;
+        sc.quick_verify = self.params.quick_verify;
         let (store, book, anchors, progress) = match saved {
             Some(s) => {
                 let book = s
@@ -413,7 +414,8 @@ impl Network {
             seed,
             now,
         );
-        let upper = SyncUpper::new(syncer, store.clone());
+        let mut upper = SyncUpper::new(syncer, store.clone());
+        upper.check_cost = Duration::from_secs_f64(self.params.check_cost);
         let mut honest = Honest::new(
             upper,
             u32::try_from(index).unwrap_or(u32::MAX),

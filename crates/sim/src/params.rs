@@ -92,6 +92,12 @@ pub struct Params {
     /// Percent of serving and of catching up kept while relay has work
     /// (1 to 100).
     pub relay_busy_share: u8,
+    /// Simulated time one record's signature check takes at a node, in
+    /// seconds (0 to 1); checks at a node run one after another.
+    pub check_cost: f64,
+    /// Whether nodes pass a gossiped record on before its signature check
+    /// (`strata_sync::Config::quick_verify`).
+    pub quick_verify: bool,
     /// Time between metric samples (outbound shares, convergence), in
     /// seconds.
     pub sample_interval: f64,
@@ -120,6 +126,8 @@ impl Params {
             catchup_gap: 256,
             batch_timeout: 30.0,
             relay_busy_share: strata_sync::DEFAULT_RELAY_BUSY_SHARE,
+            check_cost: 0.0,
+            quick_verify: false,
             sample_interval: 10.0,
         }
     }
@@ -154,6 +162,7 @@ impl Params {
         count_u64("catchup_gap", self.catchup_gap, 1, u64::MAX)?;
         seconds("batch_timeout", self.batch_timeout, 1.0, 3_600.0)?;
         count_u64("relay_busy_share", u64::from(self.relay_busy_share), 1, 100)?;
+        seconds("check_cost", self.check_cost, 0.0, 1.0)?;
         seconds("sample_interval", self.sample_interval, 0.1, 86_400.0)?;
         match self.latency {
             LatencyModel::Regions => {}

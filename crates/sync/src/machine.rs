@@ -125,6 +125,11 @@ pub struct Config {
     /// catching up keep; the rest is left to relay. All of them while relay
     /// is idle.
     pub relay_busy_share: u8,
+    /// Pass a gossiped record on once it decodes and its author key is a
+    /// valid point ([`Verdict::Provisional`]), before its signature is
+    /// checked; the check's verdict follows as the final one. Nothing
+    /// unverified is stored either way.
+    pub quick_verify: bool,
 }
 
 impl Config {
@@ -147,6 +152,7 @@ impl Config {
             serve_rate: DEFAULT_SERVE_RATE,
             serve_total_rate: DEFAULT_SERVE_TOTAL_RATE,
             relay_busy_share: DEFAULT_RELAY_BUSY_SHARE,
+            quick_verify: false,
         }
     }
 
@@ -351,6 +357,8 @@ pub struct Stats {
     pub fetch_overflow: u64,
     /// Store ops that failed.
     pub store_errors: u64,
+    /// Gossiped records passed on before their check (`quick_verify`).
+    pub quick_verdicts: u64,
     /// Challenges posed on records we published.
     pub challenges_posed: u64,
     /// Challenges of others answered with a proof.
@@ -918,7 +926,20 @@ impl Syncer {
             return;
         }
         match decode_gossip(&payload, self.config.max_value_len) {
+            Ok(record)
+                if self.config.quick_verify
+                    && ed25519_dalek::VerifyingKey::from_bytes(record.author()).is_err() =>
+            {
+                self.stats.invalid_records = self.stats.invalid_records.saturating_add(1);
+                self.out.push_back(Output::Verdict(id, Verdict::Reject));
+            }
             Ok(record) => {
+                if self.config.quick_verify {
+                    // Passed on now; the check's verdict is the final one.
+                    self.stats.quick_verdicts = self.stats.quick_verdicts.saturating_add(1);
+                    self.out
+                        .push_back(Output::Verdict(id, Verdict::Provisional));
+                }
                 self.relay_work(now);
                 self.gossip_waiting.push((peer, id, record));
                 self.check_gossip();

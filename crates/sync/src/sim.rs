@@ -1,9 +1,11 @@
 //! A [`Syncer`] as the layer above a node on the node's in-memory harness
-//! ([`strata_node::sim`]), with its store ops run at once on its own store:
-//! the network of the machine tests and of the simulator.
+//! ([`strata_node::sim`]), with its store ops run at once on its own store
+//! (or, for checks, after a simulated verification cost): the network of
+//! the machine tests and of the simulator.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
@@ -12,6 +14,7 @@ use strata_node::{Event as NodeEvent, MessageId, Node, Verdict};
 use strata_store::Store;
 
 use crate::machine::{Event, Output, Summary, Syncer};
+use crate::ops::{Done, Op, OpId};
 
 /// A sync machine, its store, and what it reported.
 pub struct SyncUpper {
@@ -28,6 +31,11 @@ pub struct SyncUpper {
     pub messages: Vec<(MessageId, Bytes)>,
     /// The last catch-up progress saved.
     pub progress: Option<Vec<u8>>,
+    /// Simulated time one record's check takes (its signature check);
+    /// zero: checks finish at once. Checks run one after another.
+    pub check_cost: Duration,
+    /// Checks under way: when each finishes, and its result.
+    checking: VecDeque<(Instant, OpId, Done)>,
 }
 
 impl SyncUpper {
@@ -42,6 +50,17 @@ impl SyncUpper {
             events: Vec::new(),
             messages: Vec::new(),
             progress: None,
+            check_cost: Duration::ZERO,
+            checking: VecDeque::new(),
+        }
+    }
+
+    /// Hands the machine the checks finished by `now`.
+    fn finish_checks(&mut self, now: Instant) {
+        while self.checking.front().is_some_and(|(at, _, _)| *at <= now) {
+            if let Some((_, id, done)) = self.checking.pop_front() {
+                self.syncer.handle_store(id, done, now);
+            }
         }
     }
 
@@ -68,8 +87,25 @@ impl SyncUpper {
                 Output::SetPayload(summary) => node.set_payload(summary),
                 Output::SaveProgress(progress) => self.progress = progress,
                 Output::Store(id, op) => {
+                    let records = match &op {
+                        Op::Check(records) if !self.check_cost.is_zero() => records.len(),
+                        _ => 0,
+                    };
                     let done = op.run(&self.store, &self.signing);
-                    self.syncer.handle_store(id, done, now);
+                    if records == 0 {
+                        self.syncer.handle_store(id, done, now);
+                    } else {
+                        // After the checks before it, for its records' cost.
+                        let start = self
+                            .checking
+                            .back()
+                            .map_or(now, |(at, _, _)| (*at).max(now));
+                        let cost = self
+                            .check_cost
+                            .saturating_mul(u32::try_from(records).unwrap_or(u32::MAX));
+                        let at = start.checked_add(cost).unwrap_or(start);
+                        self.checking.push_back((at, id, done));
+                    }
                 }
                 Output::Event(Event::Gossip { id, payload, .. }) => {
                     self.messages.push((id, payload));
@@ -104,11 +140,18 @@ impl Upper<Summary> for SyncUpper {
     }
 
     fn handle_timeout(&mut self, node: &mut Node<Summary>, now: Instant) {
-        self.syncer.handle_timeout(now);
+        self.finish_checks(now);
+        if self.syncer.poll_timeout().is_some_and(|at| at <= now) {
+            self.syncer.handle_timeout(now);
+        }
         self.drain(node, now);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.syncer.poll_timeout()
+        let check = self.checking.front().map(|(at, _, _)| *at);
+        [self.syncer.poll_timeout(), check]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

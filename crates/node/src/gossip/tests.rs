@@ -165,6 +165,68 @@ fn messages_wait_for_their_verdict_within_bounds() {
 }
 
 #[test]
+fn a_provisional_message_goes_on_at_once_and_a_retracted_one_is_no_longer_served() {
+    let now = Instant::now();
+    let mut gossip = Gossip::new(Config {
+        // Everything announced, so a retracted message can be withheld.
+        push_threshold: 0,
+        max_pending: 4,
+        verdict_timeout: Duration::from_secs(10),
+        ..Config::default()
+    });
+    gossip.add_peer(PeerId(1), salt(1, 2));
+    gossip.add_peer(PeerId(2), salt(1, 3));
+    let mut out = Vec::new();
+    let message = |i: u8| Bytes::from(vec![i; 40]);
+    let id = |i: u8| MessageId::of(&message(i));
+    for i in 0..3u8 {
+        gossip.on_message(PeerId(1), IP, &message(i), now, &mut out);
+        assert_eq!(
+            gossip.verdict(id(i), Verdict::Provisional, now, &mut out),
+            None
+        );
+    }
+    // Passed on before its full check: announced to peer 2.
+    assert!(
+        matches!(out.as_slice(), [Action::Announce(PeerId(2), _)]),
+        "{out:?}"
+    );
+    assert_eq!(gossip.stats.provisional, 3);
+    let short = |g: &Gossip, i: u8| g.peers[&PeerId(2)].short(&id(i)).to_le_bytes();
+    // Confirmed: served as before.
+    assert_eq!(
+        gossip.verdict(id(0), Verdict::Propagate, now, &mut out),
+        None
+    );
+    // Retracted and blamed: the sender is named, and a request for it
+    // gets nothing.
+    assert_eq!(
+        gossip.verdict(id(1), Verdict::Reject, now, &mut out),
+        Some((PeerId(1), IP))
+    );
+    assert_eq!(gossip.stats.retracted, 1);
+    out.clear();
+    let ask = [short(&gossip, 0), short(&gossip, 1)].concat();
+    gossip.on_request(PeerId(2), &ask, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(&out[0], Action::Message(PeerId(2), p) if *p == message(0)));
+    // A second final verdict finds nothing.
+    assert_eq!(gossip.verdict(id(1), Verdict::Reject, now, &mut out), None);
+    // Without a final verdict in time it stands.
+    gossip.on_timeout(now + Duration::from_secs(10), &mut out);
+    assert_eq!(gossip.stats.unsettled, 1);
+    assert!(gossip.provisional.is_empty() && gossip.provisional_order.is_empty());
+    assert_eq!(gossip.verdict(id(2), Verdict::Reject, now, &mut out), None);
+    // At most `max_pending` wait for their final verdict.
+    for i in 10..20u8 {
+        gossip.on_message(PeerId(1), IP, &message(i), now, &mut out);
+        gossip.verdict(id(i), Verdict::Provisional, now, &mut out);
+    }
+    assert_eq!(gossip.provisional.len(), 4);
+    assert_eq!(gossip.stats.unsettled, 7);
+}
+
+#[test]
 fn settled_verdicts_do_not_pile_up_in_the_order() {
     let now = Instant::now();
     let mut gossip = Gossip::new(Config::default());

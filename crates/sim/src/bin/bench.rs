@@ -5,8 +5,14 @@
 //! ```text
 //! strata-sim-bench [--nodes N] [--seconds T] [--gossip-rate R] [--gossip-size B]
 //!                  [--record-rate R] [--record-size B] [--push | --ask] [--seed S]
-//!                  [--warmup T] [--idle] [--progress T]
+//!                  [--warmup T] [--idle] [--progress T] [--check-cost-ms C]
+//!                  [--quick-verify]
 //! ```
+//!
+//! `--check-cost-ms C` makes each record's signature check take `C` ms of
+//! simulated time at each node, and `--quick-verify` lets nodes pass a
+//! record on before that check. `delay_p50_ms` and `delay_p99_ms` are the
+//! times from publication to each delivery.
 //!
 //! `--progress T` prints a line to stderr every `T` simulated seconds:
 //! simulated and wall time, resident set and the mean address book.
@@ -35,6 +41,8 @@ struct Args {
     progress: Option<f64>,
     rows: Option<String>,
     label: String,
+    check_cost_ms: f64,
+    quick_verify: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -51,6 +59,8 @@ fn parse() -> Result<Args, String> {
         progress: None,
         rows: None,
         label: "run".to_owned(),
+        check_cost_ms: 0.0,
+        quick_verify: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -89,6 +99,12 @@ fn parse() -> Result<Args, String> {
                 a.progress = Some(every);
             }
             "--label" => a.label = value()?,
+            "--check-cost-ms" => {
+                a.check_cost_ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--check-cost-ms: {e}"))?;
+            }
+            "--quick-verify" => a.quick_verify = true,
             "--push" => a.push_threshold = Some(usize::MAX),
             "--ask" => a.push_threshold = Some(0),
             "--idle" => {
@@ -118,6 +134,8 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
     let built = Instant::now();
     let mut params = Params::new(a.nodes);
     params.seed = a.seed;
+    params.check_cost = a.check_cost_ms / 1000.0;
+    params.quick_verify = a.quick_verify;
     if let Some(t) = a.push_threshold {
         params.push_threshold = t;
     }
@@ -157,6 +175,25 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
     let delivered: u64 = rows.iter().map(|r| r.delivered).sum();
     let duplicates: u64 = rows.iter().map(|r| r.duplicates).sum();
     let book_mean = rows.iter().map(|r| r.book as f64).sum::<f64>() / rows.len().max(1) as f64;
+    let mut delays: Vec<u64> = m
+        .deliveries
+        .message
+        .iter()
+        .zip(&m.deliveries.at)
+        .filter_map(|(i, at)| {
+            let sent = m.messages.get(usize::try_from(*i).ok()?)?.at;
+            Some(at.saturating_sub(sent))
+        })
+        .collect();
+    delays.sort_unstable();
+    // The delay at `per_mille` thousandths of the sorted deliveries, in ms.
+    let quantile = |per_mille: usize| -> f64 {
+        let Some(last) = delays.len().checked_sub(1) else {
+            return 0.0;
+        };
+        delays[(last * per_mille).div_ceil(1000).min(last)] as f64 / 1e6
+    };
+    let (delay_p50, delay_p99) = (quantile(500), quantile(990));
     if let Some(path) = &a.rows {
         let per_node = after.saturating_sub(before) / a.nodes.max(1) as u64;
         let mut rows = vec![("memory-per-node", "bytes", per_node as f64)];
@@ -182,7 +219,8 @@ fn run(a: &Args) -> Result<String, strata_sim::Error> {
          \"warmup_wall_seconds\":{:.3},\"wall_seconds\":{:.3},\"speedup\":{:.1},\"events\":{},\
          \"events_per_second\":{:.0},\"frames\":{},\"connections\":{},\"messages\":{},\
          \"deliveries\":{},\"delivered\":{},\"duplicates\":{},\"book_mean\":{:.0},\"rss_bytes\":{},\
-         \"bytes_per_node\":{},\"trace\":\"{:016x}\"}}",
+         \"bytes_per_node\":{},\"delay_p50_ms\":{delay_p50:.1},\"delay_p99_ms\":{delay_p99:.1},\
+         \"trace\":\"{:016x}\"}}",
         a.nodes,
         a.seconds,
         a.warmup,

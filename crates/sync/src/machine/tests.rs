@@ -524,6 +524,76 @@ fn a_challenge_is_proved_by_the_nodes_that_hold_the_record_and_by_no_other() {
     assert_eq!(syncer(&net, 0).stats().proofs_wrong, 1);
 }
 
+/// A line 0 - 1 - 2 - 3 whose checks take 5 ms a record: the time from a
+/// put on 0 until node 3 holds the record, with `quick` verification or
+/// not.
+fn line_with_costly_checks(quick: bool) -> (Duration, Net) {
+    let mut net = net(empty(4), |_, c| {
+        c.quick_verify = quick;
+        c.reconcile_interval = Duration::from_secs(600);
+    });
+    for i in 0..4 {
+        net.host_mut(i).upper.check_cost = Duration::from_millis(5);
+    }
+    for i in 0..3 {
+        net.connect(i, i + 1);
+    }
+    net.settle();
+    let start = net.now();
+    put(&mut net, 0, "news", b"x");
+    run_until(&mut net, Duration::from_secs(10), "the record on 3", |n| {
+        store(n, 3).len().unwrap() == 1
+    });
+    (net.now().saturating_duration_since(start), net)
+}
+
+#[test]
+fn quick_verification_passes_a_record_on_before_its_check_and_retracts_a_forgery() {
+    let (slow, _) = line_with_costly_checks(false);
+    let (fast, mut net) = line_with_costly_checks(true);
+    // Each of nodes 1 and 2 no longer holds the record for its check before
+    // passing it on: two checks fewer on the path.
+    assert!(
+        fast + Duration::from_millis(9) <= slow,
+        "{fast:?} against {slow:?}"
+    );
+    assert!(syncer(&net, 1).stats().quick_verdicts >= 1);
+    // A record with a valid author key and a forged signature goes on
+    // provisionally, then its check retracts it and scores its sender: it
+    // is stored nowhere.
+    let good = records(1, "forged", 1).remove(0);
+    let mut signature = *good.signature();
+    signature[0] ^= 1;
+    let forged = Record::from_parts(
+        *good.author(),
+        good.key().to_vec(),
+        good.version(),
+        good.value().to_vec(),
+        signature,
+    )
+    .unwrap();
+    let before = net.host(1).node.gossip_stats();
+    let now = net.now();
+    let host = net.host_mut(0);
+    host.node
+        .propagate(crate::wire::gossip_payload(&forged), now)
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_secs(1));
+    let after = net.host(1).node.gossip_stats();
+    assert_eq!(after.provisional, before.provisional + 1);
+    assert_eq!(after.retracted, before.retracted + 1);
+    assert_eq!(after.rejected, before.rejected + 1);
+    for i in 0..4 {
+        assert!(
+            store(&net, i)
+                .get(forged.author(), b"forged")
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
 #[test]
 fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
     // Node 0 holds a record of author 1; the author's key signs 100

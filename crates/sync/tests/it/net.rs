@@ -166,13 +166,26 @@ fn tampered(record: &Record) -> Record {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_record_is_never_stored() {
+    tampered_record_is_never_stored(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_record_passed_on_before_its_check_is_retracted_and_never_stored() {
+    tampered_record_is_never_stored(true).await;
+}
+
+/// A forger sends A a tampered record; with `quick`, A passes it on
+/// before its check and retracts it after.
+async fn tampered_record_is_never_stored(quick: bool) {
     bounded(Duration::from_secs(60), async {
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
         let stores: Vec<_> = dirs
             .iter()
             .map(|d| open_store(d.path(), Durability::NoSync))
             .collect();
-        let a = start(stores[0].clone(), sync_config(10), vec![]).await;
+        let mut config_a = sync_config(10);
+        config_a.quick_verify = quick;
+        let a = start(stores[0].clone(), config_a, vec![]).await;
         let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
 
         // A node that speaks the protocol but forges records.
@@ -221,6 +234,13 @@ async fn a_tampered_record_is_never_stored() {
         for store in &stores {
             assert!(!digests(store).contains(&forged.digest()));
             store.check_integrity(true).unwrap();
+        }
+        let gossip = a.handle.node().gossip_stats().await.unwrap();
+        if quick {
+            assert_eq!(a.handle.stats().await.unwrap().quick_verdicts, 1);
+            assert_eq!((gossip.provisional, gossip.retracted), (1, 1), "{gossip:?}");
+        } else {
+            assert_eq!(gossip.provisional, 0);
         }
         evil.handle.shutdown().await.unwrap();
         a.handle.shutdown().await.unwrap();
