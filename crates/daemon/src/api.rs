@@ -435,8 +435,16 @@ async fn route<P: Payload + Sync>(
             ok(serde_json::to_value(&sent).unwrap_or_default())
         }
         (Method::GET, "/v1/subscribe") => Ok(subscribe(shared)),
-        (Method::POST, p) if p.starts_with("/v1/delivery/") && p.ends_with("/verify") => {
-            let id = record_id(&p["/v1/delivery/".len()..p.len() - "/verify".len()])?;
+        (Method::POST, p)
+            if p.strip_prefix("/v1/delivery/")
+                .and_then(|rest| rest.strip_suffix("/verify"))
+                .is_some() =>
+        {
+            let id = p
+                .strip_prefix("/v1/delivery/")
+                .and_then(|rest| rest.strip_suffix("/verify"))
+                .unwrap_or_default();
+            let id = record_id(id)?;
             let wait = match query.get("wait_ms") {
                 Some(n) => n
                     .parse::<u64>()
@@ -786,7 +794,7 @@ fn delivery_json<P>(shared: &Shared<P>, id: &[u8; 32]) -> Result<Value, ApiError
             "after_ms": at.saturating_sub(d.published_at_us) as f64 / 1000.0,
         })).collect::<Vec<_>>(),
         "count": d.receipts.len(),
-        "challenged": d.challenged,
+        "challenged": d.challenge.is_some(),
         "proved": d.proved.iter().map(hex::encode).collect::<Vec<_>>(),
         "unproved": receivers
             .iter()
@@ -810,8 +818,10 @@ async fn verify<P: Payload + Sync>(
             format!("{} keeps no replicated records", shared.network.name),
         ));
     };
-    let message = lock(&shared.deliveries).get(&id).map(|d| d.message);
-    let Some(message) = message else {
+    let known = lock(&shared.deliveries)
+        .get(&id)
+        .map(|d| (d.message, d.challenge));
+    let Some((message, before)) = known else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             "this node has not published that record since it started".into(),
@@ -832,12 +842,27 @@ async fn verify<P: Payload + Sync>(
         let woken = shared.proofs.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let done = lock(&shared.deliveries).get(&id).is_some_and(|d| {
-            d.challenged
-                && !d.receipts.is_empty()
-                && d.receipts.iter().all(|(k, _)| d.proved.contains(k))
-        });
-        if done || tokio::time::timeout_at(deadline, woken).await.is_err() {
+        let (posed, done) = lock(&shared.deliveries)
+            .get(&id)
+            .map_or((false, false), |d| {
+                // Proofs of this challenge, not of the one before.
+                let posed = d.challenge.is_some() && d.challenge != before;
+                let all =
+                    !d.receipts.is_empty() && d.receipts.iter().all(|(k, _)| d.proved.contains(k));
+                (posed, posed && all)
+            });
+        if done {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            if !posed {
+                return Err(ApiError(
+                    StatusCode::GONE,
+                    "the record could not be read to challenge its holders (a newer version \
+                     replaced it?)"
+                        .into(),
+                ));
+            }
             break;
         }
     }

@@ -481,7 +481,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "sync.quick_verify",
-        "Pass a gossiped record on as soon as it decodes, before its signature is checked; a forgery is retracted after its check. Records are stored only once checked either way.",
+        "Pass a gossiped record on as soon as it decodes, before its signature is checked; a forgery is retracted after its check. Only with tls.allowlist (a private network): elsewhere the peers a forgery reached would score this node for it. Records are stored only once checked either way.",
     ),
     (
         "api.listen",
@@ -781,6 +781,14 @@ impl Config {
             1,
             100,
         )?;
+        if sync.quick_verify && self.tls.allowlist.is_empty() {
+            return Err(ConfigError::new(
+                "sync.quick_verify",
+                "needs tls.allowlist: on an open network a forged record passed on before its \
+                 check gets this node disconnected and banned by the peers it reached"
+                    .to_owned(),
+            ));
+        }
         if !self.api.listen.ip().is_loopback() && !self.api.allow_remote {
             return Err(ConfigError::new(
                 "api.listen",
@@ -1193,6 +1201,7 @@ mod tests {
             ("sync.relay_busy_share", "0"),
             ("sync.relay_busy_share", "101"),
             ("sync.relay_busy_share", "256"),
+            ("sync.quick_verify", "true"),
         ] {
             let err = load(&flags(&[(field, value)])).unwrap_err();
             assert_eq!(err.field, field, "{err}");

@@ -31,8 +31,8 @@ pub struct Delivery {
     pub message: MessageId,
     /// Confirming nodes and when the daemon learnt of them (µs).
     pub receipts: Vec<([u8; 32], u64)>,
-    /// Whether its holders were challenged to prove they hold it.
-    pub challenged: bool,
+    /// The last challenge to its holders to prove they hold it, if any.
+    pub challenge: Option<MessageId>,
     /// Nodes that proved holding it since the last challenge.
     pub proved: Vec<[u8; 32]>,
 }
@@ -94,7 +94,12 @@ impl Deliveries {
 
     /// Notes the nodes that proved holding a message's record since the
     /// last challenge (the whole list, which replaces the one before).
-    pub fn proved(&mut self, message: &MessageId, challenged: bool, nodes: &[[u8; 32]]) {
+    pub fn proved(
+        &mut self,
+        message: &MessageId,
+        challenge: Option<MessageId>,
+        nodes: &[[u8; 32]],
+    ) {
         let Some(delivery) = self
             .by_message
             .get(message)
@@ -102,7 +107,7 @@ impl Deliveries {
         else {
             return;
         };
-        delivery.challenged = challenged;
+        delivery.challenge = challenge;
         delivery.proved = nodes.iter().take(MAX_RECEIPTS).copied().collect();
     }
 
@@ -151,7 +156,7 @@ mod tests {
                 published_at_us: 10,
                 message,
                 receipts: Vec::new(),
-                challenged: false,
+                challenge: None,
                 proved: Vec::new(),
             },
         );

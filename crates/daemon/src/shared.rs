@@ -381,7 +381,7 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
                 published_at_us: relay::now_us(),
                 message,
                 receipts: Vec::new(),
-                challenged: false,
+                challenge: None,
                 proved: Vec::new(),
             },
         );
@@ -403,7 +403,7 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
             .collect();
         let delays = {
             let mut deliveries = lock(&self.deliveries);
-            deliveries.proved(&status.id, status.challenge.is_some(), &status.proved);
+            deliveries.proved(&status.id, status.challenge, &status.proved);
             deliveries.confirmed(&status.id, &others, relay::now_us())
         };
         self.proofs.notify_waiters();

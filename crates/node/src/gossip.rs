@@ -137,8 +137,9 @@ pub const MAX_ANSWERS_PER_ID: u8 = 2;
 /// check and is passed on at once; the layer's final verdict follows by
 /// the same call when its full check is done: `Propagate` confirms it,
 /// `Drop` retracts it without blame and `Reject` retracts it and scores its
-/// sender. A retracted message is no longer announced or served. Without a
-/// final verdict within the verdict timeout it stands as confirmed.
+/// sender. A retracted message is no longer announced or served. While
+/// `max_pending` messages wait for their final verdict, a new provisional
+/// one is not passed on: it waits for its final verdict like any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Valid: pass it on.
@@ -191,9 +192,9 @@ pub struct Stats {
     pub provisional: u64,
     /// Provisional messages retracted by their final verdict.
     pub retracted: u64,
-    /// Provisional messages whose final verdict did not come in time (they
-    /// stand as confirmed), or that more recent ones pushed out.
-    pub unsettled: u64,
+    /// Provisional verdicts not taken because `max_pending` messages
+    /// waited for their final verdict: those messages waited for it.
+    pub provisional_refused: u64,
 }
 
 struct Peer {
@@ -286,7 +287,6 @@ struct Pending {
 struct Provisional {
     from: PeerId,
     ip: IpAddr,
-    deadline: Instant,
 }
 
 /// The gossip state of one node.
@@ -652,19 +652,22 @@ impl Gossip {
                 self.fan_out(id, pending.payload, Some(pending.from), now, out);
                 None
             }
+            Verdict::Provisional if self.provisional.len() >= self.config.max_pending => {
+                // Too many passed on unchecked: this one waits for its
+                // final verdict before it goes anywhere.
+                self.stats.provisional_refused = self.stats.provisional_refused.saturating_add(1);
+                self.pending_bytes = self.pending_bytes.saturating_add(pending.payload.len());
+                self.pending.insert(id, pending);
+                self.pending_order.push_back(id);
+                None
+            }
             Verdict::Provisional => {
                 self.stats.provisional = self.stats.provisional.saturating_add(1);
-                while self.provisional.len() >= self.config.max_pending.max(1) {
-                    if !self.settle_oldest_provisional() {
-                        break;
-                    }
-                }
                 self.provisional.insert(
                     id,
                     Provisional {
                         from: pending.from,
                         ip: pending.ip,
-                        deadline: later(now, self.config.verdict_timeout),
                     },
                 );
                 self.provisional_order.push_back(id);
@@ -691,19 +694,6 @@ impl Gossip {
         }
     }
 
-    /// Lets the oldest provisional message stand without its final
-    /// verdict; false when none is left.
-    fn settle_oldest_provisional(&mut self) -> bool {
-        while let Some(id) = self.provisional_order.pop_front() {
-            if self.provisional.remove(&id).is_some() {
-                self.stats.unsettled = self.stats.unsettled.saturating_add(1);
-                self.trim_provisional_order();
-                return true;
-            }
-        }
-        false
-    }
-
     /// Keeps the front of the order a provisional message, and the order
     /// no longer than twice the set.
     fn trim_provisional_order(&mut self) {
@@ -719,15 +709,6 @@ impl Gossip {
             self.provisional_order
                 .retain(|id| provisional.contains_key(id));
         }
-    }
-
-    /// When the oldest provisional message stands without its final
-    /// verdict.
-    fn next_provisional_deadline(&self) -> Option<Instant> {
-        self.provisional_order
-            .front()
-            .and_then(|id| self.provisional.get(id))
-            .map(|p| p.deadline)
     }
 
     /// An announcement of short ids arrived from `from`.
@@ -864,9 +845,6 @@ impl Gossip {
         while self.next_verdict_deadline().is_some_and(|d| d <= now) {
             self.drop_oldest_pending();
         }
-        while self.next_provisional_deadline().is_some_and(|d| d <= now) {
-            self.settle_oldest_provisional();
-        }
         while self
             .seen_order
             .front()
@@ -896,8 +874,7 @@ impl Gossip {
             .map(|(_, _, since)| later(*since, self.config.defer));
         let expiry = self.seen_order.front().map(|(e, _)| *e);
         let verdict = self.next_verdict_deadline();
-        let provisional = self.next_provisional_deadline();
-        [flush, flight, defer, expiry, verdict, provisional]
+        [flush, flight, defer, expiry, verdict]
             .into_iter()
             .flatten()
             .min()

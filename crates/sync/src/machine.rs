@@ -54,8 +54,11 @@ pub const DEFAULT_SERVE_TOTAL_RATE: u64 = 128 * 1024 * 1024;
 /// The percent of serving and catching up kept while relay has work, by
 /// default.
 pub const DEFAULT_RELAY_BUSY_SHARE: u8 = 10;
+/// Gossiped records waiting for their check, at most; more are dropped
+/// and counted ([`Stats::gossip_overflow`]).
+pub const MAX_GOSSIP_WAITING: usize = 4 * MAX_CHECK_RECORDS;
 /// How long relay counts as having work after its last fresh record (one
-/// gossiped to us, or put or inserted here).
+/// gossiped to us that checked and wins, or put or inserted here).
 pub const RELAY_LINGER: Duration = Duration::from_millis(250);
 
 /// The sync layer's `payload_data`, sent in handshakes and timed syncs.
@@ -168,6 +171,7 @@ impl Config {
         ] {
             *d = (*d).min(strata_node::MAX_DURATION);
         }
+        self.relay_busy_share = self.relay_busy_share.clamp(1, 100);
         self
     }
 
@@ -359,6 +363,8 @@ pub struct Stats {
     pub store_errors: u64,
     /// Gossiped records passed on before their check (`quick_verify`).
     pub quick_verdicts: u64,
+    /// Gossiped records dropped unchecked: [`MAX_GOSSIP_WAITING`] waited.
+    pub gossip_overflow: u64,
     /// Challenges posed on records we published.
     pub challenges_posed: u64,
     /// Challenges of others answered with a proof.
@@ -933,6 +939,11 @@ impl Syncer {
                 self.stats.invalid_records = self.stats.invalid_records.saturating_add(1);
                 self.out.push_back(Output::Verdict(id, Verdict::Reject));
             }
+            Ok(_) if self.gossip_waiting.len() >= MAX_GOSSIP_WAITING => {
+                // The checks fell this far behind: refused, counted.
+                self.stats.gossip_overflow = self.stats.gossip_overflow.saturating_add(1);
+                self.out.push_back(Output::Verdict(id, Verdict::Drop));
+            }
             Ok(record) => {
                 if self.config.quick_verify {
                     // Passed on now; the check's verdict is the final one.
@@ -940,7 +951,6 @@ impl Syncer {
                     self.out
                         .push_back(Output::Verdict(id, Verdict::Provisional));
                 }
-                self.relay_work(now);
                 self.gossip_waiting.push((peer, id, record));
                 self.check_gossip();
             }
@@ -1192,6 +1202,11 @@ impl Syncer {
                 },
                 Done::Records(Ok((records, _))),
             ) => self.on_answer(peer, id, &challenge, records.first()),
+            (Pending::Answer { id, .. }, Done::Records(Err(e))) => {
+                tracing::warn!("reading a challenged record failed: {e}");
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
+                self.out.push_back(Output::Verdict(id, Verdict::Drop));
+            }
             (_, _) => {
                 tracing::warn!("a store op came back with the result of another kind");
                 self.stats.store_errors = self.stats.store_errors.saturating_add(1);
@@ -1378,6 +1393,8 @@ impl Syncer {
                 Checked::New { record, wins } => {
                     self.writes_waiting.push((record, Origin::Gossip(peer, id)));
                     if wins {
+                        // A fresh record to relay.
+                        self.relay_work(now);
                         Verdict::Propagate
                     } else {
                         Verdict::Drop
@@ -1689,12 +1706,12 @@ impl Syncer {
                 return;
             }
         };
-        if !self.receipts.may_answer(now) {
-            self.out.push_back(Output::Verdict(id, Verdict::Drop));
-            return;
-        }
         if !verify_challenge(&challenge) {
             self.out.push_back(Output::Verdict(id, Verdict::Reject));
+            return;
+        }
+        if !self.receipts.may_answer(&challenge.challenger, now) {
+            self.out.push_back(Output::Verdict(id, Verdict::Drop));
             return;
         }
         self.receipts.remember(id, peer, now);
@@ -1715,7 +1732,8 @@ impl Syncer {
 
     /// The record a challenge names, if we hold it: a proof to the peer
     /// the challenge came from, and the challenge passed on. A challenge
-    /// about a record of another author than its challenger is dropped.
+    /// about a record we do not hold, or of another author than its
+    /// challenger, goes no further.
     fn on_answer(
         &mut self,
         peer: PeerId,
@@ -1732,8 +1750,8 @@ impl Syncer {
                 }
                 Verdict::Propagate
             }
-            // Others may hold it.
-            None => Verdict::Propagate,
+            // Made up, or one we lack: not ours to spread.
+            None => Verdict::Drop,
         };
         self.out.push_back(Output::Verdict(id, verdict));
     }

@@ -59,6 +59,11 @@ pub const SEND_BYTES: usize = 1024 * 1024;
 /// Challenges of others a node answers per second (a second's worth may
 /// be saved up); past it a challenge is neither answered nor passed on.
 pub const CHALLENGES_PER_SEC: usize = 16;
+/// Challenges of one challenger key a node answers per second (a second's
+/// worth may be saved up), so that one key cannot take the whole budget.
+pub const CHALLENGES_PER_KEY_PER_SEC: usize = 2;
+/// Challenger keys whose budgets are remembered; past it one is forgotten.
+pub const MAX_CHALLENGERS: usize = 1024;
 
 /// What a publisher knows of a message's delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,8 +190,10 @@ pub(crate) struct Receipts {
     tracked_order: VecDeque<(MessageId, Instant)>,
     /// Our challenges' message ids, to the message each is about.
     posed: HashMap<MessageId, MessageId>,
-    /// Challenges of others we may still answer.
+    /// Challenges of others we may still answer, in all and per
+    /// challenger.
     answers: Option<Budget>,
+    answers_by: HashMap<NodeKey, Budget>,
     /// Challenges posed.
     pub(crate) challenges_posed: u64,
     /// Challenges answered with a proof.
@@ -228,6 +235,7 @@ impl Receipts {
             tracked_order: VecDeque::new(),
             posed: HashMap::new(),
             answers: None,
+            answers_by: HashMap::new(),
             challenges_posed: 0,
             proofs_sent: 0,
             challenges_over_budget: 0,
@@ -355,16 +363,28 @@ impl Receipts {
         Some(payload)
     }
 
-    /// Whether a challenge of another node may be answered now (within
-    /// [`CHALLENGES_PER_SEC`]); counts one that may not.
-    pub(crate) fn may_answer(&mut self, now: Instant) -> bool {
-        let rate = CHALLENGES_PER_SEC as f64;
-        let budget = self.answers.get_or_insert_with(|| Budget::full(rate, now));
-        if budget.level(rate, now) < 1.0 {
+    /// Whether a (checked) challenge of `challenger` may be answered now:
+    /// within [`CHALLENGES_PER_KEY_PER_SEC`] for that key and
+    /// [`CHALLENGES_PER_SEC`] in all; counts one that may not.
+    pub(crate) fn may_answer(&mut self, challenger: &NodeKey, now: Instant) -> bool {
+        let (rate, key_rate) = (CHALLENGES_PER_SEC as f64, CHALLENGES_PER_KEY_PER_SEC as f64);
+        if !self.answers_by.contains_key(challenger)
+            && self.answers_by.len() >= MAX_CHALLENGERS
+            && let Some(old) = self.answers_by.keys().next().copied()
+        {
+            self.answers_by.remove(&old);
+        }
+        let own = self
+            .answers_by
+            .entry(*challenger)
+            .or_insert_with(|| Budget::full(key_rate, now));
+        let total = self.answers.get_or_insert_with(|| Budget::full(rate, now));
+        if own.level(key_rate, now) < 1.0 || total.level(rate, now) < 1.0 {
             self.challenges_over_budget = self.challenges_over_budget.saturating_add(1);
             return false;
         }
-        budget.spend(1, rate, now);
+        own.spend(1, key_rate, now);
+        total.spend(1, rate, now);
         true
     }
 
@@ -414,7 +434,11 @@ impl Receipts {
             self.proofs_wrong = self.proofs_wrong.saturating_add(1);
             return ProofRouted::Nothing;
         }
-        if !posed.proved.insert(proof.signer) {
+        // Only the nodes expected or that confirmed it count: keys made up
+        // by the thousand for a public record prove nothing of its holders.
+        let counts =
+            tracked.expected.contains(&proof.signer) || tracked.confirmed.contains(&proof.signer);
+        if !counts || posed.proved.len() >= MAX_KNOWN_KEYS || !posed.proved.insert(proof.signer) {
             return ProofRouted::Nothing;
         }
         ProofRouted::Proved(tracked.status(message))
@@ -478,13 +502,26 @@ impl Receipts {
     ) -> Vec<Receipt> {
         let mut out = Vec::new();
         for receipt in receipts {
-            if self.seen.contains(&mark(&receipt)) {
+            if self.seen.contains(&signature_mark(&receipt.signature)) {
                 self.replays = self.replays.saturating_add(1);
             } else if self.admit_checks(from, 1, now) {
                 out.push(receipt);
             }
         }
         out
+    }
+
+    /// Remembers a signature as seen, at most [`MAX_SEEN_RECEIPTS`].
+    fn note_seen(&mut self, mark: [u8; 16]) {
+        if !self.seen.insert(mark) {
+            return;
+        }
+        self.seen_order.push_back(mark);
+        if self.seen_order.len() > MAX_SEEN_RECEIPTS
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
     }
 
     /// Spends `n` signature checks of `from`'s budget and everyone's, if
@@ -514,16 +551,11 @@ impl Receipts {
     pub(crate) fn route(&mut self, from: PeerId, receipts: Vec<Receipt>, now: Instant) -> Routed {
         let mut changed: Vec<MessageId> = Vec::new();
         for receipt in receipts {
-            let mark = mark(&receipt);
-            if !self.seen.insert(mark) {
+            let mark = signature_mark(&receipt.signature);
+            if self.seen.contains(&mark) {
                 continue;
             }
-            self.seen_order.push_back(mark);
-            if self.seen_order.len() > MAX_SEEN_RECEIPTS
-                && let Some(old) = self.seen_order.pop_front()
-            {
-                self.seen.remove(&old);
-            }
+            self.note_seen(mark);
             if receipt.signer == self.own {
                 continue;
             }
@@ -688,9 +720,9 @@ pub(crate) fn verify_challenge(challenge: &Challenge) -> bool {
             .is_ok()
 }
 
-/// What marks a receipt as seen: the start of its signature.
-fn mark(receipt: &Receipt) -> [u8; 16] {
+/// What marks a receipt or a proof as seen: the start of its signature.
+fn signature_mark(signature: &[u8; 64]) -> [u8; 16] {
     let mut mark = [0u8; 16];
-    mark.copy_from_slice(&receipt.signature[..16]);
+    mark.copy_from_slice(&signature[..16]);
     mark
 }

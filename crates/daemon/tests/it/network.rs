@@ -204,6 +204,15 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
         let (code, body) = http(a.api, "GET", "/v1/status", Some("wrong"), None);
         assert_eq!(code, 401, "{body}");
+        // Paths that only look like a verification.
+        for path in [
+            "/v1/delivery/verify",
+            "/v1/delivery//verify",
+            "/v1/delivery/zz/verify",
+        ] {
+            let (code, body) = a.api("POST", path, None);
+            assert!(code == 400 || code == 405, "{path}: {code} {body}");
+        }
         let (code, body) = a.api("POST", "/v1/records", Some("{not json"));
         assert_eq!(code, 400, "{body}");
         assert!(body.contains("malformed JSON"), "{body}");

@@ -212,18 +212,35 @@ fn a_provisional_message_goes_on_at_once_and_a_retracted_one_is_no_longer_served
     assert!(matches!(&out[0], Action::Message(PeerId(2), p) if *p == message(0)));
     // A second final verdict finds nothing.
     assert_eq!(gossip.verdict(id(1), Verdict::Reject, now, &mut out), None);
-    // Without a final verdict in time it stands.
-    gossip.on_timeout(now + Duration::from_secs(10), &mut out);
-    assert_eq!(gossip.stats.unsettled, 1);
-    assert!(gossip.provisional.is_empty() && gossip.provisional_order.is_empty());
-    assert_eq!(gossip.verdict(id(2), Verdict::Reject, now, &mut out), None);
-    // At most `max_pending` wait for their final verdict.
-    for i in 10..20u8 {
+    // Message 2 waits for its final verdict as long as it takes; at most
+    // `max_pending` do: past them a provisional verdict is not taken, and
+    // the message waits for its final verdict unsent.
+    gossip.on_timeout(now + Duration::from_secs(60), &mut out);
+    assert_eq!(gossip.provisional.len(), 1);
+    out.clear();
+    for i in 10..14u8 {
         gossip.on_message(PeerId(1), IP, &message(i), now, &mut out);
         gossip.verdict(id(i), Verdict::Provisional, now, &mut out);
     }
     assert_eq!(gossip.provisional.len(), 4);
-    assert_eq!(gossip.stats.unsettled, 7);
+    assert_eq!(gossip.stats.provisional_refused, 1);
+    let queued = |g: &Gossip, i: u8| g.peers[&PeerId(2)].to_announce.contains(&id(i));
+    assert!(queued(&gossip, 12) && !queued(&gossip, 13));
+    assert_eq!(
+        gossip.verdict(id(13), Verdict::Propagate, now, &mut out),
+        None
+    );
+    assert!(
+        queued(&gossip, 13),
+        "the refused one goes on at its final verdict"
+    );
+    // The last of them, rejected, blames its sender and leaves the queue.
+    assert_eq!(
+        gossip.verdict(id(12), Verdict::Reject, now, &mut out),
+        Some((PeerId(1), IP))
+    );
+    assert!(!queued(&gossip, 12));
+    assert_eq!(gossip.provisional.len(), 3);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use strata_io::Clock;
 use strata_node::driver::{self, Running};
 use strata_node::wire::CoreSyncData;
 use strata_node::{Direction, Event, Network, State};
-use strata_testkit::{Monerod, TESTNET_GENESIS, free_port};
+use strata_testkit::{Monerod, TESTNET_GENESIS};
 
 use crate::{settings, within};
 
@@ -73,7 +73,7 @@ async fn monerod_in_both_directions() {
         // rarely, so the payloads it counts are monerod's requests.
         let listen_ip = Ipv4Addr::new(127, 0, 0, 2);
         let mut dialed = monero_node(
-            SocketAddr::from((listen_ip, free_port(listen_ip))),
+            SocketAddr::from((listen_ip, 0)),
             Vec::new(),
             Duration::from_secs(600),
         )

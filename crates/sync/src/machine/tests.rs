@@ -597,7 +597,7 @@ fn quick_verification_passes_a_record_on_before_its_check_and_retracts_a_forgery
 #[test]
 fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
     // Node 0 holds a record of author 1; the author's key signs 100
-    // challenges about it at once. Node 0 answers CHALLENGES_PER_SEC of
+    // challenges about it at once. Node 0 answers that key's budget of
     // them and drops the rest unanswered.
     let held = records(1, "r", 1);
     let mut net = net(vec![held.clone(), Vec::new()], |_, _| {});
@@ -625,11 +625,66 @@ fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
     host.upper.drain(&mut host.node, now);
     net.settle();
     let stats = syncer(&net, 0).stats();
-    let budget = crate::receipt::CHALLENGES_PER_SEC as u64;
+    let budget = crate::receipt::CHALLENGES_PER_KEY_PER_SEC as u64;
     assert_eq!(stats.proofs_sent, budget);
     assert_eq!(stats.challenges_over_budget, 100 - budget);
     // Node 1 passes the proofs on to nobody (it posed none) and is fine.
     assert_eq!(syncer(&net, 1).stats().proofs_wrong, 0);
+
+    // A challenge about a record nobody holds, from a key of its own, and
+    // one with a forged signature: neither goes further, and the forged
+    // one costs no key's budget.
+    let verdict_of = |net: &mut Net, payload: Bytes| -> Verdict {
+        let now = net.now();
+        let id = MessageId::of(&payload);
+        let host = net.host_mut(0);
+        let syncer = &mut host.upper.syncer;
+        syncer.handle_gossip(from, id, payload, now);
+        let mut verdict = None;
+        while let Some(output) = syncer.poll_output() {
+            match output {
+                Output::Store(op_id, op) => {
+                    let done = op.run(&host.upper.store, &signer(0));
+                    syncer.handle_store(op_id, done, now);
+                }
+                Output::Verdict(v_id, v) if v_id == id => verdict = Some(v),
+                _ => {}
+            }
+        }
+        verdict.unwrap()
+    };
+    let stranger = signer(5);
+    let challenge = |key: &SigningKey, digest: [u8; DIGEST_LEN], forge: bool| {
+        let nonce = [1u8; NONCE_LEN];
+        let mut signature = key
+            .sign(&Challenge::signed_bytes(&digest, &nonce))
+            .to_bytes();
+        signature[0] ^= u8::from(forge);
+        Challenge {
+            digest,
+            nonce,
+            challenger: key.verifying_key().to_bytes(),
+            signature,
+        }
+        .payload()
+    };
+    let over = syncer(&net, 0).stats().challenges_over_budget;
+    assert_eq!(
+        verdict_of(&mut net, challenge(&stranger, [7; DIGEST_LEN], false)),
+        Verdict::Drop
+    );
+    assert_eq!(
+        verdict_of(&mut net, challenge(&stranger, [8; DIGEST_LEN], true)),
+        Verdict::Reject
+    );
+    // The stranger's second challenge still had budget: the forged one
+    // spent none.
+    assert_eq!(
+        verdict_of(&mut net, challenge(&stranger, [9; DIGEST_LEN], false)),
+        Verdict::Drop
+    );
+    assert_eq!(syncer(&net, 0).stats().challenges_over_budget, over);
+    assert_eq!(syncer(&net, 0).stats().proofs_sent, budget);
 }
 
 #[test]
