@@ -161,6 +161,34 @@ fn share_of(want: f64, n: usize) -> usize {
     needed.min(n)
 }
 
+/// Signature checks each peer may make us do ([`CHECKS_PER_SEC`]) and all
+/// peers together ([`TOTAL_CHECKS_PER_SEC`]), a second's worth saved up.
+#[derive(Default)]
+struct Checks {
+    per_peer: HashMap<PeerId, Budget>,
+    total: Option<Budget>,
+}
+
+impl Checks {
+    /// Spends one check of `from`'s budget and everyone's, if both have it.
+    fn admit(&mut self, from: PeerId, now: Instant) -> bool {
+        let (rate, total_rate) = (CHECKS_PER_SEC as f64, TOTAL_CHECKS_PER_SEC as f64);
+        let own = self
+            .per_peer
+            .entry(from)
+            .or_insert_with(|| Budget::full(rate, now));
+        let total = self
+            .total
+            .get_or_insert_with(|| Budget::full(total_rate, now));
+        if own.level(rate, now) < 1.0 || total.level(total_rate, now) < 1.0 {
+            return false;
+        }
+        own.spend(1, rate, now);
+        total.spend(1, total_rate, now);
+        true
+    }
+}
+
 /// What a receipt's arrival asks of the caller.
 #[derive(Debug, Default)]
 pub(crate) struct Routed {
@@ -211,10 +239,10 @@ pub(crate) struct Receipts {
     known: BTreeSet<NodeKey>,
     seen: HashSet<[u8; 16]>,
     seen_order: VecDeque<[u8; 16]>,
-    /// Signature checks each peer may make us do.
-    checks: HashMap<PeerId, Budget>,
-    /// Signature checks all peers together may make us do.
-    total_checks: Option<Budget>,
+    /// Receipt signatures each peer, and all together, may make us check.
+    checks: Checks,
+    /// Proof signatures likewise, apart: proofs cannot starve receipts.
+    proof_checks: Checks,
     pub(crate) bytes_sent: u64,
     pub(crate) receipts_signed: u64,
     /// Receipts seen before, dropped without a signature check.
@@ -249,8 +277,8 @@ impl Receipts {
             known: BTreeSet::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
-            checks: HashMap::new(),
-            total_checks: None,
+            checks: Checks::default(),
+            proof_checks: Checks::default(),
             bytes_sent: 0,
             receipts_signed: 0,
             replays: 0,
@@ -418,7 +446,11 @@ impl Receipts {
         if ours.is_none() && parent.is_none() {
             return ProofRouted::Nothing;
         }
-        if !self.admit_checks(from, 1, now) || !verify_proof(proof) {
+        if !self.proof_checks.admit(from, now) {
+            self.over_budget = self.over_budget.saturating_add(1);
+            return ProofRouted::Nothing;
+        }
+        if !verify_proof(proof) {
             return ProofRouted::Nothing;
         }
         let Some(message) = ours else {
@@ -487,7 +519,8 @@ impl Receipts {
         if let Some(receipts) = self.forward.remove(&peer) {
             self.forward_len = self.forward_len.saturating_sub(receipts.len());
         }
-        self.checks.remove(&peer);
+        self.checks.per_peer.remove(&peer);
+        self.proof_checks.per_peer.remove(&peer);
     }
 
     /// The receipts of a frame from `from` worth a signature check: those
@@ -504,8 +537,10 @@ impl Receipts {
         for receipt in receipts {
             if self.seen.contains(&signature_mark(&receipt.signature)) {
                 self.replays = self.replays.saturating_add(1);
-            } else if self.admit_checks(from, 1, now) {
+            } else if self.checks.admit(from, now) {
                 out.push(receipt);
+            } else {
+                self.over_budget = self.over_budget.saturating_add(1);
             }
         }
         out
@@ -522,28 +557,6 @@ impl Receipts {
         {
             self.seen.remove(&old);
         }
-    }
-
-    /// Spends `n` signature checks of `from`'s budget and everyone's, if
-    /// both have them; counts a refusal.
-    fn admit_checks(&mut self, from: PeerId, n: usize, now: Instant) -> bool {
-        let rate = CHECKS_PER_SEC as f64;
-        let total_rate = TOTAL_CHECKS_PER_SEC as f64;
-        let budget = self
-            .checks
-            .entry(from)
-            .or_insert_with(|| Budget::full(rate, now));
-        let total = self
-            .total_checks
-            .get_or_insert_with(|| Budget::full(total_rate, now));
-        let need = n as f64;
-        if budget.level(rate, now) < need || total.level(total_rate, now) < need {
-            self.over_budget = self.over_budget.saturating_add(1);
-            return false;
-        }
-        budget.spend(n, rate, now);
-        total.spend(n, total_rate, now);
-        true
     }
 
     /// Receipts received from `from`, whose signatures the caller checked.
