@@ -569,3 +569,103 @@ async fn a_node_that_relays_serves_catch_up_only_its_busy_share() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_challenges_is_answered_within_its_budget_and_a_forged_one_scores_its_sender() {
+    use strata_sync::ed25519_dalek::Signer as _;
+    use strata_sync::wire::{Challenge, NONCE_LEN};
+    bounded(Duration::from_secs(60), async {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| open_store(d.path(), Durability::NoSync))
+            .collect();
+        // A holds a record of the attacker's key, which may challenge it.
+        let attacker = signer(98);
+        let held = record(98, "mine", 1, b"held");
+        stores[0].put_batch(std::slice::from_ref(&held)).unwrap();
+        let a = start(stores[0].clone(), sync_config(10), vec![]).await;
+        let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
+
+        let mut config = NodeConfig::new(Network::STRATA);
+        config.exclusive = vec![a.listening[0]];
+        let evil = driver::start(
+            driver::Settings {
+                listen: vec![],
+                ..tls_loopback(config, &attacker)
+            },
+            strata_sync::Summary {
+                key: attacker.verifying_key().to_bytes(),
+                ..strata_sync::Summary::default()
+            },
+            Clock::real(),
+        )
+        .await
+        .unwrap();
+        let mut evil_events = evil.events;
+        loop {
+            if let strata_node::Event::PeerReady(..) = evil_events.recv().await.unwrap() {
+                break;
+            }
+        }
+        let challenge = |n: u16, forge: bool| {
+            let digest = held.digest().0;
+            let mut nonce = [0u8; NONCE_LEN];
+            nonce[..2].copy_from_slice(&n.to_be_bytes());
+            let mut signature = attacker
+                .sign(&Challenge::signed_bytes(&digest, &nonce))
+                .to_bytes();
+            signature[0] ^= u8::from(forge);
+            Challenge {
+                digest,
+                nonce,
+                challenger: attacker.verifying_key().to_bytes(),
+                signature,
+            }
+            .payload()
+        };
+        // Two hundred well-signed challenges at once: A answers its budget
+        // for that key and drops the rest, and stays up.
+        let started = std::time::Instant::now();
+        for n in 0..200 {
+            evil.handle.propagate(challenge(n, false)).await.unwrap();
+        }
+        eventually(
+            "the challenges handled",
+            Duration::from_secs(20),
+            || async {
+                let s = a.handle.stats().await.unwrap();
+                s.proofs_sent + s.challenges_over_budget >= 200
+            },
+        )
+        .await;
+        let s = a.handle.stats().await.unwrap();
+        let secs = started.elapsed().as_secs() + 1;
+        let budget = strata_sync::receipt::CHALLENGES_PER_KEY_PER_SEC as u64;
+        assert!(s.proofs_sent <= budget * (secs + 1), "{s:?} in {secs} s");
+        assert!(
+            s.challenges_over_budget >= 200 - budget * (secs + 1),
+            "{s:?}"
+        );
+        // A legitimate peer is still served.
+        a.handle.insert(record(7, "k", 1, b"v")).await.unwrap();
+        eventually("the record on b", Duration::from_secs(20), || async {
+            stores[1]
+                .get(record(7, "k", 1, b"v").author(), b"k")
+                .unwrap()
+                .is_some()
+        })
+        .await;
+        // A forged challenge is rejected: its sender is scored and dropped.
+        evil.handle.propagate(challenge(1000, true)).await.unwrap();
+        eventually("the forger is dropped", Duration::from_secs(20), || async {
+            evil.handle.peers().await.unwrap().is_empty()
+        })
+        .await;
+        for node in [a, b] {
+            node.handle.shutdown().await.unwrap();
+        }
+        evil.handle.shutdown().await.unwrap();
+    })
+    .await;
+}
