@@ -829,13 +829,21 @@ async fn verify<P: Payload + Sync>(
     };
     let unavailable =
         |e: strata_sync::runtime::Error| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    if !sync.challenge(message).await.map_err(unavailable)? {
+    let deadline = tokio::time::Instant::now() + wait;
+    let asked = tokio::time::timeout_at(deadline, sync.challenge(message))
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the sync layer did not take the challenge within wait_ms".into(),
+            )
+        })?;
+    if !asked.map_err(unavailable)? {
         return Err(ApiError(
             StatusCode::GONE,
             "the sync layer no longer tracks that record (tracking lasts 10 minutes)".into(),
         ));
     }
-    let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Registered before the check, so a status that lands between the
         // two still wakes us.
@@ -857,9 +865,9 @@ async fn verify<P: Payload + Sync>(
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
             if !posed {
                 return Err(ApiError(
-                    StatusCode::GONE,
-                    "the record could not be read to challenge its holders (a newer version \
-                     replaced it?)"
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "no challenge was posed within wait_ms: the sync layer is busy, or a newer \
+                     version replaced the record"
                         .into(),
                 ));
             }

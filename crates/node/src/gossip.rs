@@ -139,7 +139,9 @@ pub const MAX_ANSWERS_PER_ID: u8 = 2;
 /// `Drop` retracts it without blame and `Reject` retracts it and scores its
 /// sender. A retracted message is no longer announced or served. While
 /// `max_pending` messages wait for their final verdict, a new provisional
-/// one is not passed on: it waits for its final verdict like any other.
+/// one is not passed on: it waits for its final verdict like any other. One
+/// whose final verdict does not come within six verdict timeouts is
+/// retracted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Valid: pass it on.
@@ -195,6 +197,9 @@ pub struct Stats {
     /// Provisional verdicts not taken because `max_pending` messages
     /// waited for their final verdict: those messages waited for it.
     pub provisional_refused: u64,
+    /// Provisional messages retracted because no final verdict came within
+    /// six verdict timeouts.
+    pub provisional_expired: u64,
 }
 
 struct Peer {
@@ -287,6 +292,15 @@ struct Pending {
 struct Provisional {
     from: PeerId,
     ip: IpAddr,
+    /// Past it, with no final verdict, the message is retracted.
+    deadline: Instant,
+}
+
+/// How long a provisional message waits for its final verdict, at most:
+/// six verdict timeouts. A layer that lost track of it (a check that never
+/// came back) gets it retracted rather than standing unchecked.
+fn provisional_limit(verdict_timeout: Duration) -> Duration {
+    verdict_timeout.saturating_mul(6)
 }
 
 /// The gossip state of one node.
@@ -644,21 +658,21 @@ impl Gossip {
                 }
             };
         }
+        if verdict == Verdict::Provisional
+            && self.pending.contains_key(&id)
+            && self.provisional.len() >= self.config.max_pending
+        {
+            // Too many passed on unchecked: this one waits, in its place,
+            // for its final verdict before it goes anywhere.
+            self.stats.provisional_refused = self.stats.provisional_refused.saturating_add(1);
+            return None;
+        }
         let pending = self.pending.remove(&id)?;
         self.pending_bytes = self.pending_bytes.saturating_sub(pending.payload.len());
         self.trim_pending_order();
         match verdict {
             Verdict::Propagate => {
                 self.fan_out(id, pending.payload, Some(pending.from), now, out);
-                None
-            }
-            Verdict::Provisional if self.provisional.len() >= self.config.max_pending => {
-                // Too many passed on unchecked: this one waits for its
-                // final verdict before it goes anywhere.
-                self.stats.provisional_refused = self.stats.provisional_refused.saturating_add(1);
-                self.pending_bytes = self.pending_bytes.saturating_add(pending.payload.len());
-                self.pending.insert(id, pending);
-                self.pending_order.push_back(id);
                 None
             }
             Verdict::Provisional => {
@@ -668,6 +682,7 @@ impl Gossip {
                     Provisional {
                         from: pending.from,
                         ip: pending.ip,
+                        deadline: later(now, provisional_limit(self.config.verdict_timeout)),
                     },
                 );
                 self.provisional_order.push_back(id);
@@ -845,6 +860,17 @@ impl Gossip {
         while self.next_verdict_deadline().is_some_and(|d| d <= now) {
             self.drop_oldest_pending();
         }
+        while let Some(id) = self
+            .provisional_order
+            .front()
+            .copied()
+            .filter(|id| self.provisional.get(id).is_some_and(|p| p.deadline <= now))
+        {
+            self.provisional.remove(&id);
+            self.trim_provisional_order();
+            self.retract(&id);
+            self.stats.provisional_expired = self.stats.provisional_expired.saturating_add(1);
+        }
         while self
             .seen_order
             .front()
@@ -874,7 +900,12 @@ impl Gossip {
             .map(|(_, _, since)| later(*since, self.config.defer));
         let expiry = self.seen_order.front().map(|(e, _)| *e);
         let verdict = self.next_verdict_deadline();
-        [flush, flight, defer, expiry, verdict]
+        let provisional = self
+            .provisional_order
+            .front()
+            .and_then(|id| self.provisional.get(id))
+            .map(|p| p.deadline);
+        [flush, flight, defer, expiry, verdict, provisional]
             .into_iter()
             .flatten()
             .min()

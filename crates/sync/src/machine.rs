@@ -19,7 +19,8 @@ use crate::catchup::{Batch, Catchup, KeyHashBytes, Limits};
 use crate::fetch::Fetch;
 use crate::ops::{Done, Op, OpId};
 use crate::receipt::{
-    DeliveryStatus, NodeKey, ProofRouted, Receipts, verify_challenge, verify_receipt,
+    CHALLENGE_TTL_SECS, DeliveryStatus, NodeKey, ProofRouted, Receipts, verify_challenge,
+    verify_receipt,
 };
 use crate::recon::{Recon, Symbols};
 use crate::riblt::{KEY_LEN, Key, Sketch};
@@ -373,6 +374,8 @@ pub struct Stats {
     pub challenges_over_budget: u64,
     /// Proofs that did not match the record's bytes.
     pub proofs_wrong: u64,
+    /// Proofs dropped unchecked: their sender was over its budget.
+    pub proofs_over_budget: u64,
 }
 
 #[derive(Debug, Default)]
@@ -705,6 +708,7 @@ impl Syncer {
             proofs_sent: self.receipts.proofs_sent,
             challenges_over_budget: self.receipts.challenges_over_budget,
             proofs_wrong: self.receipts.proofs_wrong,
+            proofs_over_budget: self.receipts.proofs_over_budget,
             fetch_overflow: self.fetch.overflow,
             serve_waiting: self.serving.waiting(),
             relay_busy: self.relay_until.is_some(),
@@ -1185,7 +1189,7 @@ impl Syncer {
             }
             (Pending::Pose { id }, Done::Records(Ok((records, _)))) => {
                 if let Some(record) = records.first() {
-                    let nonce = self.nonce();
+                    let nonce = self.nonce(now);
                     if let Some(payload) = self.receipts.pose(id, record, nonce) {
                         self.out.push_back(Output::Propagate(payload));
                         if let Some(status) = self.receipts.status(&id) {
@@ -1201,7 +1205,11 @@ impl Syncer {
                     challenge,
                 },
                 Done::Records(Ok((records, _))),
-            ) => self.on_answer(peer, id, &challenge, records.first()),
+            ) => self.on_answer(peer, id, &challenge, records.first(), now),
+            (Pending::Pose { .. }, Done::Records(Err(e))) => {
+                tracing::warn!("reading a record to challenge its holders failed: {e}");
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
+            }
             (Pending::Answer { id, .. }, Done::Records(Err(e))) => {
                 tracing::warn!("reading a challenged record failed: {e}");
                 self.stats.store_errors = self.stats.store_errors.saturating_add(1);
@@ -1683,15 +1691,18 @@ impl Syncer {
 
     // ----- challenges -----
 
-    /// A fresh nonce: unpredictable without the node key, reproducible in
-    /// a simulation from its seed.
-    fn nonce(&mut self) -> [u8; NONCE_LEN] {
+    /// A fresh nonce: the time (Unix seconds, big-endian) in its first
+    /// eight bytes, then bytes unpredictable without the node key and
+    /// reproducible in a simulation from its seed.
+    fn nonce(&mut self, now: Instant) -> [u8; NONCE_LEN] {
         let mut h = blake2::Blake2b512::new();
         h.update(b"strata-nonce-v1");
         h.update(self.config.signing_key.to_bytes());
         h.update(self.rng.next_u64().to_be_bytes());
         h.update(self.receipts.challenges_posed.to_be_bytes());
-        h.finalize().into()
+        let mut nonce: [u8; NONCE_LEN] = h.finalize().into();
+        nonce[..8].copy_from_slice(&self.unix(now).to_be_bytes());
+        nonce
     }
 
     /// A challenge of another node, gossiped to us: checked, then the
@@ -1706,11 +1717,24 @@ impl Syncer {
                 return;
             }
         };
+        let unix = self.unix(now);
+        let issued = u64::from_be_bytes(challenge.nonce[..8].try_into().unwrap_or([0; 8]));
+        if unix.abs_diff(issued) > CHALLENGE_TTL_SECS {
+            // Stale, or from a clock far off: not answered, no blame.
+            self.out.push_back(Output::Verdict(id, Verdict::Drop));
+            return;
+        }
+        if !self.receipts.may_check(peer, now) {
+            self.out.push_back(Output::Verdict(id, Verdict::Drop));
+            return;
+        }
         if !verify_challenge(&challenge) {
             self.out.push_back(Output::Verdict(id, Verdict::Reject));
             return;
         }
-        if !self.receipts.may_answer(&challenge.challenger, now) {
+        if !self.receipts.first_time(&challenge.signature)
+            || !self.receipts.may_read(&challenge.challenger, now)
+        {
             self.out.push_back(Output::Verdict(id, Verdict::Drop));
             return;
         }
@@ -1740,9 +1764,11 @@ impl Syncer {
         id: MessageId,
         challenge: &Challenge,
         record: Option<&Record>,
+        now: Instant,
     ) {
         let verdict = match record {
             Some(r) if *r.author() != challenge.challenger => Verdict::Drop,
+            Some(_) if !self.receipts.may_prove(now) => Verdict::Drop,
             Some(r) => {
                 let proof = self.receipts.prove(challenge, id, r);
                 if self.peers.contains_key(&peer) {

@@ -56,12 +56,19 @@ pub const TOTAL_CHECKS_PER_SEC: usize = 2 * CHECKS_PER_SEC;
 /// Bytes of receipts sent in one message, about (a receipt that does not
 /// fit goes in the next).
 pub const SEND_BYTES: usize = 1024 * 1024;
-/// Challenges of others a node answers per second (a second's worth may
-/// be saved up); past it a challenge is neither answered nor passed on.
+/// Challenges of others a node answers with a proof per second, in all (a
+/// second's worth may be saved up); past it a challenge is neither
+/// answered nor passed on. Spent only on records the node holds.
 pub const CHALLENGES_PER_SEC: usize = 16;
-/// Challenges of one challenger key a node answers per second (a second's
-/// worth may be saved up), so that one key cannot take the whole budget.
-pub const CHALLENGES_PER_KEY_PER_SEC: usize = 2;
+/// Challenges of one challenger key a node looks up per second (a second's
+/// worth may be saved up), so that one key cannot take what others need.
+pub const CHALLENGES_PER_KEY_PER_SEC: usize = 4;
+/// Challenges one peer may make us check the signature of per second (a
+/// second's worth may be saved up): the bound on what a flood costs.
+pub const CHALLENGES_PER_PEER_PER_SEC: usize = 16;
+/// How old (or how far ahead) a challenge's time may be, in seconds; an
+/// older one is dropped, so an old challenge cannot be replayed.
+pub const CHALLENGE_TTL_SECS: u64 = 60;
 /// Challenger keys whose budgets are remembered; past it one is forgotten.
 pub const MAX_CHALLENGERS: usize = 1024;
 
@@ -161,6 +168,15 @@ fn share_of(want: f64, n: usize) -> usize {
     needed.min(n)
 }
 
+/// Spends one from `budget` at `rate`, if it has one.
+fn take_one(budget: &mut Budget, rate: f64, now: Instant) -> bool {
+    if budget.level(rate, now) < 1.0 {
+        return false;
+    }
+    budget.spend(1, rate, now);
+    true
+}
+
 /// Signature checks each peer may make us do ([`CHECKS_PER_SEC`]) and all
 /// peers together ([`TOTAL_CHECKS_PER_SEC`]), a second's worth saved up.
 #[derive(Default)]
@@ -218,10 +234,11 @@ pub(crate) struct Receipts {
     tracked_order: VecDeque<(MessageId, Instant)>,
     /// Our challenges' message ids, to the message each is about.
     posed: HashMap<MessageId, MessageId>,
-    /// Challenges of others we may still answer, in all and per
-    /// challenger.
+    /// Challenges of others we may still answer (in all), look up (per
+    /// challenger) and check (per peer).
     answers: Option<Budget>,
     answers_by: HashMap<NodeKey, Budget>,
+    challenge_checks: HashMap<PeerId, Budget>,
     /// Challenges posed.
     pub(crate) challenges_posed: u64,
     /// Challenges answered with a proof.
@@ -230,6 +247,8 @@ pub(crate) struct Receipts {
     pub(crate) challenges_over_budget: u64,
     /// Proofs that did not match the record's bytes.
     pub(crate) proofs_wrong: u64,
+    /// Proofs dropped unchecked: their sender was over its budget.
+    pub(crate) proofs_over_budget: u64,
     parents: HashMap<MessageId, (PeerId, Instant)>,
     parents_order: VecDeque<(MessageId, Instant)>,
     pending: HashMap<PeerId, Vec<[u8; ID_LEN]>>,
@@ -264,10 +283,12 @@ impl Receipts {
             posed: HashMap::new(),
             answers: None,
             answers_by: HashMap::new(),
+            challenge_checks: HashMap::new(),
             challenges_posed: 0,
             proofs_sent: 0,
             challenges_over_budget: 0,
             proofs_wrong: 0,
+            proofs_over_budget: 0,
             parents: HashMap::new(),
             parents_order: VecDeque::new(),
             pending: HashMap::new(),
@@ -391,28 +412,60 @@ impl Receipts {
         Some(payload)
     }
 
-    /// Whether a (checked) challenge of `challenger` may be answered now:
-    /// within [`CHALLENGES_PER_KEY_PER_SEC`] for that key and
-    /// [`CHALLENGES_PER_SEC`] in all; counts one that may not.
-    pub(crate) fn may_answer(&mut self, challenger: &NodeKey, now: Instant) -> bool {
-        let (rate, key_rate) = (CHALLENGES_PER_SEC as f64, CHALLENGES_PER_KEY_PER_SEC as f64);
+    /// Whether `peer` may make us check a challenge's signature now
+    /// (within [`CHALLENGES_PER_PEER_PER_SEC`]); counts one it may not.
+    pub(crate) fn may_check(&mut self, peer: PeerId, now: Instant) -> bool {
+        let rate = CHALLENGES_PER_PEER_PER_SEC as f64;
+        let budget = self
+            .challenge_checks
+            .entry(peer)
+            .or_insert_with(|| Budget::full(rate, now));
+        let ok = take_one(budget, rate, now);
+        self.count_refusal(ok)
+    }
+
+    /// Whether a checked challenge of `challenger` may be looked up now
+    /// (within [`CHALLENGES_PER_KEY_PER_SEC`]); counts one that may not.
+    pub(crate) fn may_read(&mut self, challenger: &NodeKey, now: Instant) -> bool {
+        let rate = CHALLENGES_PER_KEY_PER_SEC as f64;
         if !self.answers_by.contains_key(challenger)
             && self.answers_by.len() >= MAX_CHALLENGERS
             && let Some(old) = self.answers_by.keys().next().copied()
         {
             self.answers_by.remove(&old);
         }
-        let own = self
+        let budget = self
             .answers_by
             .entry(*challenger)
-            .or_insert_with(|| Budget::full(key_rate, now));
-        let total = self.answers.get_or_insert_with(|| Budget::full(rate, now));
-        if own.level(key_rate, now) < 1.0 || total.level(rate, now) < 1.0 {
+            .or_insert_with(|| Budget::full(rate, now));
+        let ok = take_one(budget, rate, now);
+        self.count_refusal(ok)
+    }
+
+    /// Whether a challenge about a record we hold may be answered now
+    /// (within [`CHALLENGES_PER_SEC`]); counts one that may not.
+    pub(crate) fn may_prove(&mut self, now: Instant) -> bool {
+        let rate = CHALLENGES_PER_SEC as f64;
+        let budget = self.answers.get_or_insert_with(|| Budget::full(rate, now));
+        let ok = take_one(budget, rate, now);
+        self.count_refusal(ok)
+    }
+
+    /// Counts a challenge refused for want of budget; returns `ok`.
+    fn count_refusal(&mut self, ok: bool) -> bool {
+        if !ok {
             self.challenges_over_budget = self.challenges_over_budget.saturating_add(1);
+        }
+        ok
+    }
+
+    /// Whether a challenge (by its signature) is new to us; it is noted.
+    pub(crate) fn first_time(&mut self, signature: &[u8; 64]) -> bool {
+        let mark = signature_mark(signature);
+        if self.seen.contains(&mark) {
             return false;
         }
-        own.spend(1, key_rate, now);
-        total.spend(1, rate, now);
+        self.note_seen(mark);
         true
     }
 
@@ -446,13 +499,20 @@ impl Receipts {
         if ours.is_none() && parent.is_none() {
             return ProofRouted::Nothing;
         }
+        // Each proof is checked and passed on once.
+        let mark = signature_mark(&proof.signature);
+        if self.seen.contains(&mark) {
+            self.replays = self.replays.saturating_add(1);
+            return ProofRouted::Nothing;
+        }
         if !self.proof_checks.admit(from, now) {
-            self.over_budget = self.over_budget.saturating_add(1);
+            self.proofs_over_budget = self.proofs_over_budget.saturating_add(1);
             return ProofRouted::Nothing;
         }
         if !verify_proof(proof) {
             return ProofRouted::Nothing;
         }
+        self.note_seen(mark);
         let Some(message) = ours else {
             return parent.map_or(ProofRouted::Nothing, ProofRouted::Forward);
         };
@@ -521,6 +581,7 @@ impl Receipts {
         }
         self.checks.per_peer.remove(&peer);
         self.proof_checks.per_peer.remove(&peer);
+        self.challenge_checks.remove(&peer);
     }
 
     /// The receipts of a frame from `from` worth a signature check: those

@@ -212,10 +212,10 @@ fn a_provisional_message_goes_on_at_once_and_a_retracted_one_is_no_longer_served
     assert!(matches!(&out[0], Action::Message(PeerId(2), p) if *p == message(0)));
     // A second final verdict finds nothing.
     assert_eq!(gossip.verdict(id(1), Verdict::Reject, now, &mut out), None);
-    // Message 2 waits for its final verdict as long as it takes; at most
-    // `max_pending` do: past them a provisional verdict is not taken, and
-    // the message waits for its final verdict unsent.
-    gossip.on_timeout(now + Duration::from_secs(60), &mut out);
+    // Message 2 waits for its final verdict up to six verdict timeouts; at
+    // most `max_pending` do: past them a provisional verdict is not taken,
+    // and the message waits for its final verdict unsent.
+    gossip.on_timeout(now + Duration::from_secs(59), &mut out);
     assert_eq!(gossip.provisional.len(), 1);
     out.clear();
     for i in 10..14u8 {
@@ -241,6 +241,16 @@ fn a_provisional_message_goes_on_at_once_and_a_retracted_one_is_no_longer_served
     );
     assert!(!queued(&gossip, 12));
     assert_eq!(gossip.provisional.len(), 3);
+    // Those whose final verdict never comes are retracted at last.
+    assert!(
+        gossip
+            .poll_timeout()
+            .is_some_and(|t| t <= now + Duration::from_secs(60))
+    );
+    gossip.on_timeout(now + Duration::from_secs(60), &mut out);
+    assert!(gossip.provisional.is_empty() && gossip.provisional_order.is_empty());
+    assert_eq!(gossip.stats.provisional_expired, 3);
+    assert!(!queued(&gossip, 10) && !queued(&gossip, 11));
 }
 
 #[test]

@@ -597,8 +597,9 @@ fn quick_verification_passes_a_record_on_before_its_check_and_retracts_a_forgery
 #[test]
 fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
     // Node 0 holds a record of author 1; the author's key signs 100
-    // challenges about it at once. Node 0 answers that key's budget of
-    // them and drops the rest unanswered.
+    // challenges about it, sent at once by one peer. Node 0 checks that
+    // peer's budget of them, answers that key's budget and drops the rest
+    // unanswered.
     let held = records(1, "r", 1);
     let mut net = net(vec![held.clone(), Vec::new()], |_, _| {});
     net.connect(0, 1);
@@ -609,7 +610,8 @@ fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
     let now = net.now();
     let host = net.host_mut(0);
     for n in 0..100u8 {
-        let nonce = [n; NONCE_LEN];
+        let mut nonce = [n; NONCE_LEN];
+        nonce[..8].copy_from_slice(&UNIX.to_be_bytes());
         let payload = Challenge {
             digest: digest.0,
             nonce,
@@ -653,9 +655,12 @@ fn a_flood_of_challenges_is_answered_within_its_budget_and_the_rest_dropped() {
         }
         verdict.unwrap()
     };
+    // A second on: the budgets have refilled.
+    net.run_for(Duration::from_secs(2));
     let stranger = signer(5);
     let challenge = |key: &SigningKey, digest: [u8; DIGEST_LEN], forge: bool| {
-        let nonce = [1u8; NONCE_LEN];
+        let mut nonce = [1u8; NONCE_LEN];
+        nonce[..8].copy_from_slice(&UNIX.to_be_bytes());
         let mut signature = key
             .sign(&Challenge::signed_bytes(&digest, &nonce))
             .to_bytes();

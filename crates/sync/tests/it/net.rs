@@ -570,6 +570,34 @@ async fn a_node_that_relays_serves_catch_up_only_its_busy_share() {
     .await;
 }
 
+/// A node of its own key that speaks the protocol, dialing only `to`,
+/// once its handshake is done.
+async fn rogue(
+    key: &strata_sync::ed25519_dalek::SigningKey,
+    to: std::net::SocketAddr,
+) -> driver::Running<strata_sync::Summary> {
+    let mut config = NodeConfig::new(Network::STRATA);
+    config.exclusive = vec![to];
+    let mut node = driver::start(
+        driver::Settings {
+            listen: vec![],
+            ..tls_loopback(config, key)
+        },
+        strata_sync::Summary {
+            key: key.verifying_key().to_bytes(),
+            ..strata_sync::Summary::default()
+        },
+        Clock::real(),
+    )
+    .await
+    .unwrap();
+    loop {
+        if let strata_node::Event::PeerReady(..) = node.events.recv().await.unwrap() {
+            return node;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_challenges_is_answered_within_its_budget_and_a_forged_one_scores_its_sender() {
     use strata_sync::ed25519_dalek::Signer as _;
@@ -586,49 +614,37 @@ async fn a_flood_of_challenges_is_answered_within_its_budget_and_a_forged_one_sc
         stores[0].put_batch(std::slice::from_ref(&held)).unwrap();
         let a = start(stores[0].clone(), sync_config(10), vec![]).await;
         let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
-
-        let mut config = NodeConfig::new(Network::STRATA);
-        config.exclusive = vec![a.listening[0]];
-        let evil = driver::start(
-            driver::Settings {
-                listen: vec![],
-                ..tls_loopback(config, &attacker)
-            },
-            strata_sync::Summary {
-                key: attacker.verifying_key().to_bytes(),
-                ..strata_sync::Summary::default()
-            },
-            Clock::real(),
-        )
-        .await
-        .unwrap();
-        let mut evil_events = evil.events;
-        loop {
-            if let strata_node::Event::PeerReady(..) = evil_events.recv().await.unwrap() {
-                break;
-            }
-        }
-        let challenge = |n: u16, forge: bool| {
+        let evil = rogue(&attacker, a.listening[0]).await;
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let challenge = |key: &strata_sync::ed25519_dalek::SigningKey, n: u16, forge: bool| {
             let digest = held.digest().0;
             let mut nonce = [0u8; NONCE_LEN];
-            nonce[..2].copy_from_slice(&n.to_be_bytes());
-            let mut signature = attacker
+            nonce[..8].copy_from_slice(&unix.to_be_bytes());
+            nonce[8..10].copy_from_slice(&n.to_be_bytes());
+            let mut signature = key
                 .sign(&Challenge::signed_bytes(&digest, &nonce))
                 .to_bytes();
             signature[0] ^= u8::from(forge);
             Challenge {
                 digest,
                 nonce,
-                challenger: attacker.verifying_key().to_bytes(),
+                challenger: key.verifying_key().to_bytes(),
                 signature,
             }
             .payload()
         };
-        // Two hundred well-signed challenges at once: A answers its budget
-        // for that key and drops the rest, and stays up.
+        // Two hundred well-signed challenges at once: A checks the peer's
+        // budget of them, answers the key's budget, drops the rest, and
+        // stays up.
         let started = std::time::Instant::now();
         for n in 0..200 {
-            evil.handle.propagate(challenge(n, false)).await.unwrap();
+            evil.handle
+                .propagate(challenge(&attacker, n, false))
+                .await
+                .unwrap();
         }
         eventually(
             "the challenges handled",
@@ -656,16 +672,24 @@ async fn a_flood_of_challenges_is_answered_within_its_budget_and_a_forged_one_sc
                 .is_some()
         })
         .await;
-        // A forged challenge is rejected: its sender is scored and dropped.
-        evil.handle.propagate(challenge(1000, true)).await.unwrap();
+        // A forged challenge (from another peer) is rejected: its sender is
+        // scored and dropped.
+        let forger = signer(97);
+        let forging = rogue(&forger, a.listening[0]).await;
+        forging
+            .handle
+            .propagate(challenge(&forger, 1000, true))
+            .await
+            .unwrap();
         eventually("the forger is dropped", Duration::from_secs(20), || async {
-            evil.handle.peers().await.unwrap().is_empty()
+            forging.handle.peers().await.unwrap().is_empty()
         })
         .await;
         for node in [a, b] {
             node.handle.shutdown().await.unwrap();
         }
         evil.handle.shutdown().await.unwrap();
+        forging.handle.shutdown().await.unwrap();
     })
     .await;
 }
