@@ -393,27 +393,12 @@ fn receipts_reach_the_publisher_and_a_silent_node_is_missing() {
     net.settle();
     net.crash(3);
     net.settle();
-    let publish = |net: &mut Net, key: &str, want: f64| {
-        let now = net.now();
-        let host = net.host_mut(0);
-        let id = host.upper.syncer.publish(
-            key.as_bytes().to_vec(),
-            b"x".to_vec(),
-            None,
-            want,
-            None,
-            now,
-        );
-        host.upper.drain(&mut host.node, now);
-        net.flush(0);
-        id
-    };
     // A first message teaches 0 the key of 2 (from its receipt).
-    publish(&mut net, "warm", 1.0);
+    publish(&mut net, 0, "warm", 1.0);
     run_until(&mut net, Duration::from_secs(10), "three known keys", |n| {
         syncer(n, 0).known_keys().len() == 3
     });
-    let put = publish(&mut net, "news", 0.6);
+    let put = publish(&mut net, 0, "news", 0.6);
     net.settle();
     let id = put_result(&net, 0, put).unwrap().id.unwrap();
     run_until(

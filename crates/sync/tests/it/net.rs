@@ -188,30 +188,10 @@ async fn tampered_record_is_never_stored(quick: bool) {
         let a = start(stores[0].clone(), config_a, vec![]).await;
         let b = start(stores[1].clone(), sync_config(11), vec![a.listening[0]]).await;
 
-        // A node that speaks the protocol but forges records.
-        let mut config = NodeConfig::new(Network::STRATA);
-        config.exclusive = vec![a.listening[0]];
-        let evil = driver::start(
-            driver::Settings {
-                listen: vec![],
-                ..tls_loopback(config, &signer(99))
-            },
-            // Its own key: it is scored for the forgery alone (every node
-            // here shares 127.0.0.1, so a ban would cut the others off too).
-            strata_sync::Summary {
-                key: signer(99).verifying_key().to_bytes(),
-                ..strata_sync::Summary::default()
-            },
-            Clock::real(),
-        )
-        .await
-        .unwrap();
-        let mut evil_events = evil.events;
-        loop {
-            if let strata_node::Event::PeerReady(..) = evil_events.recv().await.unwrap() {
-                break;
-            }
-        }
+        // A node that speaks the protocol but forges records, under its own
+        // key: it is scored for the forgery alone (every node here shares
+        // 127.0.0.1, so a ban would cut the others off too).
+        let evil = rogue(&signer(99), a.listening[0]).await;
         let good = record(7, "k", 1, b"genuine");
         let forged = tampered(&good);
         // By gossip. (Records in an unsolicited RECORDS frame are refused
