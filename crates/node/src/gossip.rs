@@ -303,6 +303,17 @@ fn provisional_limit(verdict_timeout: Duration) -> Duration {
     verdict_timeout.saturating_mul(6)
 }
 
+/// Keeps the front of `order` an id still in `live`, and `order` no longer
+/// than twice `live` (ids settled out of turn stay behind until then).
+fn trim_order<V>(order: &mut VecDeque<MessageId>, live: &HashMap<MessageId, V>) {
+    while order.front().is_some_and(|id| !live.contains_key(id)) {
+        order.pop_front();
+    }
+    if order.len() > live.len().max(16).saturating_mul(2) {
+        order.retain(|id| live.contains_key(id));
+    }
+}
+
 /// The gossip state of one node.
 pub(crate) struct Gossip {
     config: Config,
@@ -607,20 +618,8 @@ impl Gossip {
         false
     }
 
-    /// Keeps the front of the order a message still waiting, and the order
-    /// no longer than twice the pending set.
     fn trim_pending_order(&mut self) {
-        while self
-            .pending_order
-            .front()
-            .is_some_and(|id| !self.pending.contains_key(id))
-        {
-            self.pending_order.pop_front();
-        }
-        if self.pending_order.len() > self.pending.len().max(16).saturating_mul(2) {
-            let pending = &self.pending;
-            self.pending_order.retain(|id| pending.contains_key(id));
-        }
+        trim_order(&mut self.pending_order, &self.pending);
     }
 
     /// When the oldest message waiting for a verdict times out.
@@ -709,21 +708,8 @@ impl Gossip {
         }
     }
 
-    /// Keeps the front of the order a provisional message, and the order
-    /// no longer than twice the set.
     fn trim_provisional_order(&mut self) {
-        while self
-            .provisional_order
-            .front()
-            .is_some_and(|id| !self.provisional.contains_key(id))
-        {
-            self.provisional_order.pop_front();
-        }
-        if self.provisional_order.len() > self.provisional.len().max(16).saturating_mul(2) {
-            let provisional = &self.provisional;
-            self.provisional_order
-                .retain(|id| provisional.contains_key(id));
-        }
+        trim_order(&mut self.provisional_order, &self.provisional);
     }
 
     /// An announcement of short ids arrived from `from`.
