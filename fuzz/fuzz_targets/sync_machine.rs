@@ -28,7 +28,23 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use strata_node::{MessageId, PeerId, Verdict};
-use strata_store::{Config as StoreConfig, DIGEST_LEN, Digest, KEY_HASH_LEN, Record, Store};
+use strata_store::{
+    Config as StoreConfig, DIGEST_LEN, Digest, Draft, KEY_HASH_LEN, Kind, Record, Store,
+};
+
+/// The Unix time at the machine's start.
+const UNIX: u64 = 1_700_000_000;
+
+/// A kind and an expiry: mostly values that never expire; values and
+/// tombstones that expire within a minute of the start, some already.
+fn life(input: &mut Input<'_>) -> (Kind, u64) {
+    let expires = UNIX - 2 + u64::from(input.u8() % 64);
+    match input.u8() % 4 {
+        0 => (Kind::Value, expires),
+        1 => (Kind::Tombstone, expires),
+        _ => (Kind::Value, 0),
+    }
+}
 use strata_sync::ed25519_dalek::{Signer as _, SigningKey};
 use strata_sync::riblt::Sketch;
 use strata_sync::wire::{
@@ -173,7 +189,7 @@ impl Harness {
         let syncer = Syncer::new(
             config,
             progress.as_deref(),
-            1_700_000_000,
+            UNIX,
             u64::from(settings),
             now,
         );
@@ -203,8 +219,13 @@ impl Harness {
         let author = &self.authors[usize::from(input.u8() % 3)];
         let key = [b'k', input.u8() % 8];
         let version = u64::from(input.u8() % 4);
-        let value = input.bytes(MAX_VALUE_LEN);
-        let record = Record::sign(author, &key, version, &value).expect("within the limits");
+        let (kind, expires) = life(input);
+        let value = match kind {
+            Kind::Value => input.bytes(MAX_VALUE_LEN),
+            Kind::Tombstone => Vec::new(),
+        };
+        let record =
+            Record::sign_as(author, kind, expires, &key, version, &value).expect("within the limits");
         remember(&mut self.world, record.clone());
         record
     }
@@ -332,10 +353,20 @@ impl Harness {
             }
             PUT => {
                 let key = input.bytes(8);
+                let (kind, expires) = life(input);
                 let value = input.bytes(MAX_VALUE_LEN + 8);
                 let version = (input.u8() & 1 == 1).then(|| u64::from(input.u8()));
+                // Tombstones with a value, or without an expiry, are asked
+                // for too: the put must fail cleanly.
+                let draft = Draft {
+                    key,
+                    kind,
+                    value,
+                    expires,
+                    version,
+                };
                 if input.u8() & 1 == 0 {
-                    self.syncer.put(key, value, version, now);
+                    self.syncer.put(draft, now);
                 } else {
                     let want = f64::from(input.u8()) / 128.0;
                     let expected = (input.u8() & 1 == 1).then(|| {
@@ -344,8 +375,7 @@ impl Harness {
                             .map(|a| a.verifying_key().to_bytes())
                             .collect()
                     });
-                    self.syncer
-                        .publish(key, value, version, want, expected, now);
+                    self.syncer.publish(draft, want, expected, now);
                 }
             }
             INSERT => {

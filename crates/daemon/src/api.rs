@@ -22,11 +22,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use strata_node::PeerId;
 use strata_node::wire::Payload;
-use strata_store::{AUTHOR_LEN, Cursor, Record};
+use strata_store::{AUTHOR_LEN, Cursor, Draft, Record};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, watch};
 
+use crate::config::MAX_TTL_SECS;
 use crate::dashboard::{self, AccessError};
+use crate::relay;
 use crate::shared::{Error, Shared, lock, until_stopped};
 
 /// Largest request body, in bytes.
@@ -75,6 +77,7 @@ impl From<Error> for ApiError {
             }
             Error::Record(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Stale { .. } | Error::LostTie { .. } => StatusCode::CONFLICT,
+            Error::Store(strata_store::Error::NothingToDelete) => StatusCode::NOT_FOUND,
             Error::Store(_) | Error::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -380,7 +383,14 @@ async fn route<P: Payload + Sync>(
             let key = bytes_field("key", body.key, body.key_hex)?
                 .ok_or_else(|| ApiError::bad("`key` or `key_hex` is required"))?;
             let value = bytes_field("value", body.value, body.value_hex)?.unwrap_or_default();
-            let written = shared.put(key, value, body.version).await?;
+            let expires = match body.ttl_secs {
+                None => 0,
+                Some(ttl) => expiry_after(ttl)?,
+            };
+            let draft = Draft::value(key, value)
+                .expiring(expires)
+                .at_version(body.version);
+            let written = shared.put(draft).await?;
             let mut out = record_json(&written.record);
             out["published"] = json!(written.published);
             ok(out)
@@ -395,9 +405,27 @@ async fn route<P: Payload + Sync>(
                 .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
                 .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             match found {
+                Some(record) if record.is_tombstone() => Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("the record was deleted (version {})", record.version()),
+                )),
+                Some(record) if record.is_expired(unix_now()) => Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("the record expired at {}", record.expires()),
+                )),
                 Some(record) => ok(record_json(&record)),
                 None => Err(ApiError(StatusCode::NOT_FOUND, "no such record".into())),
             }
+        }
+        (Method::DELETE, "/v1/record") => {
+            let key = query_bytes(&query, "key")?
+                .ok_or_else(|| ApiError::bad("query parameter `key` or `key_hex` is required"))?;
+            let horizon = shared.config.store.tombstone_horizon_secs;
+            let draft = Draft::tombstone(key, expiry_after(horizon)?);
+            let written = shared.put(draft).await?;
+            let mut out = record_json(&written.record);
+            out["published"] = json!(written.published);
+            ok(out)
         }
         (Method::GET, "/v1/records") => {
             let author = author_param(shared, &query)?;
@@ -422,8 +450,16 @@ async fn route<P: Payload + Sync>(
             .await
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            // Deleted and expired records are not listed; the page's cursor
+            // still moves past them.
+            let unix = unix_now();
             ok(json!({
-                "records": page.records.iter().map(record_json).collect::<Vec<_>>(),
+                "records": page
+                    .records
+                    .iter()
+                    .filter(|r| !r.is_tombstone() && !r.is_expired(unix))
+                    .map(record_json)
+                    .collect::<Vec<_>>(),
                 "next": page.next.map(|c| hex::encode(c.as_bytes())),
             }))
         }
@@ -601,6 +637,24 @@ struct PutBody {
     value: Option<String>,
     value_hex: Option<String>,
     version: Option<u64>,
+    ttl_secs: Option<u64>,
+}
+
+/// The Unix time, in seconds.
+fn unix_now() -> u64 {
+    relay::now_us() / 1_000_000
+}
+
+/// The Unix time `secs` from now: 1 to [`MAX_TTL_SECS`] seconds.
+fn expiry_after(secs: u64) -> Result<u64, ApiError> {
+    if !(1..=MAX_TTL_SECS).contains(&secs) {
+        return Err(ApiError::bad(format!(
+            "a time to live of {secs} s is out of range: 1 to {MAX_TTL_SECS}"
+        )));
+    }
+    unix_now()
+        .checked_add(secs)
+        .ok_or_else(|| ApiError::bad("the expiry is past the end of time"))
 }
 
 #[derive(Deserialize)]
@@ -983,6 +1037,8 @@ pub fn record_json(record: &Record) -> Value {
         "version": record.version(),
         "value": std::str::from_utf8(record.value()).ok(),
         "value_hex": hex::encode(record.value()),
+        "deleted": record.is_tombstone(),
+        "expires": (record.expires() != 0).then_some(record.expires()),
         "id": record.id().to_string(),
         "signature": hex::encode(record.signature()),
     })
@@ -1047,7 +1103,13 @@ async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
         "p2p": shared.listening.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "peers": { "inbound": s.peers_in, "outbound": s.peers_out },
         "address_book": { "new": s.book_new, "tried": s.book_tried },
-        "store": { "records": s.store_records, "bytes": s.store_bytes },
+        "store": {
+            "records": s.store_records,
+            "bytes": s.store_bytes,
+            "tombstones": s.collection.tombstones,
+            "collected_tombstones": s.collection.collected_tombstones,
+            "collected_expired": s.collection.collected_expired,
+        },
         "sync": {
             "state": sync_state,
             "records": s.store_records,
@@ -1060,6 +1122,8 @@ async fn status<P: Payload + Sync>(shared: &Arc<Shared<P>>) -> Value {
                 "catchup": sync.catchup_records,
             },
             "reconciliations": sync.reconciliations,
+            "expired_refused": sync.expired_refused,
+            "collected": sync.collected,
         },
         "gossip": s.gossip.map(|g| json!({
             "delivered": g.delivered,

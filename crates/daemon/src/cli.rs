@@ -157,6 +157,19 @@ pub enum Command {
         /// The version (default: the stored version plus one).
         #[arg(long)]
         version: Option<u64>,
+        /// Seconds until every node drops the record (default: never).
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a record of this node: a signed tombstone replaces it
+    /// everywhere, and is itself collected after the store's tombstone
+    /// horizon.
+    Delete {
+        /// The record's key.
+        key: String,
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
@@ -523,11 +536,15 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
             key,
             value,
             version,
+            ttl,
             json,
         } => {
             let mut body = json!({ "key": key, "value": value });
             if let Some(v) = version {
                 body["version"] = json!(v);
+            }
+            if let Some(t) = ttl {
+                body["ttl_secs"] = json!(t);
             }
             let v = c.call(Method::POST, "/v1/records", Some(&body)).await?;
             if *json {
@@ -542,6 +559,18 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
                     } else {
                         "; not published: no peers"
                     }
+                );
+            }
+        }
+        Command::Delete { key, json } => {
+            let path = format!("/v1/record?key={}", encode_query(key));
+            let v = c.call(Method::DELETE, &path, None).await?;
+            if *json {
+                print_json(&v);
+            } else {
+                println!(
+                    "deleted {key} at version {}; the tombstone is collected at {}",
+                    v["version"], v["expires"]
                 );
             }
         }
@@ -780,9 +809,12 @@ fn print_status(v: &Value) {
         text("/address_book/tried")
     );
     println!(
-        "store         {} records, {} bytes",
+        "store         {} records ({} tombstones), {} bytes; collected: {} tombstones, {} expired",
         text("/store/records"),
-        text("/store/bytes")
+        text("/store/tombstones"),
+        text("/store/bytes"),
+        text("/store/collected_tombstones"),
+        text("/store/collected_expired")
     );
     println!(
         "sync          {} ({} records; stored from peers: {} by gossip, {} by reconciliation, {} by catch-up)",

@@ -21,6 +21,13 @@ pub const MAX_BAN_SECS: usize = 10 * 365 * 24 * 3600;
 
 /// The slowest rate limit, in bytes per second (0 is no limit).
 pub const MIN_RATE: u64 = 1024;
+
+/// The longest time-to-live a record may be put with, and the longest
+/// tombstone horizon, in seconds (10 years).
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// The shortest tombstone horizon, in seconds (a minute).
+pub const MIN_TOMBSTONE_HORIZON_SECS: u64 = 60;
 /// The fastest rate limit, in bytes per second: 1 TiB/s, beyond any link.
 pub const MAX_RATE: u64 = 1 << 40;
 
@@ -234,6 +241,9 @@ pub struct StoreConfig {
     pub max_records_per_author: u64,
     /// Bytes one author's records may take as stored.
     pub max_bytes_per_author: u64,
+    /// How long this node's tombstones are kept before every node collects
+    /// them, in seconds.
+    pub tombstone_horizon_secs: u64,
 }
 
 /// `[sync]`: replication, and what serving peers may take.
@@ -468,6 +478,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Bytes one author's records may take in the store (keys, versions, signatures, values); more are refused and not passed on.",
     ),
     (
+        "store.tombstone_horizon_secs",
+        "Seconds a deletion by this node is kept before every node collects it (60 s to 10 years, default 7 days); a node away longer may bring the deleted record back.",
+    ),
+    (
         "sync.serve_rate",
         "Bytes per second one peer may have served: catch-up batches, fetched records, reconciliation symbols (1 KiB/s-1 TiB/s).",
     ),
@@ -588,6 +602,7 @@ impl Default for StoreConfig {
             initial_map_size: strata_store::DEFAULT_MAP_SIZE,
             max_records_per_author: strata_store::DEFAULT_MAX_RECORDS_PER_AUTHOR,
             max_bytes_per_author: strata_store::DEFAULT_MAX_BYTES_PER_AUTHOR,
+            tombstone_horizon_secs: strata_store::DEFAULT_TOMBSTONE_HORIZON_SECS,
         }
     }
 }
@@ -750,6 +765,15 @@ impl Config {
             strata_store::MIN_MAP_SIZE,
             usize::try_from(strata_store::MAX_MAP_SIZE).unwrap_or(usize::MAX),
         )?;
+        if !(MIN_TOMBSTONE_HORIZON_SECS..=MAX_TTL_SECS).contains(&s.tombstone_horizon_secs) {
+            return Err(ConfigError::new(
+                "store.tombstone_horizon_secs",
+                format!(
+                    "{} is out of range: {MIN_TOMBSTONE_HORIZON_SECS} to {MAX_TTL_SECS}",
+                    s.tombstone_horizon_secs
+                ),
+            ));
+        }
         for (field, quota) in [
             ("store.max_records_per_author", s.max_records_per_author),
             ("store.max_bytes_per_author", s.max_bytes_per_author),

@@ -117,6 +117,8 @@ pub struct Snapshot {
     pub store_records: u64,
     /// Bytes the store takes.
     pub store_bytes: u64,
+    /// The store's tombstones and what it has collected.
+    pub collection: strata_store::Collection,
     /// The sync layer's counters, on strata's network.
     pub sync: Option<strata_sync::Stats>,
     /// Seconds since start.
@@ -420,6 +422,24 @@ impl Metrics {
             "strata_store_bytes",
             "Bytes the store takes on disk.",
             s.store_bytes,
+        );
+        gauge(
+            &mut out,
+            "strata_store_tombstones",
+            "Tombstones in the store, kept until their horizon.",
+            s.collection.tombstones,
+        );
+        counter(
+            &mut out,
+            "strata_store_collected_tombstones_total",
+            "Tombstones collected since the store was made.",
+            s.collection.collected_tombstones,
+        );
+        counter(
+            &mut out,
+            "strata_store_collected_expired_total",
+            "Expired records collected since the store was made.",
+            s.collection.collected_expired,
         );
         gauge(
             &mut out,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use strata_node::driver::{CommandError, NodeHandle, PeerSummary};
 use strata_node::{Event, MessageId, Network, PeerId, PropagateError};
 use strata_socket::{RateLimit, TokenBucket};
-use strata_store::{Invalid, Outcome, Record, Store};
+use strata_store::{Draft, Invalid, Outcome, Record, Store};
 use strata_sync::DeliveryStatus;
 use strata_sync::runtime::SyncHandle;
 use tokio::sync::{broadcast, watch};
@@ -288,11 +288,15 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
         let gossip = self.handle.gossip_stats().await.ok();
         let counters = self.handle.counters().await.unwrap_or_default();
         let store = self.store.clone();
-        let (records, bytes) = tokio::task::spawn_blocking(move || {
-            (store.len().unwrap_or(0), store.size_bytes().unwrap_or(0))
+        let (records, bytes, collection) = tokio::task::spawn_blocking(move || {
+            (
+                store.len().unwrap_or(0),
+                store.size_bytes().unwrap_or(0),
+                store.collection().unwrap_or_default(),
+            )
         })
         .await
-        .unwrap_or((0, 0));
+        .unwrap_or_default();
         let sync = match &self.sync {
             Some(sync) => sync.stats().await.ok(),
             None => None,
@@ -320,35 +324,27 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
             counters,
             store_records: records,
             store_bytes: bytes,
+            collection,
             sync,
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }
 
-    /// Signs `value` under `key` with the node key and stores it, its
-    /// version chosen in the write (or `version`). On strata's network this
-    /// goes through the sync layer, which publishes it by gossip and tracks
-    /// its receipts; elsewhere it stays local.
-    pub async fn put(
-        &self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
-    ) -> Result<Written, Error> {
+    /// Signs the draft (a value or a tombstone) with the node key and
+    /// stores it, its version chosen in the write (or the draft's). On
+    /// strata's network this goes through the sync layer, which publishes it
+    /// by gossip and tracks its receipts; elsewhere it stays local.
+    pub async fn put(&self, draft: Draft) -> Result<Written, Error> {
         let (record, outcome, message) = match &self.sync {
             Some(sync) => {
-                let put = sync
-                    .publish(key, value, version, DELIVERY_SHARE, None)
-                    .await?;
+                let put = sync.publish(draft, DELIVERY_SHARE, None).await?;
                 (put.record, put.outcome, put.id)
             }
             None => {
                 let store = self.store.clone();
                 let signing = self.signing.clone();
-                let (record, outcome) = tokio::task::spawn_blocking(move || {
-                    store.put_own(&signing, &key, &value, version)
-                })
-                .await??;
+                let (record, outcome) =
+                    tokio::task::spawn_blocking(move || store.put_own(&signing, &draft)).await??;
                 (record, outcome, None)
             }
         };

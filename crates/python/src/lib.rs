@@ -250,9 +250,25 @@ impl Network {
         self.inner.inject(node, payload).map_err(err)
     }
 
-    /// Stores and publishes a record from honest node `node` now.
-    fn put_record(&mut self, node: usize, key: &[u8], value: &[u8]) -> PyResult<()> {
-        self.inner.put_record(node, key, value).map_err(err)
+    /// Stores and publishes a record from honest node `node` now; with
+    /// `ttl` (seconds), every node drops it that long after.
+    #[pyo3(signature = (node, key, value, ttl=None))]
+    fn put_record(
+        &mut self,
+        node: usize,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<f64>,
+    ) -> PyResult<()> {
+        self.inner.put_record(node, key, value, ttl).map_err(err)
+    }
+
+    /// Deletes a record of honest node `node` now: a tombstone replaces it
+    /// everywhere, and is collected `horizon` seconds later (7 days by
+    /// default).
+    #[pyo3(signature = (node, key, horizon=604800.0))]
+    fn delete_record(&mut self, node: usize, key: &[u8], horizon: f64) -> PyResult<()> {
+        self.inner.delete_record(node, key, horizon).map_err(err)
     }
 
     /// Simulated time, in seconds.
@@ -363,7 +379,8 @@ impl Network {
     }
 
     /// Per honest node: up, region, subnet, asn, delivered, duplicates,
-    /// payload_bytes_in/out, records, catching_up, outbound, inbound, book,
+    /// payload_bytes_in/out, records, collected, catching_up, outbound,
+    /// inbound, book,
     /// banned, and sent_bytes/recv_bytes/sent_frames/recv_frames as
     /// (nodes, categories) arrays.
     fn node_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -383,6 +400,7 @@ impl Network {
         column!("payload_bytes_in", |r| r.payload_bytes_in);
         column!("payload_bytes_out", |r| r.payload_bytes_out);
         column!("records", |r| r.records);
+        column!("collected", |r| r.collected);
         column!("catching_up", |r| r.catching_up);
         column!("outbound", |r| r.outbound as u64);
         column!("inbound", |r| r.inbound as u64);

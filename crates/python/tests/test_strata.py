@@ -68,6 +68,24 @@ def test_records_and_partitions_and_convergence():
     assert len(net.reconciliations()["node"]) > 0
 
 
+def test_expiring_and_deleted_records_are_collected_everywhere():
+    net = small()
+    net.run_until(20)
+    net.put_record(2, b"brief", b"v", ttl=20)
+    net.put_record(2, b"doomed", b"v")
+    net.run_until(30)
+    assert (net.node_stats()["records"] == 2).all()
+    net.delete_record(2, b"doomed", horizon=30)
+    net.run_until(45)
+    s = net.node_stats()
+    assert (s["records"] == 1).all() and (s["collected"] == 1).all()
+    net.run_until(70)
+    s = net.node_stats()
+    assert (s["records"] == 0).all() and (s["collected"] == 2).all()
+    with pytest.raises(ValueError, match="ttl"):
+        net.put_record(2, b"k", b"v", ttl=0)
+
+
 def test_churn_crash_restart_join():
     net = small()
     net.set_churn(5.0, 10.0, 0.5)

@@ -19,7 +19,7 @@ use strata_node::{
     Config as NodeConfig, DialKind, Direction, Event as NodeEvent, Network as Preset, Node, PeerId,
     State, files,
 };
-use strata_store::{Config as StoreConfig, Store};
+use strata_store::{Config as StoreConfig, Draft, Store};
 use strata_sync::sim::SyncUpper;
 use strata_sync::{Config as SyncConfig, Summary, Syncer};
 
@@ -34,6 +34,10 @@ use crate::params::{self, MAX_ATTACKER_ADDRESSES, MAX_PAYLOAD, MAX_SECONDS, Para
 /// Unix time at the start of every run: the start of a day, plus an hour,
 /// so runs shorter than 23 hours keep one sketch epoch.
 pub const UNIX_START: u64 = 1_700_006_400;
+
+/// The longest time to live or tombstone horizon a record may be given,
+/// in seconds (ten years).
+pub const MAX_EXPIRY_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 
 /// Traffic categories, by command (see [`category`]).
 pub const CATEGORY_NAMES: [&str; 8] = [
@@ -958,26 +962,59 @@ impl Network {
         Ok(metrics.message_index(&id).unwrap_or(u32::MAX))
     }
 
-    /// Stores and publishes a record from honest node `index` now.
-    pub fn put_record(&mut self, index: usize, key: &[u8], value: &[u8]) -> Result<(), Error> {
+    /// Stores and publishes a record from honest node `index` now; with
+    /// `ttl` (seconds, at least 1), every node drops it that long after.
+    pub fn put_record(
+        &mut self,
+        index: usize,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<f64>,
+    ) -> Result<(), Error> {
+        params::count("value", value.len(), 0, strata_store::DEFAULT_MAX_VALUE_LEN)?;
+        let expires = match ttl {
+            Some(ttl) => self.expiry_after("ttl", ttl)?,
+            None => 0,
+        };
+        let host = self.writer(index, key)?;
+        self.put_from(host, Draft::value(key, value).expiring(expires));
+        Ok(())
+    }
+
+    /// Deletes a record of honest node `index` now: its tombstone is
+    /// collected `horizon` seconds later.
+    pub fn delete_record(&mut self, index: usize, key: &[u8], horizon: f64) -> Result<(), Error> {
+        let expires = self.expiry_after("horizon", horizon)?;
+        let host = self.writer(index, key)?;
+        self.put_from(host, Draft::tombstone(key, expires));
+        Ok(())
+    }
+
+    /// The host of honest node `index`, which must be up, to write `key`.
+    fn writer(&self, index: usize, key: &[u8]) -> Result<usize, Error> {
         let host = self.honest_host(index)?;
         params::count("key", key.len(), 1, strata_store::MAX_KEY_LEN)?;
-        params::count("value", value.len(), 0, strata_store::DEFAULT_MAX_VALUE_LEN)?;
         if !self.sim.host(host).is_up() {
             return Err(Error::Node {
                 index,
                 reason: "it is down".into(),
             });
         }
-        self.put_from(host, key.to_vec(), value.to_vec());
-        Ok(())
+        Ok(host)
     }
 
-    fn put_from(&mut self, host: usize, key: Vec<u8>, value: Vec<u8>) {
+    /// The simulated Unix time `secs` (1 s to ten years) from now.
+    fn expiry_after(&self, name: &'static str, secs: f64) -> Result<u64, Error> {
+        let after = params::seconds(name, secs, 1.0, MAX_EXPIRY_SECS)?;
+        // Records expire in whole seconds of Unix time.
+        Ok(self.unix_now().saturating_add(after.as_secs()))
+    }
+
+    fn put_from(&mut self, host: usize, draft: Draft) {
         let now = self.sim.now();
         let h = self.sim.host_mut(host);
         if let Role::Honest(honest) = &mut h.upper {
-            honest.sync.syncer.put(key, value, None, now);
+            honest.sync.syncer.put(draft, now);
             honest.handle_timeout(&mut h.node, now);
         }
         self.sim.flush(host);
@@ -1081,7 +1118,7 @@ impl Network {
             Kind::Record => {
                 let key = format!("key-{}", self.published).into_bytes();
                 let value = vec![0x42; size];
-                self.put_from(host, key, value);
+                self.put_from(host, Draft::value(key, value));
             }
         }
     }
@@ -1332,12 +1369,12 @@ impl Network {
             .map(|&host| {
                 let h = self.sim.host(host);
                 let g = h.node.gossip_stats();
-                let (records, catching_up) = match &h.upper {
+                let (records, collected, catching_up) = match &h.upper {
                     Role::Honest(honest) => {
                         let s = honest.sync.syncer.stats();
-                        (s.records, s.catching_up)
+                        (s.records, s.collected, s.catching_up)
                     }
-                    _ => (0, false),
+                    _ => (0, 0, false),
                 };
                 let mut outbound = 0;
                 let mut inbound = 0;
@@ -1362,6 +1399,7 @@ impl Network {
                     payload_bytes_out: g.payload_bytes_out,
                     traffic: h.traffic,
                     records,
+                    collected,
                     catching_up,
                     outbound,
                     inbound,
@@ -1442,6 +1480,9 @@ pub struct NodeRow {
     pub traffic: Traffic,
     /// Records in its store.
     pub records: u64,
+    /// Records it collected: expired ones, and tombstones past their
+    /// horizon.
+    pub collected: u64,
     /// Whether a catch-up runs.
     pub catching_up: bool,
     /// Ready outbound peers.

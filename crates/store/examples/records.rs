@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use ed25519_dalek::SigningKey;
-use strata_store::{Config, Outcome, Record, Store};
+use strata_store::{Config, Draft, Outcome, Record, Store};
 
 fn main() -> ExitCode {
     let dir = std::env::args().nth(1);
@@ -100,7 +100,7 @@ fn run(dir: &Path) -> Result<(), String> {
 
     // The store signs for its own author, choosing the next version.
     let (own, outcome) = store
-        .put_own(&bob, b"greeting", b"hi again", None)
+        .put_own(&bob, &Draft::value(*b"greeting", b"hi again".to_vec()))
         .map_err(err)?;
     println!("put_own {}: {}", name(&own), describe(&outcome));
 

@@ -12,7 +12,7 @@ use crate::error::Error;
 /// The tables of a store. Keys are ordered bytewise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
-    /// author ‖ key → version ‖ signature ‖ value.
+    /// author ‖ key → version ‖ kind ‖ expiry ‖ signature ‖ value.
     Records,
     /// key hash → version ‖ content hash ‖ author ‖ key: the digest set.
     Digests,
@@ -22,16 +22,20 @@ pub enum Table {
     LoserOrder,
     /// name → value: the format version and counters.
     Meta,
+    /// expiry (u64 BE) ‖ author ‖ key → nothing: the records that expire,
+    /// soonest first.
+    Expiry,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Records,
         Table::Digests,
         Table::Losers,
         Table::LoserOrder,
         Table::Meta,
+        Table::Expiry,
     ];
 
     /// The table's name, as LMDB's named database.
@@ -42,6 +46,7 @@ impl Table {
             Table::Losers => "losers",
             Table::LoserOrder => "loser_order",
             Table::Meta => "meta",
+            Table::Expiry => "expiry",
         }
     }
 
@@ -53,6 +58,7 @@ impl Table {
             Table::Losers => 2,
             Table::LoserOrder => 3,
             Table::Meta => 4,
+            Table::Expiry => 5,
         }
     }
 }

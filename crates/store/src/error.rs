@@ -60,6 +60,10 @@ pub enum Error {
     /// signed.
     #[error("the stored version is the highest possible; no later version can be written")]
     VersionExhausted,
+    /// A tombstone at the next version was asked for a key with nothing
+    /// stored under it.
+    #[error("nothing is stored under this key to delete")]
+    NothingToDelete,
 }
 
 /// Why a record could not be built.
@@ -80,6 +84,12 @@ pub enum RecordError {
         /// The limit.
         max: usize,
     },
+    /// A tombstone carries no value.
+    #[error("a tombstone has no value")]
+    TombstoneWithValue,
+    /// A tombstone must expire, or it would never be collected.
+    #[error("a tombstone must expire")]
+    TombstoneNeverExpires,
 }
 
 /// Why bytes are not a record.
@@ -97,8 +107,17 @@ pub enum DecodeError {
         remaining: usize,
     },
     /// The bytes do not start with the domain tag.
-    #[error("not a record: the domain tag is not \"strata-record-v1\"")]
+    #[error("not a record: the domain tag is not \"strata-record-v2\"")]
     BadTag,
+    /// The kind byte is neither a value (0) nor a tombstone (1).
+    #[error("record kind {kind} is unknown")]
+    BadKind {
+        /// The byte read.
+        kind: u8,
+    },
+    /// A tombstone with a value, or one that never expires.
+    #[error("a tombstone with a value or without an expiry")]
+    BadTombstone,
     /// The key length is over [`MAX_KEY_LEN`](crate::MAX_KEY_LEN).
     #[error("key length {len} is over the limit of {}", crate::MAX_KEY_LEN)]
     KeyTooLong {

@@ -57,10 +57,15 @@ pub use digest::{DIGEST_LEN, Digest, KEY_HASH_LEN, KeyHash};
 pub use error::{DecodeError, Error, Invalid, RecordError};
 pub use lmdb::LmdbBackend;
 pub use memory::MemoryBackend;
-pub use record::{DOMAIN_TAG, MAX_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, SIGNATURE_LEN};
+pub use record::{DOMAIN_TAG, Kind, MAX_KEY_LEN, RECORD_OVERHEAD, Record, RecordId, SIGNATURE_LEN};
 pub use store::{
-    Checked, Cursor, DigestPage, FORMAT_VERSION, Integrity, Outcome, Page, Presence, Store,
+    Checked, Collected, Collection, Cursor, DigestPage, Draft, FORMAT_VERSION, Integrity, Outcome,
+    Page, Presence, Store,
 };
+
+/// How long a tombstone is kept by default before every node collects it
+/// (7 days): a node that was away longer may bring back what it deleted.
+pub const DEFAULT_TOMBSTONE_HORIZON_SECS: u64 = 7 * 24 * 3600;
 pub use verify::Verified;
 
 /// Length of an author (an Ed25519 public key), in bytes.

@@ -113,6 +113,7 @@ impl LmdbBackend {
             create(Table::Losers)?,
             create(Table::LoserOrder)?,
             create(Table::Meta)?,
+            create(Table::Expiry)?,
         ];
         // LMDB raises the map to the data already in the file.
         let map_size = env

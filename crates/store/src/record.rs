@@ -4,9 +4,15 @@
 //! followed by the 64-byte signature:
 //!
 //! ```text
-//! tag "strata-record-v1" (16) | author (32) | key len u16 BE | key
-//!   | version u64 BE | value len u32 BE | value | signature (64)
+//! tag "strata-record-v2" (16) | author (32) | kind u8 | expires u64 BE
+//!   | key len u16 BE | key | version u64 BE | value len u32 BE | value
+//!   | signature (64)
 //! ```
+//!
+//! A record is a value ([`Kind::Value`]) or a tombstone ([`Kind::Tombstone`]:
+//! no value, the author's deletion of the key). `expires` is a Unix time in
+//! seconds after which every node drops the record (0: never); a tombstone
+//! always expires.
 //!
 //! The record id is BLAKE2b-256 of the whole wire encoding, signature
 //! included.
@@ -22,7 +28,7 @@ use crate::error::{DecodeError, Invalid, RecordError};
 use crate::{AUTHOR_LEN, MAX_VALUE_LEN};
 
 /// The domain-separation tag every canonical encoding starts with.
-pub const DOMAIN_TAG: &[u8; 16] = b"strata-record-v1";
+pub const DOMAIN_TAG: &[u8; 16] = b"strata-record-v2";
 
 /// Length of a signature, in bytes.
 pub const SIGNATURE_LEN: usize = 64;
@@ -30,9 +36,39 @@ pub const SIGNATURE_LEN: usize = 64;
 /// The longest key a record may have, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
-/// Bytes of a wire encoding besides the key and the value: tag, author, key
-/// length, version, value length, signature.
-pub const RECORD_OVERHEAD: usize = 16 + AUTHOR_LEN + 2 + 8 + 4 + SIGNATURE_LEN;
+/// Bytes of a wire encoding besides the key and the value: tag, author,
+/// kind, expiry, key length, version, value length, signature.
+pub const RECORD_OVERHEAD: usize = 16 + AUTHOR_LEN + 1 + 8 + 2 + 8 + 4 + SIGNATURE_LEN;
+
+/// What a record says of its key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The key holds the record's value.
+    #[default]
+    Value,
+    /// The author deleted the key: the record has no value, wins over older
+    /// versions like any record, and always expires.
+    Tombstone,
+}
+
+impl Kind {
+    /// The kind's byte in the encoding.
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Kind::Value => 0,
+            Kind::Tombstone => 1,
+        }
+    }
+
+    /// The kind with this byte, if any.
+    pub fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            0 => Some(Kind::Value),
+            1 => Some(Kind::Tombstone),
+            _ => None,
+        }
+    }
+}
 
 type Blake2b256 = Blake2b<U32>;
 
@@ -73,6 +109,8 @@ impl fmt::Display for RecordId {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Record {
     author: [u8; AUTHOR_LEN],
+    kind: Kind,
+    expires: u64,
     key: Vec<u8>,
     version: u64,
     value: Vec<u8>,
@@ -81,7 +119,8 @@ pub struct Record {
 }
 
 impl Record {
-    /// Signs `value` under `key` and `version` with the author's key.
+    /// Signs `value` under `key` and `version` with the author's key: a
+    /// value that never expires.
     ///
     /// Fails when the key is longer than [`MAX_KEY_LEN`] or the value longer
     /// than [`MAX_VALUE_LEN`].
@@ -91,12 +130,33 @@ impl Record {
         version: u64,
         value: &[u8],
     ) -> Result<Record, RecordError> {
-        check_lengths(key.len(), value.len())?;
+        Record::sign_as(signing_key, Kind::Value, 0, key, version, value)
+    }
+
+    /// Signs a record of any kind, expiring at `expires` (Unix seconds; 0:
+    /// never).
+    ///
+    /// Fails when the key is longer than [`MAX_KEY_LEN`], the value longer
+    /// than [`MAX_VALUE_LEN`], or a tombstone has a value or never expires.
+    pub fn sign_as(
+        signing_key: &SigningKey,
+        kind: Kind,
+        expires: u64,
+        key: &[u8],
+        version: u64,
+        value: &[u8],
+    ) -> Result<Record, RecordError> {
+        check_shape(kind, expires, key.len(), value.len())?;
         let author = signing_key.verifying_key().to_bytes();
-        let message = canonical(&author, key, version, value);
+        let head = Head {
+            author,
+            kind,
+            expires,
+        };
+        let message = canonical(&head, key, version, value);
         let signature = signing_key.sign(&message).to_bytes();
         Ok(Record::assemble(
-            author,
+            head,
             key.to_vec(),
             version,
             value.to_vec(),
@@ -104,7 +164,8 @@ impl Record {
         ))
     }
 
-    /// Builds a record from its fields, without checking the signature.
+    /// Builds a value that never expires from its fields, without checking
+    /// the signature.
     ///
     /// Fails when the key is longer than [`MAX_KEY_LEN`] or the value longer
     /// than [`MAX_VALUE_LEN`].
@@ -115,21 +176,28 @@ impl Record {
         value: Vec<u8>,
         signature: [u8; SIGNATURE_LEN],
     ) -> Result<Record, RecordError> {
-        check_lengths(key.len(), value.len())?;
-        Ok(Record::assemble(author, key, version, value, signature))
+        check_shape(Kind::Value, 0, key.len(), value.len())?;
+        let head = Head {
+            author,
+            kind: Kind::Value,
+            expires: 0,
+        };
+        Ok(Record::assemble(head, key, version, value, signature))
     }
 
-    /// Builds a record whose lengths are known to be within limits.
+    /// Builds a record whose shape is known to be valid.
     pub(crate) fn assemble(
-        author: [u8; AUTHOR_LEN],
+        head: Head,
         key: Vec<u8>,
         version: u64,
         value: Vec<u8>,
         signature: [u8; SIGNATURE_LEN],
     ) -> Record {
-        let id = compute_id(&author, &key, version, &value, &signature);
+        let id = compute_id(&head, &key, version, &value, &signature);
         Record {
-            author,
+            author: head.author,
+            kind: head.kind,
+            expires: head.expires,
             key,
             version,
             value,
@@ -141,6 +209,35 @@ impl Record {
     /// The author: an Ed25519 public key.
     pub fn author(&self) -> &[u8; AUTHOR_LEN] {
         &self.author
+    }
+
+    /// A value or a tombstone.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether this is a tombstone: the author deleted the key.
+    pub fn is_tombstone(&self) -> bool {
+        self.kind == Kind::Tombstone
+    }
+
+    /// When every node drops it, in Unix seconds; 0 for never.
+    pub fn expires(&self) -> u64 {
+        self.expires
+    }
+
+    /// Whether it has expired at `unix` (seconds): it expires and its time
+    /// is not after `unix`.
+    pub fn is_expired(&self, unix: u64) -> bool {
+        self.expires != 0 && self.expires <= unix
+    }
+
+    pub(crate) fn head(&self) -> Head {
+        Head {
+            author: self.author,
+            kind: self.kind,
+            expires: self.expires,
+        }
     }
 
     /// The key, at most [`MAX_KEY_LEN`] bytes.
@@ -182,7 +279,7 @@ impl Record {
 
     /// The canonical encoding: the bytes the signature covers.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        canonical(&self.author, &self.key, self.version, &self.value)
+        canonical(&self.head(), &self.key, self.version, &self.value)
     }
 
     /// Checks the signature (strict Ed25519: small-order keys and
@@ -222,7 +319,7 @@ impl Record {
 
     /// Appends the wire encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        write_canonical(out, &self.author, &self.key, self.version, &self.value);
+        write_canonical(out, &self.head(), &self.key, self.version, &self.value);
         out.extend_from_slice(&self.signature);
     }
 
@@ -253,6 +350,9 @@ impl Record {
             return Err(DecodeError::BadTag);
         }
         let author: [u8; AUTHOR_LEN] = r.array("author")?;
+        let [kind] = r.array("kind")?;
+        let kind = Kind::from_byte(kind).ok_or(DecodeError::BadKind { kind })?;
+        let expires = u64::from_be_bytes(r.array("expiry")?);
         let key_len = usize::from(u16::from_be_bytes(r.array("key length")?));
         if key_len > MAX_KEY_LEN {
             return Err(DecodeError::KeyTooLong { len: key_len });
@@ -267,9 +367,17 @@ impl Record {
                 max: max_value_len,
             });
         }
+        if kind == Kind::Tombstone && (value_len != 0 || expires == 0) {
+            return Err(DecodeError::BadTombstone);
+        }
         let value = r.take(value_len, "value")?;
         let signature: [u8; SIGNATURE_LEN] = r.array("signature")?;
-        let record = Record::assemble(author, key.to_vec(), version, value.to_vec(), signature);
+        let head = Head {
+            author,
+            kind,
+            expires,
+        };
+        let record = Record::assemble(head, key.to_vec(), version, value.to_vec(), signature);
         Ok((record, r.used()))
     }
 }
@@ -278,6 +386,8 @@ impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Record")
             .field("author", &Hex(&self.author[..8]))
+            .field("kind", &self.kind)
+            .field("expires", &self.expires)
             .field("key", &Hex(&self.key[..self.key.len().min(32)]))
             .field("version", &self.version)
             .field("value_len", &self.value.len())
@@ -298,7 +408,27 @@ impl fmt::Debug for Hex<'_> {
     }
 }
 
-fn check_lengths(key_len: usize, value_len: usize) -> Result<(), RecordError> {
+/// The fields a record signs before its key: who signed it, what it is,
+/// and when it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) author: [u8; AUTHOR_LEN],
+    pub(crate) kind: Kind,
+    pub(crate) expires: u64,
+}
+
+fn check_shape(
+    kind: Kind,
+    expires: u64,
+    key_len: usize,
+    value_len: usize,
+) -> Result<(), RecordError> {
+    if kind == Kind::Tombstone && value_len != 0 {
+        return Err(RecordError::TombstoneWithValue);
+    }
+    if kind == Kind::Tombstone && expires == 0 {
+        return Err(RecordError::TombstoneNeverExpires);
+    }
     if key_len > MAX_KEY_LEN {
         return Err(RecordError::KeyTooLong { len: key_len });
     }
@@ -312,26 +442,22 @@ fn check_lengths(key_len: usize, value_len: usize) -> Result<(), RecordError> {
 }
 
 /// The canonical encoding of the signed fields.
-fn canonical(author: &[u8; AUTHOR_LEN], key: &[u8], version: u64, value: &[u8]) -> Vec<u8> {
+fn canonical(head: &Head, key: &[u8], version: u64, value: &[u8]) -> Vec<u8> {
     let room = (RECORD_OVERHEAD - SIGNATURE_LEN)
         .saturating_add(key.len())
         .saturating_add(value.len());
     let mut out = Vec::with_capacity(room);
-    write_canonical(&mut out, author, key, version, value);
+    write_canonical(&mut out, head, key, version, value);
     out
 }
 
 /// Lengths fit their fields: callers have checked them against
 /// [`MAX_KEY_LEN`] and [`MAX_VALUE_LEN`].
-fn write_canonical(
-    out: &mut Vec<u8>,
-    author: &[u8; AUTHOR_LEN],
-    key: &[u8],
-    version: u64,
-    value: &[u8],
-) {
+fn write_canonical(out: &mut Vec<u8>, head: &Head, key: &[u8], version: u64, value: &[u8]) {
     out.extend_from_slice(DOMAIN_TAG);
-    out.extend_from_slice(author);
+    out.extend_from_slice(&head.author);
+    out.push(head.kind.as_byte());
+    out.extend_from_slice(&head.expires.to_be_bytes());
     out.extend_from_slice(&len_u16(key.len()).to_be_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(&version.to_be_bytes());
@@ -341,7 +467,7 @@ fn write_canonical(
 
 /// The id, hashed from the fields without building the encoding.
 pub(crate) fn compute_id(
-    author: &[u8; AUTHOR_LEN],
+    head: &Head,
     key: &[u8],
     version: u64,
     value: &[u8],
@@ -349,7 +475,9 @@ pub(crate) fn compute_id(
 ) -> RecordId {
     let mut h = Blake2b256::new();
     h.update(DOMAIN_TAG);
-    h.update(author);
+    h.update(head.author);
+    h.update([head.kind.as_byte()]);
+    h.update(head.expires.to_be_bytes());
     h.update(len_u16(key.len()).to_be_bytes());
     h.update(key);
     h.update(version.to_be_bytes());

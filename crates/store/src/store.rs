@@ -10,7 +10,7 @@ use crate::digest::{Digest, KEY_HASH_LEN, KeyHash};
 use crate::error::{Error, Invalid};
 use crate::lmdb::LmdbBackend;
 use crate::memory::MemoryBackend;
-use crate::record::{MAX_KEY_LEN, Record, RecordId, SIGNATURE_LEN, compute_id};
+use crate::record::{Head, Kind, MAX_KEY_LEN, Record, RecordId, SIGNATURE_LEN, compute_id};
 use ed25519_dalek::SigningKey;
 
 use crate::config::Config;
@@ -22,7 +22,7 @@ use crate::{
 
 /// The on-disk format this build reads and writes, kept in `meta` under
 /// `format`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// `meta` key of the format version (u32 BE).
 const META_FORMAT: &[u8] = b"format";
@@ -39,8 +39,23 @@ const META_USAGE_PREFIX: &[u8] = b"author/";
 /// written before usage was kept is counted once, when opened).
 const META_USAGE_COUNTED: &[u8] = b"usage_counted";
 
-/// Bytes of a stored value before the record's value: version, signature.
-const STORED_HEADER: usize = 8 + SIGNATURE_LEN;
+/// `meta` key of the number of tombstones stored (u64 BE).
+const META_TOMBSTONES: &[u8] = b"tombstones";
+
+/// `meta` key of the number of tombstones collected since the store was
+/// made (u64 BE).
+const META_COLLECTED_TOMBSTONES: &[u8] = b"collected_tombstones";
+
+/// `meta` key of the number of expired values collected since the store
+/// was made (u64 BE).
+const META_COLLECTED_EXPIRED: &[u8] = b"collected_expired";
+
+/// Bytes of a stored value before the record's value: version, kind,
+/// expiry, signature.
+const STORED_HEADER: usize = 8 + 1 + 8 + SIGNATURE_LEN;
+
+/// Bytes of an `expiry` key before author ‖ key: the expiry.
+const EXPIRY_KEY_HEADER: usize = 8;
 
 /// Bytes of a digest entry before author ‖ key: version, content hash.
 const DIGEST_ENTRY_HEADER: usize = 8 + 16;
@@ -178,6 +193,83 @@ pub struct Integrity {
     pub records: u64,
     /// Losers remembered.
     pub losers: u64,
+}
+
+/// What the local author writes with [`Store::put_own`]: a value or a
+/// tombstone under a key, its expiry, and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// The key.
+    pub key: Vec<u8>,
+    /// A value or a tombstone.
+    pub kind: Kind,
+    /// The value; empty for a tombstone.
+    pub value: Vec<u8>,
+    /// When every node drops it, in Unix seconds; 0 for never. A tombstone
+    /// must expire.
+    pub expires: u64,
+    /// The version, or `None` for one more than the stored one.
+    pub version: Option<u64>,
+}
+
+impl Draft {
+    /// `value` under `key`, never expiring, at the next version.
+    pub fn value(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Draft {
+        Draft {
+            key: key.into(),
+            kind: Kind::Value,
+            value: value.into(),
+            expires: 0,
+            version: None,
+        }
+    }
+
+    /// The deletion of `key`, collected at `expires` (Unix seconds), at the
+    /// version after the stored one.
+    pub fn tombstone(key: impl Into<Vec<u8>>, expires: u64) -> Draft {
+        Draft {
+            key: key.into(),
+            kind: Kind::Tombstone,
+            value: Vec::new(),
+            expires,
+            version: None,
+        }
+    }
+
+    /// The same, expiring at `expires` (0: never).
+    pub fn expiring(self, expires: u64) -> Draft {
+        Draft { expires, ..self }
+    }
+
+    /// The same, at `version` (`None`: the next one).
+    pub fn at_version(self, version: Option<u64>) -> Draft {
+        Draft { version, ..self }
+    }
+}
+
+/// What one [`Store::collect`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// The digests removed from the set.
+    pub removed: Vec<Digest>,
+    /// Tombstones among them.
+    pub tombstones: u64,
+    /// Expired values among them.
+    pub expired: u64,
+    /// The soonest expiry of what is left, if anything expires: a time not
+    /// after the one collected at means more were due than one call removes.
+    pub next: Option<u64>,
+}
+
+/// The store's tombstones and what it has collected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collection {
+    /// Tombstones stored now.
+    pub tombstones: u64,
+    /// Tombstones collected since the store was made.
+    pub collected_tombstones: u64,
+    /// Expired values collected since the store was made.
+    pub collected_expired: u64,
 }
 
 /// Signed records, latest version wins, over a [`Backend`].
@@ -377,26 +469,24 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// Signs `value` under `key` with `signing` and writes it, in one write
-    /// transaction: with `version` when given, else one more than the
-    /// stored version (1 when nothing is stored), read in that same
+    /// Signs the draft with `signing` and writes it, in one write
+    /// transaction: with the draft's version when given, else one more than
+    /// the stored version (1 when nothing is stored), read in that same
     /// transaction, so two writers never pick the same version. Returns the
     /// record signed and its outcome.
-    pub fn put_own(
-        &self,
-        signing: &SigningKey,
-        key: &[u8],
-        value: &[u8],
-        version: Option<u64>,
-    ) -> Result<(Record, Outcome), Error> {
+    ///
+    /// A tombstone at the next version needs a stored record to delete
+    /// ([`Error::NothingToDelete`]).
+    pub fn put_own(&self, signing: &SigningKey, draft: &Draft) -> Result<(Record, Outcome), Error> {
         let author = signing.verifying_key().to_bytes();
-        let row = row_key(&author, key);
+        let row = row_key(&author, &draft.key);
         let config = &self.config;
         let mut result = None;
         self.backend.write(&mut |txn| {
-            let version = match version {
+            let version = match draft.version {
                 Some(v) => v,
                 None => match txn.get(Table::Records, &row)? {
+                    None if draft.kind == Kind::Tombstone => return Err(Error::NothingToDelete),
                     None => 1,
                     Some(stored) => parse_stored(stored)?
                         .version
@@ -404,7 +494,14 @@ impl Store {
                         .ok_or(Error::VersionExhausted)?,
                 },
             };
-            let record = Record::sign(signing, key, version, value)?;
+            let record = Record::sign_as(
+                signing,
+                draft.kind,
+                draft.expires,
+                &draft.key,
+                version,
+                &draft.value,
+            )?;
             let p = Prepared::new(&record, self.config.max_value_len);
             let outcome = apply(txn, &p, config)?;
             result = Some((record, outcome));
@@ -595,6 +692,43 @@ impl Store {
     /// How many tie losers are remembered.
     pub fn loser_count(&self) -> Result<u64, Error> {
         self.count(Table::Losers)
+    }
+
+    /// The tombstones stored and what was collected so far.
+    pub fn collection(&self) -> Result<Collection, Error> {
+        let mut out = Collection::default();
+        self.backend.read(&mut |txn| {
+            out = Collection {
+                tombstones: read_u64(txn, Table::Meta, META_TOMBSTONES)?.unwrap_or(0),
+                collected_tombstones: read_u64(txn, Table::Meta, META_COLLECTED_TOMBSTONES)?
+                    .unwrap_or(0),
+                collected_expired: read_u64(txn, Table::Meta, META_COLLECTED_EXPIRED)?.unwrap_or(0),
+            };
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Removes up to `max` (clamped to 1..=[`MAX_TXN_RECORDS`]) records
+    /// that have expired at `now` (Unix seconds), soonest first, with
+    /// their digests, in one write transaction. Tombstones go this way too
+    /// once their horizon has passed. Opens no write transaction when
+    /// nothing is due.
+    pub fn collect(&self, now: u64, max: usize) -> Result<Collected, Error> {
+        let max = max.clamp(1, MAX_TXN_RECORDS);
+        let mut out = Collected::default();
+        self.backend.read(&mut |txn| {
+            out.next = first_expiry(txn)?;
+            Ok(())
+        })?;
+        if out.next.is_none_or(|t| t > now) {
+            return Ok(out);
+        }
+        self.backend.write(&mut |txn| {
+            out = collect(txn, now, max)?;
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn count(&self, table: Table) -> Result<u64, Error> {
@@ -835,6 +969,8 @@ impl<'a> Prepared<'a> {
 
     fn same_as(&self, stored: &Stored<'_>) -> bool {
         stored.version == self.record.version()
+            && stored.kind == self.record.kind()
+            && stored.expires == self.record.expires()
             && stored.signature == self.record.signature()
             && stored.value == self.record.value()
     }
@@ -843,6 +979,8 @@ impl<'a> Prepared<'a> {
 /// A record as the `records` table holds it.
 struct Stored<'a> {
     version: u64,
+    kind: Kind,
+    expires: u64,
     signature: &'a [u8; SIGNATURE_LEN],
     value: &'a [u8],
 }
@@ -850,6 +988,9 @@ struct Stored<'a> {
 fn parse_stored(bytes: &[u8]) -> Result<Stored<'_>, Error> {
     let corrupt = || Error::Corrupt(format!("stored record of {} bytes", bytes.len()));
     let (version, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let (kind, rest) = rest.split_first().ok_or_else(corrupt)?;
+    let kind = Kind::from_byte(*kind).ok_or_else(corrupt)?;
+    let (expires, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
     let (signature, value) = rest
         .split_first_chunk::<SIGNATURE_LEN>()
         .ok_or_else(corrupt)?;
@@ -858,9 +999,100 @@ fn parse_stored(bytes: &[u8]) -> Result<Stored<'_>, Error> {
     }
     Ok(Stored {
         version: u64::from_be_bytes(*version),
+        kind,
+        expires: u64::from_be_bytes(*expires),
         signature,
         value,
     })
+}
+
+/// The `expiry` key of a record under `row` expiring at `expires`.
+fn expiry_key(expires: u64, row: &[u8]) -> Vec<u8> {
+    [&expires.to_be_bytes()[..], row].concat()
+}
+
+/// The soonest expiry of a stored record, if any expires.
+fn first_expiry(txn: &dyn ReadTxn) -> Result<Option<u64>, Error> {
+    let mut first = None;
+    txn.range(Table::Expiry, Bound::Unbounded, &mut |key, _| {
+        first = key.first_chunk::<8>().map(|t| u64::from_be_bytes(*t));
+        false
+    })?;
+    Ok(first)
+}
+
+/// Removes the records due at `now`, at most `max`.
+fn collect(txn: &mut dyn WriteTxn, now: u64, max: usize) -> Result<Collected, Error> {
+    let mut due: Vec<Vec<u8>> = Vec::new();
+    txn.range(Table::Expiry, Bound::Unbounded, &mut |key, _| {
+        let at = key.first_chunk::<8>().map_or(0, |t| u64::from_be_bytes(*t));
+        if at > now || due.len() >= max {
+            return false;
+        }
+        due.push(key.to_vec());
+        true
+    })?;
+    let mut out = Collected::default();
+    for key in due {
+        txn.delete(Table::Expiry, &key)?;
+        let row = key.get(EXPIRY_KEY_HEADER..).unwrap_or_default();
+        let Some(stored) = txn.get(Table::Records, row)? else {
+            return Err(Error::Corrupt("an expiry without its record".into()));
+        };
+        let stored_bytes = stored.to_vec();
+        let s = parse_stored(&stored_bytes)?;
+        let (author, key) = split_row(row)?;
+        let key_hash = KeyHash::of(author, key);
+        let digest = digest_of(key_hash, s.version, &stored_id(row, &s)?);
+        txn.delete(Table::Records, row)?;
+        txn.delete(Table::Digests, &key_hash.0)?;
+        let (records, bytes) = read_usage(&*txn, author)?;
+        let len = u64::try_from(row.len().saturating_add(stored_bytes.len())).unwrap_or(u64::MAX);
+        write_usage(
+            txn,
+            author,
+            (records.saturating_sub(1), bytes.saturating_sub(len)),
+        )?;
+        if s.kind == Kind::Tombstone {
+            add_to(txn, META_TOMBSTONES, -1)?;
+            out.tombstones = out.tombstones.saturating_add(1);
+        } else {
+            out.expired = out.expired.saturating_add(1);
+        }
+        out.removed.push(digest);
+    }
+    add_to(
+        txn,
+        META_COLLECTED_TOMBSTONES,
+        i64::try_from(out.tombstones).unwrap_or(i64::MAX),
+    )?;
+    add_to(
+        txn,
+        META_COLLECTED_EXPIRED,
+        i64::try_from(out.expired).unwrap_or(i64::MAX),
+    )?;
+    out.next = first_expiry(&*txn)?;
+    Ok(out)
+}
+
+/// Adds `delta` to a `meta` counter (saturating at 0 and `u64::MAX`).
+fn add_to(txn: &mut dyn WriteTxn, name: &[u8], delta: i64) -> Result<(), Error> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let n = read_u64(&*txn, Table::Meta, name)?.unwrap_or(0);
+    let n = n.saturating_add_signed(delta);
+    txn.put(Table::Meta, name, &n.to_be_bytes())
+}
+
+impl Stored<'_> {
+    fn head(&self, author: &[u8; AUTHOR_LEN]) -> Head {
+        Head {
+            author: *author,
+            kind: self.kind,
+            expires: self.expires,
+        }
+    }
 }
 
 /// The `records` key of (author, key).
@@ -882,7 +1114,7 @@ fn record_from_row(row: &[u8], stored: &[u8]) -> Result<Record, Error> {
     let (author, key) = split_row(row)?;
     let s = parse_stored(stored)?;
     Ok(Record::assemble(
-        *author,
+        s.head(author),
         key.to_vec(),
         s.version,
         s.value.to_vec(),
@@ -894,7 +1126,7 @@ fn record_from_row(row: &[u8], stored: &[u8]) -> Result<Record, Error> {
 fn stored_id(row: &[u8], stored: &Stored<'_>) -> Result<RecordId, Error> {
     let (author, key) = split_row(row)?;
     Ok(compute_id(
-        author,
+        &stored.head(author),
         key,
         stored.version,
         stored.value,
@@ -1070,11 +1302,32 @@ fn usage_after(
     Ok((records, bytes))
 }
 
-/// Stores the record and its digest, replacing both of any older version.
+/// Stores the record and its digest, replacing both of any older version,
+/// and keeps the expiry index and the tombstone count with them.
 fn write_record(txn: &mut dyn WriteTxn, p: &Prepared<'_>) -> Result<(), Error> {
     let record = p.record;
+    let mut tombstones = 0i64;
+    if let Some(old) = txn.get(Table::Records, &p.row)? {
+        let old = parse_stored(old)?;
+        let (kind, expires) = (old.kind, old.expires);
+        if expires != 0 {
+            txn.delete(Table::Expiry, &expiry_key(expires, &p.row))?;
+        }
+        if kind == Kind::Tombstone {
+            tombstones = -1;
+        }
+    }
+    if record.expires() != 0 {
+        txn.put(Table::Expiry, &expiry_key(record.expires(), &p.row), &[])?;
+    }
+    if record.is_tombstone() {
+        tombstones = tombstones.saturating_add(1);
+    }
+    add_to(txn, META_TOMBSTONES, tombstones)?;
     let mut stored = Vec::with_capacity(STORED_HEADER.saturating_add(record.value().len()));
     stored.extend_from_slice(&record.version().to_be_bytes());
+    stored.push(record.kind().as_byte());
+    stored.extend_from_slice(&record.expires().to_be_bytes());
     stored.extend_from_slice(record.signature());
     stored.extend_from_slice(record.value());
     txn.put(Table::Records, &p.row, &stored)?;
@@ -1167,6 +1420,8 @@ fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Err
     }
 
     let mut records = 0u64;
+    let mut expiring = 0u64;
+    let mut tombstones = 0u64;
     let mut failed: Option<Error> = None;
     let mut unverified: Vec<Record> = Vec::new();
     let verify = |batch: &mut Vec<Record>| -> Result<(), Error> {
@@ -1195,6 +1450,19 @@ fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Err
                     record.id()
                 )));
             }
+            if record.expires() != 0 {
+                let key = expiry_key(record.expires(), row);
+                if txn.get(Table::Expiry, &key)?.is_none() {
+                    return Err(Error::Corrupt(format!(
+                        "record {} expires but is not in the expiry index",
+                        record.id()
+                    )));
+                }
+                expiring = expiring.saturating_add(1);
+            }
+            if record.is_tombstone() {
+                tombstones = tombstones.saturating_add(1);
+            }
             if signatures {
                 unverified.push(record);
                 if unverified.len() >= 64 {
@@ -1221,13 +1489,50 @@ fn check_integrity(txn: &dyn ReadTxn, signatures: bool) -> Result<Integrity, Err
     if txn.get(Table::Meta, META_USAGE_COUNTED)?.is_none() {
         return Err(Error::Corrupt("authors' usage was never counted".into()));
     }
-    for (author, counted) in tally_usage(txn)? {
-        let kept = read_usage(txn, &author)?;
-        if kept != counted {
+    let tally = tally_usage(txn)?;
+    for (author, counted) in &tally {
+        let kept = read_usage(txn, author)?;
+        if kept != *counted {
             return Err(Error::Corrupt(format!(
                 "an author's usage is kept as {kept:?} (records, bytes) but is {counted:?}"
             )));
         }
+    }
+    // Authors with nothing stored are kept at zero, if at all.
+    let mut kept_authors = Vec::new();
+    txn.range(
+        Table::Meta,
+        Bound::Included(META_USAGE_PREFIX),
+        &mut |key, _| match key.strip_prefix(META_USAGE_PREFIX) {
+            Some(author) => {
+                kept_authors.push(author.to_vec());
+                true
+            }
+            None => false,
+        },
+    )?;
+    for author in kept_authors {
+        let counted = <[u8; AUTHOR_LEN]>::try_from(author.as_slice())
+            .ok()
+            .and_then(|a| tally.get(&a).copied())
+            .unwrap_or((0, 0));
+        if read_usage(txn, &author)? != counted {
+            return Err(Error::Corrupt(
+                "an author's usage is kept but nothing of it is stored".into(),
+            ));
+        }
+    }
+    if expiring != txn.count(Table::Expiry)? {
+        return Err(Error::Corrupt(format!(
+            "{expiring} records expire but the expiry index has {}",
+            txn.count(Table::Expiry)?
+        )));
+    }
+    let kept = read_u64(txn, Table::Meta, META_TOMBSTONES)?.unwrap_or(0);
+    if kept != tombstones {
+        return Err(Error::Corrupt(format!(
+            "{tombstones} tombstones stored but {kept} counted"
+        )));
     }
     let digests = txn.count(Table::Digests)?;
     if digests != records {

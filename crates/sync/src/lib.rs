@@ -74,9 +74,9 @@ pub mod sim;
 pub use fetch::{FETCH_INFLIGHT, MAX_FETCH_QUEUE};
 pub use machine::{
     Config, DEFAULT_RELAY_BUSY_SHARE, DEFAULT_SERVE_RATE, DEFAULT_SERVE_TOTAL_RATE, EPOCH_SECS,
-    Event, LATE_ANSWERS, MAX_CHECK_RECORDS, MAX_GOSSIP_WAITING, MAX_WRITE_RECORDS, Output,
-    PAYLOAD_INTERVAL, Put, PutId, RELAY_LINGER, SERVE_BATCH_BYTES, SKETCH_LEN, Stats, Summary,
-    Syncer, epoch_key, key_set,
+    Event, LATE_ANSWERS, MAX_CHECK_RECORDS, MAX_COLLECT_RECORDS, MAX_GOSSIP_WAITING,
+    MAX_WRITE_RECORDS, Output, PAYLOAD_INTERVAL, Put, PutId, RELAY_LINGER, SERVE_BATCH_BYTES,
+    SKETCH_LEN, Stats, Summary, Syncer, epoch_key, key_set,
 };
 pub use ops::{Done, Lane, Op, OpId};
 pub use receipt::{DeliveryStatus, NodeKey};

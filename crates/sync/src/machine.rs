@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use strata_node::rng::Rng;
 use strata_node::{Class, MessageId, PeerId, Verdict, later};
 use strata_store::{
-    Checked, DIGEST_LEN, Digest, Error as StoreError, Invalid, Outcome, Presence, Record, Verified,
+    Checked, Collected, DIGEST_LEN, Digest, Draft, Error as StoreError, Invalid, MAX_TXN_RECORDS,
+    Outcome, Presence, Record, Verified,
 };
 
 use crate::catchup::{Batch, Catchup, KeyHashBytes, Limits};
@@ -61,6 +62,11 @@ pub const MAX_GOSSIP_WAITING: usize = 4 * MAX_CHECK_RECORDS;
 /// How long relay counts as having work after its last fresh record (one
 /// gossiped to us that checked and wins, or put or inserted here).
 pub const RELAY_LINGER: Duration = Duration::from_millis(250);
+/// Most expired records one collect op removes; the next follows at once
+/// while more are due.
+pub const MAX_COLLECT_RECORDS: usize = MAX_TXN_RECORDS;
+/// How long after a failed collect op the next one is tried.
+const COLLECT_RETRY_SECS: u64 = 60;
 
 /// The sync layer's `payload_data`, sent in handshakes and timed syncs.
 #[derive(
@@ -376,6 +382,12 @@ pub struct Stats {
     pub proofs_wrong: u64,
     /// Proofs dropped unchecked: their sender was over its budget.
     pub proofs_over_budget: u64,
+    /// Records refused because they had expired by our clock when they
+    /// came (gossiped or fetched).
+    pub expired_refused: u64,
+    /// Records removed from the set by collection: expired values, and
+    /// tombstones past their horizon.
+    pub collected: u64,
 }
 
 #[derive(Debug, Default)]
@@ -443,6 +455,7 @@ enum Pending {
         put: PutId,
         track: Track,
     },
+    Collect,
     InsertCheck {
         put: PutId,
     },
@@ -509,6 +522,11 @@ pub struct Syncer {
     serving: Serve,
     /// Until when relay counts as having work, while it does.
     relay_until: Option<Instant>,
+    /// The soonest expiry (Unix seconds) of a record that may be stored,
+    /// as far as we know: the store's answer to the last collect, lowered
+    /// by every write since. `Some(0)` at start, to ask the store.
+    next_expiry: Option<u64>,
+    collecting: bool,
     /// Requests that timed out, newest last (at most [`LATE_ANSWERS`]).
     late: VecDeque<(PeerId, u64)>,
     /// A catch-up that stopped unfinished for want of a source (or was read
@@ -614,6 +632,8 @@ impl Syncer {
             catchup: None,
             serving: Serve::new(config.serve_rate, config.serve_total_rate, now),
             relay_until: None,
+            next_expiry: Some(0),
+            collecting: false,
             parked: None,
             late: VecDeque::new(),
             receipts,
@@ -744,12 +764,34 @@ impl Syncer {
             self.receipts.poll_timeout(),
             self.serving.poll_timeout(),
             self.relay_until,
+            self.collect_at(),
             (self.set.loaded && self.payload_dirty).then_some(self.next_payload),
             Some(self.epoch_end()),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// When the next collect op is due.
+    fn collect_at(&self) -> Option<Instant> {
+        if self.collecting {
+            return None;
+        }
+        let at = self.next_expiry?;
+        let after = Duration::from_secs(at.saturating_sub(self.unix_start));
+        Some(
+            self.start
+                .checked_add(after)
+                .unwrap_or_else(|| later(self.start, after)),
+        )
+    }
+
+    /// Lowers the soonest expiry known by those of records being written.
+    fn note_expiry(&mut self, expiries: impl Iterator<Item = u64>) {
+        if let Some(soonest) = expiries.filter(|&t| t != 0).min() {
+            self.next_expiry = Some(self.next_expiry.map_or(soonest, |t| t.min(soonest)));
+        }
     }
 
     fn unix(&self, now: Instant) -> u64 {
@@ -767,17 +809,12 @@ impl Syncer {
 
     // ----- mutators: the local user -----
 
-    /// Signs `value` under `key` with the node key, with the next version
-    /// (or `version`), stores it and, if stored, publishes it by gossip. The
-    /// outcome comes as [`Event::Put`] with the returned id.
-    pub fn put(
-        &mut self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
-        now: Instant,
-    ) -> PutId {
-        self.put_tracked(key, value, version, None, now)
+    /// Signs the draft (a value or a tombstone) with the node key, with
+    /// the next version (or the draft's), stores it and, if stored,
+    /// publishes it by gossip. The outcome comes as [`Event::Put`] with the
+    /// returned id.
+    pub fn put(&mut self, draft: Draft, now: Instant) -> PutId {
+        self.put_tracked(draft, None, now)
     }
 
     /// [`put`](Self::put), and tracks the delivery of the gossip message:
@@ -786,14 +823,12 @@ impl Syncer {
     /// stands as receipts arrive.
     pub fn publish(
         &mut self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
+        draft: Draft,
         want: f64,
         expected: Option<Vec<NodeKey>>,
         now: Instant,
     ) -> PutId {
-        self.put_tracked(key, value, version, Some((want, expected)), now)
+        self.put_tracked(draft, Some((want, expected)), now)
     }
 
     /// Stores a record signed elsewhere (by any author) once its signature
@@ -815,24 +850,11 @@ impl Syncer {
         put
     }
 
-    fn put_tracked(
-        &mut self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
-        track: Track,
-        now: Instant,
-    ) -> PutId {
+    fn put_tracked(&mut self, draft: Draft, track: Track, now: Instant) -> PutId {
         self.relay_work(now);
         let put = self.next_put();
-        self.store_op(
-            Op::PutOwn {
-                key,
-                value,
-                version,
-            },
-            Pending::PutOwn { put, track },
-        );
+        self.note_expiry(std::iter::once(draft.expires));
+        self.store_op(Op::PutOwn(draft), Pending::PutOwn { put, track });
         self.finish(now);
         put
     }
@@ -936,6 +958,11 @@ impl Syncer {
             return;
         }
         match decode_gossip(&payload, self.config.max_value_len) {
+            Ok(record) if record.is_expired(self.unix(now)) => {
+                // Our clock may run ahead of the sender's: not its fault.
+                self.stats.expired_refused = self.stats.expired_refused.saturating_add(1);
+                self.out.push_back(Output::Verdict(id, Verdict::Drop));
+            }
             Ok(record)
                 if self.config.quick_verify
                     && ed25519_dalek::VerifyingKey::from_bytes(record.author()).is_err() =>
@@ -1067,7 +1094,18 @@ impl Syncer {
                 records,
             } => match self.fetch.on_records(peer, request, truncated, records) {
                 Ok(Some(records)) if !records.is_empty() => {
-                    self.store_op(Op::Check(records), Pending::FetchCheck { peer });
+                    let unix = self.unix(now);
+                    let (expired, records): (Vec<Record>, Vec<Record>) =
+                        records.into_iter().partition(|r| r.is_expired(unix));
+                    self.stats.expired_refused = self
+                        .stats
+                        .expired_refused
+                        .saturating_add(expired.len() as u64);
+                    if records.is_empty() {
+                        self.pump_fetch(peer, now);
+                    } else {
+                        self.store_op(Op::Check(records), Pending::FetchCheck { peer });
+                    }
                 }
                 Ok(_) => self.pump_fetch(peer, now),
                 Err(what) => self.report(peer, what),
@@ -1170,6 +1208,7 @@ impl Syncer {
                 self.out
                     .push_back(Output::Event(Event::Put { put, result }));
             }
+            (Pending::Collect, Done::Collected(result)) => self.on_collected(result, now),
             (Pending::InsertCheck { put }, Done::Checked(result)) => {
                 self.on_insert_checked(put, result, now);
             }
@@ -1234,6 +1273,18 @@ impl Syncer {
             self.schedule_catchup(now);
         }
         self.pump_serving(now);
+        let unix = self.unix(now);
+        if !self.collecting && self.next_expiry.is_some_and(|t| t <= unix) {
+            self.collecting = true;
+            // Writes from here on lower it again; the store's answer covers
+            // the rest.
+            self.next_expiry = None;
+            let op = Op::Collect {
+                now: unix,
+                max: MAX_COLLECT_RECORDS,
+            };
+            self.store_op(op, Pending::Collect);
+        }
         let epoch = self.unix(now) / EPOCH_SECS;
         if epoch != self.set.epoch && self.set.building.is_none() {
             self.build_sketch(epoch);
@@ -1315,6 +1366,32 @@ impl Syncer {
                 self.consider(peer, now);
             }
         }
+    }
+
+    /// Takes what a collect op removed out of the sketch and the count.
+    fn on_collected(&mut self, result: Result<Collected, StoreError>, now: Instant) {
+        self.collecting = false;
+        let next = match result {
+            Ok(collected) => {
+                let n = collected.removed.len() as u64;
+                if n > 0 {
+                    let sketch = Arc::make_mut(&mut self.set.sketch);
+                    for digest in &collected.removed {
+                        sketch.remove(&digest.0);
+                    }
+                    self.set.records = self.set.records.saturating_sub(n);
+                    self.stats.collected = self.stats.collected.saturating_add(n);
+                    self.payload_dirty = true;
+                }
+                collected.next
+            }
+            Err(e) => {
+                tracing::warn!("collecting expired records: {e}");
+                self.stats.store_errors = self.stats.store_errors.saturating_add(1);
+                Some(self.unix(now).saturating_add(COLLECT_RETRY_SECS))
+            }
+        };
+        self.note_expiry(next.into_iter());
     }
 
     /// Applies a write's outcomes to the sketch and the count.
@@ -1503,6 +1580,7 @@ impl Syncer {
             records.push(record);
             origins.push(origin);
         }
+        self.note_expiry(records.iter().map(|r| r.record().expires()));
         let mut spans = Vec::new();
         self.spans_waiting.retain_mut(|(position, span)| {
             if *position <= n {

@@ -14,8 +14,8 @@
 
 use ed25519_dalek::SigningKey;
 use strata_store::{
-    Checked, DIGEST_LEN, Digest, Error as StoreError, KEY_HASH_LEN, MAX_PAGE_DIGESTS, Outcome,
-    Presence, Record, Store, Verified,
+    Checked, Collected, DIGEST_LEN, Digest, Draft, Error as StoreError, KEY_HASH_LEN,
+    MAX_PAGE_DIGESTS, Outcome, Presence, Record, Store, Verified,
 };
 
 use crate::catchup::KeyHashBytes;
@@ -42,15 +42,15 @@ pub enum Op {
     Check(Vec<Record>),
     /// Write verified records ([`Store::write`]).
     Write(Vec<Verified>),
-    /// Sign the local author's value with the next version and write it
-    /// ([`Store::put_own`]).
-    PutOwn {
-        /// The key.
-        key: Vec<u8>,
-        /// The value.
-        value: Vec<u8>,
-        /// The version, or `None` for one more than the stored one.
-        version: Option<u64>,
+    /// Sign the local author's draft and write it ([`Store::put_own`]).
+    PutOwn(Draft),
+    /// Remove what expired at `now` (Unix seconds), at most `max` records
+    /// ([`Store::collect`]).
+    Collect {
+        /// The time.
+        now: u64,
+        /// Most records removed.
+        max: usize,
     },
     /// What the store knows of digests.
     Presence(Vec<Digest>),
@@ -94,6 +94,8 @@ pub enum Done {
     Written(Result<Vec<Outcome>, StoreError>),
     /// For [`Op::PutOwn`]: the record signed and its outcome.
     PutOwn(Result<(Record, Outcome), StoreError>),
+    /// For [`Op::Collect`]: what was removed.
+    Collected(Result<Collected, StoreError>),
     /// For [`Op::Presence`]: one entry per digest.
     Presence(Result<Vec<Presence>, StoreError>),
     /// For [`Op::Records`]: the records found, and whether some were left
@@ -110,7 +112,7 @@ impl Op {
     /// Its lane.
     pub fn lane(&self) -> Lane {
         match self {
-            Op::Write(_) | Op::PutOwn { .. } | Op::Sketch { .. } => Lane::Write,
+            Op::Write(_) | Op::PutOwn(_) | Op::Collect { .. } | Op::Sketch { .. } => Lane::Write,
             Op::Check(_) | Op::Presence(_) | Op::Records { .. } | Op::Range { .. } => Lane::Read,
         }
     }
@@ -120,11 +122,8 @@ impl Op {
         match self {
             Op::Check(records) => Done::Checked(store.check(records)),
             Op::Write(records) => Done::Written(store.write(&records)),
-            Op::PutOwn {
-                key,
-                value,
-                version,
-            } => Done::PutOwn(store.put_own(signing, &key, &value, version)),
+            Op::PutOwn(draft) => Done::PutOwn(store.put_own(signing, &draft)),
+            Op::Collect { now, max } => Done::Collected(store.collect(now, max)),
             Op::Presence(digests) => Done::Presence(
                 digests
                     .iter()

@@ -39,7 +39,7 @@ use strata_node::driver::{self, CommandError, NodeHandle};
 use strata_node::{
     Class, Event as NodeEvent, MessageId, Misbehaviour as NodeMisbehaviour, Verdict,
 };
-use strata_store::{AUTHOR_LEN, Durability, Error as StoreError, Record, Store};
+use strata_store::{AUTHOR_LEN, Draft, Durability, Error as StoreError, Record, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::machine::{Config, Event, Output, Put, PutId, Stats, Summary, Syncer};
@@ -131,9 +131,7 @@ type Track = Option<(f64, Option<Vec<NodeKey>>)>;
 
 enum Command {
     Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
+        draft: Draft,
         track: Track,
         done: oneshot::Sender<Result<Put, StoreError>>,
     },
@@ -185,20 +183,13 @@ impl SyncHandle {
         &self.store
     }
 
-    /// Signs `value` under `key` with the node key, with the next version
-    /// (chosen in the write) or `version`, stores it and, if stored,
-    /// publishes it by gossip.
-    pub async fn put(
-        &self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
-    ) -> Result<Put, Error> {
+    /// Signs the draft (a value or a tombstone) with the node key, with
+    /// the next version (chosen in the write) or the draft's, stores it
+    /// and, if stored, publishes it by gossip.
+    pub async fn put(&self, draft: Draft) -> Result<Put, Error> {
         let put = self
             .ask(|done| Command::Put {
-                key,
-                value,
-                version,
+                draft,
                 track: None,
                 done,
             })
@@ -212,17 +203,13 @@ impl SyncHandle {
     /// [`delivery_status`](Self::delivery_status).
     pub async fn publish(
         &self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        version: Option<u64>,
+        draft: Draft,
         want: f64,
         expected: Option<Vec<NodeKey>>,
     ) -> Result<Put, Error> {
         let put = self
             .ask(|done| Command::Put {
-                key,
-                value,
-                version,
+                draft,
                 track: Some((want, expected)),
                 done,
             })
@@ -564,18 +551,10 @@ impl Task {
     fn on_command(&mut self, command: Command) {
         let now = self.clock.now();
         match command {
-            Command::Put {
-                key,
-                value,
-                version,
-                track,
-                done,
-            } => {
+            Command::Put { draft, track, done } => {
                 let put = match track {
-                    Some((want, expected)) => self
-                        .syncer
-                        .publish(key, value, version, want, expected, now),
-                    None => self.syncer.put(key, value, version, now),
+                    Some((want, expected)) => self.syncer.publish(draft, want, expected, now),
+                    None => self.syncer.put(draft, now),
                 };
                 self.puts.insert(put, done);
             }
@@ -699,7 +678,7 @@ impl Task {
                 records.iter().map(strata_store::Verified::record),
                 INLINE_WRITE_RECORDS,
             ),
-            Op::PutOwn { key, value, .. } => key.len().saturating_add(value.len()) <= INLINE_BYTES,
+            Op::PutOwn(draft) => draft.key.len().saturating_add(draft.value.len()) <= INLINE_BYTES,
             _ => false,
         };
         small

@@ -341,3 +341,98 @@ fn a_record_over_its_authors_quota_is_refused_with_the_quota_named() {
         assert_eq!(status["store"]["records"], 2, "{status}");
     });
 }
+
+#[test]
+fn a_deleted_or_expired_record_is_gone_from_both_nodes_and_status_counts_what_was_collected() {
+    bounded(Duration::from_secs(120), |scope| {
+        let root = tempfile::tempdir().unwrap();
+        let a = Daemon::start(&scope, "a", &root.path().join("a"), "127.0.0.1:0", &[]);
+        let a_p2p = a.p2p.to_string();
+        let b = Daemon::start(
+            &scope,
+            "b",
+            &root.path().join("b"),
+            "127.0.0.1:0",
+            &["--peer".into(), a_p2p],
+        );
+        poll(CONVERGE_TIMEOUT, "b to see a", || {
+            b.peer_keys().contains(&a.key).then_some(())
+        });
+        let at_b = |key: &str| {
+            b.api(
+                "GET",
+                &format!("/v1/record?key={key}&author={}", a.key),
+                None,
+            )
+        };
+
+        a.cli_ok(&["put", "doomed", "v"]);
+        let brief: Value =
+            serde_json::from_str(&a.cli_ok(&["put", "brief", "v", "--ttl", "5", "--json"]))
+                .unwrap();
+        assert!(brief["expires"].as_u64().is_some(), "{brief}");
+        for key in ["doomed", "brief"] {
+            poll(CONVERGE_TIMEOUT, &format!("{key} at b"), || {
+                (at_b(key).0 == 200).then_some(())
+            });
+        }
+
+        let deleted = a.cli_ok(&["delete", "doomed"]);
+        assert!(deleted.contains("deleted doomed at version 2"), "{deleted}");
+        poll(CONVERGE_TIMEOUT, "the deletion at b", || {
+            let (code, answer) = at_b("doomed");
+            (code == 404 && answer.contains("deleted")).then_some(())
+        });
+        let listed = b.cli_ok(&["list", "--author", &a.key]);
+        assert!(
+            !listed.contains("doomed") && listed.contains("brief"),
+            "{listed}"
+        );
+
+        // Both nodes collect the expired record by themselves.
+        for node in [&a, &b] {
+            poll(
+                Duration::from_secs(30),
+                &format!("{} to collect", node.name),
+                || {
+                    let status = node.get_json("/v1/status");
+                    (status["store"]["collected_expired"] == 1).then_some(status)
+                },
+            );
+        }
+        assert_eq!(at_b("brief").0, 404);
+        let status = b.get_json("/v1/status");
+        assert_eq!(status["store"]["tombstones"], 1, "{status}");
+        assert_eq!(status["store"]["records"], 1, "{status}");
+        let text = b.cli_ok(&["status"]);
+        assert!(text.contains("1 records (1 tombstones)"), "{text}");
+        assert!(
+            text.contains("collected: 0 tombstones, 1 expired"),
+            "{text}"
+        );
+        let metrics = b.api("GET", "/metrics", None).1;
+        assert!(
+            metrics.contains("strata_store_collected_expired_total 1"),
+            "{metrics}"
+        );
+
+        // Mistakes get a clear answer.
+        let missing = a.cli(&["delete", "never-stored"]);
+        assert!(!missing.status.success());
+        let err = String::from_utf8_lossy(&missing.stderr);
+        assert!(err.contains("nothing is stored under this key"), "{err}");
+        let (code, answer) = a.api(
+            "POST",
+            "/v1/records",
+            Some("{\"key\":\"k\",\"value\":\"v\",\"ttl_secs\":0}"),
+        );
+        assert_eq!(code, 400, "{answer}");
+        assert!(answer.contains("out of range"), "{answer}");
+        let (code, answer) = a.api(
+            "POST",
+            "/v1/records",
+            Some("{\"key\":\"k\",\"value\":\"v\",\"ttl_secs\":18446744073709551615}"),
+        );
+        assert_eq!(code, 400, "{answer}");
+    });
+}

@@ -185,7 +185,7 @@ fn a_catch_up_liar_serving_junk_is_banned_and_its_victims_still_get_records() {
         assert!(banned, "victim {v} did not ban the liar");
         assert!(!n.connected_to_attacker(v, liar).unwrap());
     }
-    n.put_record(5, b"k", b"v").unwrap();
+    n.put_record(5, b"k", b"v", None).unwrap();
     n.run_until(220.0).unwrap();
     let rows = n.node_rows();
     assert_eq!(rows[0].records, 1);
@@ -206,7 +206,7 @@ fn a_silent_catch_up_liar_is_dropped_as_a_source_and_its_victims_reconcile_again
     assert!(!rows[0].catching_up && !rows[1].catching_up);
     assert!(n.connected_to_attacker(0, liar).unwrap());
     assert_eq!(n.attacker_standing(0, liar).unwrap(), (0, false));
-    n.put_record(5, b"k", b"v").unwrap();
+    n.put_record(5, b"k", b"v", None).unwrap();
     n.run_until(210.0).unwrap();
     let rows = n.node_rows();
     assert_eq!(rows[0].records, rows[5].records);
@@ -338,4 +338,26 @@ fn bad_parameters_are_errors_that_name_them() {
         n.add_eclipse(10, 1, &[7], 1.0, 10),
         Err(Error::NoNode { index: 7, .. })
     ));
+}
+
+#[test]
+fn records_that_expire_and_deletions_are_collected_by_every_node_at_their_time() {
+    let mut n = net(20, 13);
+    n.run_until(20.0).unwrap();
+    n.put_record(3, b"brief", b"v", Some(30.0)).unwrap();
+    n.put_record(3, b"doomed", b"v", None).unwrap();
+    n.run_until(30.0).unwrap();
+    assert!(n.node_rows().iter().all(|r| r.records == 2));
+    // The tombstone replaces the value: still two records everywhere.
+    n.delete_record(3, b"doomed", 60.0).unwrap();
+    n.run_until(45.0).unwrap();
+    assert!(n.node_rows().iter().all(|r| r.records == 2));
+    n.run_until(60.0).unwrap();
+    let rows = n.node_rows();
+    assert!(rows.iter().all(|r| r.records == 1 && r.collected == 1));
+    n.run_until(100.0).unwrap();
+    let rows = n.node_rows();
+    assert!(rows.iter().all(|r| r.records == 0 && r.collected == 2));
+    assert!(n.delete_record(3, b"doomed", 0.5).is_err());
+    assert!(n.put_record(3, b"k", b"v", Some(f64::NAN)).is_err());
 }

@@ -22,15 +22,60 @@ fn encoding_has_the_documented_layout() {
     let bytes = r.to_bytes();
     assert_eq!(bytes.len(), RECORD_OVERHEAD + 2);
     assert_eq!(bytes.len(), r.encoded_len());
-    assert_eq!(&bytes[..16], b"strata-record-v1");
+    assert_eq!(&bytes[..16], b"strata-record-v2");
     assert_eq!(&bytes[16..48], signer(7).verifying_key().as_bytes());
-    assert_eq!(&bytes[48..50], &[0, 1]);
-    assert_eq!(&bytes[50..51], b"k");
-    assert_eq!(&bytes[51..59], &1u64.to_be_bytes());
-    assert_eq!(&bytes[59..63], &[0, 0, 0, 1]);
-    assert_eq!(&bytes[63..64], b"v");
-    assert_eq!(&bytes[64..], r.signature());
-    assert_eq!(r.canonical_bytes(), &bytes[..64]);
+    assert_eq!(bytes[48], 0, "a value");
+    assert_eq!(&bytes[49..57], &[0; 8], "never expires");
+    assert_eq!(&bytes[57..59], &[0, 1]);
+    assert_eq!(&bytes[59..60], b"k");
+    assert_eq!(&bytes[60..68], &1u64.to_be_bytes());
+    assert_eq!(&bytes[68..72], &[0, 0, 0, 1]);
+    assert_eq!(&bytes[72..73], b"v");
+    assert_eq!(&bytes[73..], r.signature());
+    assert_eq!(r.canonical_bytes(), &bytes[..73]);
+}
+
+#[test]
+fn a_tombstone_has_its_kind_and_expiry_in_the_signed_bytes() {
+    let t = Record::sign_as(&signer(7), Kind::Tombstone, 1_000, b"k", 2, b"").unwrap();
+    let bytes = t.to_bytes();
+    assert_eq!(bytes[48], 1);
+    assert_eq!(&bytes[49..57], &1_000u64.to_be_bytes());
+    assert!(t.is_tombstone());
+    assert!(!t.is_expired(999));
+    assert!(t.is_expired(1_000));
+    assert_eq!(t.verify(), Ok(()));
+    assert_eq!(Record::from_bytes(&bytes, 0), Ok(t.clone()));
+
+    // Kind and expiry are signed: changing either breaks the signature.
+    for (at, byte) in [(48, 0u8), (56, 0xe9)] {
+        let mut forged = bytes.clone();
+        forged[at] = byte;
+        let forged = Record::from_bytes(&forged, 0).unwrap();
+        assert_eq!(forged.verify(), Err(Invalid::BadSignature));
+    }
+
+    // A tombstone with a value, or one that never expires, is no record.
+    assert_eq!(
+        Record::sign_as(&signer(7), Kind::Tombstone, 1_000, b"k", 2, b"v"),
+        Err(RecordError::TombstoneWithValue)
+    );
+    assert_eq!(
+        Record::sign_as(&signer(7), Kind::Tombstone, 0, b"k", 2, b""),
+        Err(RecordError::TombstoneNeverExpires)
+    );
+    let mut never = bytes.clone();
+    never[49..57].copy_from_slice(&[0; 8]);
+    assert_eq!(
+        Record::from_bytes(&never, 0),
+        Err(DecodeError::BadTombstone)
+    );
+    let mut unknown = bytes;
+    unknown[48] = 2;
+    assert_eq!(
+        Record::from_bytes(&unknown, 0),
+        Err(DecodeError::BadKind { kind: 2 })
+    );
 }
 
 #[test]
@@ -140,7 +185,7 @@ fn trailing_bytes_are_an_error_but_decode_reads_one_after_another() {
 #[test]
 fn wrong_tag_is_refused() {
     let mut bytes = sample().to_bytes();
-    bytes[15] = b'2';
+    bytes[15] = b'1';
     assert_eq!(
         Record::from_bytes(&bytes, MAX_VALUE_LEN),
         Err(DecodeError::BadTag)
@@ -153,6 +198,7 @@ fn hostile_lengths_are_refused_before_the_bytes_they_announce() {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(DOMAIN_TAG);
     bytes.extend_from_slice(&[0; 32]);
+    bytes.extend_from_slice(&[0; 9]);
     bytes.extend_from_slice(&u16::MAX.to_be_bytes());
     assert_eq!(
         Record::from_bytes(&bytes, MAX_VALUE_LEN),
@@ -165,6 +211,7 @@ fn hostile_lengths_are_refused_before_the_bytes_they_announce() {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(DOMAIN_TAG);
     bytes.extend_from_slice(&[0; 32]);
+    bytes.extend_from_slice(&[0; 9]);
     bytes.extend_from_slice(&0u16.to_be_bytes());
     bytes.extend_from_slice(&0u64.to_be_bytes());
     bytes.extend_from_slice(&u32::MAX.to_be_bytes());

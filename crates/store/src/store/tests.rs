@@ -293,7 +293,9 @@ fn a_tie_loser_is_checked_but_does_not_win() {
 fn put_own_picks_the_next_version_inside_the_write() {
     let s = std::sync::Arc::new(store(16));
     let key = signer(9);
-    let (first, outcome) = s.put_own(&key, b"k", b"a", None).unwrap();
+    let (first, outcome) = s
+        .put_own(&key, &Draft::value(*b"k", b"a".to_vec()))
+        .unwrap();
     assert_eq!(first.version(), 1);
     assert!(outcome.is_stored());
     first.verify().unwrap();
@@ -304,7 +306,7 @@ fn put_own_picks_the_next_version_inside_the_write() {
             let key = key.clone();
             std::thread::spawn(move || {
                 (0..10u8)
-                    .map(|j| s.put_own(&key, b"k", &[i, j], None).unwrap())
+                    .map(|j| s.put_own(&key, &Draft::value(*b"k", vec![i, j])).unwrap())
                     .collect::<Vec<_>>()
             })
         })
@@ -324,11 +326,20 @@ fn put_own_picks_the_next_version_inside_the_write() {
         .unwrap();
     assert_eq!(stored.version(), 41);
     // An explicit older version is stale; the highest version cannot grow.
-    let (_, stale) = s.put_own(&key, b"k", b"x", Some(3)).unwrap();
+    let (_, stale) = s
+        .put_own(
+            &key,
+            &Draft::value(*b"k", b"x".to_vec()).at_version(Some(3)),
+        )
+        .unwrap();
     assert_eq!(stale, Outcome::Stale);
-    s.put_own(&key, b"k", b"max", Some(u64::MAX)).unwrap();
+    s.put_own(
+        &key,
+        &Draft::value(*b"k", b"max".to_vec()).at_version(Some(u64::MAX)),
+    )
+    .unwrap();
     assert!(matches!(
-        s.put_own(&key, b"k", b"more", None),
+        s.put_own(&key, &Draft::value(*b"k", b"more".to_vec())),
         Err(Error::VersionExhausted)
     ));
 }
@@ -435,4 +446,82 @@ fn a_tie_loser_is_no_quota_matter() {
         [Checked::New { wins: false, .. }]
     ));
     assert_eq!(s.put(&long).unwrap(), Outcome::LostTie);
+}
+
+#[test]
+fn a_tombstone_replaces_the_value_and_is_collected_at_its_horizon() {
+    let s = store(16);
+    let key = signer(1);
+    let author = key.verifying_key().to_bytes();
+    assert!(matches!(
+        s.put_own(&key, &Draft::tombstone(*b"k", 100)),
+        Err(Error::NothingToDelete)
+    ));
+    let (value, _) = s
+        .put_own(&key, &Draft::value(*b"k", b"v".to_vec()))
+        .unwrap();
+    let (tombstone, outcome) = s.put_own(&key, &Draft::tombstone(*b"k", 100)).unwrap();
+    assert!(tombstone.is_tombstone());
+    assert_eq!(tombstone.version(), 2);
+    assert_eq!(
+        outcome,
+        Outcome::Replaced {
+            old: value.digest(),
+            new: tombstone.digest()
+        }
+    );
+    // The deleted value, sent again, is older than its tombstone.
+    assert_eq!(s.put(&value).unwrap(), Outcome::Stale);
+    assert_eq!(s.presence(&value.digest()).unwrap(), Presence::Superseded);
+    assert_eq!(s.collection().unwrap().tombstones, 1);
+    s.check_integrity(true).unwrap();
+
+    // Not before its time.
+    let early = s.collect(99, 10).unwrap();
+    assert_eq!((early.removed.len(), early.next), (0, Some(100)));
+    let c = s.collect(100, 10).unwrap();
+    assert_eq!(c.removed, vec![tombstone.digest()]);
+    assert_eq!((c.tombstones, c.expired, c.next), (1, 0, None));
+    assert_eq!(s.get(&author, b"k").unwrap(), None);
+    assert!(s.is_empty().unwrap());
+    assert_eq!(
+        s.collection().unwrap(),
+        Collection {
+            tombstones: 0,
+            collected_tombstones: 1,
+            collected_expired: 0
+        }
+    );
+    // The author's usage went back to nothing.
+    s.check_integrity(true).unwrap();
+}
+
+#[test]
+fn an_expiring_value_is_collected_soonest_first_and_a_replacement_moves_its_expiry() {
+    let s = store(16);
+    let key = signer(1);
+    for (k, at) in [(b"a", 30), (b"b", 10), (b"c", 20), (b"d", 0)] {
+        s.put_own(&key, &Draft::value(*k, b"v".to_vec()).expiring(at))
+            .unwrap();
+    }
+    // A later version of "a" never expires: its old expiry is gone.
+    s.put_own(&key, &Draft::value(*b"a", b"w".to_vec()))
+        .unwrap();
+    s.check_integrity(false).unwrap();
+    let first = s.collect(25, 1).unwrap();
+    assert_eq!(
+        (first.removed.len(), first.expired, first.next),
+        (1, 1, Some(20))
+    );
+    let second = s.collect(25, 1).unwrap();
+    assert_eq!((second.removed.len(), second.next), (1, None));
+    assert_eq!(s.collect(1_000, 10).unwrap(), Collected::default());
+    let author = key.verifying_key().to_bytes();
+    let left: Vec<&[u8]> = [&b"a"[..], b"b", b"c", b"d"]
+        .into_iter()
+        .filter(|k| s.get(&author, k).unwrap().is_some())
+        .collect();
+    assert_eq!(left, [&b"a"[..], b"d"]);
+    assert_eq!(s.collection().unwrap().collected_expired, 2);
+    s.check_integrity(true).unwrap();
 }

@@ -2,17 +2,19 @@
 //!
 //! After every step the store and the model agree: outcomes, records, pages,
 //! the digest set (read back and as rebuilt from the outcomes' added and
-//! removed digests, the way the sync layer keeps its sketch), presence and
-//! the losers.
+//! removed digests, the way the sync layer keeps its sketch, through
+//! writes and collections), presence, the losers, tombstones and expiry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
-use strata_store::{Config, Cursor, Digest, Invalid, Outcome, Presence, Record, Store};
+use strata_store::{
+    Config, Cursor, Digest, Invalid, Kind as RecordKind, Outcome, Presence, Record, Store,
+};
 
-use crate::common::{Harness, Kind, flipped, record};
+use crate::common::{Harness, Kind, flipped, signer};
 
 const AUTHORS: u8 = 3;
 const KEYS: [&[u8]; 6] = [b"", b"a", b"ab", b"abc", b"b", b"ba"];
@@ -20,6 +22,9 @@ const VALUES: [&[u8]; 4] = [b"", b"x", b"y", b"zzzz"];
 const VERSIONS: u64 = 4;
 /// The store's value limit in this test; `Tamper::TooLong` goes over it.
 const MAX_VALUE: usize = 16;
+/// Expiry times are 1 ..= this (Unix seconds); collections run at
+/// 0 ..= this + 1.
+const LAST_EXPIRY: u64 = 4;
 
 #[derive(Debug, Clone, Copy)]
 enum Tamper {
@@ -35,6 +40,10 @@ struct Spec {
     key: usize,
     version: u64,
     value: usize,
+    /// 0: a value that never expires; 1: a value that expires; 2: a
+    /// tombstone.
+    life: u8,
+    expires: u64,
     tamper: Tamper,
 }
 
@@ -57,6 +66,11 @@ enum Op {
         page: usize,
     },
     Presence(Spec),
+    /// Collect what expired at this time, at most `max` per call.
+    Collect {
+        now: u64,
+        max: usize,
+    },
     Reopen,
 }
 
@@ -72,15 +86,21 @@ fn spec() -> impl Strategy<Value = Spec> {
         0..KEYS.len(),
         0..VERSIONS,
         0..VALUES.len(),
+        prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+        1..=LAST_EXPIRY,
         tamper,
     )
-        .prop_map(|(author, key, version, value, tamper)| Spec {
-            author,
-            key,
-            version,
-            value,
-            tamper,
-        })
+        .prop_map(
+            |(author, key, version, value, life, expires, tamper)| Spec {
+                author,
+                key,
+                version,
+                value,
+                life,
+                expires,
+                tamper,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -92,29 +112,47 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..5usize).prop_map(|page| Op::Scan { page }),
         1 => (1..5usize).prop_map(|page| Op::ScanDigests { page }),
         2 => spec().prop_map(Op::Presence),
+        2 => (0..=LAST_EXPIRY + 1, 1..3usize).prop_map(|(now, max)| Op::Collect { now, max }),
         1 => Just(Op::Reopen),
     ]
 }
 
 /// Signing is slow in unoptimized builds: every record is signed once.
-fn signed(author: u8, key: usize, version: u64, value: &[u8]) -> Record {
-    type Pool = Mutex<HashMap<(u8, usize, u64, Vec<u8>), Record>>;
+fn signed(author: u8, key: usize, version: u64, value: &[u8], life: (u8, u64)) -> Record {
+    type Pool = Mutex<HashMap<(u8, usize, u64, Vec<u8>, (u8, u64)), Record>>;
     static POOL: OnceLock<Pool> = OnceLock::new();
     let pool = POOL.get_or_init(Default::default);
-    let k = (author, key, version, value.to_vec());
+    let k = (author, key, version, value.to_vec(), life);
     if let Some(r) = pool.lock().unwrap().get(&k) {
         return r.clone();
     }
-    let r = record(author, KEYS[key], version, value);
+    let (kind, expires, value) = match life {
+        (0, _) => (RecordKind::Value, 0, value),
+        (1, at) => (RecordKind::Value, at, value),
+        (_, at) => (RecordKind::Tombstone, at, &[][..]),
+    };
+    let r = Record::sign_as(&signer(author), kind, expires, KEYS[key], version, value).unwrap();
     pool.lock().unwrap().insert(k, r.clone());
     r
 }
 
 fn build(spec: &Spec) -> Record {
     match spec.tamper {
-        Tamper::TooLong => signed(spec.author, spec.key, spec.version, &[7u8; MAX_VALUE + 1]),
+        Tamper::TooLong => signed(
+            spec.author,
+            spec.key,
+            spec.version,
+            &[7u8; MAX_VALUE + 1],
+            (0, 0),
+        ),
         tamper => {
-            let r = signed(spec.author, spec.key, spec.version, VALUES[spec.value]);
+            let r = signed(
+                spec.author,
+                spec.key,
+                spec.version,
+                VALUES[spec.value],
+                (spec.life, spec.expires),
+            );
             match tamper {
                 // The last value byte, or the signature when there is none.
                 Tamper::Value if !r.value().is_empty() => flipped(&r, 64),
@@ -208,6 +246,29 @@ impl Model {
         }
     }
 
+    /// Removes what expired at `now`: the removed digests, and how many
+    /// were tombstones.
+    fn collect(&mut self, now: u64) -> (BTreeSet<Digest>, u64) {
+        let due: Vec<Vec<u8>> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.is_expired(now))
+            .map(|(row, _)| row.clone())
+            .collect();
+        let mut removed = BTreeSet::new();
+        let mut tombstones = 0;
+        for row in due {
+            let r = self.records.remove(&row).unwrap();
+            tombstones += u64::from(r.is_tombstone());
+            removed.insert(r.digest());
+        }
+        (removed, tombstones)
+    }
+
+    fn tombstones(&self) -> u64 {
+        self.records.values().filter(|r| r.is_tombstone()).count() as u64
+    }
+
     fn digests(&self) -> BTreeSet<Digest> {
         self.records.values().map(Record::digest).collect()
     }
@@ -280,6 +341,7 @@ fn agree(store: &Store, model: &Model, sketch: &BTreeSet<Digest>) {
     assert_eq!(*sketch, model.digests());
     assert_eq!(store.len().unwrap(), model.records.len() as u64);
     assert_eq!(store.loser_count().unwrap(), model.losers.len() as u64);
+    assert_eq!(store.collection().unwrap().tombstones, model.tombstones());
 }
 
 fn run(kind: Kind, ops: &[Op]) {
@@ -350,6 +412,34 @@ fn run(kind: Kind, ops: &[Op]) {
                 // Whatever the store says it has, it can hand out.
                 let by_digest = h.store().get_by_digest(&d).unwrap();
                 assert_eq!(by_digest.is_some(), model.presence(&d) == Presence::Stored);
+            }
+            Op::Collect { now, max } => {
+                let before = h.store().collection().unwrap();
+                let (expected, tombstones) = model.collect(*now);
+                let mut removed = BTreeSet::new();
+                loop {
+                    let c = h.store().collect(*now, *max).unwrap();
+                    assert!(c.removed.len() <= *max);
+                    assert_eq!(c.tombstones + c.expired, c.removed.len() as u64);
+                    for d in &c.removed {
+                        assert!(sketch.remove(d));
+                        assert!(removed.insert(*d));
+                    }
+                    if c.next.is_none_or(|t| t > *now) {
+                        break;
+                    }
+                }
+                assert_eq!(removed, expected);
+                let after = h.store().collection().unwrap();
+                assert_eq!(
+                    after.collected_tombstones - before.collected_tombstones,
+                    tombstones
+                );
+                assert_eq!(
+                    after.collected_expired - before.collected_expired,
+                    expected.len() as u64 - tombstones
+                );
+                h.store().check_integrity(false).unwrap();
             }
             Op::Reopen => h.reopen(),
         }

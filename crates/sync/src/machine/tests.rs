@@ -14,7 +14,7 @@ use strata_node::addrman::AddrMan;
 use strata_node::netgroup::Grouping;
 use strata_node::sim::Sim;
 use strata_node::{Config as NodeConfig, Network, Node};
-use strata_store::{Config as StoreConfig, Store};
+use strata_store::{Config as StoreConfig, Draft, Kind, Store};
 
 use super::*;
 use crate::riblt::Encoder;
@@ -164,7 +164,7 @@ fn put(net: &mut Net, i: usize, key: &str, value: &[u8]) -> PutId {
     let id = host
         .upper
         .syncer
-        .put(key.as_bytes().to_vec(), value.to_vec(), None, now);
+        .put(Draft::value(key.as_bytes(), value), now);
     host.upper.drain(&mut host.node, now);
     net.flush(i);
     id
@@ -436,9 +436,7 @@ fn publish(net: &mut Net, i: usize, key: &str, want: f64) -> PutId {
     let now = net.now();
     let host = net.host_mut(i);
     let id = host.upper.syncer.publish(
-        key.as_bytes().to_vec(),
-        b"x".to_vec(),
-        None,
+        Draft::value(key.as_bytes().to_vec(), b"x".to_vec()),
         want,
         None,
         now,
@@ -1550,4 +1548,129 @@ fn a_silent_catchup_liar_once_dropped_never_pulls_the_node_back_into_catch_up() 
         before,
         "the dropped liar started another catch-up"
     );
+}
+
+/// Whether node `i`'s sketch and count are what a rebuild from its store
+/// gives.
+fn sketch_matches_store(net: &Net, i: usize) -> bool {
+    let s = syncer(net, i);
+    let op = Op::Sketch {
+        key: epoch_key(s.set.epoch),
+        len: s.config.sketch_len,
+    };
+    match op.run(store(net, i), &signer(0)) {
+        Done::Sketch(Ok((sketch, n))) => {
+            sketch.symbols() == s.set.sketch.symbols() && n == s.set.records
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn a_deletion_replaces_the_record_everywhere_and_tombstones_and_expired_records_are_collected() {
+    // Node 0's own records, held by all three nodes at start.
+    let author = signer(100);
+    let own = |key: &str, expires: u64| {
+        Record::sign_as(&author, Kind::Value, expires, key.as_bytes(), 1, b"v").unwrap()
+    };
+    let held = vec![own("doomed", 0), own("brief", UNIX + 30), own("kept", 0)];
+    let mut net = net(vec![held.clone(), held.clone(), held], |_, _| {});
+    net.connect(0, 1);
+    net.settle();
+
+    let now = net.now();
+    let host = net.host_mut(0);
+    let put = host
+        .upper
+        .syncer
+        .put(Draft::tombstone(*b"doomed", UNIX + 60), now);
+    host.upper.drain(&mut host.node, now);
+    net.flush(0);
+    net.run_for(Duration::from_secs(1));
+    let tombstone = put_result(&net, 0, put).unwrap().record.clone();
+    assert!(tombstone.is_tombstone());
+    assert_eq!(tombstone.version(), 2);
+    let key = author.verifying_key().to_bytes();
+    assert_eq!(
+        store(&net, 1).get(&key, b"doomed").unwrap(),
+        Some(tombstone.clone())
+    );
+
+    // Node 2 was away: it learns of the deletion by reconciliation.
+    net.connect(1, 2);
+    run_until(
+        &mut net,
+        Duration::from_secs(20),
+        "the deletion at node 2",
+        |n| store(n, 2).get(&key, b"doomed").unwrap().as_ref() == Some(&tombstone),
+    );
+    for i in 0..3 {
+        assert!(sketch_matches_store(&net, i), "node {i}");
+    }
+
+    // The expiring record goes at its time, everywhere.
+    run_until(
+        &mut net,
+        Duration::from_secs(40),
+        "the expired record collected",
+        |n| (0..3).all(|i| store(n, i).get(&key, b"brief").unwrap().is_none()),
+    );
+    assert!(net.now() >= syncer(&net, 0).start + Duration::from_secs(30));
+    // Then the tombstone, at its horizon.
+    run_until(
+        &mut net,
+        Duration::from_secs(40),
+        "the tombstone collected",
+        |n| (0..3).all(|i| store(n, i).len().unwrap() == 1),
+    );
+    for i in 0..3 {
+        let s = syncer(&net, i).stats();
+        assert_eq!(s.collected, 2, "node {i}");
+        assert_eq!(s.records, 1);
+        assert!(sketch_matches_store(&net, i), "node {i}");
+        let c = store(&net, i).collection().unwrap();
+        assert_eq!(
+            (c.tombstones, c.collected_tombstones, c.collected_expired),
+            (0, 1, 1)
+        );
+    }
+    let fingerprints: Vec<u64> = (0..3)
+        .map(|i| syncer(&net, i).summary().fingerprint)
+        .collect();
+    assert!(fingerprints.iter().all(|f| *f == fingerprints[0]));
+    // Nothing differs: reconciliations fetch nothing more.
+    let fetched: Vec<u64> = (0..3)
+        .map(|i| syncer(&net, i).stats().fetched_records)
+        .collect();
+    net.run_for(Duration::from_secs(20));
+    for (i, before) in fetched.into_iter().enumerate() {
+        assert_eq!(syncer(&net, i).stats().fetched_records, before);
+        assert!(store(&net, i).get(&key, b"kept").unwrap().is_some());
+    }
+}
+
+#[test]
+fn an_expired_record_is_dropped_where_it_arrives_and_its_sender_is_not_scored() {
+    let mut net = net(empty(2), |_, _| {});
+    net.connect(0, 1);
+    net.settle();
+    // Node 0 publishes a record whose time has already come.
+    let now = net.now();
+    let host = net.host_mut(0);
+    host.upper.syncer.put(
+        Draft::value(*b"late", b"v".to_vec()).expiring(UNIX - 1),
+        now,
+    );
+    host.upper.drain(&mut host.node, now);
+    net.flush(0);
+    net.run_for(Duration::from_secs(2));
+    let s = syncer(&net, 1).stats();
+    assert_eq!(s.expired_refused, 1);
+    assert_eq!(s.reports, 0);
+    assert!(store(&net, 1).is_empty().unwrap());
+    // The sender collects it too.
+    assert!(store(&net, 0).is_empty().unwrap());
+    assert_eq!(syncer(&net, 0).stats().collected, 1);
+    assert!(sketch_matches_store(&net, 0));
+    assert_eq!(net.connections(), 1);
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use strata_io::Clock;
 use strata_node::driver;
 use strata_node::{Config as NodeConfig, Network};
-use strata_store::{Durability, Record};
+use strata_store::{Draft, Durability, Record};
 use strata_sync::Event;
 use strata_sync::key_set;
 use strata_sync::wire::gossip_payload;
@@ -250,7 +250,7 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
         // A first message teaches A the key of C, from its receipt.
         let warm = a
             .handle
-            .publish(b"warm".to_vec(), b"up".to_vec(), None, 1.0, None)
+            .publish(Draft::value(b"warm".to_vec(), b"up".to_vec()), 1.0, None)
             .await
             .unwrap();
         let status = a
@@ -269,7 +269,7 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
         d.handle.shutdown().await.unwrap();
         let put = a
             .handle
-            .publish(b"news".to_vec(), b"x".to_vec(), None, 0.6, None)
+            .publish(Draft::value(b"news".to_vec(), b"x".to_vec()), 0.6, None)
             .await
             .unwrap();
         let id = put.id.unwrap();
@@ -302,7 +302,7 @@ async fn delivery_status_names_who_confirmed_and_who_is_missing() {
         // Asking for every confirmation is not satisfied while D is away.
         let put = a
             .handle
-            .publish(b"more".to_vec(), b"y".to_vec(), None, 1.0, None)
+            .publish(Draft::value(b"more".to_vec(), b"y".to_vec()), 1.0, None)
             .await
             .unwrap();
         let status = a
@@ -408,7 +408,11 @@ async fn a_layer_above_that_falls_behind_delays_deliveries_but_loses_none() {
         for k in 0..30 {
             let put = a
                 .handle
-                .publish(format!("k{k}").into_bytes(), b"v".to_vec(), None, 1.0, None)
+                .publish(
+                    Draft::value(format!("k{k}").into_bytes(), b"v".to_vec()),
+                    1.0,
+                    None,
+                )
                 .await
                 .unwrap();
             ids.insert(put.id.unwrap());
