@@ -325,9 +325,17 @@ impl<P: FuzzPayload> Harness<P> {
             VERDICT => {
                 if let Some(i) = input.pick(self.verdicts.len()) {
                     let id = self.verdicts.remove(i);
-                    let verdict = [Verdict::Propagate, Verdict::Drop, Verdict::Reject]
-                        [usize::from(input.u8() % 3)];
-                    self.node.handle_verdict(id, verdict, self.now);
+                    match input.u8() % 4 {
+                        3 => {
+                            let deps = self.deps(input);
+                            self.node.handle_wait(id, &deps, self.now);
+                        }
+                        v => {
+                            let verdict = [Verdict::Propagate, Verdict::Drop, Verdict::Reject]
+                                [usize::from(v)];
+                            self.node.handle_verdict(id, verdict, self.now);
+                        }
+                    }
                 }
             }
             DIAL_FAILED => {
@@ -349,8 +357,12 @@ impl<P: FuzzPayload> Harness<P> {
             }
             PROPAGATE => {
                 let payload = input.bytes(2048);
-                if let Ok(id) = self.node.propagate(payload.clone(), self.now) {
-                    assert_eq!(id, MessageId::of(&payload));
+                let deps = self.deps(input);
+                if let Ok(id) = self
+                    .node
+                    .propagate_after(payload.clone(), deps.clone(), self.now)
+                {
+                    assert_eq!(id, MessageId::of_message(&payload, &deps));
                     remember(&mut self.known, id);
                 }
             }
@@ -445,6 +457,7 @@ impl<P: FuzzPayload> Harness<P> {
                     6 => Misbehaviour::BeforeHandshake,
                     7 => Misbehaviour::WrongKey,
                     8 => Misbehaviour::InvalidGossip,
+                    9 if input.u8() & 1 == 0 => Misbehaviour::UnservedDependency,
                     9 => Misbehaviour::Upper(u32::from(input.u8())),
                     _ => Misbehaviour::Upper(input.u32()),
                 };
@@ -457,6 +470,16 @@ impl<P: FuzzPayload> Harness<P> {
                 self.node.add_addresses(&addrs, source, self.now);
             }
         }
+    }
+
+    /// Ids a message depends on: known ones and made-up ones.
+    fn deps(&self, input: &mut Input<'_>) -> Vec<MessageId> {
+        (0..input.u8() % 4)
+            .map(|_| match input.pick(self.known.len()) {
+                Some(k) if input.u8() & 1 == 0 => self.known[k],
+                _ => MessageId(input.array::<32>()),
+            })
+            .collect()
     }
 
     /// A frame body: raw bytes, or one of the node's messages built from
@@ -480,9 +503,15 @@ impl<P: FuzzPayload> Harness<P> {
                 local_peerlist_new: peer_list(input),
                 payload_data: P::read(input),
             }),
-            5 => wire::encode(&GossipMessage {
-                payload: input.bytes(4096),
-            }),
+            5 => {
+                let payload = input.bytes(4096);
+                let deps = if input.u8() & 3 == 0 {
+                    input.bytes(40)
+                } else {
+                    MessageId::list_bytes(&self.deps(input))
+                };
+                wire::encode(&GossipMessage { payload, deps })
+            }
             6 => {
                 // Short ids of messages seen, under this connection's salt,
                 // and some from the input.
@@ -589,7 +618,9 @@ impl<P: FuzzPayload> Harness<P> {
                 }
                 Output::Event(Event::Gossip { peer, id, payload }) => {
                     assert!(self.conn(peer).ready);
-                    assert_eq!(id, MessageId::of(&payload));
+                    // The id covers the dependencies too, which the event
+                    // does not carry: without any, it is the payload's.
+                    let _ = payload;
                     self.delivered += 1;
                     remember(&mut self.verdicts, id);
                     remember(&mut self.known, id);

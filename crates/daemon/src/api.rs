@@ -75,7 +75,11 @@ impl From<Error> for ApiError {
             Error::Propagate(strata_node::PropagateError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Error::Record(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Record(_)
+            | Error::Invalid(_)
+            | Error::Propagate(strata_node::PropagateError::TooManyDependencies { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
             Error::Stale { .. } | Error::LostTie { .. } => StatusCode::CONFLICT,
             Error::Store(strata_store::Error::NothingToDelete) => StatusCode::NOT_FOUND,
             Error::Store(_) | Error::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -467,7 +471,13 @@ async fn route<P: Payload + Sync>(
             let body: PublishBody = read_json(req).await?;
             let data = bytes_field("data", body.data, body.data_hex)?
                 .ok_or_else(|| ApiError::bad("`data` or `data_hex` is required"))?;
-            let sent = shared.publish(&data).await?;
+            let deps = body
+                .depends_on
+                .unwrap_or_default()
+                .iter()
+                .map(|hex_id| record_id(hex_id).map(strata_node::MessageId))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sent = shared.publish(&data, deps).await?;
             ok(serde_json::to_value(&sent).unwrap_or_default())
         }
         (Method::GET, "/v1/subscribe") => Ok(subscribe(shared)),
@@ -662,6 +672,7 @@ fn expiry_after(secs: u64) -> Result<u64, ApiError> {
 struct PublishBody {
     data: Option<String>,
     data_hex: Option<String>,
+    depends_on: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -823,7 +834,7 @@ fn record_id(text: &str) -> Result<[u8; 32], ApiError> {
     hex::decode(text)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ApiError::bad("the record id is 64 hex digits"))
+        .ok_or_else(|| ApiError::bad("an id is 64 hex digits"))
 }
 
 /// What is known of the delivery of a record this node published.

@@ -204,6 +204,10 @@ pub enum Command {
     Publish {
         /// The message.
         data: String,
+        /// The id of a message every node must deliver before this one
+        /// (repeatable).
+        #[arg(long, value_name = "ID")]
+        after: Vec<String>,
     },
     /// Print gossip messages as they arrive, one JSON object per line.
     Subscribe {
@@ -616,9 +620,13 @@ async fn remote(c: &Client, command: &Command) -> Result<(), ClientError> {
                 }
             }
         }
-        Command::Publish { data } => {
+        Command::Publish { data, after } => {
             let v = c
-                .call(Method::POST, "/v1/publish", Some(&json!({ "data": data })))
+                .call(
+                    Method::POST,
+                    "/v1/publish",
+                    Some(&json!({ "data": data, "depends_on": after })),
+                )
                 .await?;
             println!("{}", v["id"].as_str().unwrap_or(""));
         }

@@ -272,8 +272,25 @@ impl Metrics {
              strata_gossip_messages_total{{outcome=\"announced\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"requested\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"overflow\"}} {}\n\
-             strata_gossip_messages_total{{outcome=\"repeat_request\"}} {}",
-            g.delivered, g.duplicates, g.announced, g.requested, g.overflow, g.repeat_requests
+             strata_gossip_messages_total{{outcome=\"repeat_request\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"waited\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"released\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"wait_dropped\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"dependency_fetched\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"dependency_unserved\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"dependency_served\"}} {}",
+            g.delivered,
+            g.duplicates,
+            g.announced,
+            g.requested,
+            g.overflow,
+            g.repeat_requests,
+            g.waited,
+            g.released,
+            g.waits_dropped,
+            g.deps_fetched,
+            g.deps_unserved,
+            g.deps_served
         );
         counter(
             &mut out,

@@ -412,10 +412,11 @@ impl<P: strata_node::wire::Payload + Sync> Shared<P> {
     }
 
     /// Publishes a message; returns it as subscribers see it.
-    pub async fn publish(&self, data: &[u8]) -> Result<Received, Error> {
+    /// Every node hands it up only after the messages `deps` names.
+    pub async fn publish(&self, data: &[u8], deps: Vec<MessageId>) -> Result<Received, Error> {
         let sent_at = relay::now_us();
         let payload = relay::encode_message(&self.signing, data, sent_at);
-        let id = self.handle.propagate(payload).await?;
+        let id = self.handle.propagate_after(payload, deps).await?;
         self.metrics
             .messages_published
             .fetch_add(1, Ordering::Relaxed);

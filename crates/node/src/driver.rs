@@ -251,7 +251,11 @@ pub enum CommandError {
 }
 
 enum Command<P> {
-    Propagate(Bytes, oneshot::Sender<Result<MessageId, PropagateError>>),
+    Propagate(
+        Bytes,
+        Vec<MessageId>,
+        oneshot::Sender<Result<MessageId, PropagateError>>,
+    ),
     Peers(oneshot::Sender<Vec<PeerSummary>>),
     Book(oneshot::Sender<BookSizes>),
     Gossip(oneshot::Sender<GossipStats>),
@@ -302,7 +306,19 @@ impl<P: Payload> NodeHandle<P> {
 
     /// Publishes a gossip message; returns its id.
     pub async fn propagate(&self, payload: Bytes) -> Result<MessageId, CommandError> {
-        Ok(self.ask(|tx| Command::Propagate(payload, tx)).await??)
+        self.propagate_after(payload, Vec::new()).await
+    }
+
+    /// Publishes a gossip message that every node delivers only after the
+    /// messages `deps` names ([`Node::propagate_after`]); returns its id.
+    pub async fn propagate_after(
+        &self,
+        payload: Bytes,
+        deps: Vec<MessageId>,
+    ) -> Result<MessageId, CommandError> {
+        Ok(self
+            .ask(|tx| Command::Propagate(payload, deps, tx))
+            .await??)
     }
 
     /// The connected peers.
@@ -816,8 +832,8 @@ impl<P: Payload + Sync> Task<P> {
     fn on_command(&mut self, command: Command<P>) {
         let now = self.clock.now();
         match command {
-            Command::Propagate(payload, tx) => {
-                let _ = tx.send(self.node.propagate(payload, now));
+            Command::Propagate(payload, deps, tx) => {
+                let _ = tx.send(self.node.propagate_after(payload, deps, now));
             }
             Command::Peers(tx) => {
                 let peers = self

@@ -22,6 +22,17 @@
 //!   counted.
 //! - A message is never sent back to the peer it came from, nor to a peer
 //!   that announced it.
+//! - A message may name messages it depends on (at most
+//!   [`MAX_DEPS`](crate::wire::MAX_DEPS); they are covered by its id). It is
+//!   delivered to the layer above only after all of them: until then it
+//!   waits in a pool bounded by [`Config::max_waiting`] messages and
+//!   [`Config::max_waiting_bytes`] bytes, for at most
+//!   [`Config::dep_timeout`], the oldest dropped first, and the dependencies
+//!   nobody sent are fetched by id from the peer that sent it. A peer asked
+//!   for a dependency that does not send it within
+//!   [`Config::request_timeout`] is scored. The layer above can also send a
+//!   message it was given back to wait for ids of its own
+//!   ([`Node::handle_wait`](crate::Node::handle_wait)), once.
 //! - Every per-peer structure is bounded; what overflows is dropped and
 //!   counted.
 
@@ -36,7 +47,7 @@ use std::net::IpAddr;
 
 use crate::peer::PeerId;
 use crate::time::later;
-use crate::wire::{MAX_IDS_PER_MESSAGE, SHORT_ID_LEN};
+use crate::wire::{MAX_DEPS, MAX_IDS_PER_MESSAGE, MESSAGE_ID_LEN, SHORT_ID_LEN};
 
 /// A message id: the Blake2b-256 of the payload.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,6 +60,52 @@ impl MessageId {
         let mut id = [0u8; 32];
         id.copy_from_slice(&digest);
         MessageId(id)
+    }
+
+    /// The id of a message that depends on `deps`: with none, the id of its
+    /// payload; else the Blake2b-256 of a tag, the number of dependencies
+    /// (u32 BE), their ids and the payload, so that no relay can add or
+    /// strip a dependency.
+    pub fn of_message(payload: &[u8], deps: &[MessageId]) -> MessageId {
+        if deps.is_empty() {
+            return MessageId::of(payload);
+        }
+        let mut h = Blake2b::<U32>::new();
+        Digest::update(&mut h, b"strata-gossip-deps-v1");
+        let count = u32::try_from(deps.len()).unwrap_or(u32::MAX);
+        Digest::update(&mut h, count.to_be_bytes());
+        for dep in deps {
+            Digest::update(&mut h, dep.0);
+        }
+        Digest::update(&mut h, payload);
+        MessageId(h.finalize().into())
+    }
+
+    /// Ids concatenated on the wire, or `None` when the bytes are not a
+    /// whole number of ids or more than [`MAX_DEPS`].
+    pub fn list_from(bytes: &[u8]) -> Option<Vec<MessageId>> {
+        if !bytes.len().is_multiple_of(MESSAGE_ID_LEN) || bytes.len() / MESSAGE_ID_LEN > MAX_DEPS {
+            return None;
+        }
+        Some(
+            bytes
+                .chunks_exact(MESSAGE_ID_LEN)
+                .map(|c| {
+                    let mut id = [0u8; 32];
+                    id.copy_from_slice(c);
+                    MessageId(id)
+                })
+                .collect(),
+        )
+    }
+
+    /// Ids concatenated, as the wire carries them.
+    pub fn list_bytes(ids: &[MessageId]) -> Bytes {
+        let mut out = Vec::with_capacity(ids.len().saturating_mul(MESSAGE_ID_LEN));
+        for id in ids {
+            out.extend_from_slice(&id.0);
+        }
+        Bytes::from(out)
     }
 }
 
@@ -98,6 +155,13 @@ pub struct Config {
     pub max_pending: usize,
     /// Most payload bytes waiting for a verdict.
     pub max_pending_bytes: usize,
+    /// How long a message waits for the messages it depends on before it
+    /// is dropped.
+    pub dep_timeout: Duration,
+    /// Most messages waiting for the messages they depend on.
+    pub max_waiting: usize,
+    /// Most payload bytes of messages waiting for their dependencies.
+    pub max_waiting_bytes: usize,
 }
 
 impl Default for Config {
@@ -114,6 +178,9 @@ impl Default for Config {
             verdict_timeout: Duration::from_secs(10),
             max_pending: 4096,
             max_pending_bytes: 16 * 1024 * 1024,
+            dep_timeout: Duration::from_secs(10),
+            max_waiting: 1024,
+            max_waiting_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -130,6 +197,11 @@ pub const MAX_DEFERRED: usize = 50_000;
 /// past it (the same id asked for over and over, or many times in one
 /// request) are ignored and counted ([`Stats::repeat_requests`]).
 pub const MAX_ANSWERS_PER_ID: u8 = 2;
+/// Most dependencies asked for and not yet arrived, over all peers.
+pub const MAX_DEPS_ASKED: usize = 65_536;
+/// Most whole ids remembered per peer as fetched by it, to bound how often
+/// one message is sent to it on request.
+pub const MAX_FETCHED_PER_PEER: usize = 4096;
 
 /// What the layer above says of a new message.
 ///
@@ -157,8 +229,10 @@ pub enum Verdict {
 /// What gossip asks the node to do.
 #[derive(Debug)]
 pub(crate) enum Action {
-    /// Send a whole message.
-    Message(PeerId, Bytes),
+    /// Send a whole message, with the ids it depends on.
+    Message(PeerId, Bytes, Vec<MessageId>),
+    /// Ask for whole messages by id (dependencies).
+    Fetch(PeerId, Bytes),
     /// Send an announcement batch of short ids.
     Announce(PeerId, Bytes),
     /// Send a request batch of short ids.
@@ -200,6 +274,20 @@ pub struct Stats {
     /// Provisional messages retracted because no final verdict came within
     /// six verdict timeouts.
     pub provisional_expired: u64,
+    /// Messages that waited for messages they depend on.
+    pub waited: u64,
+    /// Messages delivered once what they depended on was.
+    pub released: u64,
+    /// Messages dropped while waiting for their dependencies: past
+    /// `dep_timeout`, too many or too large waiting, or sent back to wait a
+    /// second time.
+    pub waits_dropped: u64,
+    /// Dependencies fetched by id.
+    pub deps_fetched: u64,
+    /// Dependencies a peer was asked for and did not send in time.
+    pub deps_unserved: u64,
+    /// Messages sent to peers that fetched them.
+    pub deps_served: u64,
 }
 
 struct Peer {
@@ -215,6 +303,8 @@ struct Peer {
     heard: Fifo<u64, ()>,
     /// Our seen messages under its salt.
     index: HashMap<u64, MessageId>,
+    /// Whole ids it fetched, and how many times each was sent.
+    fetched: Fifo<MessageId, u8>,
 }
 
 impl Peer {
@@ -285,6 +375,24 @@ struct Pending {
     from: PeerId,
     ip: IpAddr,
     payload: Bytes,
+    deps: Vec<MessageId>,
+    /// It waited once already (for dependencies the layer above named).
+    waited: bool,
+    deadline: Instant,
+}
+
+/// A message waiting for messages it depends on.
+struct Waiting {
+    from: PeerId,
+    ip: IpAddr,
+    payload: Bytes,
+    deps: Vec<MessageId>,
+    /// What it waits for: its dependencies, or the ids the layer above
+    /// named, that were not delivered when it began to wait.
+    awaiting: Vec<MessageId>,
+    /// How many of those are yet to be delivered.
+    missing: usize,
+    waited: bool,
     deadline: Instant,
 }
 
@@ -320,7 +428,9 @@ pub(crate) struct Gossip {
     peers: HashMap<PeerId, Peer>,
     seen: HashMap<MessageId, Instant>,
     seen_order: VecDeque<(Instant, MessageId)>,
-    cache: HashMap<MessageId, Bytes>,
+    /// Messages passed on, to answer requests and fetches, with their
+    /// dependencies.
+    cache: HashMap<MessageId, (Bytes, Vec<MessageId>)>,
     cache_order: VecDeque<MessageId>,
     cache_size: usize,
     in_flight: HashMap<(PeerId, u64), Instant>,
@@ -333,6 +443,24 @@ pub(crate) struct Gossip {
     provisional: HashMap<MessageId, Provisional>,
     /// Their ids, oldest first (with entries already settled).
     provisional_order: VecDeque<MessageId>,
+    /// Messages waiting for messages they depend on.
+    waiting: HashMap<MessageId, Waiting>,
+    /// Their ids, oldest first (with entries already settled).
+    waiting_order: VecDeque<MessageId>,
+    waiting_bytes: usize,
+    /// A dependency not yet delivered → the waiting messages that need it
+    /// (once per time they name it).
+    wanted: HashMap<MessageId, Vec<MessageId>>,
+    /// Dependencies asked for: of whom, until when.
+    asked: HashMap<MessageId, (PeerId, Instant)>,
+    /// Their deadlines, soonest first (with entries already settled).
+    asked_order: VecDeque<(Instant, MessageId)>,
+    /// Messages that stopped waiting and are to be delivered, in order:
+    /// who sent each, its id and payload. The node takes them.
+    pub(crate) released: Vec<(PeerId, MessageId, Bytes)>,
+    /// Peers asked for a dependency that did not send it. The node scores
+    /// them.
+    pub(crate) unserved: Vec<PeerId>,
     pub(crate) stats: Stats,
 }
 
@@ -352,6 +480,14 @@ impl Gossip {
             pending_order: VecDeque::new(),
             provisional: HashMap::new(),
             provisional_order: VecDeque::new(),
+            waiting: HashMap::new(),
+            waiting_order: VecDeque::new(),
+            waiting_bytes: 0,
+            wanted: HashMap::new(),
+            asked: HashMap::new(),
+            asked_order: VecDeque::new(),
+            released: Vec::new(),
+            unserved: Vec::new(),
             pending_bytes: 0,
             stats: Stats::default(),
         }
@@ -371,6 +507,7 @@ impl Gossip {
             announced: Fifo::new(MAX_SHORT_IDS_PER_PEER),
             heard: Fifo::new(MAX_SHORT_IDS_PER_PEER),
             index: HashMap::with_capacity(self.seen.len()),
+            fetched: Fifo::new(MAX_FETCHED_PER_PEER),
         };
         for id in self.seen.keys() {
             state.index.insert(state.short(id), *id);
@@ -380,6 +517,17 @@ impl Gossip {
 
     pub(crate) fn remove_peer(&mut self, peer: PeerId, now: Instant, out: &mut Vec<Action>) {
         self.peers.remove(&peer);
+        // What it sent and still waits for its dependencies goes: it would
+        // be handed up from a peer no longer there.
+        let orphans: Vec<MessageId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.from == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphans {
+            self.drop_waiting(&id);
+        }
         let before = self.in_flight.len();
         self.in_flight.retain(|(p, _), _| *p != peer);
         self.deferred.retain(|(p, _, _)| *p != peer);
@@ -394,6 +542,12 @@ impl Gossip {
 
     pub(crate) fn is_seen(&self, id: &MessageId) -> bool {
         self.seen.contains_key(id)
+    }
+
+    /// Whether the message was delivered (or published here): seen, and
+    /// not waiting for messages it depends on.
+    fn is_delivered(&self, id: &MessageId) -> bool {
+        self.seen.contains_key(id) && !self.waiting.contains_key(id)
     }
 
     fn remember(&mut self, id: MessageId, now: Instant) {
@@ -419,38 +573,42 @@ impl Gossip {
         }
     }
 
-    fn cache(&mut self, id: MessageId, payload: &Bytes) {
+    fn cache(&mut self, id: MessageId, payload: &Bytes, deps: &[MessageId]) {
         if payload.len() > self.config.cache_bytes || self.cache.contains_key(&id) {
             return;
         }
         // A copy, so the cache never pins a whole read buffer.
-        self.cache.insert(id, Bytes::copy_from_slice(payload));
+        self.cache
+            .insert(id, (Bytes::copy_from_slice(payload), deps.to_vec()));
         self.cache_order.push_back(id);
         self.cache_size = self.cache_size.saturating_add(payload.len());
         while self.cache_size > self.config.cache_bytes {
             let Some(old) = self.cache_order.pop_front() else {
                 break;
             };
-            if let Some(p) = self.cache.remove(&old) {
+            if let Some((p, _)) = self.cache.remove(&old) {
                 self.cache_size = self.cache_size.saturating_sub(p.len());
             }
         }
     }
 
-    /// Publishes a message from the layer above. Already known: nothing
-    /// is sent again.
+    /// Publishes a message from the layer above, depending on `deps` (at
+    /// most [`MAX_DEPS`], which the node checks). Already known: nothing is
+    /// sent again.
     pub(crate) fn publish(
         &mut self,
         payload: Bytes,
+        deps: Vec<MessageId>,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> MessageId {
-        let id = MessageId::of(&payload);
+        let id = MessageId::of_message(&payload, &deps);
         if self.is_seen(&id) {
             return id;
         }
         self.remember(id, now);
-        self.fan_out(id, payload, None, now, out);
+        self.fan_out(id, payload, deps, None, now, out);
+        self.release_dependents(id, now);
         id
     }
 
@@ -458,14 +616,15 @@ impl Gossip {
         &mut self,
         id: MessageId,
         payload: Bytes,
+        deps: Vec<MessageId>,
         from: Option<PeerId>,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         let push = payload.len() <= self.config.push_threshold;
-        if !push {
-            self.cache(id, &payload);
-        }
+        // Every message passed on can be asked for: announced ones by short
+        // id, any by whole id as a dependency.
+        self.cache(id, &payload, &deps);
         let mut targets: Vec<PeerId> = self
             .peers
             .iter()
@@ -479,7 +638,7 @@ impl Gossip {
                     .stats
                     .payload_bytes_out
                     .saturating_add(payload.len() as u64);
-                out.push(Action::Message(peer, payload.clone()));
+                out.push(Action::Message(peer, payload.clone(), deps.clone()));
             } else if let Some(state) = self.peers.get_mut(&peer) {
                 if state.to_announce.len() >= MAX_ANNOUNCE_QUEUE {
                     self.stats.overflow = self.stats.overflow.saturating_add(1);
@@ -528,14 +687,17 @@ impl Gossip {
         out.push(Action::Announce(peer, Bytes::from(body)));
     }
 
-    /// A whole message arrived from `from` (at `ip`). Returns the id when
-    /// it is new: it waits for a verdict, and the layer above is to be told.
-    /// `None` for a duplicate.
+    /// A whole message arrived from `from` (at `ip`), depending on `deps`.
+    /// Returns the id when it is new and everything it depends on was
+    /// delivered: it waits for a verdict, and the layer above is to be told
+    /// (before the messages it released, which are in `released`). `None`
+    /// for a duplicate, or for a message that waits for its dependencies.
     pub(crate) fn on_message(
         &mut self,
         from: PeerId,
         ip: IpAddr,
         payload: &Bytes,
+        deps: Vec<MessageId>,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> Option<MessageId> {
@@ -543,7 +705,7 @@ impl Gossip {
             .stats
             .payload_bytes_in
             .saturating_add(payload.len() as u64);
-        let id = MessageId::of(payload);
+        let id = MessageId::of_message(payload, &deps);
         // Whatever was in flight or waiting for this message is settled.
         // Only the peers asked for something need its short id (a keyed
         // hash each): with nothing in flight, a duplicate costs none.
@@ -567,24 +729,189 @@ impl Gossip {
             return None;
         }
         self.remember(id, now);
-        self.stats.delivered = self.stats.delivered.saturating_add(1);
+        self.asked.remove(&id);
         if settled || !self.deferred.is_empty() {
             self.release_deferred(now, false, out);
         }
-        self.wait_for_verdict(id, from, ip, payload, now);
+        // A copy, so a waiting message never pins a whole read buffer.
+        let payload = Bytes::copy_from_slice(payload);
+        let missing: Vec<MessageId> = deps
+            .iter()
+            .filter(|d| !self.is_delivered(d))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            self.hold(id, from, ip, payload, deps, missing, false, now, out);
+            return None;
+        }
+        self.stats.delivered = self.stats.delivered.saturating_add(1);
+        self.wait_for_verdict(id, from, ip, payload, deps, false, now);
+        self.release_dependents(id, now);
         Some(id)
     }
 
+    /// Puts a message to wait for the messages it depends on that were not
+    /// delivered (`missing`), and asks its sender for those not seen.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &mut self,
+        id: MessageId,
+        from: PeerId,
+        ip: IpAddr,
+        payload: Bytes,
+        deps: Vec<MessageId>,
+        missing: Vec<MessageId>,
+        waited: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.waited = self.stats.waited.saturating_add(1);
+        let mut ask = Vec::new();
+        let until = later(now, self.config.request_timeout);
+        for dep in &missing {
+            self.wanted.entry(*dep).or_default().push(id);
+            if self.seen.contains_key(dep) || self.asked.contains_key(dep) {
+                continue;
+            }
+            if self.asked.len() >= MAX_DEPS_ASKED {
+                self.stats.overflow = self.stats.overflow.saturating_add(1);
+                continue;
+            }
+            self.asked.insert(*dep, (from, until));
+            self.asked_order.push_back((until, *dep));
+            ask.push(*dep);
+        }
+        self.waiting_bytes = self.waiting_bytes.saturating_add(payload.len());
+        self.waiting.insert(
+            id,
+            Waiting {
+                from,
+                ip,
+                payload,
+                deps,
+                missing: missing.len(),
+                awaiting: missing,
+                waited,
+                deadline: later(now, self.config.dep_timeout),
+            },
+        );
+        self.waiting_order.push_back(id);
+        while self.waiting.len() > self.config.max_waiting
+            || self.waiting_bytes > self.config.max_waiting_bytes
+        {
+            let Some(oldest) = self.waiting_order.front().copied() else {
+                break;
+            };
+            self.drop_waiting(&oldest);
+        }
+        if !ask.is_empty() && self.waiting.contains_key(&id) {
+            self.stats.deps_fetched = self.stats.deps_fetched.saturating_add(ask.len() as u64);
+            out.push(Action::Fetch(from, MessageId::list_bytes(&ask)));
+        }
+    }
+
+    /// Drops a waiting message, counted.
+    fn drop_waiting(&mut self, id: &MessageId) {
+        let Some(w) = self.waiting.remove(id) else {
+            self.waiting_order.retain(|x| x != id);
+            return;
+        };
+        self.waiting_bytes = self.waiting_bytes.saturating_sub(w.payload.len());
+        self.stats.waits_dropped = self.stats.waits_dropped.saturating_add(1);
+        for dep in &w.awaiting {
+            if let Some(waiters) = self.wanted.get_mut(dep) {
+                waiters.retain(|x| x != id);
+                if waiters.is_empty() {
+                    self.wanted.remove(dep);
+                }
+            }
+        }
+        trim_order(&mut self.waiting_order, &self.waiting);
+    }
+
+    /// `done` was delivered: the messages waiting only for it (and, in
+    /// turn, for them) go on to their verdicts, in dependency order.
+    fn release_dependents(&mut self, done: MessageId, now: Instant) {
+        let mut work = vec![done];
+        while let Some(done) = work.pop() {
+            let Some(waiters) = self.wanted.remove(&done) else {
+                continue;
+            };
+            for id in waiters {
+                let ready = match self.waiting.get_mut(&id) {
+                    Some(w) => {
+                        w.missing = w.missing.saturating_sub(1);
+                        w.missing == 0
+                    }
+                    None => false,
+                };
+                if !ready {
+                    continue;
+                }
+                let Some(w) = self.waiting.remove(&id) else {
+                    continue;
+                };
+                self.waiting_bytes = self.waiting_bytes.saturating_sub(w.payload.len());
+                trim_order(&mut self.waiting_order, &self.waiting);
+                self.stats.released = self.stats.released.saturating_add(1);
+                self.stats.delivered = self.stats.delivered.saturating_add(1);
+                self.released.push((w.from, id, w.payload.clone()));
+                self.wait_for_verdict(id, w.from, w.ip, w.payload, w.deps, w.waited, now);
+                work.push(id);
+            }
+        }
+    }
+
+    /// The layer above sends a message it was given back to wait for
+    /// `deps` (at most [`MAX_DEPS`] are taken): it is delivered again once
+    /// they are, at once if they are already. A message sent back a second
+    /// time is dropped. False when the message was not waiting for a
+    /// verdict.
+    pub(crate) fn wait(
+        &mut self,
+        id: MessageId,
+        deps: &[MessageId],
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some(p) = self.pending.remove(&id) else {
+            return false;
+        };
+        self.pending_bytes = self.pending_bytes.saturating_sub(p.payload.len());
+        self.trim_pending_order();
+        if p.waited || !self.peers.contains_key(&p.from) {
+            // Sent back a second time, or its sender left.
+            self.stats.waits_dropped = self.stats.waits_dropped.saturating_add(1);
+            return true;
+        }
+        let mut missing: Vec<MessageId> = deps
+            .iter()
+            .take(MAX_DEPS)
+            .filter(|d| **d != id && !self.is_delivered(d))
+            .copied()
+            .collect();
+        missing.dedup();
+        if missing.is_empty() {
+            self.released.push((p.from, id, p.payload.clone()));
+            self.wait_for_verdict(id, p.from, p.ip, p.payload, p.deps, true, now);
+            return true;
+        }
+        // Its dependents wait for it again.
+        self.hold(id, p.from, p.ip, p.payload, p.deps, missing, true, now, out);
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn wait_for_verdict(
         &mut self,
         id: MessageId,
         from: PeerId,
         ip: IpAddr,
-        payload: &Bytes,
+        payload: Bytes,
+        deps: Vec<MessageId>,
+        waited: bool,
         now: Instant,
     ) {
-        // A copy, so a waiting message never pins a whole read buffer.
-        let payload = Bytes::copy_from_slice(payload);
         self.pending_bytes = self.pending_bytes.saturating_add(payload.len());
         self.pending.insert(
             id,
@@ -592,6 +919,8 @@ impl Gossip {
                 from,
                 ip,
                 payload,
+                deps,
+                waited,
                 deadline: later(now, self.config.verdict_timeout),
             },
         );
@@ -671,7 +1000,14 @@ impl Gossip {
         self.trim_pending_order();
         match verdict {
             Verdict::Propagate => {
-                self.fan_out(id, pending.payload, Some(pending.from), now, out);
+                self.fan_out(
+                    id,
+                    pending.payload,
+                    pending.deps,
+                    Some(pending.from),
+                    now,
+                    out,
+                );
                 None
             }
             Verdict::Provisional => {
@@ -685,7 +1021,14 @@ impl Gossip {
                     },
                 );
                 self.provisional_order.push_back(id);
-                self.fan_out(id, pending.payload, Some(pending.from), now, out);
+                self.fan_out(
+                    id,
+                    pending.payload,
+                    pending.deps,
+                    Some(pending.from),
+                    now,
+                    out,
+                );
                 None
             }
             Verdict::Drop => None,
@@ -700,7 +1043,7 @@ impl Gossip {
     /// the cache. What was pushed already is gone.
     fn retract(&mut self, id: &MessageId) {
         self.stats.retracted = self.stats.retracted.saturating_add(1);
-        if let Some(p) = self.cache.remove(id) {
+        if let Some((p, _)) = self.cache.remove(id) {
             self.cache_size = self.cache_size.saturating_sub(p.len());
         }
         for state in self.peers.values_mut() {
@@ -807,13 +1150,44 @@ impl Gossip {
                 continue;
             }
             *answers = answers.saturating_add(1);
-            if let Some(payload) = self.cache.get(id) {
+            if let Some((payload, deps)) = self.cache.get(id) {
                 self.stats.payload_bytes_out = self
                     .stats
                     .payload_bytes_out
                     .saturating_add(payload.len() as u64);
-                out.push(Action::Message(from, payload.clone()));
+                out.push(Action::Message(from, payload.clone(), deps.clone()));
             }
+        }
+    }
+
+    /// A fetch of whole ids (dependencies) arrived from `from`: send what
+    /// we passed on and still hold, each at most [`MAX_ANSWERS_PER_ID`]
+    /// times to one peer.
+    pub(crate) fn on_fetch(&mut self, from: PeerId, ids: &[u8], out: &mut Vec<Action>) {
+        let Some(state) = self.peers.get_mut(&from) else {
+            return;
+        };
+        for chunk in ids.chunks_exact(MESSAGE_ID_LEN) {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(chunk);
+            let id = MessageId(id);
+            let Some((payload, deps)) = self.cache.get(&id) else {
+                continue;
+            };
+            match state.fetched.get_mut(&id) {
+                Some(answers) if *answers >= MAX_ANSWERS_PER_ID => {
+                    self.stats.repeat_requests = self.stats.repeat_requests.saturating_add(1);
+                    continue;
+                }
+                Some(answers) => *answers = answers.saturating_add(1),
+                None => state.fetched.insert(id, 1),
+            }
+            self.stats.deps_served = self.stats.deps_served.saturating_add(1);
+            self.stats.payload_bytes_out = self
+                .stats
+                .payload_bytes_out
+                .saturating_add(payload.len() as u64);
+            out.push(Action::Message(from, payload.clone(), deps.clone()));
         }
     }
 
@@ -847,6 +1221,35 @@ impl Gossip {
             self.drop_oldest_pending();
         }
         while let Some(id) = self
+            .waiting_order
+            .front()
+            .copied()
+            .filter(|id| self.waiting.get(id).is_some_and(|w| w.deadline <= now))
+        {
+            self.drop_waiting(&id);
+        }
+        while let Some(&(deadline, dep)) = self.asked_order.front() {
+            if deadline > now {
+                break;
+            }
+            self.asked_order.pop_front();
+            let Some(&(peer, until)) = self.asked.get(&dep) else {
+                continue;
+            };
+            if until > now {
+                continue;
+            }
+            self.asked.remove(&dep);
+            // Still wanted: the peer that sent what depends on it did not
+            // send it.
+            if self.wanted.contains_key(&dep) && !self.seen.contains_key(&dep) {
+                self.stats.deps_unserved = self.stats.deps_unserved.saturating_add(1);
+                if !self.unserved.contains(&peer) {
+                    self.unserved.push(peer);
+                }
+            }
+        }
+        while let Some(id) = self
             .provisional_order
             .front()
             .copied()
@@ -867,7 +1270,7 @@ impl Gossip {
             };
             if self.seen.get(&id).is_some_and(|e| *e <= now) {
                 self.forget_oldest();
-                if let Some(p) = self.cache.remove(&id) {
+                if let Some((p, _)) = self.cache.remove(&id) {
                     self.cache_size = self.cache_size.saturating_sub(p.len());
                 }
             } else {
@@ -891,10 +1294,25 @@ impl Gossip {
             .front()
             .and_then(|id| self.provisional.get(id))
             .map(|p| p.deadline);
-        [flush, flight, defer, expiry, verdict, provisional]
-            .into_iter()
-            .flatten()
-            .min()
+        let waiting = self
+            .waiting_order
+            .front()
+            .and_then(|id| self.waiting.get(id))
+            .map(|w| w.deadline);
+        let asked = self.asked_order.front().map(|(d, _)| *d);
+        [
+            flush,
+            flight,
+            defer,
+            expiry,
+            verdict,
+            provisional,
+            waiting,
+            asked,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

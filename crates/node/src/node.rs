@@ -160,6 +160,14 @@ pub enum PropagateError {
         /// The limit.
         max: usize,
     },
+    /// The message depends on more messages than a message may name.
+    #[error("message depends on {count} messages, more than the limit of {max}")]
+    TooManyDependencies {
+        /// How many it named.
+        count: usize,
+        /// The limit, [`MAX_DEPS`](crate::wire::MAX_DEPS).
+        max: usize,
+    },
 }
 
 /// Most addresses one peer's token bucket holds (Bitcoin Core's burst).
@@ -460,6 +468,24 @@ impl<P: Payload> Node<P> {
 
     /// Publishes a gossip message to every peer; returns its id.
     pub fn propagate(&mut self, payload: Bytes, now: Instant) -> Result<MessageId, PropagateError> {
+        self.propagate_after(payload, Vec::new(), now)
+    }
+
+    /// [`propagate`](Self::propagate) a message that depends on `deps`:
+    /// every node delivers it to its layer above only after them. Its id
+    /// is [`MessageId::of_message`].
+    pub fn propagate_after(
+        &mut self,
+        payload: Bytes,
+        deps: Vec<MessageId>,
+        now: Instant,
+    ) -> Result<MessageId, PropagateError> {
+        if deps.len() > wire::MAX_DEPS {
+            return Err(PropagateError::TooManyDependencies {
+                count: deps.len(),
+                max: wire::MAX_DEPS,
+            });
+        }
         let max = self.gossip.config().max_message;
         if payload.len() > max {
             return Err(PropagateError::TooLarge {
@@ -470,8 +496,9 @@ impl<P: Payload> Node<P> {
         if !self.gossip.has_peers() {
             return Err(PropagateError::NoPeers);
         }
-        let id = self.gossip.publish(payload, now, &mut self.actions);
+        let id = self.gossip.publish(payload, deps, now, &mut self.actions);
         self.apply_gossip();
+        self.deliver_released(now);
         Ok(id)
     }
 
@@ -578,6 +605,35 @@ impl<P: Payload> Node<P> {
             }
         }
         self.apply_gossip();
+    }
+
+    /// Instead of a verdict, the layer above sends a message it was given
+    /// back to wait for `deps` (at most [`MAX_DEPS`](wire::MAX_DEPS) are
+    /// taken): it comes again as [`Event::Gossip`] once they were
+    /// delivered, or is dropped at its deadline. Missing ones are asked of
+    /// the peer that sent it. A message sent back twice is dropped.
+    pub fn handle_wait(&mut self, id: MessageId, deps: &[MessageId], now: Instant) {
+        self.gossip.wait(id, deps, now, &mut self.actions);
+        self.apply_gossip();
+        self.deliver_released(now);
+    }
+
+    /// Hands up the messages that stopped waiting for their dependencies,
+    /// and scores the peers that did not send a dependency they were asked
+    /// for.
+    fn deliver_released(&mut self, now: Instant) {
+        for (peer, id, payload) in std::mem::take(&mut self.gossip.released) {
+            if let Some(conn) = self.conns.get_mut(&peer) {
+                conn.last_useful = Some(now);
+            }
+            self.out
+                .push_back(Output::Event(Event::Gossip { peer, id, payload }));
+        }
+        for peer in std::mem::take(&mut self.gossip.unserved) {
+            if self.conns.contains_key(&peer) {
+                self.report(peer, Misbehaviour::UnservedDependency);
+            }
+        }
     }
 
     /// A connection is up. `key` is the peer's TLS-authenticated key.
@@ -757,6 +813,7 @@ impl<P: Payload> Node<P> {
         }
         self.gossip.on_timeout(now, &mut self.actions);
         self.apply_gossip();
+        self.deliver_released(now);
 
         if now >= self.next_save {
             self.next_save = later(now, SAVE_INTERVAL);
@@ -1043,9 +1100,26 @@ impl<P: Payload> Node<P> {
         }
         match command {
             command::GOSSIP_MESSAGE => match wire::decode::<GossipMessage>(&body) {
-                Ok(message) => self.on_gossip(peer, message.payload, now),
+                Ok(message) => match MessageId::list_from(&message.deps) {
+                    Some(deps) => self.on_gossip(peer, message.payload, deps, now),
+                    None => self.report(peer, Misbehaviour::Undecodable),
+                },
                 Err(_) => self.report(peer, Misbehaviour::Undecodable),
             },
+            command::GOSSIP_FETCH => {
+                let Ok(ids) = wire::decode::<GossipIds>(&body) else {
+                    self.report(peer, Misbehaviour::Undecodable);
+                    return;
+                };
+                if ids.ids.len() % wire::MESSAGE_ID_LEN != 0
+                    || ids.ids.len() / wire::MESSAGE_ID_LEN > MAX_IDS_PER_MESSAGE
+                {
+                    self.report(peer, Misbehaviour::Undecodable);
+                    return;
+                }
+                self.gossip.on_fetch(peer, &ids.ids, &mut self.actions);
+                self.apply_gossip();
+            }
             command::GOSSIP_ANNOUNCE | command::GOSSIP_REQUEST => {
                 let Ok(ids) = wire::decode::<GossipIds>(&body) else {
                     self.report(peer, Misbehaviour::Undecodable);
@@ -1079,10 +1153,18 @@ impl<P: Payload> Node<P> {
     fn apply_gossip(&mut self) {
         for action in std::mem::take(&mut self.actions) {
             let (peer, command, body) = match action {
-                Action::Message(peer, payload) => (
+                Action::Message(peer, payload, deps) => (
                     peer,
                     command::GOSSIP_MESSAGE,
-                    wire::encode(&GossipMessage { payload }),
+                    wire::encode(&GossipMessage {
+                        payload,
+                        deps: MessageId::list_bytes(&deps),
+                    }),
+                ),
+                Action::Fetch(peer, ids) => (
+                    peer,
+                    command::GOSSIP_FETCH,
+                    wire::encode(&GossipIds { ids }),
                 ),
                 Action::Announce(peer, ids) => (
                     peer,
@@ -1293,7 +1375,7 @@ impl<P: Payload> Node<P> {
         }
     }
 
-    fn on_gossip(&mut self, peer: PeerId, payload: Bytes, now: Instant) {
+    fn on_gossip(&mut self, peer: PeerId, payload: Bytes, deps: Vec<MessageId>, now: Instant) {
         if payload.len() > self.gossip.config().max_message {
             self.report(peer, Misbehaviour::InvalidGossip);
             return;
@@ -1304,16 +1386,17 @@ impl<P: Payload> Node<P> {
         let ip = conn.info.remote.ip();
         let new = self
             .gossip
-            .on_message(peer, ip, &payload, now, &mut self.actions);
+            .on_message(peer, ip, &payload, deps, now, &mut self.actions);
         self.apply_gossip();
-        let Some(id) = new else {
-            return;
-        };
-        if let Some(conn) = self.conns.get_mut(&peer) {
-            conn.last_useful = Some(now);
+        if let Some(id) = new {
+            if let Some(conn) = self.conns.get_mut(&peer) {
+                conn.last_useful = Some(now);
+            }
+            self.out
+                .push_back(Output::Event(Event::Gossip { peer, id, payload }));
         }
-        self.out
-            .push_back(Output::Event(Event::Gossip { peer, id, payload }));
+        // What it released comes after it.
+        self.deliver_released(now);
     }
 
     /// The inbound peer to evict when inbound slots are full.

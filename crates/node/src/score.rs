@@ -27,6 +27,10 @@ pub enum Misbehaviour {
     WrongKey,
     /// A gossip message the layer above rejected, or one over the size limit.
     InvalidGossip,
+    /// The peer sent a gossip message that depends on one it did not send
+    /// when asked. Scored without closing the connection: an honest peer
+    /// may have let the dependency go from its cache.
+    UnservedDependency,
     /// The layer above reports a violation of its own protocol, with a score.
     Upper(u32),
 }
@@ -41,7 +45,8 @@ impl Misbehaviour {
             | Misbehaviour::UnmatchedResponse
             | Misbehaviour::Undecodable
             | Misbehaviour::PeerListTooLong
-            | Misbehaviour::WrongKey => 5,
+            | Misbehaviour::WrongKey
+            | Misbehaviour::UnservedDependency => 5,
             Misbehaviour::InvalidGossip => 10,
             Misbehaviour::Upper(score) => score,
         }
@@ -51,7 +56,9 @@ impl Misbehaviour {
     pub fn disconnects(self) -> bool {
         !matches!(
             self,
-            Misbehaviour::UndecodableRequest | Misbehaviour::Upper(_)
+            Misbehaviour::UndecodableRequest
+                | Misbehaviour::Upper(_)
+                | Misbehaviour::UnservedDependency
         )
     }
 }

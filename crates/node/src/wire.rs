@@ -23,6 +23,9 @@ pub mod command {
     pub const GOSSIP_ANNOUNCE: u32 = 3002;
     /// Gossip: short ids the sender wants. Notification.
     pub const GOSSIP_REQUEST: u32 = 3003;
+    /// Gossip: whole message ids (32 bytes each) the sender wants, for
+    /// messages that depend on them. Notification.
+    pub const GOSSIP_FETCH: u32 = 3004;
     /// First command number of the range the node hands to the layer above
     /// (the sync layer) untouched, after the handshake.
     pub const UPPER_FIRST: u32 = 3100;
@@ -36,6 +39,10 @@ pub const MAX_PEER_LIST: usize = 250;
 pub const MAX_IDS_PER_MESSAGE: usize = 1000;
 /// Length of a short id.
 pub const SHORT_ID_LEN: usize = 8;
+/// Length of a whole message id on the wire.
+pub const MESSAGE_ID_LEN: usize = 32;
+/// Most messages one gossip message may depend on.
+pub const MAX_DEPS: usize = 64;
 
 /// What a network is known by in handshakes: 16 bytes.
 pub type NetworkId = [u8; 16];
@@ -261,12 +268,17 @@ pub struct SupportFlagsResponse {
     pub support_flags: u32,
 }
 
-/// 3001 GOSSIP_MESSAGE: one gossip payload.
+/// 3001 GOSSIP_MESSAGE: one gossip payload, and the ids of the messages it
+/// depends on.
 #[derive(Debug, Clone, Serialize, Deserialize, Encode, Decode)]
 pub struct GossipMessage {
-    /// The message; its id is its Blake2b-256.
+    /// The message; without dependencies its id is its Blake2b-256.
     #[serde(with = "blob")]
     pub payload: Bytes,
+    /// Concatenated ids (32 bytes each, at most [`MAX_DEPS`]) of the
+    /// messages it depends on; absent when none.
+    #[serde(default, with = "blob", skip_serializing_if = "Bytes::is_empty")]
+    pub deps: Bytes,
 }
 
 /// 3002 GOSSIP_ANNOUNCE and 3003 GOSSIP_REQUEST: short ids, 8 bytes each.

@@ -245,9 +245,11 @@ impl Network {
     }
 
     /// Publishes a gossip payload from honest node `node` now; returns the
-    /// message's index.
-    fn inject(&mut self, node: usize, payload: &[u8]) -> PyResult<u32> {
-        self.inner.inject(node, payload).map_err(err)
+    /// message's index. Every node delivers it only after the messages
+    /// whose indices `after` lists.
+    #[pyo3(signature = (node, payload, after=Vec::new()))]
+    fn inject(&mut self, node: usize, payload: &[u8], after: Vec<u32>) -> PyResult<u32> {
+        self.inner.inject_after(node, payload, &after).map_err(err)
     }
 
     /// Stores and publishes a record from honest node `node` now; with

@@ -86,6 +86,25 @@ def test_expiring_and_deleted_records_are_collected_everywhere():
         net.put_record(2, b"k", b"v", ttl=0)
 
 
+def test_a_message_that_depends_on_another_is_delivered_after_it_everywhere():
+    net = small()
+    net.run_until(20)
+    pairs = []
+    for k in range(10):
+        first = net.inject(k, bytes([2, k, 1]))
+        pairs.append((first, net.inject(k + 10, bytes([2, k, 2]), after=[first])))
+    net.run_until(40)
+    d = net.deliveries()
+    for first, second in pairs:
+        for node in range(20):
+            a = d["time"][(d["message"] == first) & (d["node"] == node)]
+            b = d["time"][(d["message"] == second) & (d["node"] == node)]
+            if len(a) and len(b):
+                assert a[0] <= b[0]
+    with pytest.raises(ValueError, match="after"):
+        net.inject(0, b"\x02x", after=[10**6])
+
+
 def test_churn_crash_restart_join():
     net = small()
     net.set_churn(5.0, 10.0, 0.5)

@@ -16,8 +16,8 @@ use strata_node::netgroup::Grouping;
 use strata_node::rng::Rng;
 use strata_node::sim::{Sim, SimStats, Traffic, Upper, WireIn, WireOut};
 use strata_node::{
-    Config as NodeConfig, DialKind, Direction, Event as NodeEvent, Network as Preset, Node, PeerId,
-    State, files,
+    Config as NodeConfig, DialKind, Direction, Event as NodeEvent, MessageId, Network as Preset,
+    Node, PeerId, State, files,
 };
 use strata_store::{Config as StoreConfig, Draft, Store};
 use strata_sync::sim::SyncUpper;
@@ -932,10 +932,50 @@ impl Network {
                 "a first byte of 0x01 marks a record; use put_record",
             ));
         }
-        self.gossip_from(host, Bytes::copy_from_slice(payload))
+        self.gossip_from(host, Bytes::copy_from_slice(payload), Vec::new())
     }
 
-    fn gossip_from(&mut self, host: usize, payload: Bytes) -> Result<u32, Error> {
+    /// [`inject`](Self::inject) a payload that every node delivers only
+    /// after the messages `after` (indices of messages published before,
+    /// at most [`MAX_DEPS`](strata_node::wire::MAX_DEPS)).
+    pub fn inject_after(
+        &mut self,
+        index: usize,
+        payload: &[u8],
+        after: &[u32],
+    ) -> Result<u32, Error> {
+        self.honest_host(index)?;
+        params::count("after", after.len(), 0, strata_node::wire::MAX_DEPS)?;
+        let deps = {
+            let metrics = self.metrics.borrow();
+            after
+                .iter()
+                .map(|&m| {
+                    metrics
+                        .messages
+                        .get(m as usize)
+                        .map(|msg| msg.id)
+                        .ok_or_else(|| Error::param("after", "names no message published"))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if payload.first() == Some(&0x01) {
+            return Err(Error::param(
+                "payload",
+                "a first byte of 0x01 marks a record; use put_record",
+            ));
+        }
+        params::count("payload", payload.len(), 1, MAX_PAYLOAD)?;
+        let host = self.honest_host(index)?;
+        self.gossip_from(host, Bytes::copy_from_slice(payload), deps)
+    }
+
+    fn gossip_from(
+        &mut self,
+        host: usize,
+        payload: Bytes,
+        deps: Vec<MessageId>,
+    ) -> Result<u32, Error> {
         let index = self.index_of(host);
         if !self.sim.host(host).is_up() {
             return Err(Error::Node {
@@ -949,7 +989,7 @@ impl Network {
             .sim
             .host_mut(host)
             .node
-            .propagate(payload, now)
+            .propagate_after(payload, deps, now)
             .map_err(|e| Error::Node {
                 index,
                 reason: e.to_string(),
@@ -1111,7 +1151,10 @@ impl Network {
                 let n = self.published.to_le_bytes();
                 let end = (1 + n.len()).min(size);
                 payload[1..end].copy_from_slice(&n[..end - 1]);
-                if self.gossip_from(host, Bytes::from(payload)).is_err() {
+                if self
+                    .gossip_from(host, Bytes::from(payload), Vec::new())
+                    .is_err()
+                {
                     self.counters.unpublished += 1;
                 }
             }

@@ -143,7 +143,7 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         let mut subscriber = Command::new(STRATAD)
             .arg("--data-dir")
             .arg(&c.dir)
-            .args(["subscribe", "--count", "1"])
+            .args(["subscribe", "--count", "2"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -159,17 +159,24 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         });
         rx.recv_timeout(CONVERGE_TIMEOUT)
             .expect("the subscription did not start");
-        b.cli_ok(&["publish", "hi from b"]);
+        let first = b.cli_ok(&["publish", "hi from b"]).trim().to_owned();
+        // A second one that every node delivers after the first.
+        b.cli_ok(&["publish", "and then", "--after", &first]);
         let status = poll(CONVERGE_TIMEOUT, "the subscriber to exit", || {
             subscriber.try_wait().unwrap()
         });
-        let mut line = String::new();
-        BufReader::new(subscriber.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(status.success(), "subscribe failed: {line}");
-        let message: Value = serde_json::from_str(&line).unwrap();
+        let lines: Vec<String> = BufReader::new(subscriber.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        assert!(status.success(), "subscribe failed: {lines:?}");
+        let message: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(message["data"], "hi from b");
+        let then: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(then["data"], "and then");
+        let bad = b.cli(&["publish", "x", "--after", "not-an-id"]);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hex digits"));
         assert_eq!(message["author"], b.key.as_str());
         assert!(message["received_at_us"].as_u64() >= message["sent_at_us"].as_u64());
 

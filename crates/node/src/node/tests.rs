@@ -1214,3 +1214,75 @@ fn inbound_peers_that_connect_and_hang_up_do_not_make_the_node_redraw_its_slots(
     let due = n.poll_timeout().unwrap();
     assert_eq!(due, now + crate::connectivity::CONNECT_SPACING);
 }
+
+#[test]
+fn a_message_that_comes_before_what_it_depends_on_is_delivered_after_it_everywhere() {
+    // A line: 0 - 1 - 2.
+    let mut net = net(3, |_, c| c.outbound = 0);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.settle();
+    let first = Bytes::from_static(b"the transaction");
+    let first_id = MessageId::of(&first);
+    // The confirmation goes out before what it confirms.
+    let now = net.now();
+    let second = net
+        .host_mut(0)
+        .node
+        .propagate_after(Bytes::from_static(b"its confirmation"), vec![first_id], now)
+        .unwrap();
+    assert_eq!(
+        second,
+        MessageId::of_message(b"its confirmation", &[first_id])
+    );
+    net.flush(0);
+    net.run_for(Duration::from_millis(100));
+    assert!(!net.host(1).upper.delivered.contains(&second));
+    assert_eq!(net.host(1).node.gossip_stats().deps_fetched, 1);
+    let now = net.now();
+    net.host_mut(0).node.propagate(first, now).unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_secs(1));
+    for i in [1, 2] {
+        let delivered = &net.host(i).upper.delivered;
+        assert_eq!(delivered.as_slice(), [first_id, second], "node {i}");
+    }
+    // What was asked for came: nobody is blamed.
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(net.host(1).node.score(addr(0).ip()), 0);
+
+    // A message whose dependency its sender never sends: the sender is
+    // scored, stays connected, and the message is dropped at its deadline.
+    let now = net.now();
+    let orphan = net
+        .host_mut(0)
+        .node
+        .propagate_after(
+            Bytes::from_static(b"orphan"),
+            vec![MessageId::of(b"never")],
+            now,
+        )
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_secs(15));
+    let node = &net.host(1).node;
+    assert_eq!(
+        node.score(addr(0).ip()),
+        Misbehaviour::UnservedDependency.score()
+    );
+    assert!(net.conn_of(1, 0).is_some());
+    assert_eq!(node.gossip_stats().waits_dropped, 1);
+    assert!(!net.host(1).upper.delivered.contains(&orphan));
+    assert!(!net.host(2).upper.delivered.contains(&orphan));
+    assert_eq!(
+        net.host_mut(0).node.propagate_after(
+            Bytes::from_static(b"x"),
+            vec![first_id; crate::wire::MAX_DEPS + 1],
+            now
+        ),
+        Err(PropagateError::TooManyDependencies {
+            count: crate::wire::MAX_DEPS + 1,
+            max: crate::wire::MAX_DEPS
+        })
+    );
+}

@@ -361,3 +361,40 @@ fn records_that_expire_and_deletions_are_collected_by_every_node_at_their_time()
     assert!(n.delete_record(3, b"doomed", 0.5).is_err());
     assert!(n.put_record(3, b"k", b"v", Some(f64::NAN)).is_err());
 }
+
+#[test]
+fn a_message_published_at_once_after_another_elsewhere_is_delivered_after_it_at_every_node() {
+    let mut n = net(20, 14);
+    n.run_until(20.0).unwrap();
+    let mut pairs = Vec::new();
+    for k in 0..10u8 {
+        // The first from one node, the second at the same moment from a
+        // node across the network: it often travels ahead of the first.
+        let first = n.inject(usize::from(k), &[2, k, 1]).unwrap();
+        let second = n
+            .inject_after(usize::from(k) + 10, &[2, k, 2], &[first])
+            .unwrap();
+        pairs.push((first, second));
+    }
+    n.run_until(40.0).unwrap();
+    let m = n.metrics();
+    let d = &m.deliveries;
+    let when = |message: u32, node: u32| {
+        (0..d.message.len())
+            .find(|&i| d.message[i] == message && d.node[i] == node)
+            .map(|i| d.at[i])
+    };
+    for (first, second) in pairs {
+        for node in 0..20u32 {
+            let (a, b) = (when(first, node), when(second, node));
+            // Each reached every node but its own origin.
+            if let (Some(a), Some(b)) = (a, b) {
+                assert!(a <= b, "node {node}: {second} at {b} before {first} at {a}");
+            }
+        }
+        let reached = (0..20u32).filter(|&v| when(second, v).is_some()).count();
+        assert!(reached >= 19, "message {second} reached {reached} nodes");
+    }
+    drop(m);
+    assert!(n.inject_after(0, &[2, 0], &[9_999]).is_err());
+}

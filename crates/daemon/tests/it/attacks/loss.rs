@@ -28,6 +28,7 @@ const MAX_MESSAGE: usize = 1024 * 1024;
 fn gossip(payload: Vec<u8>) -> Vec<u8> {
     let body = p2p::encode(&GossipMessage {
         payload: Bytes::from(payload),
+        deps: Bytes::new(),
     })
     .unwrap();
     wire::frame(Header::notification(command::GOSSIP_MESSAGE, 0), &body)

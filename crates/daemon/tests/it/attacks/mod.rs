@@ -40,6 +40,7 @@
 //! | keys claimed in plaintext, our own key claimed | [`identity`] |
 //! | silent loss: oversize gossip, dropped frames, lost ties, duplicate connections | [`loss`] |
 //! | careless input: a malformed first ping, bad settings, a lost store | [`careless`] (and `admin.rs`) |
+//! | gossip that depends on messages nobody sends | [`dependencies`] |
 
 use std::time::Duration;
 
@@ -47,6 +48,7 @@ use crate::common::{Daemon, Scope};
 
 mod bans;
 mod careless;
+mod dependencies;
 mod floods;
 mod frames;
 mod identity;
