@@ -23,7 +23,7 @@
 //! - A message is never sent back to the peer it came from, nor to a peer
 //!   that announced it.
 //! - A message may name messages it depends on (at most
-//!   [`MAX_DEPS`](crate::wire::MAX_DEPS); they are covered by its id). It is
+//!   [`MAX_DEPS`]; they are covered by its id). It is
 //!   delivered to the layer above only after all of them: until then it
 //!   waits in a pool bounded by [`Config::max_waiting`] messages and
 //!   [`Config::max_waiting_bytes`] bytes, for at most
