@@ -862,6 +862,7 @@ fn print_peers(v: &Value) {
             n("score"),
             match (p["key"].as_str(), p["authenticated"].as_bool()) {
                 (None, _) => "-".to_owned(),
+                (Some(key), Some(true)) if p["pinned"] == true => format!("{key} (pinned)"),
                 (Some(key), Some(true)) => key.to_owned(),
                 // Claimed over plaintext: shown, but not proven.
                 (Some(key), _) => format!("{key} (claimed, not authenticated)"),

@@ -422,6 +422,7 @@ pub fn peer_json(p: &PeerSummary) -> Value {
         "state": match i.state { State::Ready => "ready", State::Handshaking => "handshaking" },
         "key": i.key.map(hex::encode),
         "authenticated": i.authenticated,
+        "pinned": i.pinned,
         "peer_id": i.node_data.as_ref().map(|d| d.peer_id),
         "port": i.node_data.as_ref().map(|d| d.my_port),
         "rtt_ms": i.rtt.map(|d| d.as_secs_f64() * 1000.0),

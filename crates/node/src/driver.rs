@@ -557,7 +557,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 enum Internal {
-    DialFailed(SocketAddr),
+    /// A dial failed; whether the peer proved another key than the pinned
+    /// one.
+    DialFailed(SocketAddr, bool),
     Resolved(String, Vec<IpAddr>),
 }
 
@@ -761,9 +763,13 @@ impl<P: Payload + Sync> Task<P> {
                 Some(internal) = self.internal.1.recv() => {
                     let now = self.clock.now();
                     match internal {
-                        Internal::DialFailed(addr) => {
+                        Internal::DialFailed(addr, wrong_key) => {
                             self.dials_failed = self.dials_failed.saturating_add(1);
-                            self.node.handle_dial_failed(addr, now);
+                            if wrong_key {
+                                self.node.handle_wrong_key(addr, now);
+                            } else {
+                                self.node.handle_dial_failed(addr, now);
+                            }
                         }
                         Internal::Resolved(name, ips) => self.node.handle_resolved(&name, &ips, now),
                     }
@@ -1026,7 +1032,8 @@ impl<P: Payload + Sync> Task<P> {
         tokio::spawn(async move {
             if let Err(e) = manager.dial(addr, key.map(strata_tls::PublicKey)).await {
                 tracing::debug!("dial {addr} ({kind:?}): {e}");
-                let _ = internal.send(Internal::DialFailed(addr)).await;
+                let wrong_key = matches!(e, strata_conn::Refusal::Tls(strata_tls::Error::WrongKey));
+                let _ = internal.send(Internal::DialFailed(addr, wrong_key)).await;
             }
         });
     }

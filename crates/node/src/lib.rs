@@ -32,6 +32,7 @@ mod connectivity;
 mod eviction;
 pub mod files;
 pub mod gossip;
+pub mod keys;
 pub mod netgroup;
 mod node;
 mod peer;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::connectivity::{Connectivity, Link, MAX_ANCHORS, Want};
 use crate::eviction::{self, Candidate};
 use crate::gossip::{self, Action, Gossip, MessageId, Verdict};
+use crate::keys::{Keys, Source};
 use crate::peer::{Class, DialKind, Direction, PeerId};
 use crate::rate::Bucket;
 use crate::rng::Rng;
@@ -54,6 +55,9 @@ pub struct PeerInfo {
     /// Whether `key` was authenticated by TLS; a key claimed in a plaintext
     /// handshake proves nothing.
     pub authenticated: bool,
+    /// Whether we dialed it with its key pinned (configured, proved before,
+    /// or introduced by a peer), so TLS checked that key.
+    pub pinned: bool,
     /// The peer's node data, once the handshake is done.
     pub node_data: Option<NodeData>,
     /// Smoothed round-trip time.
@@ -207,6 +211,9 @@ pub struct Stats {
     pub subnet_bans: u64,
     /// Inbound peers evicted for a newcomer.
     pub evictions: u64,
+    /// Dials whose peer proved another key than the one learnt for its
+    /// address.
+    pub wrong_keys: u64,
 }
 
 struct Conn<P> {
@@ -297,6 +304,8 @@ pub struct Node<P: Payload> {
     warned_at: Option<Instant>,
     /// Scratch: what gossip asks for, turned into frames.
     actions: Vec<Action>,
+    /// Node keys of addresses, pinned when they are dialed.
+    keys: Keys,
 }
 
 impl<P: Payload> Node<P> {
@@ -329,6 +338,7 @@ impl<P: Payload> Node<P> {
             scores: Scores::default(),
             subnet_scores: Scores::default(),
             gossip: Gossip::new(config.gossip.clone()),
+            keys: Keys::default(),
             out: VecDeque::new(),
             next_save: later(now, FIRST_SAVE),
             learned: Bucket::full(LEARNED_RATE, LEARNED_BURST, now),
@@ -654,6 +664,12 @@ impl<P: Payload> Node<P> {
                 .book
                 .add_one(remote, unix, remote.ip(), 0, unix, &mut self.rng);
         }
+        let pinned = direction == Direction::Outbound
+            && key.is_some()
+            && self.pinned_key(&remote).is_some_and(|k| Some(k) == key);
+        if let (Direction::Outbound, Some(key)) = (direction, key) {
+            self.keys.prove(remote, key);
+        }
         let conn = Conn {
             info: PeerInfo {
                 id: peer,
@@ -663,6 +679,7 @@ impl<P: Payload> Node<P> {
                 state: State::Handshaking,
                 key,
                 authenticated: key.is_some(),
+                pinned,
                 node_data: None,
                 rtt: None,
                 connected_at: now,
@@ -711,6 +728,40 @@ impl<P: Payload> Node<P> {
         self.connectivity.on_dial_failed(addr, now);
         let unix = self.unix(now);
         self.book.attempt(addr, true, unix);
+    }
+
+    /// A dial failed because the peer at `addr` proved another key than the
+    /// one pinned. A key learnt for the address is forgotten, so it is not
+    /// tried under that key again, and a peer that introduced it is scored.
+    pub fn handle_wrong_key(&mut self, addr: SocketAddr, now: Instant) {
+        self.handle_dial_failed(addr, now);
+        if self.config.pinned.contains_key(&addr) {
+            // The operator's pin stands.
+            return;
+        }
+        self.stats.wrong_keys = self.stats.wrong_keys.saturating_add(1);
+        if let Some((_, Source::Introduced(reporter))) = self.keys.forget(&addr) {
+            let peer = self
+                .conns
+                .iter()
+                .find(|(_, c)| c.info.remote.ip() == reporter)
+                .map(|(id, _)| *id);
+            match peer {
+                Some(peer) => self.report(peer, Misbehaviour::WrongIntroduction),
+                None => {
+                    self.score_ip(reporter, Misbehaviour::WrongIntroduction);
+                }
+            }
+        }
+    }
+
+    /// The key a dial to `addr` pins: the operator's, else one learnt.
+    fn pinned_key(&self, addr: &SocketAddr) -> Option<[u8; 32]> {
+        self.config
+            .pinned
+            .get(addr)
+            .copied()
+            .or_else(|| self.keys.get(addr).map(|(key, _)| key))
     }
 
     /// A connection ended.
@@ -836,7 +887,7 @@ impl<P: Payload> Node<P> {
                 Want::Dial(addr, kind) => Output::Dial {
                     addr,
                     kind,
-                    key: self.config.pinned.get(&addr).copied(),
+                    key: self.pinned_key(&addr),
                 },
                 Want::Resolve(name) => Output::Resolve(name),
             });
@@ -1238,6 +1289,12 @@ impl<P: Payload> Node<P> {
         conn.next_sync = later(now, self.config.timed_sync_interval);
         let remote = conn.info.remote;
         let authenticated = conn.info.authenticated.then_some(conn.info.key).flatten();
+        // An inbound peer proved its key: the address it listens at has it.
+        if let (Direction::Inbound, Some(key), Some(listens)) =
+            (conn.info.direction, authenticated, conn.link().listens)
+        {
+            self.keys.prove(listens, key);
+        }
         let unix = self.unix(now);
         self.book.connected(remote, unix);
         self.gossip
@@ -1315,11 +1372,14 @@ impl<P: Payload> Node<P> {
         }
         conn.sent_addrs
             .extend(entries.iter().map(|addr| addr_mark(&self.book, addr)));
+        // On strata's networks an entry carries the key its address proved.
+        let keyed = self.config.node_key.is_some();
         entries
             .into_iter()
             .map(|addr| PeerEntry {
                 adr: addr.into(),
                 id: 0,
+                strata_key: keyed.then(|| self.keys.proved(&addr)).flatten(),
                 ..PeerEntry::default()
             })
             .collect()
@@ -1342,6 +1402,25 @@ impl<P: Payload> Node<P> {
             .take(take)
             .filter_map(|e| Some((e.adr.socket_addr()?, e.last_seen.unwrap_or(0))))
             .collect();
+        // Keys introduced for addresses, from an authenticated peer only: a
+        // plaintext peer's word could not be held against it.
+        if conn.info.authenticated && self.config.node_key.is_some() {
+            for (entry, (addr, _)) in list
+                .iter()
+                .take(take)
+                .filter(|e| e.adr.socket_addr().is_some())
+                .zip(&addrs)
+            {
+                if let Some(key) = entry.strata_key
+                    && Some(key) != self.config.node_key
+                {
+                    self.keys.introduce(*addr, key, source);
+                }
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&peer) else {
+            return;
+        };
         // Addresses a peer relays count as sent on that connection: never
         // sent back to it.
         let room = MAX_SENT_ADDRS.saturating_sub(conn.sent_addrs.len());

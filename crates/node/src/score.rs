@@ -31,6 +31,8 @@ pub enum Misbehaviour {
     /// when asked. Scored without closing the connection: an honest peer
     /// may have let the dependency go from its cache.
     UnservedDependency,
+    /// The peer introduced a key for an address whose node proved another.
+    WrongIntroduction,
     /// The layer above reports a violation of its own protocol, with a score.
     Upper(u32),
 }
@@ -46,7 +48,8 @@ impl Misbehaviour {
             | Misbehaviour::Undecodable
             | Misbehaviour::PeerListTooLong
             | Misbehaviour::WrongKey
-            | Misbehaviour::UnservedDependency => 5,
+            | Misbehaviour::UnservedDependency
+            | Misbehaviour::WrongIntroduction => 5,
             Misbehaviour::InvalidGossip => 10,
             Misbehaviour::Upper(score) => score,
         }
@@ -59,6 +62,7 @@ impl Misbehaviour {
             Misbehaviour::UndecodableRequest
                 | Misbehaviour::Upper(_)
                 | Misbehaviour::UnservedDependency
+                | Misbehaviour::WrongIntroduction
         )
     }
 }

@@ -260,7 +260,9 @@ impl<P: Payload, U> Host<P, U> {
 enum Input {
     Frame(PeerId, Header, Bytes),
     Connected(Box<Connecting>),
-    DialFailed(SocketAddr),
+    /// A dial failed; whether the host there proved another key than the
+    /// pinned one.
+    DialFailed(SocketAddr, bool),
     Closed(PeerId),
     Resolved(String, Vec<IpAddr>),
     /// A link that carries nothing is checked for a stalled write.
@@ -776,10 +778,12 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 }
                 self.deliver_connected(i, *connecting);
             }
-            Input::DialFailed(addr) => {
+            Input::DialFailed(addr, wrong_key) => {
                 let host = &mut self.hosts[i];
                 if host.upper.speaks_wire() {
                     host.upper.handle_wire(WireIn::DialFailed { addr }, now);
+                } else if wrong_key {
+                    host.node.handle_wrong_key(addr, now);
                 } else {
                     host.node.handle_dial_failed(addr, now);
                 }
@@ -846,7 +850,9 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 u64::from(header.command) << 32 | body.len() as u64,
             ),
             Input::Connected(c) => (2, c.conn.0, u64::from(c.direction == Direction::Inbound)),
-            Input::DialFailed(addr) => (3, u64::from(addr.port()), 0),
+            Input::DialFailed(addr, wrong_key) => {
+                (3, u64::from(addr.port()), u64::from(*wrong_key))
+            }
             Input::Closed(conn) => (4, conn.0, 0),
             Input::Resolved(_, ips) => (5, ips.len() as u64, 0),
             Input::Stall(conn) => (7, conn.0, 0),
@@ -1057,12 +1063,22 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
     fn dial(&mut self, i: usize, from_addr: SocketAddr, addr: SocketAddr, key: Option<[u8; 32]>) {
         let now = self.now;
         // A pinned key must be the target's, as TLS would check.
-        let target = self
+        let there = self
             .by_addr
             .get(&addr)
             .copied()
-            .filter(|&j| j != i && self.hosts[j].up)
-            .filter(|&j| key.is_none() || key == self.key_of(j));
+            .filter(|&j| j != i && self.hosts[j].up);
+        if let Some(j) = there
+            && key.is_some()
+            && key != self.key_of(j)
+            && self.model().reachable(i, j)
+        {
+            // The handshake fails on the key: a round trip.
+            let delay = self.latency(i, j);
+            self.schedule(now.saturating_add(delay), i, Input::DialFailed(addr, true));
+            return;
+        }
+        let target = there.filter(|&j| key.is_none() || key == self.key_of(j));
         match target {
             Some(j)
                 if self.model().reachable(i, j)
@@ -1100,15 +1116,15 @@ impl<P: Payload, U: Upper<P>> Sim<P, U> {
                 self.schedule(
                     now.saturating_add(nanos(DIAL_TIMEOUT)),
                     i,
-                    Input::DialFailed(addr),
+                    Input::DialFailed(addr, false),
                 );
             }
             Some(j) => {
                 // Refused: the answer takes a round trip.
                 let delay = self.latency(i, j);
-                self.schedule(now.saturating_add(delay), i, Input::DialFailed(addr));
+                self.schedule(now.saturating_add(delay), i, Input::DialFailed(addr, false));
             }
-            None => self.schedule(now, i, Input::DialFailed(addr)),
+            None => self.schedule(now, i, Input::DialFailed(addr, false)),
         }
     }
 

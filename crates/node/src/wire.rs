@@ -201,6 +201,11 @@ pub struct PeerEntry {
     /// monerod: RPC port.
     #[serde(default)]
     pub rpc_port: Option<u16>,
+    /// strata: the node key the address proved to the sender over TLS, so
+    /// that a dial to it pins the key. Only on strata's networks; monerod
+    /// ignores it.
+    #[serde(default)]
+    pub strata_key: Option<[u8; 32]>,
 }
 
 /// 1001 HANDSHAKE request.

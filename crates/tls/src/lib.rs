@@ -57,6 +57,9 @@ pub enum Error {
     /// peer that cannot do TLS 1.3 with Ed25519.
     #[error("TLS handshake failed: {0}")]
     Handshake(#[source] std::io::Error),
+    /// The peer we dialed proved another key than the one expected.
+    #[error("the peer proved another key than the one expected")]
+    WrongKey,
     /// The listener requires TLS and the peer started in plaintext.
     #[error("the peer did not start a TLS handshake")]
     NotTls,
@@ -184,10 +187,22 @@ impl Tls {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         // Identities are keys, not names: the name is not checked.
         let name = ServerName::try_from("strata").map_err(|e| Error::Key(e.to_string()))?;
-        let tls = connector
-            .connect(name, stream)
-            .await
-            .map_err(Error::Handshake)?;
+        let tls = connector.connect(name, stream).await.map_err(|e| {
+            let wrong_key = expected.is_some()
+                && e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|inner| {
+                        *inner
+                            == rustls::Error::InvalidCertificate(
+                                rustls::CertificateError::ApplicationVerificationFailure,
+                            )
+                    });
+            if wrong_key {
+                Error::WrongKey
+            } else {
+                Error::Handshake(e)
+            }
+        })?;
         let key =
             verify::peer_key(tls.get_ref().1.peer_certificates()).map_err(Error::Handshake)?;
         Ok((tls, key))

@@ -1286,3 +1286,82 @@ fn a_message_that_comes_before_what_it_depends_on_is_delivered_after_it_everywhe
         })
     );
 }
+
+#[test]
+fn a_key_proved_to_a_peer_is_introduced_to_others_and_pinned_when_they_dial() {
+    let keyed = |i: usize, c: &mut Config| {
+        c.node_key = Some([i as u8 + 1; 32]);
+        c.outbound = if i == 2 { 2 } else { 0 };
+        c.fast_slots = 0;
+    };
+    let mut net = net(3, keyed);
+    // Node 0 dials 1 and so proves 1's key; node 2 then dials 0, and 0's
+    // peer list names 1 with that key.
+    net.connect(0, 1);
+    net.settle();
+    assert_eq!(net.host(0).node.keys.proved(&addr(1)), Some([2; 32]));
+    let now = net.now();
+    net.host_mut(2)
+        .node
+        .add_addresses(&[addr(0)], addr(0).ip(), now);
+    net.flush(2);
+    assert!(
+        net.run_while(Duration::from_secs(120), |n| outbound(n, 2)
+            .iter()
+            .any(|p| p.remote == addr(1))),
+        "node 2 to reach node 1"
+    );
+    let to_one = outbound(&net, 2)
+        .into_iter()
+        .find(|p| p.remote == addr(1))
+        .unwrap()
+        .clone();
+    assert!(
+        to_one.pinned,
+        "the dial to node 1 pinned the key node 0 introduced"
+    );
+    assert_eq!(to_one.key, Some([2; 32]));
+    let to_zero = outbound(&net, 2)
+        .into_iter()
+        .find(|p| p.remote == addr(0))
+        .unwrap()
+        .clone();
+    assert!(!to_zero.pinned, "nobody introduced node 0's key");
+    assert_eq!(net.host(2).node.stats().wrong_keys, 0);
+}
+
+#[test]
+fn an_address_that_proves_another_key_than_introduced_is_not_tried_under_it_and_scores_the_introducer()
+ {
+    let keyed = |i: usize, c: &mut Config| {
+        c.node_key = Some([i as u8 + 1; 32]);
+        c.outbound = if i == 2 { 1 } else { 0 };
+        c.fast_slots = 0;
+    };
+    let mut net = net(4, keyed);
+    let now = net.now();
+    // Node 0 (not connected to node 2) told node 2 a wrong key for node 3.
+    let liar = addr(0).ip();
+    net.host_mut(2).node.keys.introduce(addr(3), [99; 32], liar);
+    net.host_mut(2)
+        .node
+        .add_addresses(&[addr(3)], addr(0).ip(), now);
+    net.flush(2);
+    assert!(
+        net.run_while(Duration::from_secs(300), |n| outbound(n, 2)
+            .iter()
+            .any(|p| p.remote == addr(3))),
+        "node 2 to reach node 3"
+    );
+    let node = &net.host(2).node;
+    assert_eq!(node.stats().wrong_keys, 1);
+    assert_eq!(node.score(liar), Misbehaviour::WrongIntroduction.score());
+    // Reached without the wrong key; the key it proved is kept.
+    assert_eq!(node.keys.proved(&addr(3)), Some([4; 32]));
+    let to_three = outbound(&net, 2)
+        .into_iter()
+        .find(|p| p.remote == addr(3))
+        .unwrap()
+        .clone();
+    assert!(!to_three.pinned);
+}

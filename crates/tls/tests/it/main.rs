@@ -89,9 +89,10 @@ async fn a_wrong_key_is_refused_and_the_listener_keeps_serving() {
         let impostor = NodeKey::generate().unwrap().public();
         let (addr, serving) = serve(server, 2).await;
         let stream = TcpStream::connect(addr).await.unwrap();
+        // Named as such, so the dialer can tell a wrong key from a failure.
         assert!(matches!(
             client.connect(stream, Some(impostor)).await,
-            Err(Error::Handshake(_))
+            Err(Error::WrongKey)
         ));
         let stream = TcpStream::connect(addr).await.unwrap();
         assert_eq!(
