@@ -77,9 +77,10 @@ impl From<Error> for ApiError {
             }
             Error::Record(_)
             | Error::Invalid(_)
-            | Error::Propagate(strata_node::PropagateError::TooManyDependencies { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
+            | Error::Propagate(
+                strata_node::PropagateError::TooManyDependencies { .. }
+                | strata_node::PropagateError::UnknownDependency { .. },
+            ) => StatusCode::BAD_REQUEST,
             Error::Stale { .. } | Error::LostTie { .. } => StatusCode::CONFLICT,
             Error::Store(strata_store::Error::NothingToDelete) => StatusCode::NOT_FOUND,
             Error::Store(_) | Error::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -389,7 +390,10 @@ async fn route<P: Payload + Sync>(
             let value = bytes_field("value", body.value, body.value_hex)?.unwrap_or_default();
             let expires = match body.ttl_secs {
                 None => 0,
-                Some(ttl) => expiry_after(ttl)?,
+                Some(ttl) => {
+                    needs_sync(shared)?;
+                    expiry_after(ttl)?
+                }
             };
             let draft = Draft::value(key, value)
                 .expiring(expires)
@@ -424,6 +428,7 @@ async fn route<P: Payload + Sync>(
         (Method::DELETE, "/v1/record") => {
             let key = query_bytes(&query, "key")?
                 .ok_or_else(|| ApiError::bad("query parameter `key` or `key_hex` is required"))?;
+            needs_sync(shared)?;
             let horizon = shared.config.store.tombstone_horizon_secs;
             let draft = Draft::tombstone(key, expiry_after(horizon)?);
             let written = shared.put(draft).await?;
@@ -648,6 +653,20 @@ struct PutBody {
     value_hex: Option<String>,
     version: Option<u64>,
     ttl_secs: Option<u64>,
+}
+
+/// Deletes and expiry need the sync layer, which collects what is due:
+/// on Monero's networks records stay on the node that wrote them and
+/// nothing would ever collect them.
+fn needs_sync<P>(shared: &Shared<P>) -> Result<(), ApiError> {
+    if shared.sync.is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "{} keeps no replicated records: deletes and expiry are for strata's network",
+            shared.network.name
+        )))
+    }
 }
 
 /// The Unix time, in seconds.

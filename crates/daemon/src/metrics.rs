@@ -278,7 +278,9 @@ impl Metrics {
              strata_gossip_messages_total{{outcome=\"wait_dropped\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"dependency_fetched\"}} {}\n\
              strata_gossip_messages_total{{outcome=\"dependency_unserved\"}} {}\n\
-             strata_gossip_messages_total{{outcome=\"dependency_served\"}} {}",
+             strata_gossip_messages_total{{outcome=\"dependency_served\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"wait_refused\"}} {}\n\
+             strata_gossip_messages_total{{outcome=\"unservable\"}} {}",
             g.delivered,
             g.duplicates,
             g.announced,
@@ -290,7 +292,9 @@ impl Metrics {
             g.waits_dropped,
             g.deps_fetched,
             g.deps_unserved,
-            g.deps_served
+            g.deps_served,
+            g.waits_refused,
+            g.unservable
         );
         counter(
             &mut out,

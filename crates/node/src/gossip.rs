@@ -197,6 +197,9 @@ pub const MAX_DEFERRED: usize = 50_000;
 /// past it (the same id asked for over and over, or many times in one
 /// request) are ignored and counted ([`Stats::repeat_requests`]).
 pub const MAX_ANSWERS_PER_ID: u8 = 2;
+/// One peer may have at most this share (1 / `WAITING_SHARES`) of
+/// [`Config::max_waiting`] waiting for dependencies.
+pub const WAITING_SHARES: usize = 4;
 /// Most dependencies asked for and not yet arrived, over all peers.
 pub const MAX_DEPS_ASKED: usize = 65_536;
 /// Most whole ids remembered per peer as fetched by it, to bound how often
@@ -288,6 +291,12 @@ pub struct Stats {
     pub deps_unserved: u64,
     /// Messages sent to peers that fetched them.
     pub deps_served: u64,
+    /// Messages not passed on, though the layer above said to, because a
+    /// message they depend on could not be served from here.
+    pub unservable: u64,
+    /// Messages that would have waited for their dependencies, refused
+    /// because their sender had its share of the pool waiting.
+    pub waits_refused: u64,
 }
 
 struct Peer {
@@ -303,7 +312,8 @@ struct Peer {
     heard: Fifo<u64, ()>,
     /// Our seen messages under its salt.
     index: HashMap<u64, MessageId>,
-    /// Whole ids it fetched, and how many times each was sent.
+    /// Ids it may fetch (what messages we sent it depend on), and how many
+    /// times each was sent on a fetch.
     fetched: Fifo<MessageId, u8>,
 }
 
@@ -411,6 +421,25 @@ fn provisional_limit(verdict_timeout: Duration) -> Duration {
     verdict_timeout.saturating_mul(6)
 }
 
+/// A message sent to a peer depends on `deps`: the peer may fetch them.
+fn offer(state: &mut Peer, deps: &[MessageId]) {
+    for dep in deps {
+        if !state.fetched.contains(dep) {
+            state.fetched.insert(*dep, 0);
+        }
+    }
+}
+
+/// What a cached message counts against `cache_bytes`: its payload, its
+/// dependency ids, and the entry's own keeping.
+fn cache_cost(payload: &Bytes, deps: &[MessageId]) -> usize {
+    const ENTRY: usize = 96;
+    payload
+        .len()
+        .saturating_add(deps.len().saturating_mul(MESSAGE_ID_LEN))
+        .saturating_add(ENTRY)
+}
+
 /// Keeps the front of `order` an id still in `live`, and `order` no longer
 /// than twice `live` (ids settled out of turn stay behind until then).
 fn trim_order<V>(order: &mut VecDeque<MessageId>, live: &HashMap<MessageId, V>) {
@@ -448,6 +477,8 @@ pub(crate) struct Gossip {
     /// Their ids, oldest first (with entries already settled).
     waiting_order: VecDeque<MessageId>,
     waiting_bytes: usize,
+    /// Messages waiting, per sender: each has at most a share of the pool.
+    waiting_per_peer: HashMap<PeerId, usize>,
     /// A dependency not yet delivered → the waiting messages that need it
     /// (once per time they name it).
     wanted: HashMap<MessageId, Vec<MessageId>>,
@@ -483,6 +514,7 @@ impl Gossip {
             waiting: HashMap::new(),
             waiting_order: VecDeque::new(),
             waiting_bytes: 0,
+            waiting_per_peer: HashMap::new(),
             wanted: HashMap::new(),
             asked: HashMap::new(),
             asked_order: VecDeque::new(),
@@ -566,6 +598,7 @@ impl Gossip {
     fn forget_oldest(&mut self) {
         if let Some((_, id)) = self.seen_order.pop_front() {
             self.seen.remove(&id);
+            self.uncache(&id);
             for peer in self.peers.values_mut() {
                 let short = peer.short(&id);
                 peer.index.remove(&short);
@@ -573,23 +606,47 @@ impl Gossip {
         }
     }
 
+    /// Forgets that `id` was seen (a message dropped before it was
+    /// delivered): a later copy is taken, and what depends on it waits.
+    fn unsee(&mut self, id: &MessageId) {
+        if self.seen.remove(id).is_some() {
+            for peer in self.peers.values_mut() {
+                let short = peer.short(id);
+                peer.index.remove(&short);
+            }
+        }
+    }
+
     fn cache(&mut self, id: MessageId, payload: &Bytes, deps: &[MessageId]) {
-        if payload.len() > self.config.cache_bytes || self.cache.contains_key(&id) {
+        let cost = cache_cost(payload, deps);
+        if cost > self.config.cache_bytes || self.cache.contains_key(&id) {
             return;
         }
         // A copy, so the cache never pins a whole read buffer.
         self.cache
             .insert(id, (Bytes::copy_from_slice(payload), deps.to_vec()));
         self.cache_order.push_back(id);
-        self.cache_size = self.cache_size.saturating_add(payload.len());
+        self.cache_size = self.cache_size.saturating_add(cost);
         while self.cache_size > self.config.cache_bytes {
             let Some(old) = self.cache_order.pop_front() else {
                 break;
             };
-            if let Some((p, _)) = self.cache.remove(&old) {
-                self.cache_size = self.cache_size.saturating_sub(p.len());
-            }
+            self.uncache(&old);
         }
+    }
+
+    /// Removes a message from the cache, if there.
+    fn uncache(&mut self, id: &MessageId) {
+        if let Some((p, deps)) = self.cache.remove(id) {
+            self.cache_size = self.cache_size.saturating_sub(cache_cost(&p, &deps));
+        }
+    }
+
+    /// Whether every message in `deps` can be served from the cache: a
+    /// message is passed on only then, so nobody asks us for a dependency
+    /// we cannot send.
+    pub(crate) fn can_serve(&self, deps: &[MessageId]) -> bool {
+        deps.iter().all(|d| self.cache.contains_key(d))
     }
 
     /// Publishes a message from the layer above, depending on `deps` (at
@@ -638,6 +695,9 @@ impl Gossip {
                     .stats
                     .payload_bytes_out
                     .saturating_add(payload.len() as u64);
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    offer(state, &deps);
+                }
                 out.push(Action::Message(peer, payload.clone(), deps.clone()));
             } else if let Some(state) = self.peers.get_mut(&peer) {
                 if state.to_announce.len() >= MAX_ANNOUNCE_QUEUE {
@@ -729,7 +789,12 @@ impl Gossip {
             return None;
         }
         self.remember(id, now);
-        self.asked.remove(&id);
+        if self.asked.remove(&id).is_some()
+            && self.asked_order.len() > self.asked.len().max(16).saturating_mul(2)
+        {
+            let asked = &self.asked;
+            self.asked_order.retain(|(_, d)| asked.contains_key(d));
+        }
         if settled || !self.deferred.is_empty() {
             self.release_deferred(now, false, out);
         }
@@ -765,7 +830,17 @@ impl Gossip {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
+        let share = self.config.max_waiting.div_ceil(WAITING_SHARES).max(1);
+        if self.waiting_per_peer.get(&from).copied().unwrap_or(0) >= share {
+            // Its sender has its share waiting: refused, and forgotten, so a
+            // copy from another peer is taken.
+            self.stats.waits_refused = self.stats.waits_refused.saturating_add(1);
+            self.unsee(&id);
+            return;
+        }
         self.stats.waited = self.stats.waited.saturating_add(1);
+        let count = self.waiting_per_peer.entry(from).or_default();
+        *count = count.saturating_add(1);
         let mut ask = Vec::new();
         let until = later(now, self.config.request_timeout);
         for dep in &missing {
@@ -810,6 +885,15 @@ impl Gossip {
         }
     }
 
+    fn uncount_waiting(&mut self, from: PeerId) {
+        if let Some(n) = self.waiting_per_peer.get_mut(&from) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.waiting_per_peer.remove(&from);
+            }
+        }
+    }
+
     /// Drops a waiting message, counted.
     fn drop_waiting(&mut self, id: &MessageId) {
         let Some(w) = self.waiting.remove(id) else {
@@ -818,6 +902,10 @@ impl Gossip {
         };
         self.waiting_bytes = self.waiting_bytes.saturating_sub(w.payload.len());
         self.stats.waits_dropped = self.stats.waits_dropped.saturating_add(1);
+        self.uncount_waiting(w.from);
+        // Never delivered: a later copy is taken, and what depends on it
+        // keeps waiting rather than going ahead of it.
+        self.unsee(id);
         for dep in &w.awaiting {
             if let Some(waiters) = self.wanted.get_mut(dep) {
                 waiters.retain(|x| x != id);
@@ -852,7 +940,10 @@ impl Gossip {
                     continue;
                 };
                 self.waiting_bytes = self.waiting_bytes.saturating_sub(w.payload.len());
-                trim_order(&mut self.waiting_order, &self.waiting);
+                self.uncount_waiting(w.from);
+                // Out of the order now: it may come back to wait (sent back
+                // by the layer above) and must not take this place then.
+                self.waiting_order.retain(|x| *x != id);
                 self.stats.released = self.stats.released.saturating_add(1);
                 self.stats.delivered = self.stats.delivered.saturating_add(1);
                 self.released.push((w.from, id, w.payload.clone()));
@@ -998,6 +1089,16 @@ impl Gossip {
         let pending = self.pending.remove(&id)?;
         self.pending_bytes = self.pending_bytes.saturating_sub(pending.payload.len());
         self.trim_pending_order();
+        let verdict = match verdict {
+            Verdict::Propagate | Verdict::Provisional if !self.can_serve(&pending.deps) => {
+                // What it depends on cannot be sent from here (dropped,
+                // retracted, or gone from the cache): passed on, it would
+                // have our peers ask us in vain.
+                self.stats.unservable = self.stats.unservable.saturating_add(1);
+                Verdict::Drop
+            }
+            v => v,
+        };
         match verdict {
             Verdict::Propagate => {
                 self.fan_out(
@@ -1043,9 +1144,7 @@ impl Gossip {
     /// the cache. What was pushed already is gone.
     fn retract(&mut self, id: &MessageId) {
         self.stats.retracted = self.stats.retracted.saturating_add(1);
-        if let Some((p, _)) = self.cache.remove(id) {
-            self.cache_size = self.cache_size.saturating_sub(p.len());
-        }
+        self.uncache(id);
         for state in self.peers.values_mut() {
             state.to_announce.retain(|queued| queued != id);
         }
@@ -1155,14 +1254,16 @@ impl Gossip {
                     .stats
                     .payload_bytes_out
                     .saturating_add(payload.len() as u64);
+                offer(state, deps);
                 out.push(Action::Message(from, payload.clone(), deps.clone()));
             }
         }
     }
 
     /// A fetch of whole ids (dependencies) arrived from `from`: send what
-    /// we passed on and still hold, each at most [`MAX_ANSWERS_PER_ID`]
-    /// times to one peer.
+    /// we passed on and still hold, and that a message we sent that peer
+    /// depends on, each at most [`MAX_ANSWERS_PER_ID`] times: 32 bytes
+    /// cannot buy any message of the cache, nor one many times.
     pub(crate) fn on_fetch(&mut self, from: PeerId, ids: &[u8], out: &mut Vec<Action>) {
         let Some(state) = self.peers.get_mut(&from) else {
             return;
@@ -1180,13 +1281,18 @@ impl Gossip {
                     continue;
                 }
                 Some(answers) => *answers = answers.saturating_add(1),
-                None => state.fetched.insert(id, 1),
+                None => {
+                    // Nothing we sent it depends on this.
+                    self.stats.repeat_requests = self.stats.repeat_requests.saturating_add(1);
+                    continue;
+                }
             }
             self.stats.deps_served = self.stats.deps_served.saturating_add(1);
             self.stats.payload_bytes_out = self
                 .stats
                 .payload_bytes_out
                 .saturating_add(payload.len() as u64);
+            offer(state, deps);
             out.push(Action::Message(from, payload.clone(), deps.clone()));
         }
     }
@@ -1270,9 +1376,7 @@ impl Gossip {
             };
             if self.seen.get(&id).is_some_and(|e| *e <= now) {
                 self.forget_oldest();
-                if let Some((p, _)) = self.cache.remove(&id) {
-                    self.cache_size = self.cache_size.saturating_sub(p.len());
-                }
+                self.uncache(&id);
             } else {
                 self.seen_order.pop_front();
             }

@@ -164,6 +164,14 @@ pub enum PropagateError {
         /// The limit.
         max: usize,
     },
+    /// The message depends on a message this node cannot serve (it never
+    /// passed it on, or no longer holds it): its peers would ask for it in
+    /// vain.
+    #[error("message depends on {id}, which this node does not hold")]
+    UnknownDependency {
+        /// The dependency.
+        id: MessageId,
+    },
     /// The message depends on more messages than a message may name.
     #[error("message depends on {count} messages, more than the limit of {max}")]
     TooManyDependencies {
@@ -495,6 +503,9 @@ impl<P: Payload> Node<P> {
                 count: deps.len(),
                 max: wire::MAX_DEPS,
             });
+        }
+        if let Some(id) = deps.iter().find(|d| !self.gossip.can_serve(&[**d])) {
+            return Err(PropagateError::UnknownDependency { id: *id });
         }
         let max = self.gossip.config().max_message;
         if payload.len() > max {

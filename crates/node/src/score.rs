@@ -48,8 +48,8 @@ impl Misbehaviour {
             | Misbehaviour::Undecodable
             | Misbehaviour::PeerListTooLong
             | Misbehaviour::WrongKey
-            | Misbehaviour::UnservedDependency
             | Misbehaviour::WrongIntroduction => 5,
+            Misbehaviour::UnservedDependency => 2,
             Misbehaviour::InvalidGossip => 10,
             Misbehaviour::Upper(score) => score,
         }

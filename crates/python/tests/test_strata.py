@@ -91,8 +91,8 @@ def test_a_message_that_depends_on_another_is_delivered_after_it_everywhere():
     net.run_until(20)
     pairs = []
     for k in range(10):
-        first = net.inject(k, bytes([2, k, 1]))
-        pairs.append((first, net.inject(k + 10, bytes([2, k, 2]), after=[first])))
+        first = net.inject(k, bytes([2, k, 1]) + bytes(3000))
+        pairs.append((first, net.inject(k, bytes([2, k, 2]), after=[first])))
     net.run_until(40)
     d = net.deliveries()
     for first, second in pairs:

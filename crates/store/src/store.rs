@@ -878,6 +878,11 @@ fn over_quota(
     replaced: Option<u64>,
     config: &Config,
 ) -> Result<Option<Invalid>, Error> {
+    // A replacement that takes no more room is always let in, so an author
+    // over a quota lowered since can still delete or shrink its records.
+    if replaced.is_some_and(|r| p.stored_len() <= r) {
+        return Ok(None);
+    }
     let (records, bytes) = usage_after(txn, p, replaced)?;
     Ok(if records > config.max_records_per_author {
         Some(Invalid::OverQuota {

@@ -441,5 +441,28 @@ fn a_deleted_or_expired_record_is_gone_from_both_nodes_and_status_counts_what_wa
             Some("{\"key\":\"k\",\"value\":\"v\",\"ttl_secs\":18446744073709551615}"),
         );
         assert_eq!(code, 400, "{answer}");
+
+        // On Monero's networks nothing would collect them: refused.
+        let m = Daemon::start(
+            &scope,
+            "m",
+            &root.path().join("m"),
+            "127.0.0.1:0",
+            &["--network".into(), "monero-testnet".into()],
+        );
+        m.cli_ok(&["put", "kept", "v"]);
+        let refused = m.cli(&["delete", "kept"]);
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("deletes and expiry are for strata's network"),
+            "{err}"
+        );
+        let (code, answer) = m.api(
+            "POST",
+            "/v1/records",
+            Some("{\"key\":\"k\",\"value\":\"v\",\"ttl_secs\":5}"),
+        );
+        assert_eq!(code, 400, "{answer}");
     });
 }

@@ -363,16 +363,18 @@ fn records_that_expire_and_deletions_are_collected_by_every_node_at_their_time()
 }
 
 #[test]
-fn a_message_published_at_once_after_another_elsewhere_is_delivered_after_it_at_every_node() {
+fn a_small_message_published_right_after_a_large_one_it_depends_on_is_delivered_after_it() {
     let mut n = net(20, 14);
     n.run_until(20.0).unwrap();
     let mut pairs = Vec::new();
     for k in 0..10u8 {
-        // The first from one node, the second at the same moment from a
-        // node across the network: it often travels ahead of the first.
-        let first = n.inject(usize::from(k), &[2, k, 1]).unwrap();
+        // The first is large, so announced and asked for; the second,
+        // small, is pushed at once and travels ahead of it.
+        let mut large = vec![2, k, 1];
+        large.resize(3000, 0);
+        let first = n.inject(usize::from(k), &large).unwrap();
         let second = n
-            .inject_after(usize::from(k) + 10, &[2, k, 2], &[first])
+            .inject_after(usize::from(k), &[2, k, 2], &[first])
             .unwrap();
         pairs.push((first, second));
     }

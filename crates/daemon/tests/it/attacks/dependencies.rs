@@ -101,12 +101,14 @@ fn a_flood_of_messages_whose_dependencies_never_come_is_held_within_the_pool_and
         }
         let mut attacker = rt.block_on(Wire::join(lo(0, 20, 2), to, |_| {}));
         rt.block_on(attacker.write(&flood)).unwrap();
-        let dropped = await_metric(
+        // One peer may have a quarter of the pool (1,024) waiting: the rest
+        // is refused as it comes.
+        let refused = await_metric(
             &node,
-            "strata_gossip_messages_total{outcome=\"wait_dropped\"}",
-            (ORPHANS - 1024) as u64,
+            "strata_gossip_messages_total{outcome=\"wait_refused\"}",
+            (ORPHANS - 256) as u64,
         );
-        println!("{dropped} of {ORPHANS} orphans dropped from the pool");
+        println!("{refused} of {ORPHANS} orphans refused a place in the pool");
         // Its fetches go unanswered: the attacker is scored for each round
         // of them, and soon banned.
         await_metric(&node, "strata_bans_total", 1);
@@ -117,11 +119,11 @@ fn a_flood_of_messages_whose_dependencies_never_come_is_held_within_the_pool_and
                 "strata_gossip_messages_total{outcome=\"dependency_unserved\"}"
             ) >= 1
         );
-        // All of them go at their deadline.
+        // Those that waited go at their deadline, or with their sender.
         await_metric(
             &node,
             "strata_gossip_messages_total{outcome=\"wait_dropped\"}",
-            ORPHANS as u64,
+            256,
         );
 
         assert_up(&mut node);
