@@ -1,6 +1,7 @@
-//! The node keys of addresses: learnt first-hand from authenticated
-//! connections, or introduced by peers in their peer lists, so that a dial
-//! to the address pins the key in TLS.
+//! The node keys of addresses: proved by connections we dialed, or
+//! introduced by peers (in their peer lists, or an inbound peer for the
+//! address it says it listens at), so that a dial to the address pins the
+//! key in TLS.
 //!
 //! Beside the address book, not in it: a book entry is 64 bytes on purpose,
 //! and most addresses of a Monero network have no key. Bounded by
@@ -15,7 +16,7 @@ pub const MAX_KEYS: usize = 65_536;
 /// Where a key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// A connection to or from the address proved it over TLS.
+    /// A connection we dialed to the address proved it over TLS.
     Proved,
     /// A peer at this address put it in its peer list.
     Introduced(IpAddr),

@@ -1300,11 +1300,13 @@ impl<P: Payload> Node<P> {
         conn.next_sync = later(now, self.config.timed_sync_interval);
         let remote = conn.info.remote;
         let authenticated = conn.info.authenticated.then_some(conn.info.key).flatten();
-        // An inbound peer proved its key: the address it listens at has it.
+        // An inbound peer proved its key, but not that it listens where it
+        // says: its own word for that address, held against it if a dial
+        // there finds another key.
         if let (Direction::Inbound, Some(key), Some(listens)) =
             (conn.info.direction, authenticated, conn.link().listens)
         {
-            self.keys.prove(listens, key);
+            self.keys.introduce(listens, key, remote.ip());
         }
         let unix = self.unix(now);
         self.book.connected(remote, unix);
