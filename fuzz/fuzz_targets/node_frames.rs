@@ -209,6 +209,9 @@ struct Harness<P: FuzzPayload> {
     verdicts: Vec<MessageId>,
     /// Gossip payloads seen, for announcements and requests.
     known: Vec<MessageId>,
+    /// Ids of the messages with dependencies sent to the node (an id
+    /// covers the dependencies, which the event does not carry).
+    with_deps: HashSet<MessageId>,
     delivered: u64,
     stats: Stats,
 }
@@ -262,6 +265,7 @@ impl<P: FuzzPayload> Harness<P> {
             names: Vec::new(),
             verdicts: Vec::new(),
             known: Vec::new(),
+            with_deps: HashSet::new(),
             delivered: 0,
             stats: Stats::default(),
         };
@@ -510,6 +514,11 @@ impl<P: FuzzPayload> Harness<P> {
                 } else {
                     MessageId::list_bytes(&self.deps(input))
                 };
+                if let Some(list) = MessageId::list_from(&deps) {
+                    // Not forgotten: one input sends few.
+                    self.with_deps
+                        .insert(MessageId::of_message(&payload, &list));
+                }
                 wire::encode(&GossipMessage { payload, deps })
             }
             6 => {
@@ -618,9 +627,10 @@ impl<P: FuzzPayload> Harness<P> {
                 }
                 Output::Event(Event::Gossip { peer, id, payload }) => {
                     assert!(self.conn(peer).ready);
-                    // The id covers the dependencies too, which the event
-                    // does not carry: without any, it is the payload's.
-                    let _ = payload;
+                    assert!(
+                        id == MessageId::of(&payload) || self.with_deps.contains(&id),
+                        "an id that is neither the payload's nor one of a message sent"
+                    );
                     self.delivered += 1;
                     remember(&mut self.verdicts, id);
                     remember(&mut self.known, id);
