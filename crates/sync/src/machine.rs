@@ -21,7 +21,7 @@ use crate::fetch::Fetch;
 use crate::ops::{Done, Op, OpId};
 use crate::receipt::{
     CHALLENGE_TTL_SECS, DeliveryStatus, NodeKey, ProofRouted, Receipts, verify_challenge,
-    verify_receipt,
+    verify_receipts,
 };
 use crate::recon::{Recon, Symbols};
 use crate::riblt::{KEY_LEN, Key, Sketch};
@@ -1146,7 +1146,7 @@ impl Syncer {
             },
             Message::Receipts(receipts) => {
                 let receipts = self.receipts.admit(peer, receipts, now);
-                if !receipts.iter().all(verify_receipt) {
+                if !verify_receipts(&receipts) {
                     self.report(peer, Misbehaviour::BadReceipt);
                 } else {
                     let routed = self.receipts.route(peer, receipts, now);
