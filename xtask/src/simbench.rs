@@ -1,5 +1,7 @@
 //! The simulator's rows of `cargo xtask bench`: gossip latency against its
-//! physical bound (`strata-sim-latency`), and its benchmark binary
+//! physical bound (`strata-sim-latency`), outbound selection by round-trip
+//! time and uptime against random (`strata-sim-selection`), and its
+//! benchmark binary
 //! (`strata-sim-bench`, built in release) run on a few networks, each run
 //! writing its rows (speed against real time, events per second, memory
 //! per node) where the summary reads the rows of benches that measure
@@ -89,12 +91,16 @@ const FULL: &[Run] = &[
 /// against the physical bound), quick and full.
 const LATENCY_MESSAGES: [&str; 2] = ["50", "200"];
 
+/// Seeds of the selection study (`strata-sim-selection`: slots chosen by
+/// round-trip time and uptime against random ones), quick and full.
+const SELECTION_SEEDS: [&str; 2] = ["2", "8"];
+
 /// Runs the simulator's benchmarks and leaves their rows in `extra_dir`.
 pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(extra_dir)
         .map_err(|err| format!("could not create {}: {err}", extra_dir.display()))?;
     let runs = if quick { QUICK } else { FULL };
-    let total = runs.len() + 1;
+    let total = runs.len() + 2;
     process::heading(1, total, "simulator: gossip latency against its bound");
     process::run(
         cargo([
@@ -113,8 +119,26 @@ pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
         ])
         .arg(extra_dir.join("sim-latency.json")),
     )?;
+    process::heading(2, total, "simulator: outbound selection against random");
+    process::run(
+        cargo([
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "strata-sim",
+            "--bin",
+            "strata-sim-selection",
+            "--",
+            "--seeds",
+            SELECTION_SEEDS[usize::from(!quick)],
+            "--rows",
+        ])
+        .arg(extra_dir.join("sim-selection.json")),
+    )?;
     for (index, (label, args)) in runs.iter().enumerate() {
-        process::heading(index + 2, total, &format!("simulator: {label}"));
+        process::heading(index + 3, total, &format!("simulator: {label}"));
         let rows = extra_dir.join(format!("sim-{label}.json"));
         process::run(
             cargo([

@@ -841,22 +841,26 @@ fn print_status(v: &Value) {
 
 fn print_peers(v: &Value) {
     println!(
-        "{:>5} {:<22} {:<9} {:>9} {:>8} {:>10} {:>10} {:>5}  KEY",
-        "PEER", "ADDRESS", "DIRECTION", "RTT", "UPTIME", "BYTES IN", "BYTES OUT", "SCORE"
+        "{:>5} {:<22} {:<9} {:>9} {:>8} {:>5} {:>10} {:>10} {:>5}  KEY",
+        "PEER", "ADDRESS", "DIRECTION", "RTT", "UPTIME", "UP %", "BYTES IN", "BYTES OUT", "SCORE"
     );
     for p in v["peers"].as_array().into_iter().flatten() {
         let rtt = p["rtt_ms"]
             .as_f64()
             .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}ms"));
+        let observed = p["observed_uptime"]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), |u| format!("{:.0}%", u * 100.0));
         // Numbers as text, so that the widths apply.
         let n = |field: &str| p[field].to_string();
         println!(
-            "{:>5} {:<22} {:<9} {:>9} {:>7}s {:>10} {:>10} {:>5}  {}",
+            "{:>5} {:<22} {:<9} {:>9} {:>7}s {:>5} {:>10} {:>10} {:>5}  {}",
             n("peer"),
             p["address"].as_str().unwrap_or(""),
             p["direction"].as_str().unwrap_or(""),
             rtt,
             n("uptime_secs"),
+            observed,
             n("bytes_in"),
             n("bytes_out"),
             n("score"),

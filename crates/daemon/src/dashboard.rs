@@ -427,6 +427,7 @@ pub fn peer_json(p: &PeerSummary) -> Value {
         "port": i.node_data.as_ref().map(|d| d.my_port),
         "rtt_ms": i.rtt.map(|d| d.as_secs_f64() * 1000.0),
         "uptime_secs": i.connected_at.elapsed().as_secs(),
+        "observed_uptime": p.uptime,
         "bytes_in": p.bytes_in,
         "bytes_out": p.bytes_out,
         "frames_in": p.frames_in,

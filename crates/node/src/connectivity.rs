@@ -1,7 +1,8 @@
 //! Connectivity: which addresses to dial and when. It owns the dials in
 //! flight, the anchors and seeds still to use, retries of configured peers,
 //! what this run tried recently, our own addresses, and the timers of
-//! connecting, feelers, DNS seeds and fixed seeds.
+//! connecting, feelers, DNS seeds and fixed seeds, and the observed uptime
+//! of the addresses it dialed.
 //!
 //! It sees the connections through [`Link`]s and the address book, and
 //! answers with [`Want`]s that the node turns into outputs.
@@ -16,19 +17,20 @@ use crate::netgroup::NetGroup;
 use crate::peer::{DialKind, Direction};
 use crate::rng::Rng;
 use crate::time::later;
+use crate::uptime::Uptimes;
 
 /// How often connectivity is checked when short of outbound peers.
 pub(crate) const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
 /// The least time between two checks of the outbound slots, however many
-/// events ask for one sooner: a check draws up to [`SELECT_TRIES`] ×
-/// [`FAST_CANDIDATES`] candidates from the address book, so it must not
-/// run once per event a peer can cause.
+/// events ask for one sooner: a check draws up to [`SELECT_TRIES`]
+/// candidates per slot from the address book, so it must not run once per
+/// event a peer can cause.
 pub(crate) const CONNECT_SPACING: Duration = Duration::from_millis(100);
 /// How long after a failure a manual peer is dialed again.
 pub(crate) const MANUAL_RETRY: Duration = Duration::from_secs(5);
 /// Most candidates drawn for one outbound slot.
 const SELECT_TRIES: usize = 64;
-/// Candidates compared for a low-latency slot.
+/// Usable candidates compared for a low-latency slot.
 const FAST_CANDIDATES: usize = 8;
 /// DNS seeds are queried after [`Config::dns_delay`] when the address book
 /// is small, at once when it is empty, and not at all when it holds this
@@ -78,6 +80,8 @@ pub(crate) struct Connectivity {
     last_connect: Option<Instant>,
     next_feeler: Instant,
     dns_at: Option<Instant>,
+    /// Uptime of the addresses dialed, for the low-latency slots.
+    uptimes: Uptimes,
     fixed_at: Option<Instant>,
 }
 
@@ -112,6 +116,7 @@ impl Connectivity {
             last_connect: None,
             next_feeler: later(now, rng.exponential(config.feeler_interval)),
             dns_at,
+            uptimes: Uptimes::default(),
             fixed_at,
         }
     }
@@ -181,11 +186,20 @@ impl Connectivity {
         &mut self,
         remote: SocketAddr,
         direction: Direction,
+        now: Instant,
     ) -> Option<DialKind> {
         match direction {
-            Direction::Outbound => Some(self.pending.remove(&remote).unwrap_or(DialKind::Manual)),
+            Direction::Outbound => {
+                self.uptimes.connected(remote, now);
+                Some(self.pending.remove(&remote).unwrap_or(DialKind::Manual))
+            }
             Direction::Inbound => None,
         }
+    }
+
+    /// The observed uptime of an address we dialed (see [`crate::uptime`]).
+    pub(crate) fn uptime(&self, addr: &SocketAddr, now: Instant) -> Option<f64> {
+        self.uptimes.uptime(addr, now)
     }
 
     /// A dial did not connect.
@@ -201,6 +215,9 @@ impl Connectivity {
     pub(crate) fn on_closed(&mut self, link: Link, now: Instant) {
         if link.direction == Direction::Outbound {
             self.note_try(link.remote, now);
+            // Feelers and seeds are closed once they answered.
+            let by_choice = matches!(link.kind, Some(DialKind::Feeler | DialKind::Seed));
+            self.uptimes.closed(link.remote, by_choice, now);
         }
         if link.kind == Some(DialKind::Manual) {
             self.manual_retry
@@ -329,37 +346,8 @@ impl Connectivity {
                 .filter(|k| *k == DialKind::Fast)
                 .count();
             let fast = fast_now < config.fast_slots;
-            let mut chosen = None;
-            for _ in 0..SELECT_TRIES {
-                let candidate = if fast {
-                    fast_candidate(book, rng, unix)
-                } else {
-                    book.select(false, unix, rng).map(|e| e.addr())
-                };
-                let Some(addr) = candidate else {
-                    break;
-                };
-                let Some(group) = book.addr_group(addr) else {
-                    continue;
-                };
-                // Tried by this run within the minute: another address
-                // first. (A try from before a restart, kept in the book, must
-                // not hold a quick restart back.)
-                let recently = self
-                    .recent_tries
-                    .get(&addr)
-                    .is_some_and(|at| now < later(*at, REDIAL_AFTER));
-                if groups.contains(&group)
-                    || self.is_connected_or_pending(links, &addr)
-                    || recently
-                    || self.self_addrs.contains(&addr)
-                {
-                    continue;
-                }
-                chosen = Some((addr, group));
-                break;
-            }
-            let Some((addr, group)) = chosen else {
+            let chosen = self.draw(book, links, &groups, fast, rng, unix, now);
+            let Some((_, addr, group)) = chosen else {
                 break;
             };
             groups.insert(group);
@@ -370,6 +358,59 @@ impl Connectivity {
             };
             self.dial(book, addr, kind, unix, now, out);
         }
+    }
+
+    /// An address for an outbound slot, with its group and its cost: the
+    /// first usable one drawn, or for a low-latency slot (`fast`) the one
+    /// of lowest [`fast_cost`] among the first [`FAST_CANDIDATES`] usable
+    /// ones. Usable: in none of `groups`, not connected, dialing or tried in
+    /// the last [`REDIAL_AFTER`], not our own.
+    #[allow(clippy::too_many_arguments)] // the node's parts this one reads
+    fn draw(
+        &self,
+        book: &AddrMan,
+        links: &[Link],
+        groups: &HashSet<NetGroup>,
+        fast: bool,
+        rng: &mut Rng,
+        unix: i64,
+        now: Instant,
+    ) -> Option<(f64, SocketAddr, NetGroup)> {
+        let mut chosen: Option<(f64, SocketAddr, NetGroup)> = None;
+        let mut usable = 0usize;
+        for _ in 0..SELECT_TRIES {
+            let entry = book.select(false, unix, rng)?;
+            let (addr, rtt_us) = (entry.addr(), entry.rtt_us);
+            let Some(group) = book.addr_group(addr) else {
+                continue;
+            };
+            // Tried by this run within the minute: another address first.
+            // (A try from before a restart, kept in the book, must not hold
+            // a quick restart back.)
+            let recently = self
+                .recent_tries
+                .get(&addr)
+                .is_some_and(|at| now < later(*at, REDIAL_AFTER));
+            if groups.contains(&group)
+                || self.is_connected_or_pending(links, &addr)
+                || recently
+                || self.self_addrs.contains(&addr)
+            {
+                continue;
+            }
+            if !fast {
+                return Some((0.0, addr, group));
+            }
+            let cost = fast_cost(rtt_us, self.uptimes.uptime(&addr, now));
+            if chosen.is_none_or(|(best, _, _)| cost < best) {
+                chosen = Some((cost, addr, group));
+            }
+            usable = usable.saturating_add(1);
+            if usable == FAST_CANDIDATES {
+                break;
+            }
+        }
+        chosen
     }
 
     /// A feeler: test a contested tried slot's occupant, or a new address.
@@ -398,22 +439,74 @@ impl Connectivity {
     }
 }
 
-/// The candidate with the lowest measured round-trip time among a few
-/// drawn from tried; random when none was measured.
-fn fast_candidate(book: &mut AddrMan, rng: &mut Rng, unix: i64) -> Option<SocketAddr> {
-    let mut best: Option<(u32, SocketAddr)> = None;
-    for _ in 0..FAST_CANDIDATES {
-        let Some(entry) = book.select(false, unix, rng) else {
-            break;
-        };
-        let rtt = if entry.rtt_us == 0 {
-            u32::MAX
-        } else {
-            entry.rtt_us
-        };
-        if best.is_none_or(|(b, _)| rtt < b) {
-            best = Some((rtt, entry.addr()));
-        }
+/// Uptime counted for an address known too briefly to have one.
+const UNKNOWN_UPTIME: f64 = 0.5;
+/// Least uptime counted: below it an address is as far as ten times its
+/// round-trip time.
+const MIN_UPTIME: f64 = 0.1;
+
+/// What a low-latency slot weighs a candidate by, lowest first: its
+/// measured round-trip time over its observed uptime (a peer up half the
+/// time counts as twice as far; [`UNKNOWN_UPTIME`] when not yet known). One
+/// never measured comes last.
+fn fast_cost(rtt_us: u32, uptime: Option<f64>) -> f64 {
+    if rtt_us == 0 {
+        return f64::INFINITY;
     }
-    best.map(|(_, addr)| addr)
+    f64::from(rtt_us) / uptime.unwrap_or(UNKNOWN_UPTIME).max(MIN_UPTIME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Network;
+    use crate::netgroup::Grouping;
+
+    #[test]
+    fn the_fast_slot_weighs_round_trip_time_by_uptime() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(600);
+        let unix = 1_700_000_000;
+        let steady = SocketAddr::from(([127, 1, 0, 1], 18080));
+        let flaky = SocketAddr::from(([127, 2, 0, 1], 18080));
+        let quick_but_flaky = SocketAddr::from(([127, 3, 0, 1], 18080));
+        let mut config = Config::new(Network::STRATA);
+        config.outbound = 1;
+        config.fast_slots = 1;
+        let mut won = 0;
+        for seed in 0..20u8 {
+            let mut book = AddrMan::new(
+                [seed; 32],
+                Grouping {
+                    local_network: true,
+                },
+            );
+            let mut rng = Rng::new(u64::from(seed));
+            for (a, rtt) in [(steady, 30_000), (flaky, 30_000), (quick_but_flaky, 20_000)] {
+                book.add(&[(a, unix)], a.ip(), 0, unix, &mut rng);
+                book.good(a, unix);
+                book.set_rtt(a, rtt);
+            }
+            let mut c = Connectivity::new(&config, &book, Vec::new(), &mut rng, t0);
+            // All three were connected; two went away after a minute, so
+            // they were up a tenth of the time.
+            for a in [steady, flaky, quick_but_flaky] {
+                c.uptimes.connected(a, t0);
+            }
+            for a in [flaky, quick_but_flaky] {
+                c.uptimes.closed(a, false, t0 + Duration::from_secs(60));
+            }
+            assert_eq!(c.uptime(&flaky, now), Some(0.1));
+            let mut out = Vec::new();
+            c.connect(&config, &mut book, &[], &mut rng, unix, now, &mut out);
+            assert!(
+                matches!(out[..], [Want::Dial(_, DialKind::Fast)]),
+                "{out:?}"
+            );
+            won += usize::from(out[0] == Want::Dial(steady, DialKind::Fast));
+        }
+        // Usable candidates are compared: the steady one wins whenever it
+        // is drawn among the first eight, though another is faster.
+        assert!(won >= 18, "steady won {won} of 20");
+    }
 }

@@ -168,6 +168,9 @@ pub struct PeerSummary {
     pub classes: [ClassSummary; 3],
     /// The misbehaviour score of the peer's address.
     pub score: u32,
+    /// The observed uptime of the peer's address, if we dialed it and know
+    /// it long enough ([`Node::uptime`]).
+    pub uptime: Option<f64>,
 }
 
 /// One class of a peer's outbound frames.
@@ -842,6 +845,7 @@ impl<P: Payload + Sync> Task<P> {
                 let _ = tx.send(self.node.propagate_after(payload, deps, now));
             }
             Command::Peers(tx) => {
+                let now = self.clock.now();
                 let peers = self
                     .node
                     .peers()
@@ -864,6 +868,10 @@ impl<P: Payload + Sync> Task<P> {
                             frames_in: stats.map_or(0, |s| s.frames_in()),
                             classes,
                             score: self.node.score(info.remote.ip()),
+                            uptime: match info.direction {
+                                Direction::Outbound => self.node.uptime(&info.remote, now),
+                                Direction::Inbound => None,
+                            },
                         }
                     })
                     .collect();

@@ -40,6 +40,7 @@ mod rate;
 pub mod rng;
 mod score;
 mod time;
+pub mod uptime;
 pub mod wire;
 
 #[cfg(feature = "runtime")]

@@ -379,6 +379,13 @@ impl<P: Payload> Node<P> {
         self.conns.values().map(|c| &c.info)
     }
 
+    /// The observed uptime of an address we dialed: connected time over
+    /// known time (see [`crate::uptime`]), once known for
+    /// [`uptime::MIN_KNOWN`](crate::uptime::MIN_KNOWN).
+    pub fn uptime(&self, addr: &SocketAddr, now: Instant) -> Option<f64> {
+        self.connectivity.uptime(addr, now)
+    }
+
     /// One connection.
     pub fn peer(&self, peer: PeerId) -> Option<&PeerInfo> {
         self.conns.get(&peer).map(|c| &c.info)
@@ -666,7 +673,7 @@ impl<P: Payload> Node<P> {
         key: Option<[u8; 32]>,
         now: Instant,
     ) {
-        let kind = self.connectivity.on_connected(remote, direction);
+        let kind = self.connectivity.on_connected(remote, direction, now);
         if direction == Direction::Outbound && self.book.get(&remote).is_none() {
             // An address we reached is a real one: it enters the book, so
             // its successes and failures are kept.
@@ -982,6 +989,9 @@ impl<P: Payload> Node<P> {
         });
         let remote = conn.info.remote;
         let rtt_us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+        // Only a connection we dialed measures an address: an inbound peer
+        // could have the round trips of its connections counted for every
+        // address it claims to listen at, and be preferred for them.
         if conn.info.direction == Direction::Outbound {
             self.book.set_rtt(remote, rtt_us);
         }

@@ -382,7 +382,8 @@ impl Network {
 
     /// Per honest node: up, region, subnet, asn, delivered, duplicates,
     /// payload_bytes_in/out, records, collected, catching_up, outbound,
-    /// inbound, book,
+    /// outbound_rtt_us and fast_rtt_us (mean round trip to the peers of the
+    /// random and of the low-latency outbound slots), inbound, book,
     /// banned, and sent_bytes/recv_bytes/sent_frames/recv_frames as
     /// (nodes, categories) arrays.
     fn node_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -405,6 +406,8 @@ impl Network {
         column!("collected", |r| r.collected);
         column!("catching_up", |r| r.catching_up);
         column!("outbound", |r| r.outbound as u64);
+        column!("outbound_rtt_us", |r| r.outbound_rtt_us);
+        column!("fast_rtt_us", |r| r.fast_rtt_us);
         column!("inbound", |r| r.inbound as u64);
         column!("book", |r| r.book as u64);
         column!("banned", |r| r.banned as u64);

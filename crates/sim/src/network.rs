@@ -1421,12 +1421,27 @@ impl Network {
                 };
                 let mut outbound = 0;
                 let mut inbound = 0;
+                // Round trips summed and counted: random slots, fast slots.
+                let mut rtts = [(0u128, 0u128); 2];
                 for p in h.node.peers().filter(|p| p.state == State::Ready) {
                     match p.direction {
                         Direction::Outbound => outbound += 1,
                         Direction::Inbound => inbound += 1,
                     }
+                    let slot = match p.kind {
+                        Some(DialKind::Fast) => Some(1),
+                        Some(kind) if kind.is_full_outbound() => Some(0),
+                        _ => None,
+                    };
+                    if let (Some(slot), Some(rtt)) = (slot, p.rtt) {
+                        let (sum, n) = &mut rtts[slot];
+                        *sum = sum.saturating_add(rtt.as_micros());
+                        *n += 1;
+                    }
                 }
+                let mean = |(sum, n): (u128, u128)| {
+                    u64::try_from(sum.checked_div(n).unwrap_or(0)).unwrap_or(u64::MAX)
+                };
                 let subnet = addrs::subnet_of(&h.addr);
                 NodeRow {
                     up: h.is_up(),
@@ -1445,6 +1460,8 @@ impl Network {
                     collected,
                     catching_up,
                     outbound,
+                    outbound_rtt_us: mean(rtts[0]),
+                    fast_rtt_us: mean(rtts[1]),
                     inbound,
                     book: h.node.address_book().len(),
                     banned: h.bans.len(),
@@ -1530,6 +1547,11 @@ pub struct NodeRow {
     pub catching_up: bool,
     /// Ready outbound peers.
     pub outbound: usize,
+    /// Mean smoothed round-trip time to the ready outbound peers of the
+    /// random slots, in microseconds (0 when none is measured yet).
+    pub outbound_rtt_us: u64,
+    /// The same for the low-latency slots (`Params::fast_slots`).
+    pub fast_rtt_us: u64,
     /// Ready inbound peers.
     pub inbound: usize,
     /// Addresses in its book.

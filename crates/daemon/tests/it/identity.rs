@@ -61,6 +61,15 @@ fn only_allowed_keys_connect_and_a_pinned_key_must_be_proven() {
             .find(|p| p["key"] == friend.key.as_str())
             .unwrap();
         assert_eq!(entry["authenticated"], true, "{entry}");
+        // Its observed uptime is shown once it has been known long enough:
+        // a share of its known time, or null before.
+        assert!(
+            entry.get("observed_uptime").is_some_and(serde_json::Value::is_null)
+                || entry["observed_uptime"]
+                    .as_f64()
+                    .is_some_and(|u| (0.0..=1.0).contains(&u)),
+            "{entry}"
+        );
 
         // A node that pins a key the friend does not hold never connects.
         let wrong = "ab".repeat(32);

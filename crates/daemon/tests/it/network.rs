@@ -80,6 +80,7 @@ fn three_nodes_share_records_and_messages_and_restart_from_their_files() {
         );
         let peers = c.cli_ok(&["peers"]);
         assert!(peers.contains(&a.key) && peers.contains(&b.key), "{peers}");
+        assert!(peers.contains("RTT") && peers.contains("UP %"), "{peers}");
         assert!(
             peers.contains("outbound") || peers.contains("inbound"),
             "{peers}"
