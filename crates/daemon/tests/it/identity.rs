@@ -64,7 +64,9 @@ fn only_allowed_keys_connect_and_a_pinned_key_must_be_proven() {
         // Its observed uptime is shown once it has been known long enough:
         // a share of its known time, or null before.
         assert!(
-            entry.get("observed_uptime").is_some_and(serde_json::Value::is_null)
+            entry
+                .get("observed_uptime")
+                .is_some_and(serde_json::Value::is_null)
                 || entry["observed_uptime"]
                     .as_f64()
                     .is_some_and(|u| (0.0..=1.0).contains(&u)),
@@ -87,5 +89,47 @@ fn only_allowed_keys_connect_and_a_pinned_key_must_be_proven() {
             (counter(&pinner, "strata_dials_failed_total") >= 2).then_some(())
         });
         assert!(pinner.peer_keys().is_empty());
+    });
+}
+
+#[test]
+fn a_key_a_peer_proved_is_introduced_to_a_third_node_which_pins_it_when_dialing() {
+    bounded(Duration::from_secs(180), |scope| {
+        let root = tempfile::tempdir().unwrap();
+        // Three addresses, three groups on a local network.
+        let a = Daemon::start(&scope, "a", &root.path().join("a"), "127.0.13.1:0", &[]);
+        // B dials A: its TLS handshake proves A's key for A's address.
+        let b = Daemon::start(
+            &scope,
+            "b",
+            &root.path().join("b"),
+            "127.0.13.2:0",
+            &["--peer".into(), a.p2p.to_string()],
+        );
+        poll(CONVERGE_TIMEOUT, "B to connect to A", || {
+            b.peer_keys().contains(&a.key).then_some(())
+        });
+        // C knows only B, and learns A, with its key, from B's peer list.
+        let c = Daemon::start(
+            &scope,
+            "c",
+            &root.path().join("c"),
+            "127.0.13.3:0",
+            &["--peer".into(), b.p2p.to_string()],
+        );
+        let entry = poll(CONVERGE_TIMEOUT, "C to dial A", || {
+            let peers = c.get_json("/v1/peers");
+            peers["peers"].as_array().unwrap().iter().find_map(|p| {
+                (p["key"] == a.key.as_str()
+                    && p["direction"] == "outbound"
+                    && p["state"] == "ready")
+                    .then(|| p.clone())
+            })
+        });
+        // C's dial expected A's key (nobody configured it): TLS checked it.
+        assert_eq!(entry["pinned"], true, "{entry}");
+        assert_eq!(entry["authenticated"], true, "{entry}");
+        let line = c.cli_ok(&["peers"]);
+        assert!(line.contains(&format!("{} (pinned)", a.key)), "{line}");
     });
 }
