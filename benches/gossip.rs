@@ -65,6 +65,7 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
     let before = rss();
     let mut handles: Vec<NodeHandle<CoreSyncData>> = Vec::new();
     let mut seed = None;
+    let mut listening = Vec::new();
     for _ in 0..NODES {
         let seen = arrivals.clone();
         let running = driver::start(
@@ -75,6 +76,7 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
         .await
         .unwrap();
         seed.get_or_insert(running.listening[0]);
+        listening.push(running.listening[0]);
         // The layer above: notes each arrival and passes the message on.
         let handle = running.handle.clone();
         let mut events = running.events;
@@ -94,22 +96,26 @@ async fn run(push_threshold: usize, messages: usize) -> Result {
         });
         handles.push(running.handle);
     }
-    // Settle: every node has its outbound peers.
+    // The seed learns of no one from the connections that used it as a
+    // seed (they close once answered): it is told of the others.
+    handles[0].add_peers(listening[1..].to_vec()).await.unwrap();
+    // Settle: every node has its peers, in one pass over all of them (the
+    // seed's first peers are the others' seed connections).
     let deadline = Instant::now() + Duration::from_secs(120);
-    for handle in &handles {
-        loop {
-            let ready = handle
-                .peers()
-                .await
-                .unwrap()
+    loop {
+        let mut settled = true;
+        for handle in &handles {
+            let peers = handle.peers().await.unwrap();
+            settled &= peers
                 .iter()
                 .filter(|p| p.info.state == State::Ready)
-                .count();
-            if ready >= 6 || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+                .count()
+                >= 6;
         }
+        if settled || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let memory = rss().saturating_sub(before) as f64 / NODES as f64;
     let mut in_before = 0;
