@@ -8,6 +8,7 @@
 //! something other than time.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::process::{self, cargo};
 
@@ -103,61 +104,45 @@ pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
     let total = runs.len() + 2;
     process::heading(1, total, "simulator: gossip latency against its bound");
     process::run(
-        cargo([
-            "run",
-            "--release",
-            "--locked",
-            "--quiet",
-            "-p",
-            "strata-sim",
-            "--bin",
-            "strata-sim-latency",
-            "--",
-            "--messages",
-            LATENCY_MESSAGES[usize::from(!quick)],
-            "--rows",
-        ])
-        .arg(extra_dir.join("sim-latency.json")),
+        sim_bin("strata-sim-latency")
+            .args([
+                "--messages",
+                LATENCY_MESSAGES[usize::from(!quick)],
+                "--rows",
+            ])
+            .arg(extra_dir.join("sim-latency.json")),
     )?;
     process::heading(2, total, "simulator: outbound selection against random");
     process::run(
-        cargo([
-            "run",
-            "--release",
-            "--locked",
-            "--quiet",
-            "-p",
-            "strata-sim",
-            "--bin",
-            "strata-sim-selection",
-            "--",
-            "--seeds",
-            SELECTION_SEEDS[usize::from(!quick)],
-            "--rows",
-        ])
-        .arg(extra_dir.join("sim-selection.json")),
+        sim_bin("strata-sim-selection")
+            .args(["--seeds", SELECTION_SEEDS[usize::from(!quick)], "--rows"])
+            .arg(extra_dir.join("sim-selection.json")),
     )?;
     for (index, (label, args)) in runs.iter().enumerate() {
         process::heading(index + 3, total, &format!("simulator: {label}"));
         let rows = extra_dir.join(format!("sim-{label}.json"));
         process::run(
-            cargo([
-                "run",
-                "--release",
-                "--locked",
-                "--quiet",
-                "-p",
-                "strata-sim",
-                "--bin",
-                "strata-sim-bench",
-                "--",
-                "--label",
-                label,
-                "--rows",
-            ])
-            .arg(&rows)
-            .args(*args),
+            sim_bin("strata-sim-bench")
+                .args(["--label", label, "--rows"])
+                .arg(&rows)
+                .args(*args),
         )?;
     }
     Ok(())
+}
+
+/// One of the simulator's binaries, built in release, ready for its
+/// arguments.
+fn sim_bin(bin: &str) -> Command {
+    cargo([
+        "run",
+        "--release",
+        "--locked",
+        "--quiet",
+        "-p",
+        "strata-sim",
+        "--bin",
+        bin,
+        "--",
+    ])
 }
