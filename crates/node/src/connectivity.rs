@@ -379,7 +379,10 @@ impl Connectivity {
         let mut chosen: Option<(f64, SocketAddr, NetGroup)> = None;
         let mut usable = 0usize;
         for _ in 0..SELECT_TRIES {
-            let entry = book.select(false, unix, rng)?;
+            // An empty book ends the draw, keeping what was compared.
+            let Some(entry) = book.select(false, unix, rng) else {
+                break;
+            };
             let (addr, rtt_us) = (entry.addr(), entry.rtt_us);
             let Some(group) = book.addr_group(addr) else {
                 continue;
