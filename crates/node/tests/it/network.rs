@@ -4,9 +4,9 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use strata_io::Clock;
-use strata_node::driver::{self, ANCHORS_FILE, PEERS_FILE};
+use strata_node::driver::{self, ANCHORS_FILE, CommandError, PEERS_FILE};
 use strata_node::wire::CoreSyncData;
-use strata_node::{DialKind, Event, MessageId};
+use strata_node::{DialKind, Event, MessageId, PropagateError};
 use strata_tls::{NodeKey, Policy, Tls};
 
 use crate::{TestNode, settings, start, until, within};
@@ -33,8 +33,25 @@ async fn wait_connected(nodes: &[&TestNode], min: usize) {
     }
 }
 
+/// Publishes `payload` from node `from` and waits until every other node
+/// has it. A node between connections (its seed and feeler connections
+/// closed, its next dial not yet answered) has no peer to publish to: it
+/// refuses with `NoPeers`, and the message is published once it has one.
 async fn publish_and_check(nodes: &[&TestNode], from: usize, payload: Bytes) -> MessageId {
-    let id = nodes[from].handle.propagate(payload).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        match nodes[from].handle.propagate(payload.clone()).await {
+            Ok(id) => break id,
+            Err(CommandError::Propagate(PropagateError::NoPeers)) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "node {from} never had a peer to publish to"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("node {from} refused to publish: {e}"),
+        }
+    };
     for (i, node) in nodes.iter().enumerate() {
         if i == from {
             continue;
