@@ -94,7 +94,7 @@ const LATENCY_MESSAGES: [&str; 2] = ["50", "200"];
 
 /// Seeds of the selection study (`strata-sim-selection`: slots chosen by
 /// round-trip time and uptime against random ones), quick and full.
-const SELECTION_SEEDS: [&str; 2] = ["2", "8"];
+const SELECTION_SEEDS: [&str; 2] = ["2", "20"];
 
 /// Runs the simulator's benchmarks and leaves their rows in `extra_dir`.
 pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {

@@ -83,6 +83,9 @@ pub(crate) struct Connectivity {
     /// Uptime of the addresses dialed, for the low-latency slots.
     uptimes: Uptimes,
     fixed_at: Option<Instant>,
+    /// A moving average of the round trips full outbound connections
+    /// measured (µs).
+    typical_rtt_us: Option<f64>,
 }
 
 impl Connectivity {
@@ -118,6 +121,7 @@ impl Connectivity {
             dns_at,
             uptimes: Uptimes::default(),
             fixed_at,
+            typical_rtt_us: None,
         }
     }
 
@@ -206,9 +210,32 @@ impl Connectivity {
     pub(crate) fn on_dial_failed(&mut self, addr: SocketAddr, now: Instant) {
         let kind = self.pending.remove(&addr);
         self.note_try(addr, now);
+        self.uptimes.failed(addr, now);
         if kind == Some(DialKind::Manual) {
             self.manual_retry.insert(addr, later(now, MANUAL_RETRY));
         }
+    }
+
+    /// A full outbound connection measured a round trip.
+    pub(crate) fn note_rtt(&mut self, rtt_us: u32) {
+        let rtt = f64::from(rtt_us);
+        self.typical_rtt_us = Some(self.typical_rtt_us.map_or(rtt, |t| t * 0.875 + rtt * 0.125));
+    }
+
+    /// What a low-latency slot weighs `addr` by, lowest first: its
+    /// measured round-trip time over its observed uptime (a peer up half
+    /// the time counts as twice as far; [`UNKNOWN_UPTIME`] when not yet
+    /// known). One never measured counts as the typical round trip of our
+    /// full outbound peers: it is as likely as any to be near, and counting
+    /// it as far would favour the addresses dialed before, which whoever
+    /// keeps closing our connections to them supplies. Before any round
+    /// trip was measured, it comes last.
+    fn fast_cost(&self, rtt_us: u32, addr: &SocketAddr, now: Instant) -> f64 {
+        if rtt_us == 0 {
+            return self.typical_rtt_us.unwrap_or(f64::INFINITY);
+        }
+        let uptime = self.uptimes.uptime(addr, now);
+        f64::from(rtt_us) / uptime.unwrap_or(UNKNOWN_UPTIME).max(MIN_UPTIME)
     }
 
     /// A connection ended.
@@ -362,7 +389,7 @@ impl Connectivity {
 
     /// An address for an outbound slot, with its group and its cost: the
     /// first usable one drawn, or for a low-latency slot (`fast`) the one
-    /// of lowest [`fast_cost`] among the first [`FAST_CANDIDATES`] usable
+    /// of lowest [`fast_cost`](Self::fast_cost) among the first [`FAST_CANDIDATES`] usable
     /// ones. Usable: in none of `groups`, not connected, dialing or tried in
     /// the last [`REDIAL_AFTER`], not our own.
     #[allow(clippy::too_many_arguments)] // the node's parts this one reads
@@ -404,7 +431,7 @@ impl Connectivity {
             if !fast {
                 return Some((0.0, addr, group));
             }
-            let cost = fast_cost(rtt_us, self.uptimes.uptime(&addr, now));
+            let cost = self.fast_cost(rtt_us, &addr, now);
             if chosen.is_none_or(|(best, _, _)| cost < best) {
                 chosen = Some((cost, addr, group));
             }
@@ -448,17 +475,6 @@ const UNKNOWN_UPTIME: f64 = 0.5;
 /// round-trip time.
 const MIN_UPTIME: f64 = 0.1;
 
-/// What a low-latency slot weighs a candidate by, lowest first: its
-/// measured round-trip time over its observed uptime (a peer up half the
-/// time counts as twice as far; [`UNKNOWN_UPTIME`] when not yet known). One
-/// never measured comes last.
-fn fast_cost(rtt_us: u32, uptime: Option<f64>) -> f64 {
-    if rtt_us == 0 {
-        return f64::INFINITY;
-    }
-    f64::from(rtt_us) / uptime.unwrap_or(UNKNOWN_UPTIME).max(MIN_UPTIME)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,13 +507,17 @@ mod tests {
                 book.set_rtt(a, rtt);
             }
             let mut c = Connectivity::new(&config, &book, Vec::new(), &mut rng, t0);
-            // All three were connected; two went away after a minute, so
-            // they were up a tenth of the time.
+            // All three were connected; two went away after a minute and
+            // every dial to them since failed, so they were up a tenth of
+            // the time.
             for a in [steady, flaky, quick_but_flaky] {
                 c.uptimes.connected(a, t0);
             }
             for a in [flaky, quick_but_flaky] {
                 c.uptimes.closed(a, false, t0 + Duration::from_secs(60));
+                for s in (120..600).step_by(60) {
+                    c.uptimes.failed(a, t0 + Duration::from_secs(s));
+                }
             }
             assert_eq!(c.uptime(&flaky, now), Some(0.1));
             let mut out = Vec::new();
@@ -511,5 +531,50 @@ mod tests {
         // Usable candidates are compared: the steady one wins whenever it
         // is drawn among the first eight, though another is faster.
         assert!(won >= 18, "steady won {won} of 20");
+    }
+
+    #[test]
+    fn an_address_never_measured_counts_as_far_as_a_typical_peer() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(600);
+        let unix = 1_700_000_000;
+        let far = SocketAddr::from(([127, 1, 0, 1], 18080));
+        let unmeasured = SocketAddr::from(([127, 2, 0, 1], 18080));
+        let mut config = Config::new(Network::STRATA);
+        config.outbound = 1;
+        config.fast_slots = 1;
+        // With no round trip measured yet, a measured address wins; once
+        // our peers' round trips average 30 ms, one never measured beats
+        // one measured at 60 ms.
+        for typical in [None, Some(30_000)] {
+            let mut won = 0;
+            for seed in 0..20u8 {
+                let mut book = AddrMan::new(
+                    [seed; 32],
+                    Grouping {
+                        local_network: true,
+                    },
+                );
+                let mut rng = Rng::new(u64::from(seed));
+                for a in [far, unmeasured] {
+                    book.add(&[(a, unix)], a.ip(), 0, unix, &mut rng);
+                    book.good(a, unix);
+                }
+                book.set_rtt(far, 60_000);
+                let mut c = Connectivity::new(&config, &book, Vec::new(), &mut rng, t0);
+                c.uptimes.connected(far, t0);
+                c.uptimes.closed(far, true, now);
+                if let Some(rtt) = typical {
+                    c.note_rtt(rtt);
+                }
+                let mut out = Vec::new();
+                c.connect(&config, &mut book, &[], &mut rng, unix, now, &mut out);
+                won += usize::from(out.first() == Some(&Want::Dial(unmeasured, DialKind::Fast)));
+            }
+            match typical {
+                None => assert!(won <= 2, "the unmeasured one won {won} of 20"),
+                Some(_) => assert!(won >= 18, "the unmeasured one won {won} of 20"),
+            }
+        }
     }
 }

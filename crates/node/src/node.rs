@@ -988,12 +988,16 @@ impl<P: Payload> Node<P> {
             None => rtt,
         });
         let remote = conn.info.remote;
-        let rtt_us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
-        // Only a connection we dialed measures an address: an inbound peer
-        // could have the round trips of its connections counted for every
-        // address it claims to listen at, and be preferred for them.
-        if conn.info.direction == Direction::Outbound {
+        let smoothed = conn.info.rtt.unwrap_or(rtt);
+        let rtt_us = u32::try_from(smoothed.as_micros()).unwrap_or(u32::MAX);
+        // Only a full outbound connection measures an address. An inbound
+        // peer could have the round trips of its connections counted for
+        // every address it claims to listen at, and be preferred for them;
+        // feelers go to the new table, which whoever floods us with
+        // addresses fills, and would measure their addresses first.
+        if conn.info.kind.is_some_and(DialKind::is_full_outbound) {
             self.book.set_rtt(remote, rtt_us);
+            self.connectivity.note_rtt(rtt_us);
         }
         if header.return_code < 0 {
             tracing::debug!(
