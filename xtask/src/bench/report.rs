@@ -445,11 +445,17 @@ struct LogAxis {
 }
 
 impl LogAxis {
+    /// A range that is empty, not positive or not finite (a plot whose
+    /// every value is 0) becomes one around 1.
     fn new(min: f64, max: f64, start: f64, length: f64) -> LogAxis {
-        let (min, max) = if min > 0.0 && max > min {
+        let (min, max) = if min > 0.0 && max > min && max.is_finite() {
             (min, max)
         } else {
-            let v = if min > 0.0 { min } else { 1.0 };
+            let v = if min > 0.0 && (min * 2.0).is_finite() {
+                min
+            } else {
+                1.0
+            };
             (v / 2.0, v * 2.0)
         };
         LogAxis {
@@ -472,6 +478,9 @@ impl LogAxis {
         let mut ticks = Vec::new();
         let (lo, hi) = (self.min.exp(), self.max.exp());
         let mut decade = 10f64.powf(lo.log10().floor());
+        if !(decade > 0.0 && hi.is_finite()) {
+            return ticks;
+        }
         while decade <= hi {
             for step in [1.0, 2.0, 5.0] {
                 let tick = decade * step;
@@ -662,8 +671,8 @@ fn factor_chart(rows: &[Compared]) -> String {
 #[cfg(test)]
 mod tests {
     use super::{
-        Compared, Comparison, comparison_json, comparison_markdown, escape, html, quantity,
-        summarize, summary_json, summary_markdown,
+        Compared, Comparison, LogAxis, comparison_json, comparison_markdown, escape, html,
+        quantity, summarize, summary_json, summary_markdown,
     };
     use crate::bench::history::Record;
     use crate::bench::stats::{Better, Estimate, Factor};
@@ -714,6 +723,18 @@ mod tests {
             better: Better::Lower,
             estimate: estimate(median),
         }
+    }
+
+    #[test]
+    fn a_plot_whose_every_value_is_zero_gets_an_axis_with_a_few_ticks() {
+        // No positive value: the fold's start, (f64::MAX, f64::MIN), is
+        // what the chart passes.
+        let axis = LogAxis::new(f64::MAX / 1.1, f64::MIN * 1.1, 200.0, -170.0);
+        let ticks = axis.ticks();
+        assert!(!ticks.is_empty() && ticks.len() < 10, "{ticks:?}");
+        assert!(ticks.iter().all(|t| t.is_finite() && *t > 0.0));
+        let page = html(&[record("share/zero", 0.0)], "m", &[], None);
+        assert!(page.ends_with("</body></html>\n"));
     }
 
     #[test]
