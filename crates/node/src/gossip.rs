@@ -489,9 +489,9 @@ pub(crate) struct Gossip {
     /// Messages that stopped waiting and are to be delivered, in order:
     /// who sent each, its id and payload. The node takes them.
     pub(crate) released: Vec<(PeerId, MessageId, Bytes)>,
-    /// Peers asked for a dependency that did not send it. The node scores
-    /// them.
-    pub(crate) unserved: Vec<PeerId>,
+    /// Peers asked for dependencies that they did not send, with how many
+    /// in this timer round. The node scores them.
+    pub(crate) unserved: Vec<(PeerId, u32)>,
     pub(crate) stats: Stats,
 }
 
@@ -1350,8 +1350,9 @@ impl Gossip {
             // send it.
             if self.wanted.contains_key(&dep) && !self.seen.contains_key(&dep) {
                 self.stats.deps_unserved = self.stats.deps_unserved.saturating_add(1);
-                if !self.unserved.contains(&peer) {
-                    self.unserved.push(peer);
+                match self.unserved.iter_mut().find(|(p, _)| *p == peer) {
+                    Some((_, n)) => *n = n.saturating_add(1),
+                    None => self.unserved.push((peer, 1)),
                 }
             }
         }

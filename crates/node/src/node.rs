@@ -192,6 +192,9 @@ const MAX_SENT_ADDRS: usize = 2_048;
 const PEER_LIST_INTERVAL: Duration = Duration::from_secs(30);
 /// Requests one connection may have in flight.
 const MAX_INVOKES: usize = 8;
+/// Dependencies a peer did not send when asked, in one timer round, per
+/// [`Misbehaviour::UnservedDependency`] it is scored.
+const UNSERVED_PER_REPORT: u32 = 8;
 /// How often the address book is saved.
 const SAVE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// When the address book is first saved after start: soon, so a node
@@ -657,8 +660,13 @@ impl<P: Payload> Node<P> {
             self.out
                 .push_back(Output::Event(Event::Gossip { peer, id, payload }));
         }
-        for peer in std::mem::take(&mut self.gossip.unserved) {
-            if self.conns.contains_key(&peer) {
+        // Once per started UNSERVED_PER_REPORT dependencies: how many
+        // went unserved, not how the timer rounds fell, decides a ban.
+        for (peer, count) in std::mem::take(&mut self.gossip.unserved) {
+            for _ in 0..count.div_ceil(UNSERVED_PER_REPORT) {
+                if !self.conns.get(&peer).is_some_and(|c| !c.closing) {
+                    break;
+                }
                 self.report(peer, Misbehaviour::UnservedDependency);
             }
         }

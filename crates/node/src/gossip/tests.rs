@@ -522,7 +522,7 @@ fn a_dependency_that_never_arrives_blames_the_sender_and_its_dependent_is_droppe
     assert!(up.delivered.is_empty());
     up.gossip
         .on_timeout(now + config.request_timeout, &mut up.out);
-    assert_eq!(up.gossip.unserved, vec![PeerId(1)]);
+    assert_eq!(up.gossip.unserved, vec![(PeerId(1), 1)]);
     assert_eq!(up.gossip.stats.deps_unserved, 1);
     up.gossip.unserved.clear();
     up.gossip.on_timeout(now + config.dep_timeout, &mut up.out);

@@ -1270,6 +1270,32 @@ fn a_message_that_comes_before_what_it_depends_on_is_delivered_after_it_everywhe
 }
 
 #[test]
+fn a_burst_of_messages_whose_dependencies_never_come_bans_its_sender_however_the_timers_fall() {
+    let mut net = net(2, |_, c| c.outbound = 0);
+    let (_, b) = net.connect(0, 1);
+    net.settle();
+    assert_eq!(ready(&net, 1), 1);
+    // Node 0 sends 48 messages, each depending on one it does not have.
+    // Their fetches time out in one timer round: one report per eight
+    // unserved dependencies, six of 2 points, passes the threshold of 10.
+    for i in 0..48u32 {
+        let ghost = MessageId::of(format!("ghost {i}").as_bytes());
+        let body = wire::encode(&wire::GossipMessage {
+            payload: Bytes::from(format!("orphan {i}")),
+            deps: MessageId::list_bytes(&[ghost]),
+        })
+        .unwrap();
+        net.inject(1, b, Header::notification(command::GOSSIP_MESSAGE, 0), body);
+    }
+    assert!(net.host(1).bans.is_empty());
+    assert_eq!(net.host(1).node.score(addr(0).ip()), 0);
+    net.run_for(Duration::from_secs(40));
+    let bans: Vec<IpAddr> = net.host(1).bans.iter().map(|(ip, _)| *ip).collect();
+    assert_eq!(bans, vec![addr(0).ip()]);
+    assert_eq!(net.host(1).node.gossip_stats().deps_unserved, 48);
+}
+
+#[test]
 fn a_key_proved_to_a_peer_is_introduced_to_others_and_pinned_when_they_dial() {
     let keyed = |i: usize, c: &mut Config| {
         c.node_key = Some([i as u8 + 1; 32]);
