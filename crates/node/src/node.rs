@@ -664,7 +664,7 @@ impl<P: Payload> Node<P> {
         // went unserved, not how the timer rounds fell, decides a ban.
         for (peer, count) in std::mem::take(&mut self.gossip.unserved) {
             for _ in 0..count.div_ceil(UNSERVED_PER_REPORT) {
-                if !self.conns.get(&peer).is_some_and(|c| !c.closing) {
+                if self.conns.get(&peer).is_none_or(|c| c.closing) {
                     break;
                 }
                 self.report(peer, Misbehaviour::UnservedDependency);
@@ -877,9 +877,9 @@ impl<P: Payload> Node<P> {
                     continue;
                 }
                 if now >= conn.next_sync {
-                    let interval = self.config.timed_sync_interval;
+                    let next_sync = self.next_sync_at(now);
                     if let Some(conn) = self.conns.get_mut(&peer) {
-                        conn.next_sync = later(now, interval);
+                        conn.next_sync = next_sync;
                     }
                     let body = TimedSyncRequest {
                         payload_data: self.payload.clone(),
@@ -918,6 +918,19 @@ impl<P: Payload> Node<P> {
                 Want::Resolve(name) => Output::Resolve(name),
             });
         }
+    }
+
+    /// When the next timed sync to a peer is due: `timed_sync_interval`
+    /// spread evenly over ¾ to 1¼ of it. On a fixed schedule a peer could
+    /// send its answer ahead, timed to arrive just after our request, and
+    /// measure nearer than it is (the round trip is what the low-latency
+    /// slots prefer); unable to foresee the request, an answer sent early
+    /// arrives before it and is an unmatched response.
+    fn next_sync_at(&mut self, now: Instant) -> Instant {
+        let interval = self.config.timed_sync_interval;
+        let spread = 0.75 + 0.5 * self.rng.unit();
+        let due = Duration::try_from_secs_f64(interval.as_secs_f64() * spread).unwrap_or(interval);
+        later(now, due)
     }
 
     // ----- messages -----
@@ -1298,6 +1311,7 @@ impl<P: Payload> Node<P> {
         if !self.keep_one_connection(peer, data.peer_id) {
             return false;
         }
+        let next_sync = self.next_sync_at(now);
         let Some(conn) = self.conns.get_mut(&peer) else {
             return false;
         };
@@ -1319,7 +1333,7 @@ impl<P: Payload> Node<P> {
         }
         conn.info.state = State::Ready;
         conn.info.node_data = Some(data.clone());
-        conn.next_sync = later(now, self.config.timed_sync_interval);
+        conn.next_sync = next_sync;
         let remote = conn.info.remote;
         let authenticated = conn.info.authenticated.then_some(conn.info.key).flatten();
         // An inbound peer proved its key, but not that it listens where it

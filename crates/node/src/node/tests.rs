@@ -135,12 +135,19 @@ fn two_nodes_handshake_and_keep_timed_syncing() {
 
 #[test]
 fn a_silent_peer_is_dropped_and_the_failure_recorded() {
-    let mut net = net(2, |_, _| {});
+    // Node 1 asks nothing itself within the test, so it is node 0 that
+    // times out.
+    let mut net = net(2, |i, c| {
+        if i == 1 {
+            c.timed_sync_interval = Duration::from_secs(3600);
+        }
+    });
     let (a, _) = net.connect(0, 1);
     net.settle();
     // Node 1 stops answering timed syncs.
     net.hold(1, command::TIMED_SYNC, true);
-    net.run_for(Duration::from_secs(60 + 31));
+    // The request goes at most 1¼ of the interval after the handshake.
+    net.run_for(Duration::from_secs(75 + 31));
     assert!(
         net.host(0).node.peer(a).is_none(),
         "closed after the request timeout"
@@ -319,7 +326,7 @@ fn unmatched_response_and_long_peer_lists_disconnect() {
     net.settle();
     // Node 0 sends a timed sync; node 1's answer carries 251 peers.
     net.hold(1, command::TIMED_SYNC, true);
-    net.run_for(Duration::from_secs(61));
+    net.run_for(Duration::from_secs(76));
     let list: Vec<PeerEntry> = (0..251u32)
         .map(|i| PeerEntry {
             adr: SocketAddr::from(([8, 8, (i >> 8) as u8, i as u8], 1)).into(),
@@ -339,6 +346,77 @@ fn unmatched_response_and_long_peer_lists_disconnect() {
         "5 + 5, not yet over the threshold"
     );
     assert!(net.host(0).bans.is_empty());
+}
+
+#[test]
+fn a_peer_that_answers_timed_syncs_before_they_are_asked_is_caught_and_never_measures_nearer() {
+    let mut net = net(2, |_, c| c.outbound = 0);
+    net.set_latency(Box::new(|_, _, _| Duration::from_millis(40)));
+    let (a, _) = net.connect(0, 1);
+    net.run_for(Duration::from_secs(1));
+    let honest = net.host(0).node.peers().next().and_then(|p| p.rtt).unwrap();
+    assert_eq!(honest, Duration::from_millis(80));
+    let rtt = |net: &Net| net.host(0).node.peers().next().and_then(|p| p.rtt);
+    let interval = config().timed_sync_interval;
+    let body = wire::encode(&TimedSyncResponse::<CoreSyncData> {
+        local_peerlist_new: Vec::new(),
+        payload_data: CoreSyncData::default(),
+    })
+    .unwrap();
+    let header = Header {
+        body_len: body.len() as u64,
+        ..Header::response(command::TIMED_SYNC, 1, 0)
+    };
+    // Node 1 falls silent; the attacker answers for it: the first request
+    // when it comes, each later one ahead, one interval after the last
+    // request it answered, timed to arrive just as a fixed schedule would
+    // send the next.
+    take_outputs(&mut net, 0);
+    let mut answered: Option<Instant> = None;
+    let mut unanswered: Option<Instant> = None;
+    let mut caught = false;
+    let mut matched = 0;
+    for _ in 0..1000 {
+        let wake = net.host(0).node.poll_timeout().unwrap();
+        let answer = match (answered, unanswered) {
+            (Some(last), _) => Some(last + interval),
+            (None, Some(first)) => Some(first + honest),
+            (None, None) => None,
+        };
+        match answer {
+            Some(at) if at < wake => {
+                net.host_mut(0)
+                    .node
+                    .handle_message(a, header, body.clone(), at);
+                let out = take_outputs(&mut net, 0);
+                if out.iter().any(|o| matches!(o, Output::Close(p) if *p == a)) {
+                    caught = true;
+                    break;
+                }
+                matched += 1;
+                answered = unanswered.take();
+                assert!(answered.is_some(), "an answer to nothing was taken");
+                assert!(rtt(&net).unwrap() >= honest, "it measured nearer");
+            }
+            _ => {
+                net.host_mut(0).node.handle_timeout(wake);
+                for o in take_outputs(&mut net, 0) {
+                    if let Some((h, _)) = sent_header(&o)
+                        && h.command == command::TIMED_SYNC
+                        && h.expects_response
+                    {
+                        unanswered = Some(wake);
+                    }
+                    assert!(!matches!(o, Output::Close(_)), "closed for another cause");
+                }
+            }
+        }
+    }
+    assert!(caught, "{matched} answers sent ahead were taken");
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::UnmatchedResponse.score()
+    );
 }
 
 #[test]
