@@ -2,8 +2,8 @@
 //!
 //! The [`Syncer`](crate::Syncer) never touches a [`Store`]: it emits
 //! [`Output::Store`](crate::Output::Store) with an [`Op`], and the driver
-//! runs it with [`Op::run`] (the tokio driver on a blocking pool, the
-//! simulator at once) and hands the [`Done`] back through
+//! runs it with [`Op::run`] (the simulator, at once) or [`Op::run_caught`]
+//! (the tokio driver, on a blocking pool or its task) and hands the [`Done`] back through
 //! [`Syncer::handle_store`](crate::Syncer::handle_store).
 //!
 //! Ops of the [`Lane::Write`] lane change the store or read all of it:
@@ -142,6 +142,43 @@ impl Op {
                 max_bytes,
             } => Done::Range(read_range(store, after, end, max_records, max_bytes)),
             Op::Sketch { key, len } => Done::Sketch(build_sketch(store, key, len)),
+        }
+    }
+
+    /// [`run`](Self::run), with a panic inside the store turned into the
+    /// op's [`StoreError::Backend`] failure: the machine waits for every
+    /// op it emitted to come back, so an op that never does would stop its
+    /// pipeline (gossip checks, writes, serving) for good.
+    pub fn run_caught(self, store: &Store, signing: &SigningKey) -> Done {
+        let failed = self.failure();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(store, signing))) {
+            Ok(done) => done,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                tracing::error!("a store operation panicked: {message}");
+                failed(StoreError::Backend {
+                    op: "carry out a store operation",
+                    message: format!("it panicked: {message}"),
+                })
+            }
+        }
+    }
+
+    /// How this op reports a failure.
+    fn failure(&self) -> fn(StoreError) -> Done {
+        match self {
+            Op::Check(_) => |e| Done::Checked(Err(e)),
+            Op::Write(_) => |e| Done::Written(Err(e)),
+            Op::PutOwn(_) => |e| Done::PutOwn(Err(e)),
+            Op::Collect { .. } => |e| Done::Collected(Err(e)),
+            Op::Presence(_) => |e| Done::Presence(Err(e)),
+            Op::Records { .. } => |e| Done::Records(Err(e)),
+            Op::Range { .. } => |e| Done::Range(Err(e)),
+            Op::Sketch { .. } => |e| Done::Sketch(Err(e)),
         }
     }
 }

@@ -392,10 +392,9 @@ async fn load_set(
             continue;
         }
         let (store, signing) = (store.clone(), signing.clone());
-        match tokio::task::spawn_blocking(move || op.run(&store, &signing)).await {
+        match tokio::task::spawn_blocking(move || op.run_caught(&store, &signing)).await {
             Ok(done) => syncer.handle_store(id, done, clock.now()),
-            // The read panicked: the task's loop would not get it either;
-            // the machine serves nothing until a later sketch.
+            // The pool's task was cancelled (the runtime is going away).
             Err(e) => tracing::warn!("reading the store's sketch: {e}"),
         }
         break;
@@ -633,7 +632,7 @@ impl Task {
             Output::Store(id, op) => match op.lane() {
                 Lane::Write => {
                     if self.writes_inline(&op) {
-                        let done = op.run(&self.store, &self.signing);
+                        let done = op.run_caught(&self.store, &self.signing);
                         let now = self.clock.now();
                         self.syncer.handle_store(id, done, now);
                     } else {
@@ -643,7 +642,7 @@ impl Task {
                 }
                 Lane::Read => match op {
                     Op::Check(records) if fits_inline(records.iter(), INLINE_CHECK_RECORDS) => {
-                        let done = Op::Check(records).run(&self.store, &self.signing);
+                        let done = Op::Check(records).run_caught(&self.store, &self.signing);
                         let now = self.clock.now();
                         self.syncer.handle_store(id, done, now);
                     }
@@ -722,7 +721,7 @@ impl Task {
         let signing = self.signing.clone();
         let done = self.done.0.clone();
         tokio::task::spawn_blocking(move || {
-            let result = op.run(&store, &signing);
+            let result = op.run_caught(&store, &signing);
             let _ = done.blocking_send((Some(id), Lane::Read, Some(result)));
         });
     }
@@ -742,7 +741,7 @@ impl Task {
                 let store = self.store.clone();
                 let signing = self.signing.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = op.run(&store, &signing);
+                    let result = op.run_caught(&store, &signing);
                     let _ = done.blocking_send((Some(id), Lane::Write, Some(result)));
                 });
             }

@@ -677,3 +677,99 @@ async fn a_flood_of_challenges_is_answered_within_its_budget_and_a_forged_one_sc
     })
     .await;
 }
+
+/// A store backend that panics on its next `panics` writes, before
+/// touching its tables.
+#[derive(Debug, Default)]
+struct PanickingBackend {
+    inner: strata_store::MemoryBackend,
+    panics: std::sync::atomic::AtomicU32,
+}
+
+impl strata_store::Backend for PanickingBackend {
+    fn read(&self, f: &mut strata_store::ReadFn<'_>) -> Result<(), strata_store::Error> {
+        self.inner.read(f)
+    }
+
+    fn write(&self, f: &mut strata_store::WriteFn<'_>) -> Result<(), strata_store::Error> {
+        use std::sync::atomic::Ordering;
+        let armed = self
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        assert!(!armed, "the backend failed in the middle of a write");
+        self.inner.write(f)
+    }
+
+    fn size_bytes(&self) -> Result<u64, strata_store::Error> {
+        self.inner.size_bytes()
+    }
+
+    fn flush(&self) -> Result<(), strata_store::Error> {
+        self.inner.flush()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_op_that_panics_fails_alone_and_the_node_goes_on() {
+    bounded(Duration::from_secs(30), async {
+        let backend = Arc::new(PanickingBackend::default());
+        #[derive(Debug)]
+        struct Shared(Arc<PanickingBackend>);
+        impl strata_store::Backend for Shared {
+            fn read(&self, f: &mut strata_store::ReadFn<'_>) -> Result<(), strata_store::Error> {
+                self.0.read(f)
+            }
+            fn write(&self, f: &mut strata_store::WriteFn<'_>) -> Result<(), strata_store::Error> {
+                self.0.write(f)
+            }
+            fn size_bytes(&self) -> Result<u64, strata_store::Error> {
+                self.0.size_bytes()
+            }
+            fn flush(&self) -> Result<(), strata_store::Error> {
+                self.0.flush()
+            }
+        }
+        let store = Arc::new(
+            strata_store::Store::with_backend(
+                Box::new(Shared(backend.clone())),
+                strata_store::Config::default(),
+            )
+            .unwrap(),
+        );
+        let a = start(store.clone(), sync_config(40), vec![]).await;
+        a.handle.put(Draft::value("before", "1")).await.unwrap();
+        // Two writes in a row fail inside the store: the local put's and
+        // the next.
+        backend.panics.store(2, std::sync::atomic::Ordering::SeqCst);
+        let failed = a.handle.put(Draft::value("during", "2")).await;
+        let message = failed.expect_err("a put whose write panicked").to_string();
+        assert!(message.contains("panicked"), "{message}");
+        let relayed = record(41, "relayed", 1, b"x");
+        a.handle
+            .insert(relayed)
+            .await
+            .expect_err("an insert whose write panicked");
+        // The node goes on: puts, inserts and its stats answer.
+        a.handle.put(Draft::value("after", "3")).await.unwrap();
+        for r in records(42, "later", 3) {
+            a.handle.insert(r).await.unwrap();
+        }
+        let author = signer(40).verifying_key().to_bytes();
+        for (key, stored) in [("before", true), ("during", false), ("after", true)] {
+            assert_eq!(
+                store.get(&author, key.as_bytes()).unwrap().is_some(),
+                stored,
+                "{key}"
+            );
+        }
+        assert_eq!(
+            store.len().unwrap(),
+            2 + 3,
+            "nothing of the failed writes stayed"
+        );
+        a.handle.stats().await.unwrap();
+        a.handle.shutdown().await.unwrap();
+    })
+    .await;
+}
