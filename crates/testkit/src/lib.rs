@@ -18,13 +18,36 @@ pub const TESTNET_GENESIS: &str =
 
 /// How long monerod may take to start its p2p loop.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times monerod is started before a start that keeps failing
+/// fails the test.
+const START_ATTEMPTS: usize = 3;
 
-/// A port of `ip` nothing listens on at the moment.
+/// Ports [`free_port`] hands out: below Linux's ephemeral range
+/// (32768–60999), from which the kernel picks the port of every outgoing
+/// connection and of every bind to port 0, so no connection the tests
+/// open takes a port between the moment it is handed out and the moment
+/// the program it was given to binds it.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next candidate [`free_port`] tries, per process.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A port of `ip` nothing listens on at the moment, for a program that
+/// binds it itself. Each process walks [`PORTS`] from a start of its own
+/// and never hands out a port twice, so tests running at once in one
+/// process or in several do not get the same one.
 pub fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+    let span = u32::from(PORTS.end - PORTS.start);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let offset = u16::try_from(start.wrapping_add(n) % span).unwrap_or(0);
+        let port = PORTS.start + offset;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} in {PORTS:?}")
 }
 
 /// A testnet monerod on 127.0.0.1 with a data directory of its own, killed
@@ -54,53 +77,71 @@ impl Monerod {
             );
         }
         let localhost = Ipv4Addr::LOCALHOST;
-        let (p2p, rpc) = (free_port(localhost), free_port(localhost));
-        let exclusive =
-            exclusive.unwrap_or_else(|| SocketAddr::from((localhost, free_port(localhost))));
-        let dir = std::env::temp_dir().join(format!("strata-monerod-{}-{p2p}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let mut child = Command::new("monerod")
-            .args(["--testnet", "--non-interactive", "--log-level", "1"])
-            .args(["--no-zmq", "--no-igd", "--disable-dns-checkpoints"])
-            .args(["--check-updates", "disabled"])
-            .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--p2p-bind-port", &p2p.to_string()])
-            .args(["--rpc-bind-port", &rpc.to_string()])
-            .args(["--add-exclusive-node", &exclusive.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting monerod: {e}"));
-        // Read its log until the p2p loop is up, then keep draining it so
-        // it never blocks on a full pipe.
-        let stdout = child.stdout.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let Some(stdout) = stdout else { return };
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("Starting p2p net loop") {
-                    let _ = tx.send(());
+        // A port taken between the choice and monerod's bind makes it exit
+        // at once: it is started again on others.
+        for _ in 0..START_ATTEMPTS {
+            let (p2p, rpc) = (free_port(localhost), free_port(localhost));
+            let exclusive =
+                exclusive.unwrap_or_else(|| SocketAddr::from((localhost, free_port(localhost))));
+            let (child, dir, started) = spawn(p2p, rpc, exclusive);
+            let monerod = Monerod {
+                child,
+                dir,
+                addr: SocketAddr::from((localhost, p2p)),
+            };
+            match started.recv_timeout(START_TIMEOUT) {
+                Ok(()) => return Some(monerod),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    println!("monerod on port {p2p} exited before its p2p loop; starting again");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("monerod did not start its p2p loop within {START_TIMEOUT:?}")
                 }
             }
-        });
-        let monerod = Monerod {
-            child,
-            dir,
-            addr: SocketAddr::from((localhost, p2p)),
-        };
-        if rx.recv_timeout(START_TIMEOUT).is_err() {
-            panic!("monerod did not start its p2p loop within {START_TIMEOUT:?}");
         }
-        Some(monerod)
+        panic!("monerod exited before its p2p loop {START_ATTEMPTS} times")
     }
 
     /// The process id, for tests that track their children.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Starts a testnet monerod on these ports; returns it, its data
+/// directory, and a channel that gets a message once its p2p loop is up
+/// (and is closed if its log ends first).
+fn spawn(p2p: u16, rpc: u16, exclusive: SocketAddr) -> (Child, PathBuf, mpsc::Receiver<()>) {
+    let dir = std::env::temp_dir().join(format!("strata-monerod-{}-{p2p}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let mut child = Command::new("monerod")
+        .args(["--testnet", "--non-interactive", "--log-level", "1"])
+        .args(["--no-zmq", "--no-igd", "--disable-dns-checkpoints"])
+        .args(["--check-updates", "disabled"])
+        .args(["--p2p-bind-ip", "127.0.0.1", "--rpc-bind-ip", "127.0.0.1"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--p2p-bind-port", &p2p.to_string()])
+        .args(["--rpc-bind-port", &rpc.to_string()])
+        .args(["--add-exclusive-node", &exclusive.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting monerod: {e}"));
+    // Read its log until the p2p loop is up, then keep draining it so it
+    // never blocks on a full pipe.
+    let stdout = child.stdout.take();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(stdout) = stdout else { return };
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Starting p2p net loop") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    (child, dir, rx)
 }
 
 impl Drop for Monerod {
