@@ -33,7 +33,8 @@ const PORTS: std::ops::Range<u16> = 20_000..32_000;
 static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A port of `ip` nothing listens on at the moment, for a program that
-/// binds it itself. Each process walks [`PORTS`] from a start of its own
+/// binds it itself: one of 20000–31999, below the kernel's ephemeral
+/// range (see `PORTS`). Each process walks them from a start of its own
 /// and never hands out a port twice, so tests running at once in one
 /// process or in several do not get the same one.
 pub fn free_port(ip: Ipv4Addr) -> u16 {
