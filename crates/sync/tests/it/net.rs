@@ -680,10 +680,10 @@ async fn a_flood_of_challenges_is_answered_within_its_budget_and_a_forged_one_sc
 
 /// A store backend that panics on its next `panics` writes, before
 /// touching its tables.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PanickingBackend {
     inner: strata_store::MemoryBackend,
-    panics: std::sync::atomic::AtomicU32,
+    panics: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl strata_store::Backend for PanickingBackend {
@@ -713,35 +713,20 @@ impl strata_store::Backend for PanickingBackend {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_op_that_panics_fails_alone_and_the_node_goes_on() {
     bounded(Duration::from_secs(30), async {
-        let backend = Arc::new(PanickingBackend::default());
-        #[derive(Debug)]
-        struct Shared(Arc<PanickingBackend>);
-        impl strata_store::Backend for Shared {
-            fn read(&self, f: &mut strata_store::ReadFn<'_>) -> Result<(), strata_store::Error> {
-                self.0.read(f)
-            }
-            fn write(&self, f: &mut strata_store::WriteFn<'_>) -> Result<(), strata_store::Error> {
-                self.0.write(f)
-            }
-            fn size_bytes(&self) -> Result<u64, strata_store::Error> {
-                self.0.size_bytes()
-            }
-            fn flush(&self) -> Result<(), strata_store::Error> {
-                self.0.flush()
-            }
-        }
+        let panics = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let backend = PanickingBackend {
+            inner: strata_store::MemoryBackend::new(),
+            panics: panics.clone(),
+        };
         let store = Arc::new(
-            strata_store::Store::with_backend(
-                Box::new(Shared(backend.clone())),
-                strata_store::Config::default(),
-            )
-            .unwrap(),
+            strata_store::Store::with_backend(Box::new(backend), strata_store::Config::default())
+                .unwrap(),
         );
         let a = start(store.clone(), sync_config(40), vec![]).await;
         a.handle.put(Draft::value("before", "1")).await.unwrap();
         // Two writes in a row fail inside the store: the local put's and
         // the next.
-        backend.panics.store(2, std::sync::atomic::Ordering::SeqCst);
+        panics.store(2, std::sync::atomic::Ordering::SeqCst);
         let failed = a.handle.put(Draft::value("during", "2")).await;
         let message = failed.expect_err("a put whose write panicked").to_string();
         assert!(message.contains("panicked"), "{message}");
