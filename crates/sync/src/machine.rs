@@ -1142,6 +1142,7 @@ impl Syncer {
                     self.outbox
                         .push(parent, Message::Proof(proof), Class::Relay);
                 }
+                ProofRouted::Forged => self.report(peer, Misbehaviour::BadProof),
                 ProofRouted::Nothing => {}
             },
             Message::Receipts(receipts) => {

@@ -219,6 +219,8 @@ pub(crate) enum ProofRouted {
     Proved(DeliveryStatus),
     /// To pass on toward the challenger.
     Forward(PeerId),
+    /// Its signature does not verify: the sender is to be scored.
+    Forged,
     /// Nothing: seen before, over budget, not ours and no way on, or
     /// wrong (counted).
     Nothing,
@@ -510,7 +512,7 @@ impl Receipts {
             return ProofRouted::Nothing;
         }
         if !verify_proof(proof) {
-            return ProofRouted::Nothing;
+            return ProofRouted::Forged;
         }
         self.note_seen(mark);
         let Some(message) = ours else {

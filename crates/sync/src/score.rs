@@ -16,6 +16,9 @@ pub enum Misbehaviour {
     Unsolicited,
     /// A receipt with a bad signature.
     BadReceipt,
+    /// A proof of possession with a bad signature: every hop checks a
+    /// proof's signature before passing it on, so the peer made it.
+    BadProof,
     /// A summary naming another key than the one the connection
     /// authenticated.
     WrongKey,
@@ -39,6 +42,7 @@ impl Misbehaviour {
             | Misbehaviour::TooManyRequests => 5,
             Misbehaviour::BadBatch
             | Misbehaviour::BadReceipt
+            | Misbehaviour::BadProof
             | Misbehaviour::NoProgress
             | Misbehaviour::ShortSpan => 10,
             Misbehaviour::Unsolicited => 2,

@@ -500,11 +500,30 @@ fn a_challenge_is_proved_by_the_nodes_that_hold_the_record_and_by_no_other() {
         proof: value,
         signature: liar.sign(&signed).to_bytes(),
     };
-    inject(&mut net, 0, 1, &Message::Proof(forged));
+    inject(&mut net, 0, 1, &Message::Proof(forged.clone()));
     net.settle();
     let status = syncer(&net, 0).delivery_status(&id).unwrap();
     assert_eq!(status.proved.len(), 2);
     assert_eq!(syncer(&net, 0).stats().proofs_wrong, 1);
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        0,
+        "a wrong proof is no forgery"
+    );
+    // One whose signature does not verify: no hop passes such a proof on,
+    // so the peer it came from made it, and is scored.
+    let mut forged = forged;
+    forged.signature[0] ^= 1;
+    inject(&mut net, 0, 1, &Message::Proof(forged));
+    net.settle();
+    assert_eq!(
+        net.host(0).node.score(addr(1).ip()),
+        Misbehaviour::BadProof.score()
+    );
+    assert_eq!(
+        syncer(&net, 0).delivery_status(&id).unwrap().proved.len(),
+        2
+    );
 }
 
 /// A line 0 - 1 - 2 - 3 whose checks take 5 ms a record: the time from a
