@@ -41,6 +41,7 @@
 //! | silent loss: oversize gossip, dropped frames, lost ties, duplicate connections | [`loss`] |
 //! | careless input: a malformed first ping, bad settings, a lost store | [`careless`] (and `admin.rs`) |
 //! | gossip that depends on messages nobody sends | [`dependencies`] |
+//! | timed syncs answered ahead, to measure nearer than one is | [`rtt`] |
 
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ mod floods;
 mod frames;
 mod identity;
 mod loss;
+mod rtt;
 mod sync;
 pub mod wire;
 
