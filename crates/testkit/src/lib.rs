@@ -35,8 +35,8 @@ static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::n
 /// A port of `ip` nothing listens on at the moment, for a program that
 /// binds it itself: one of 20000–31999, below the kernel's ephemeral
 /// range (see `PORTS`). Each process walks them from a start of its own
-/// and never hands out a port twice, so tests running at once in one
-/// process or in several do not get the same one.
+/// and hands out a port again only after a walk of all 12,000, so tests
+/// running at once in one process or in several do not get the same one.
 pub fn free_port(ip: Ipv4Addr) -> u16 {
     let span = u32::from(PORTS.end - PORTS.start);
     let start = std::process::id().wrapping_mul(7919) % span;

@@ -37,16 +37,15 @@ fn timed_syncs_answered_ahead_of_the_request_are_caught_as_unmatched_and_scored(
         })
         .unwrap();
         let header = Header::response(command::TIMED_SYNC, return_code::P2P_OK, 0);
-        let request = |b: &Bucket| {
-            (b.header.command == command::TIMED_SYNC && b.header.kind() == Kind::Request)
-                .then_some(())
+        let is_request = |b: &Bucket| {
+            b.header.command == command::TIMED_SYNC && b.header.kind() == Kind::Request
         };
         let within = Duration::from_secs(3 * INTERVAL_SECS);
         // Whether a timed-sync request comes before `until`, answering
         // anything else meanwhile; `None` if the connection closed.
         let request_before = |attacker: &mut Wire, until: Instant| loop {
             match rt.block_on(attacker.next(until.saturating_duration_since(Instant::now()))) {
-                Got::Frame(b) if request(&b).is_some() => return Some(true),
+                Got::Frame(b) if is_request(&b) => return Some(true),
                 Got::Frame(b) => {
                     rt.block_on(attacker.answer(&b));
                 }
@@ -59,9 +58,8 @@ fn timed_syncs_answered_ahead_of_the_request_are_caught_as_unmatched_and_scored(
         // answered at once, and the attacker keeps its phase; else it
         // sends its answer then, ahead of the request, as a fixed interval
         // would have let it time an answer to arrive just after it.
-        let mut last = Instant::now();
         assert_eq!(
-            request_before(&mut attacker, last + within),
+            request_before(&mut attacker, Instant::now() + within),
             Some(true),
             "a first timed sync"
         );
@@ -69,8 +67,7 @@ fn timed_syncs_answered_ahead_of_the_request_are_caught_as_unmatched_and_scored(
         let mut in_time = 0;
         for _ in 0..ROUNDS {
             rt.block_on(attacker.send(header, &answer)).unwrap();
-            last = Instant::now();
-            let ahead = last + Duration::from_secs(INTERVAL_SECS) + MARGIN;
+            let ahead = Instant::now() + Duration::from_secs(INTERVAL_SECS) + MARGIN;
             match request_before(&mut attacker, ahead) {
                 Some(true) => in_time += 1,
                 Some(false) => {
