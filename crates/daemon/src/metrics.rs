@@ -406,6 +406,12 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "strata_fast_passed_over_total",
+            "Connections of the low-latency slots closed after the handshake for a round trip over the typical one.",
+            c.node.fast_passed_over,
+        );
+        counter(
+            &mut out,
             "strata_sync_catchup_stopped_total",
             "Catch-ups stopped unfinished because no peer was left to serve them.",
             sync.catchup_stopped,

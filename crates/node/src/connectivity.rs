@@ -30,8 +30,11 @@ pub(crate) const CONNECT_SPACING: Duration = Duration::from_millis(100);
 pub(crate) const MANUAL_RETRY: Duration = Duration::from_secs(5);
 /// Most candidates drawn for one outbound slot.
 const SELECT_TRIES: usize = 64;
-/// Usable candidates compared for a low-latency slot.
-const FAST_CANDIDATES: usize = 8;
+/// Most draws for one low-latency slot: it takes the first whose cost is
+/// under the bar (the typical round trip), else the last. So an address
+/// is at most this many times as likely to hold such a slot as a random
+/// one, however near it is.
+pub(crate) const FAST_DRAWS: u32 = 3;
 /// DNS seeds are queried after [`Config::dns_delay`] when the address book
 /// is small, at once when it is empty, and not at all when it holds this
 /// many.
@@ -86,6 +89,9 @@ pub(crate) struct Connectivity {
     /// A moving average of the round trips full outbound connections
     /// measured (µs).
     typical_rtt_us: Option<f64>,
+    /// Draws passed over since a low-latency slot last took one (below
+    /// [`FAST_DRAWS`]).
+    fast_passed: u32,
 }
 
 impl Connectivity {
@@ -122,6 +128,7 @@ impl Connectivity {
             uptimes: Uptimes::default(),
             fixed_at,
             typical_rtt_us: None,
+            fast_passed: 0,
         }
     }
 
@@ -222,20 +229,37 @@ impl Connectivity {
         self.typical_rtt_us = Some(self.typical_rtt_us.map_or(rtt, |t| t * 0.875 + rtt * 0.125));
     }
 
-    /// What a low-latency slot weighs `addr` by, lowest first: its
-    /// measured round-trip time over its observed uptime (a peer up half
-    /// the time counts as twice as far; [`UNKNOWN_UPTIME`] when not yet
-    /// known). One never measured counts as the typical round trip of our
-    /// full outbound peers: it is as likely as any to be near, and counting
-    /// it as far would favour the addresses dialed before, which whoever
-    /// keeps closing our connections to them supplies. Before any round
-    /// trip was measured, it comes last.
+    /// What a low-latency slot weighs `addr` by: its round-trip time over
+    /// its observed uptime (a peer up half the time counts as twice as
+    /// far). One whose uptime is not yet known counts as up: we just
+    /// reached it.
     fn fast_cost(&self, rtt_us: u32, addr: &SocketAddr, now: Instant) -> f64 {
-        if rtt_us == 0 {
-            return self.typical_rtt_us.unwrap_or(f64::INFINITY);
+        let uptime = self.uptimes.uptime(addr, now).unwrap_or(1.0);
+        f64::from(rtt_us) / uptime.max(MIN_UPTIME)
+    }
+
+    /// Whether `addr`, measured at `rtt_us`, costs more than the bar of a
+    /// low-latency slot: the typical round trip of our full outbound peers.
+    /// Before any was measured there is no bar.
+    fn over_bar(&self, rtt_us: u32, addr: &SocketAddr, now: Instant) -> bool {
+        self.typical_rtt_us
+            .is_some_and(|bar| self.fast_cost(rtt_us, addr, now) > bar)
+    }
+
+    /// A connection of a low-latency slot completed its handshake and
+    /// measured `rtt_us`: whether the slot keeps it. It does when it costs
+    /// no more than the bar, or when the slot passed over
+    /// [`FAST_DRAWS`]` - 1` draws already; else the draw is passed over
+    /// and the node closes the connection by choice, as it does a feeler's.
+    pub(crate) fn keep_fast(&mut self, rtt_us: u32, addr: &SocketAddr, now: Instant) -> bool {
+        let last = self.fast_passed.saturating_add(1) >= FAST_DRAWS;
+        if last || !self.over_bar(rtt_us, addr, now) {
+            self.fast_passed = 0;
+            true
+        } else {
+            self.fast_passed = self.fast_passed.saturating_add(1);
+            false
         }
-        let uptime = self.uptimes.uptime(addr, now);
-        f64::from(rtt_us) / uptime.unwrap_or(UNKNOWN_UPTIME).max(MIN_UPTIME)
     }
 
     /// A connection ended.
@@ -374,7 +398,7 @@ impl Connectivity {
                 .count();
             let fast = fast_now < config.fast_slots;
             let chosen = self.draw(book, links, &groups, fast, rng, unix, now);
-            let Some((_, addr, group)) = chosen else {
+            let Some((addr, group)) = chosen else {
                 break;
             };
             groups.insert(group);
@@ -387,14 +411,15 @@ impl Connectivity {
         }
     }
 
-    /// An address for an outbound slot, with its group and its cost: the
-    /// first usable one drawn, or for a low-latency slot (`fast`) the one
-    /// of lowest [`fast_cost`](Self::fast_cost) among the first [`FAST_CANDIDATES`] usable
-    /// ones. Usable: in none of `groups`, not connected, dialing or tried in
-    /// the last [`REDIAL_AFTER`], not our own.
+    /// An address for an outbound slot, with its group: the first usable
+    /// one drawn. For a low-latency slot (`fast`), one measured over the
+    /// bar is passed over while the slot has draws left (see
+    /// [`keep_fast`](Self::keep_fast)); one never measured is dialed and
+    /// judged by its handshake. Usable: in none of `groups`, not connected,
+    /// dialing or tried in the last [`REDIAL_AFTER`], not our own.
     #[allow(clippy::too_many_arguments)] // the node's parts this one reads
     fn draw(
-        &self,
+        &mut self,
         book: &AddrMan,
         links: &[Link],
         groups: &HashSet<NetGroup>,
@@ -402,14 +427,9 @@ impl Connectivity {
         rng: &mut Rng,
         unix: i64,
         now: Instant,
-    ) -> Option<(f64, SocketAddr, NetGroup)> {
-        let mut chosen: Option<(f64, SocketAddr, NetGroup)> = None;
-        let mut usable = 0usize;
+    ) -> Option<(SocketAddr, NetGroup)> {
         for _ in 0..SELECT_TRIES {
-            // An empty book ends the draw, keeping what was compared.
-            let Some(entry) = book.select(false, unix, rng) else {
-                break;
-            };
+            let entry = book.select(false, unix, rng)?;
             let (addr, rtt_us) = (entry.addr(), entry.rtt_us);
             let Some(group) = book.addr_group(addr) else {
                 continue;
@@ -428,19 +448,14 @@ impl Connectivity {
             {
                 continue;
             }
-            if !fast {
-                return Some((0.0, addr, group));
+            let passes_left = self.fast_passed.saturating_add(1) < FAST_DRAWS;
+            if fast && rtt_us != 0 && passes_left && self.over_bar(rtt_us, &addr, now) {
+                self.fast_passed = self.fast_passed.saturating_add(1);
+                continue;
             }
-            let cost = self.fast_cost(rtt_us, &addr, now);
-            if chosen.is_none_or(|(best, _, _)| cost < best) {
-                chosen = Some((cost, addr, group));
-            }
-            usable = usable.saturating_add(1);
-            if usable == FAST_CANDIDATES {
-                break;
-            }
+            return Some((addr, group));
         }
-        chosen
+        None
     }
 
     /// A feeler: test a contested tried slot's occupant, or a new address.
@@ -469,8 +484,6 @@ impl Connectivity {
     }
 }
 
-/// Uptime counted for an address known too briefly to have one.
-const UNKNOWN_UPTIME: f64 = 0.5;
 /// Least uptime counted: below it an address is as far as ten times its
 /// round-trip time.
 const MIN_UPTIME: f64 = 0.1;
@@ -481,100 +494,122 @@ mod tests {
     use crate::config::Network;
     use crate::netgroup::Grouping;
 
-    #[test]
-    fn the_fast_slot_weighs_round_trip_time_by_uptime() {
-        let t0 = Instant::now();
-        let now = t0 + Duration::from_secs(600);
-        let unix = 1_700_000_000;
-        let steady = SocketAddr::from(([127, 1, 0, 1], 18080));
-        let flaky = SocketAddr::from(([127, 2, 0, 1], 18080));
-        let quick_but_flaky = SocketAddr::from(([127, 3, 0, 1], 18080));
+    fn book_of(seed: u8, addrs: &[(SocketAddr, u32)], unix: i64, rng: &mut Rng) -> AddrMan {
+        let mut book = AddrMan::new(
+            [seed; 32],
+            Grouping {
+                local_network: true,
+            },
+        );
+        for &(a, rtt) in addrs {
+            book.add(&[(a, unix)], a.ip(), 0, unix, rng);
+            book.good(a, unix);
+            if rtt != 0 {
+                book.set_rtt(a, rtt);
+            }
+        }
+        book
+    }
+
+    fn one_fast_slot() -> Config {
         let mut config = Config::new(Network::STRATA);
         config.outbound = 1;
         config.fast_slots = 1;
-        let mut won = 0;
-        for seed in 0..20u8 {
-            let mut book = AddrMan::new(
-                [seed; 32],
-                Grouping {
-                    local_network: true,
-                },
-            );
+        config
+    }
+
+    #[test]
+    fn a_low_latency_slot_weighs_round_trip_time_by_uptime_against_the_bar() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(600);
+        let steady = SocketAddr::from(([127, 1, 0, 1], 18080));
+        let quick_but_flaky = SocketAddr::from(([127, 2, 0, 1], 18080));
+        let fresh = SocketAddr::from(([127, 3, 0, 1], 18080));
+        let mut rng = Rng::new(1);
+        let book = book_of(1, &[], 1_700_000_000, &mut rng);
+        let mut c = Connectivity::new(&one_fast_slot(), &book, Vec::new(), &mut rng, t0);
+        // Before any round trip is measured there is no bar.
+        assert!(c.keep_fast(900_000, &fresh, now));
+        c.note_rtt(40_000);
+        // Both were connected; one went away after a minute and every
+        // dial to it since failed, so it was up a tenth of the time.
+        for a in [steady, quick_but_flaky] {
+            c.uptimes.connected(a, t0);
+        }
+        c.uptimes
+            .closed(quick_but_flaky, false, t0 + Duration::from_secs(60));
+        for s in (120..600).step_by(60) {
+            c.uptimes
+                .failed(quick_but_flaky, t0 + Duration::from_secs(s));
+        }
+        assert_eq!(c.uptime(&quick_but_flaky, now), Some(0.1));
+        // 20 ms up a tenth of the time costs 200 ms: over the bar of 40.
+        assert!(!c.keep_fast(20_000, &quick_but_flaky, now));
+        assert!(c.keep_fast(30_000, &steady, now));
+        // An uptime not yet known counts as up: we just reached it.
+        assert!(c.keep_fast(40_000, &fresh, now));
+        assert!(!c.keep_fast(41_000, &fresh, now));
+    }
+
+    #[test]
+    fn a_low_latency_slot_takes_its_last_draw_whatever_it_costs() {
+        let t0 = Instant::now();
+        let far = SocketAddr::from(([127, 1, 0, 1], 18080));
+        let near = SocketAddr::from(([127, 2, 0, 1], 18080));
+        let mut rng = Rng::new(1);
+        let book = book_of(1, &[], 1_700_000_000, &mut rng);
+        let mut c = Connectivity::new(&one_fast_slot(), &book, Vec::new(), &mut rng, t0);
+        c.note_rtt(40_000);
+        // However near an address is, it is at most FAST_DRAWS times as
+        // likely as a random one to hold the slot: the slot passes over at
+        // most FAST_DRAWS - 1 draws.
+        let kept: Vec<bool> = (0..FAST_DRAWS)
+            .map(|_| c.keep_fast(100_000, &far, t0))
+            .collect();
+        assert_eq!(kept, [false, false, true]);
+        // Taking one starts the count again; so does one under the bar.
+        assert!(!c.keep_fast(100_000, &far, t0));
+        assert!(c.keep_fast(10_000, &near, t0));
+        assert!(!c.keep_fast(100_000, &far, t0));
+    }
+
+    #[test]
+    fn a_low_latency_slot_passes_over_addresses_measured_over_the_bar_without_dialing_them() {
+        let t0 = Instant::now();
+        let unix = 1_700_000_000;
+        let config = one_fast_slot();
+        let far: Vec<(SocketAddr, u32)> = (1..=4)
+            .map(|i| (SocketAddr::from(([127, i, 0, 1], 18080)), 90_000))
+            .collect();
+        for seed in 0..5u8 {
             let mut rng = Rng::new(u64::from(seed));
-            for (a, rtt) in [(steady, 30_000), (flaky, 30_000), (quick_but_flaky, 20_000)] {
-                book.add(&[(a, unix)], a.ip(), 0, unix, &mut rng);
-                book.good(a, unix);
-                book.set_rtt(a, rtt);
-            }
+            let mut book = book_of(seed, &far, unix, &mut rng);
             let mut c = Connectivity::new(&config, &book, Vec::new(), &mut rng, t0);
-            // All three were connected; two went away after a minute and
-            // every dial to them since failed, so they were up a tenth of
-            // the time.
-            for a in [steady, flaky, quick_but_flaky] {
-                c.uptimes.connected(a, t0);
-            }
-            for a in [flaky, quick_but_flaky] {
-                c.uptimes.closed(a, false, t0 + Duration::from_secs(60));
-                for s in (120..600).step_by(60) {
-                    c.uptimes.failed(a, t0 + Duration::from_secs(s));
-                }
-            }
-            assert_eq!(c.uptime(&flaky, now), Some(0.1));
+            c.note_rtt(40_000);
             let mut out = Vec::new();
-            c.connect(&config, &mut book, &[], &mut rng, unix, now, &mut out);
+            c.connect(&config, &mut book, &[], &mut rng, unix, t0, &mut out);
+            // Two draws passed over, the third dialed; its handshake is
+            // kept whatever it measures.
             assert!(
                 matches!(out[..], [Want::Dial(_, DialKind::Fast)]),
                 "{out:?}"
             );
-            won += usize::from(out[0] == Want::Dial(steady, DialKind::Fast));
+            assert_eq!(c.fast_passed, FAST_DRAWS - 1);
+            let Want::Dial(addr, _) = out[0] else {
+                unreachable!()
+            };
+            assert!(c.keep_fast(90_000, &addr, t0));
         }
-        // Usable candidates are compared: the steady one wins whenever it
-        // is drawn among the first eight, though another is faster.
-        assert!(won >= 18, "steady won {won} of 20");
-    }
-
-    #[test]
-    fn an_address_never_measured_counts_as_far_as_a_typical_peer() {
-        let t0 = Instant::now();
-        let now = t0 + Duration::from_secs(600);
-        let unix = 1_700_000_000;
-        let far = SocketAddr::from(([127, 1, 0, 1], 18080));
-        let unmeasured = SocketAddr::from(([127, 2, 0, 1], 18080));
-        let mut config = Config::new(Network::STRATA);
-        config.outbound = 1;
-        config.fast_slots = 1;
-        // With no round trip measured yet, a measured address wins; once
-        // our peers' round trips average 30 ms, one never measured beats
-        // one measured at 60 ms.
-        for typical in [None, Some(30_000)] {
-            let mut won = 0;
-            for seed in 0..20u8 {
-                let mut book = AddrMan::new(
-                    [seed; 32],
-                    Grouping {
-                        local_network: true,
-                    },
-                );
-                let mut rng = Rng::new(u64::from(seed));
-                for a in [far, unmeasured] {
-                    book.add(&[(a, unix)], a.ip(), 0, unix, &mut rng);
-                    book.good(a, unix);
-                }
-                book.set_rtt(far, 60_000);
-                let mut c = Connectivity::new(&config, &book, Vec::new(), &mut rng, t0);
-                c.uptimes.connected(far, t0);
-                c.uptimes.closed(far, true, now);
-                if let Some(rtt) = typical {
-                    c.note_rtt(rtt);
-                }
-                let mut out = Vec::new();
-                c.connect(&config, &mut book, &[], &mut rng, unix, now, &mut out);
-                won += usize::from(out.first() == Some(&Want::Dial(unmeasured, DialKind::Fast)));
-            }
-            match typical {
-                None => assert!(won <= 2, "the unmeasured one won {won} of 20"),
-                Some(_) => assert!(won >= 18, "the unmeasured one won {won} of 20"),
-            }
-        }
+        // One never measured is dialed at the first draw, to be judged by
+        // its handshake.
+        let mut rng = Rng::new(9);
+        let unmeasured = [(SocketAddr::from(([127, 9, 0, 1], 18080)), 0)];
+        let mut book = book_of(9, &unmeasured, unix, &mut rng);
+        let mut c = Connectivity::new(&config, &book, Vec::new(), &mut rng, t0);
+        c.note_rtt(40_000);
+        let mut out = Vec::new();
+        c.connect(&config, &mut book, &[], &mut rng, unix, t0, &mut out);
+        assert_eq!(out, [Want::Dial(unmeasured[0].0, DialKind::Fast)]);
+        assert_eq!(c.fast_passed, 0);
     }
 }

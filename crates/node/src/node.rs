@@ -225,6 +225,9 @@ pub struct Stats {
     /// Dials whose peer proved another key than the one learnt for its
     /// address.
     pub wrong_keys: u64,
+    /// Connections of the low-latency slots closed after their handshake
+    /// for costing over the bar (`Connectivity::keep_fast`).
+    pub fast_passed_over: u64,
 }
 
 struct Conn<P> {
@@ -1016,9 +1019,13 @@ impl<P: Payload> Node<P> {
         // every address it claims to listen at, and be preferred for them;
         // feelers go to the new table, which whoever floods us with
         // addresses fills, and would measure their addresses first.
+        // A handshake's round trip is counted once the low-latency slots
+        // have judged it against the others (`after_outbound_handshake`).
         if conn.info.kind.is_some_and(DialKind::is_full_outbound) {
             self.book.set_rtt(remote, rtt_us);
-            self.connectivity.note_rtt(rtt_us);
+            if header.command != command::HANDSHAKE {
+                self.connectivity.note_rtt(rtt_us);
+            }
         }
         if header.return_code < 0 {
             tracing::debug!(
@@ -1059,10 +1066,30 @@ impl<P: Payload> Node<P> {
         };
         let remote = conn.info.remote;
         let kind = conn.info.kind;
+        let rtt_us = conn
+            .info
+            .rtt
+            .map(|r| u32::try_from(r.as_micros()).unwrap_or(u32::MAX));
         let unix = self.unix(now);
         self.book.good(remote, unix);
         if matches!(kind, Some(DialKind::Feeler | DialKind::Seed)) {
             self.close(peer);
+        }
+        let Some(rtt_us) = rtt_us.filter(|_| kind.is_some_and(DialKind::is_full_outbound)) else {
+            return;
+        };
+        let passed_over =
+            kind == Some(DialKind::Fast) && !self.connectivity.keep_fast(rtt_us, &remote, now);
+        self.connectivity.note_rtt(rtt_us);
+        if passed_over {
+            // Passed over: it served as a feeler, and its slot is drawn
+            // again.
+            self.stats.fast_passed_over = self.stats.fast_passed_over.saturating_add(1);
+            if let Some(conn) = self.conns.get_mut(&peer) {
+                conn.info.kind = Some(DialKind::Feeler);
+            }
+            self.close(peer);
+            self.connectivity.connect_soon(now);
         }
     }
 

@@ -9,8 +9,13 @@
 //! chosen by round-trip time over uptime (the default).
 //!
 //! ```text
-//! strata-sim-selection [--nodes N] [--warmup T] [--seeds K] [--rows FILE --label LABEL]
+//! strata-sim-selection [--nodes N] [--warmup T] [--seeds K] [--plane]
+//!                      [--rows FILE --label LABEL]
 //! ```
+//!
+//! `--plane` puts the nodes at random points of a unit square instead
+//! (5 ms plus 200 ms per unit of distance), where latency varies from host
+//! to host and not only from region to region.
 //!
 //! It prints one JSON object per mode, the means over the seeds: p50 and
 //! p90 of the delivery delay (ms), the attacker's share of its victims'
@@ -21,7 +26,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use strata_sim::{Network, Params};
+use strata_sim::{LatencyModel, Network, Params};
 
 /// Messages published after the warm-up.
 const MESSAGES: u32 = 60;
@@ -34,6 +39,7 @@ struct Args {
     nodes: usize,
     warmup: f64,
     seeds: u64,
+    plane: bool,
     rows: Option<String>,
     label: String,
 }
@@ -43,6 +49,7 @@ fn parse() -> Result<Args, String> {
         nodes: 90,
         warmup: 1800.0,
         seeds: 5,
+        plane: false,
         rows: None,
         label: "90-nodes".to_owned(),
     };
@@ -53,6 +60,7 @@ fn parse() -> Result<Args, String> {
             "--nodes" => a.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
             "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--seeds" => a.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
+            "--plane" => a.plane = true,
             "--rows" => a.rows = Some(value()?),
             "--label" => a.label = value()?,
             other => return Err(format!("unknown argument `{other}`")),
@@ -78,6 +86,12 @@ fn run(a: &Args, seed: u64, fast_slots: usize) -> Result<Figures, strata_sim::Er
     let mut p = Params::new(a.nodes);
     p.seed = seed;
     p.fast_slots = fast_slots;
+    if a.plane {
+        p.latency = LatencyModel::Coordinates {
+            base_ms: 5.0,
+            per_unit_ms: 200.0,
+        };
+    }
     let mut n = Network::new(p)?;
     let end = a.warmup + f64::from(MESSAGES) * SPACING;
     for (k, i) in (0..a.nodes).filter(|i| i % 3 == 2).enumerate() {
