@@ -96,6 +96,18 @@ const LATENCY_MESSAGES: [&str; 2] = ["50", "200"];
 /// round-trip time and uptime against random ones), quick and full.
 const SELECTION_SEEDS: [&str; 2] = ["2", "20"];
 
+/// The selection study's other settings, in the full run only: nodes on a
+/// plane, and an attacker next to its victim.
+const SELECTION_FULL: [(&str, &[&str]); 2] = [
+    (
+        "plane-300-nodes",
+        &[
+            "--plane", "--nodes", "300", "--warmup", "900", "--seeds", "6",
+        ],
+    ),
+    ("near-attacker-90-nodes", &["--near", "--seeds", "20"]),
+];
+
 /// Runs the simulator's benchmarks and leaves their rows in `extra_dir`.
 pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(extra_dir)
@@ -118,6 +130,16 @@ pub(crate) fn run(quick: bool, extra_dir: &Path) -> Result<(), String> {
             .args(["--seeds", SELECTION_SEEDS[usize::from(!quick)], "--rows"])
             .arg(extra_dir.join("sim-selection.json")),
     )?;
+    if !quick {
+        for (label, args) in SELECTION_FULL {
+            process::run(
+                sim_bin("strata-sim-selection")
+                    .args(args)
+                    .args(["--label", label, "--rows"])
+                    .arg(extra_dir.join(format!("sim-selection-{label}.json"))),
+            )?;
+        }
+    }
     for (index, (label, args)) in runs.iter().enumerate() {
         process::heading(index + 3, total, &format!("simulator: {label}"));
         let rows = extra_dir.join(format!("sim-{label}.json"));

@@ -177,6 +177,12 @@ impl Network {
             .map_err(err)
     }
 
+    /// Moves attacker `attacker`'s hosts to where honest node `node` is (the
+    /// same region and point): an attacker that rents hosts near its victim.
+    fn place_attacker_near(&mut self, attacker: usize, node: usize) -> PyResult<()> {
+        self.inner.place_attacker_near(attacker, node).map_err(err)
+    }
+
     /// Adds a sybil swarm of `count` real nodes in `subnets` /16 subnets
     /// that connect to `victims` and pass nothing on; returns its index.
     fn add_sybils(&mut self, count: usize, subnets: usize, victims: Vec<usize>) -> PyResult<usize> {

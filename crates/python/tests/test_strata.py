@@ -125,6 +125,9 @@ def test_attackers():
     liar = net.add_liar([3], junk=True)
     spammer = net.add_spammer(interval=1.0)
     deaf = net.add_deaf([4], dial_interval=300)
+    net.place_attacker_near(eclipse, 0)
+    with pytest.raises(ValueError, match="no honest node"):
+        net.place_attacker_near(eclipse, 30)
     net.run_until(200)
     sh = net.shares()
     assert (sh["attacker"] <= 2).all()
@@ -181,6 +184,8 @@ def test_bad_arguments_raise_and_the_network_still_works():
         net.add_eclipse(10**6, 1, [0])
     with pytest.raises(ValueError, match="no honest node"):
         net.add_liar([50])
+    with pytest.raises(ValueError, match="no attacker 7"):
+        net.place_attacker_near(7, 0)
     with pytest.raises(ValueError, match="share"):
         net.partition_at(5, 1.5)
     with pytest.raises(ValueError, match="at"):

@@ -102,6 +102,15 @@ impl World {
         region
     }
 
+    /// Host `i` moves to where host `like` is: the same region and point.
+    pub fn place_like(&mut self, i: usize, like: usize) {
+        if let Some(&Place { region, x, y, .. }) = self.places.get(like)
+            && let Some(p) = self.places.get_mut(i)
+        {
+            (p.region, p.x, p.y) = (region, x, y);
+        }
+    }
+
     /// The region of host `i`.
     pub fn region(&self, i: usize) -> u8 {
         self.places.get(i).map_or(0, |p| p.region)
@@ -196,5 +205,35 @@ impl LinkModel for Shared {
             (Some(a), Some(b)) => a.side == b.side,
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_placed_like_another_is_as_far_from_everyone_and_next_to_it() {
+        let mut params = Params::new(3);
+        params.latency = LatencyModel::Coordinates {
+            base_ms: 5.0,
+            per_unit_ms: 200.0,
+        };
+        params.jitter = 0.0;
+        let world = Rc::new(RefCell::new(World::new(&params)));
+        let mut rng = Rng::new(3);
+        for _ in 0..3 {
+            world.borrow_mut().place(&mut rng);
+        }
+        let mut links = Shared(Rc::clone(&world));
+        let before = links.latency(2, 1, &mut rng);
+        assert_ne!(before, links.latency(0, 1, &mut rng));
+        world.borrow_mut().place_like(2, 0);
+        assert_eq!(links.latency(2, 1, &mut rng), links.latency(0, 1, &mut rng));
+        assert_eq!(links.latency(2, 0, &mut rng), Duration::from_millis(5));
+        // An index that is no host changes nothing.
+        world.borrow_mut().place_like(9, 0);
+        world.borrow_mut().place_like(1, 9);
+        assert_eq!(links.latency(2, 1, &mut rng), links.latency(0, 1, &mut rng));
     }
 }

@@ -1,10 +1,12 @@
 //! The node over real sockets on loopback: networks of strata nodes, a live
-//! monerod in both directions, and DNS seeds from a real DNS server.
+//! monerod in both directions, DNS seeds from a real DNS server, and the
+//! low-latency slots among near peers and far ones behind a delaying relay.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 mod dns;
 mod monerod;
 mod network;
+mod selection;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -9,13 +9,16 @@
 //! chosen by round-trip time over uptime (the default).
 //!
 //! ```text
-//! strata-sim-selection [--nodes N] [--warmup T] [--seeds K] [--plane]
+//! strata-sim-selection [--nodes N] [--warmup T] [--seeds K] [--plane] [--near]
 //!                      [--rows FILE --label LABEL]
 //! ```
 //!
 //! `--plane` puts the nodes at random points of a unit square instead
 //! (5 ms plus 200 ms per unit of distance), where latency varies from host
-//! to host and not only from region to region.
+//! to host and not only from region to region. `--near` gives the attacker
+//! one victim, node 0, and puts it where that victim is: an attacker that
+//! rents a host near its victim, the worst case for a preference for
+//! nearness.
 //!
 //! It prints one JSON object per mode, the means over the seeds: p50 and
 //! p90 of the delivery delay (ms), the attacker's share of its victims'
@@ -40,6 +43,7 @@ struct Args {
     warmup: f64,
     seeds: u64,
     plane: bool,
+    near: bool,
     rows: Option<String>,
     label: String,
 }
@@ -50,6 +54,7 @@ fn parse() -> Result<Args, String> {
         warmup: 1800.0,
         seeds: 5,
         plane: false,
+        near: false,
         rows: None,
         label: "90-nodes".to_owned(),
     };
@@ -61,6 +66,7 @@ fn parse() -> Result<Args, String> {
             "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--seeds" => a.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
             "--plane" => a.plane = true,
+            "--near" => a.near = true,
             "--rows" => a.rows = Some(value()?),
             "--label" => a.label = value()?,
             other => return Err(format!("unknown argument `{other}`")),
@@ -102,7 +108,12 @@ fn run(a: &Args, seed: u64, fast_slots: usize) -> Result<Figures, strata_sim::Er
             t += 180.0;
         }
     }
-    n.add_eclipse(400, 8, &VICTIMS, 1.0, 200)?;
+    if a.near {
+        let attacker = n.add_eclipse(400, 8, &VICTIMS[..1], 1.0, 200)?;
+        n.place_attacker_near(attacker, VICTIMS[0])?;
+    } else {
+        n.add_eclipse(400, 8, &VICTIMS, 1.0, 200)?;
+    }
     n.run_until(a.warmup)?;
     let mut t = a.warmup;
     for k in 0..MESSAGES {
