@@ -454,18 +454,23 @@ fn spread(i: usize, groups: usize) -> SocketAddr {
     SocketAddr::from(([9, g, 0, h], 7710))
 }
 
+/// Host 0 learns the addresses of hosts `1..n`, spread over `groups` /16s.
+fn learn_spread(net: &mut Net, n: usize, groups: usize) {
+    let now = net.now();
+    let all: Vec<SocketAddr> = (1..n).map(|i| spread(i, groups)).collect();
+    net.host_mut(0)
+        .node
+        .add_addresses(&all, IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)), now);
+    net.flush(0);
+}
+
 #[test]
 fn outbound_slots_fill_in_distinct_groups() {
     // Eleven candidates in three /16s, grouped as on the Internet: the
     // three slots go to three different groups, never two in one.
     let groups = 3;
     let mut net = net_at(12, |_, _| {}, |i| spread(i, groups), Grouping::default());
-    let now = net.now();
-    let all: Vec<SocketAddr> = (1..12).map(|i| spread(i, groups)).collect();
-    net.host_mut(0)
-        .node
-        .add_addresses(&all, IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)), now);
-    net.flush(0);
+    learn_spread(&mut net, 12, groups);
     net.run_for(Duration::from_secs(5));
     let out = outbound(&net, 0);
     assert_eq!(out.len(), 3, "the configured target");
@@ -487,11 +492,7 @@ fn outbound_slots_fill_in_distinct_groups() {
     );
     // With only two groups on offer, the third slot stays empty.
     let mut net = net_at(8, |_, _| {}, |i| spread(i, 2), Grouping::default());
-    let all: Vec<SocketAddr> = (1..8).map(|i| spread(i, 2)).collect();
-    net.host_mut(0)
-        .node
-        .add_addresses(&all, IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)), now);
-    net.flush(0);
+    learn_spread(&mut net, 8, 2);
     net.run_for(Duration::from_secs(5));
     assert_eq!(outbound(&net, 0).len(), 2);
 }
@@ -526,11 +527,7 @@ fn low_latency_slots_keep_peers_nearer_than_the_others_and_pass_over_far_ones() 
             let j = if a == 0 { b } else { a };
             Duration::from_millis(if near(j) { 5 } else { 50 })
         }));
-        let all: Vec<SocketAddr> = (1..13).map(|i| spread(i, 13)).collect();
-        net.host_mut(0)
-            .node
-            .add_addresses(&all, IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)), now);
-        net.flush(0);
+        learn_spread(&mut net, 13, 13);
         net.run_for(Duration::from_secs(20));
         for p in outbound(&net, 0) {
             let j = (1..13).find(|&j| spread(j, 13) == p.remote).unwrap();
