@@ -35,6 +35,11 @@ const SELECT_TRIES: usize = 64;
 /// is at most this many times as likely to hold such a slot as a random
 /// one, however near it is.
 pub(crate) const FAST_DRAWS: u32 = 3;
+/// How far over the bar a low-latency slot's draw must cost to be passed
+/// over (µs): nearer differences do not matter to propagation, and passing
+/// a peer over costs a connection, so peers alike (a LAN, one data centre)
+/// are taken as they come.
+const FAST_SLACK_US: f64 = 2_000.0;
 /// DNS seeds are queried after [`Config::dns_delay`] when the address book
 /// is small, at once when it is empty, and not at all when it holds this
 /// many.
@@ -239,11 +244,11 @@ impl Connectivity {
     }
 
     /// Whether `addr`, measured at `rtt_us`, costs more than the bar of a
-    /// low-latency slot: the typical round trip of our full outbound peers.
-    /// Before any was measured there is no bar.
+    /// low-latency slot, the typical round trip of our full outbound peers,
+    /// by over [`FAST_SLACK_US`]. Before any was measured there is no bar.
     fn over_bar(&self, rtt_us: u32, addr: &SocketAddr, now: Instant) -> bool {
         self.typical_rtt_us
-            .is_some_and(|bar| self.fast_cost(rtt_us, addr, now) > bar)
+            .is_some_and(|bar| self.fast_cost(rtt_us, addr, now) > bar + FAST_SLACK_US)
     }
 
     /// A connection of a low-latency slot completed its handshake and
@@ -548,7 +553,9 @@ mod tests {
         assert!(c.keep_fast(30_000, &steady, now));
         // An uptime not yet known counts as up: we just reached it.
         assert!(c.keep_fast(40_000, &fresh, now));
-        assert!(!c.keep_fast(41_000, &fresh, now));
+        // Within the slack a peer is taken as it comes; past it, not.
+        assert!(c.keep_fast(42_000, &fresh, now));
+        assert!(!c.keep_fast(42_001, &fresh, now));
     }
 
     #[test]
