@@ -491,7 +491,8 @@ impl Network {
         self.inner.attacker_standing(node, attacker).map_err(err)
     }
 
-    /// Whether honest node `node` has a connection to attacker `attacker`.
+    /// Whether honest node `node` holds a connection to attacker `attacker`
+    /// that completed its handshake.
     fn connected_to_attacker(&self, node: usize, attacker: usize) -> PyResult<bool> {
         self.inner
             .connected_to_attacker(node, attacker)

@@ -1515,7 +1515,9 @@ impl Network {
         Ok((h.node.score(ip), h.bans.iter().any(|(b, _)| *b == ip)))
     }
 
-    /// Whether honest node `index` is connected to attacker `attacker`.
+    /// Whether honest node `index` holds a connection to attacker
+    /// `attacker` that completed its handshake (a dial of ours still
+    /// waiting for the attacker's answer does not count).
     pub fn connected_to_attacker(&self, index: usize, attacker: usize) -> Result<bool, Error> {
         let host = self.honest_host(index)?;
         let a = u32::try_from(attacker).unwrap_or(u32::MAX);
@@ -1524,7 +1526,7 @@ impl Network {
             .host(host)
             .node
             .peers()
-            .any(|p| self.attacker_ips.get(&p.remote.ip()) == Some(&a)))
+            .any(|p| p.state == State::Ready && self.attacker_ips.get(&p.remote.ip()) == Some(&a)))
     }
 
     /// Injects a frame at honest node `index` on its connection to host
