@@ -613,27 +613,18 @@ impl Network {
     /// Moves an attacker's hosts to where honest node `node` is (the same
     /// region and point): an attacker that rents hosts near its victim.
     pub fn place_attacker_near(&mut self, attacker: usize, node: usize) -> Result<(), Error> {
-        let [like] = self.check_victims(&[node])?[..] else {
-            return Err(Error::NoNode {
-                index: node,
-                nodes: self.honest.len(),
-            });
-        };
-        let hosts = self
-            .attackers
-            .get(attacker)
-            .map(|a| a.hosts.clone())
-            .ok_or_else(|| {
-                Error::param(
-                    "attacker",
-                    format!(
-                        "no attacker {attacker} (there are {})",
-                        self.attackers.len()
-                    ),
-                )
-            })?;
+        let like = self.honest_host(node)?;
+        let a = self.attackers.get(attacker).ok_or_else(|| {
+            Error::param(
+                "attacker",
+                format!(
+                    "no attacker {attacker} (there are {})",
+                    self.attackers.len()
+                ),
+            )
+        })?;
         let mut world = self.world.borrow_mut();
-        for host in hosts {
+        for &host in &a.hosts {
             world.place_like(host, like);
         }
         Ok(())
